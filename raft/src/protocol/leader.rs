@@ -1,0 +1,553 @@
+//! The leader's work: proposals, replication to each follower, commit,
+//! heartbeats and CheckQuorum, membership changes, leadership transfer,
+//! snapshot sending and ReadIndex confirmation.
+
+use bytes::Bytes;
+
+use crate::config::PlantedBug;
+use crate::entry::{Entry, EntryPayload};
+use crate::error::ProposalError;
+use crate::ids::{LogIndex, NodeId, Term};
+use crate::membership::{ConfigChange, MembershipChange};
+use crate::message::{MessageBody, ReadContext};
+use crate::progress::ReplicationState;
+use crate::storage::{LogStorage, StorageError};
+
+use super::{Raft, ReadState, Role};
+
+impl<S: LogStorage> Raft<S> {
+    fn ensure_leader(&self) -> Result<(), ProposalError> {
+        if self.role != Role::Leader {
+            return Err(ProposalError::NotLeader {
+                leader_hint: self.leader_id,
+            });
+        }
+        if let Some((to, _)) = self.transfer {
+            return Err(ProposalError::TransferInProgress { to });
+        }
+        Ok(())
+    }
+
+    /// Whether the leader has committed an entry of its own term.
+    pub(crate) fn committed_in_term(&self) -> bool {
+        self.log.term(self.log.committed) == Ok(self.term)
+    }
+
+    pub(crate) fn propose(&mut self, data: Bytes) -> Result<LogIndex, ProposalError> {
+        self.ensure_leader()?;
+        Ok(self.append_own([EntryPayload::Command(data)]))
+    }
+
+    pub(crate) fn propose_membership(
+        &mut self,
+        change: MembershipChange,
+        context: Bytes,
+    ) -> Result<LogIndex, ProposalError> {
+        self.ensure_leader()?;
+        let second_allowed = self.config.planted(PlantedBug::SecondPendingConfig);
+        if self.configs.current_index() > self.log.committed && !second_allowed {
+            return Err(ProposalError::MembershipChangeInProgress);
+        }
+        if !self.committed_in_term() {
+            return Err(ProposalError::LeaderNotReady);
+        }
+        let config = self.configs.current().apply(change)?;
+        if let MembershipChange::PromoteLearner(id) = change {
+            let matched = self.progress.get(&id).map_or(LogIndex(0), |p| p.matched);
+            if matched < self.log.committed {
+                return Err(ProposalError::LearnerNotCaughtUp {
+                    id,
+                    matched,
+                    commit: self.log.committed,
+                });
+            }
+        }
+        Ok(self.append_own([EntryPayload::Config(ConfigChange {
+            change,
+            config,
+            context,
+        })]))
+    }
+
+    pub(crate) fn transfer_leadership(&mut self, target: NodeId) -> Result<(), ProposalError> {
+        if self.role != Role::Leader {
+            return Err(ProposalError::NotLeader {
+                leader_hint: self.leader_id,
+            });
+        }
+        if target == self.id {
+            return Ok(());
+        }
+        if !self.configs.current().is_voter(target) {
+            return Err(ProposalError::NotAVoter(target));
+        }
+        if self.transfer.is_some_and(|(to, _)| to == target) {
+            return Ok(());
+        }
+        self.transfer = Some((target, 0));
+        self.continue_transfer(target);
+        Ok(())
+    }
+
+    /// Sends TimeoutNow once the target holds the whole log; until then
+    /// keeps replicating to it.
+    fn continue_transfer(&mut self, target: NodeId) {
+        let caught_up = self
+            .progress
+            .get(&target)
+            .is_some_and(|p| p.matched == self.log.last_index());
+        if caught_up {
+            self.send(target, MessageBody::TimeoutNow);
+        } else {
+            self.send_append(target, false);
+        }
+    }
+
+    pub(crate) fn read_index(&mut self, context: ReadContext) -> Result<(), ProposalError> {
+        match (self.role, self.leader_id) {
+            (Role::Leader, _) => {
+                self.leader_read(context, self.id);
+                Ok(())
+            }
+            (Role::Follower, Some(leader)) => {
+                self.send(leader, MessageBody::ReadIndexRequest { context });
+                Ok(())
+            }
+            _ => Err(ProposalError::NotLeader {
+                leader_hint: self.leader_id,
+            }),
+        }
+    }
+
+    pub(super) fn handle_read_request(&mut self, from: NodeId, context: ReadContext) {
+        if self.role == Role::Leader {
+            self.leader_read(context, from);
+        } else {
+            self.send(
+                from,
+                MessageBody::ReadIndexResponse {
+                    context,
+                    index: None,
+                },
+            );
+        }
+    }
+
+    fn leader_read(&mut self, context: ReadContext, requester: NodeId) {
+        if !self.committed_in_term() {
+            // The commit index is not known to be current until an entry of
+            // this term commits.
+            self.reads.wait_for_term_commit(context, requester);
+            return;
+        }
+        let index = self.log.committed;
+        let alone = self.configs.current().voters.len() == 1 && self.is_voter();
+        if alone || self.config.planted(PlantedBug::ReadIndexWithoutQuorum) {
+            self.deliver_read(context, requester, index);
+            return;
+        }
+        self.reads.start_round(context, requester, index);
+        self.broadcast_heartbeat();
+    }
+
+    fn deliver_read(&mut self, context: ReadContext, requester: NodeId, index: LogIndex) {
+        if requester == self.id {
+            self.read_states.push(ReadState { context, index });
+        } else {
+            self.send(
+                requester,
+                MessageBody::ReadIndexResponse {
+                    context,
+                    index: Some(index),
+                },
+            );
+        }
+    }
+
+    /// Releases reads whose heartbeat round a quorum of voters acknowledged.
+    fn release_confirmed_reads(&mut self) {
+        if !self.reads.has_pending() {
+            return;
+        }
+        let config = self.configs.current();
+        let mut acked: Vec<u64> = config
+            .voters
+            .iter()
+            .map(|v| match self.progress.get(v) {
+                _ if *v == self.id => self.reads.round,
+                Some(p) => p.read_round_acked,
+                None => 0,
+            })
+            .collect();
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let confirmed = acked[config.quorum() - 1];
+        for read in self.reads.release_up_to(confirmed) {
+            self.deliver_read(read.context, read.requester, read.index);
+        }
+    }
+
+    // ---- time ----
+
+    pub(super) fn tick_leader(&mut self) {
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        let timeout = self.config.election_timeout_ticks;
+        if self.election_elapsed >= timeout {
+            self.election_elapsed = 0;
+            if !self.quorum_recently_active() {
+                self.become_follower(self.term, None);
+                return;
+            }
+        }
+        if let Some((target, elapsed)) = self.transfer {
+            if elapsed + 1 >= timeout {
+                self.transfer = None;
+            } else {
+                self.transfer = Some((target, elapsed + 1));
+            }
+        }
+        self.tick_snapshot_transfers();
+        if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    /// CheckQuorum: whether a quorum of voters was heard from since the
+    /// last check. Learners never count. Starts a new window.
+    fn quorum_recently_active(&mut self) -> bool {
+        let mut active = Vec::new();
+        if self.is_voter() {
+            active.push(self.id);
+        }
+        for (id, progress) in self.progress.iter_mut() {
+            if progress.recently_active {
+                active.push(*id);
+            }
+            progress.recently_active = false;
+        }
+        self.configs.current().is_quorum(&active)
+    }
+
+    fn tick_snapshot_transfers(&mut self) {
+        let timeout = self.config.election_timeout_ticks;
+        let mut resend = Vec::new();
+        for (id, progress) in self.progress.iter_mut() {
+            if let ReplicationState::Snapshot { idle_ticks, .. } = &mut progress.state {
+                *idle_ticks += 1;
+                if *idle_ticks >= timeout {
+                    *idle_ticks = 0;
+                    resend.push(*id);
+                }
+            }
+        }
+        for id in resend {
+            self.send_snapshot_chunk(id);
+        }
+    }
+
+    fn broadcast_heartbeat(&mut self) {
+        let round = self.reads.round;
+        let targets: Vec<(NodeId, LogIndex)> = self
+            .progress
+            .iter()
+            .map(|(id, p)| (*id, p.matched))
+            .collect();
+        for (id, matched) in targets {
+            let commit = matched.min(self.log.committed);
+            self.send(
+                id,
+                MessageBody::Heartbeat {
+                    commit,
+                    read_round: round,
+                },
+            );
+        }
+    }
+
+    // ---- replication ----
+
+    /// Sends new entries (and, with `with_commit`, the commit index even
+    /// without entries) to every other member.
+    pub(crate) fn broadcast_append(&mut self, with_commit: bool) {
+        let targets: Vec<NodeId> = self.progress.keys().copied().collect();
+        for id in targets {
+            self.send_append(id, with_commit);
+        }
+    }
+
+    /// Sends the next entries to `to`, unless its pipeline is full. With
+    /// `allow_empty`, an append without entries carries the commit index.
+    pub(super) fn send_append(&mut self, to: NodeId, allow_empty: bool) {
+        let (max_appends, max_bytes) = (
+            self.config.max_inflight_appends,
+            self.config.max_inflight_bytes,
+        );
+        let Some(progress) = self.progress.get(&to) else {
+            return;
+        };
+        if progress.is_paused(max_appends, max_bytes) {
+            return;
+        }
+        let next = progress.next;
+        let prev_log_index = next.prev();
+        let last = self.log.last_index();
+        let prev_log_term = match self.log.term(prev_log_index) {
+            Ok(term) => term,
+            Err(StorageError::Compacted(_)) => return self.start_snapshot(to),
+            Err(e) => panic!("leader log has no term at {prev_log_index} (last {last}): {e}"),
+        };
+        let entries = match self
+            .log
+            .entries(next, last.next(), self.config.max_append_bytes)
+        {
+            Ok(entries) => entries,
+            Err(StorageError::Compacted(_)) => return self.start_snapshot(to),
+            Err(e) => panic!("leader log lacks entries from {next}: {e}"),
+        };
+        if entries.is_empty() && !allow_empty {
+            return;
+        }
+        let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
+        let sent_to = prev_log_index.plus(entries.len() as u64);
+        if let Some(progress) = self.progress.get_mut(&to) {
+            progress.sent_entries(sent_to, bytes.max(1));
+        }
+        let leader_commit = self.log.committed;
+        self.send(
+            to,
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            },
+        );
+    }
+
+    pub(super) fn handle_append_response(
+        &mut self,
+        from: NodeId,
+        success: bool,
+        match_index: LogIndex,
+        hint_index: LogIndex,
+        hint_term: Term,
+    ) {
+        if self.role != Role::Leader {
+            self.drops.stale += 1;
+            return;
+        }
+        let probe_from = if success {
+            LogIndex(0)
+        } else {
+            self.probe_point(hint_index, hint_term)
+        };
+        let Some(progress) = self.progress.get_mut(&from) else {
+            self.drops.stale += 1;
+            return;
+        };
+        progress.recently_active = true;
+        if !success {
+            if progress.reject(match_index, probe_from) {
+                self.send_append(from, false);
+            }
+            return;
+        }
+        if match_index > self.log.last_index() {
+            // The follower claims entries the leader never sent.
+            self.drops.malformed += 1;
+            return;
+        }
+        let advanced = progress.acknowledge(match_index);
+        match progress.state {
+            ReplicationState::Probe if advanced => progress.become_replicate(),
+            ReplicationState::Snapshot { index, .. } if progress.matched >= index => {
+                progress.become_replicate()
+            }
+            _ => {}
+        }
+        if advanced && self.maybe_commit() {
+            self.broadcast_append(true);
+        } else {
+            self.send_append(from, false);
+        }
+        if self.role == Role::Leader && self.transfer.is_some_and(|(to, _)| to == from) {
+            self.continue_transfer(from);
+        }
+    }
+
+    /// Where the leader's log may match a follower that rejected an append
+    /// with the hint (`hint_index`, `hint_term`): the last index at or before
+    /// the hint whose term is at most the hint's term.
+    fn probe_point(&self, hint_index: LogIndex, hint_term: Term) -> LogIndex {
+        let mut index = hint_index.min(self.log.last_index());
+        loop {
+            match self.log.term(index) {
+                Ok(term) if term > hint_term && index > LogIndex(0) => index = index.prev(),
+                _ => return index,
+            }
+        }
+    }
+
+    pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, read_round: u64) {
+        if self.role != Role::Leader {
+            self.drops.stale += 1;
+            return;
+        }
+        let last = self.log.last_index();
+        let Some(progress) = self.progress.get_mut(&from) else {
+            self.drops.stale += 1;
+            return;
+        };
+        progress.recently_active = true;
+        progress.probe_sent = false;
+        progress.read_round_acked = progress
+            .read_round_acked
+            .max(read_round.min(self.reads.round));
+        let behind = progress.matched < last;
+        if behind {
+            self.send_append(from, false);
+        }
+        self.release_confirmed_reads();
+    }
+
+    /// Commits the highest index replicated on a quorum of voters, if it is
+    /// from the current term (Raft §5.4.2). Returns whether commit advanced.
+    pub(crate) fn maybe_commit(&mut self) -> bool {
+        let config = self.configs.current();
+        if config.voters.is_empty() {
+            return false;
+        }
+        let mut matched: Vec<LogIndex> = config
+            .voters
+            .iter()
+            .map(|v| match self.progress.get(v) {
+                _ if *v == self.id => self.log.persisted,
+                Some(p) => p.matched,
+                None => LogIndex(0),
+            })
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[config.quorum() - 1];
+        if candidate <= self.log.committed {
+            return false;
+        }
+        let current_term = self.log.term(candidate) == Ok(self.term);
+        if !current_term
+            && !self
+                .config
+                .planted(PlantedBug::CommitPreviousTermByCounting)
+        {
+            return false;
+        }
+        let was_committed_in_term = self.committed_in_term();
+        self.log.commit_to(candidate);
+        if !was_committed_in_term && self.committed_in_term() {
+            for (context, requester) in self.reads.take_waiting() {
+                self.leader_read(context, requester);
+            }
+        }
+        self.step_down_if_removed();
+        true
+    }
+
+    /// A leader whose own removal is committed hands over and steps down.
+    fn step_down_if_removed(&mut self) {
+        let removal_committed = self.configs.current_index() <= self.log.committed;
+        if !removal_committed || self.configs.current().contains(self.id) {
+            return;
+        }
+        let successor = self
+            .progress
+            .iter()
+            .filter(|(id, _)| self.configs.current().is_voter(**id))
+            .max_by_key(|(_, p)| p.matched)
+            .map(|(id, _)| *id);
+        self.broadcast_append(true);
+        if let Some(successor) = successor {
+            self.send(successor, MessageBody::TimeoutNow);
+        }
+        self.become_follower(self.term, None);
+    }
+
+    // ---- snapshots ----
+
+    fn start_snapshot(&mut self, to: NodeId) {
+        let index = match self.log.storage.snapshot_metadata() {
+            Ok(metadata) => metadata.index,
+            Err(e) => panic!("cannot read the snapshot to send to {to}: {e}"),
+        };
+        if let Some(progress) = self.progress.get_mut(&to) {
+            progress.become_snapshot(index);
+        }
+        self.send_snapshot_chunk(to);
+    }
+
+    fn send_snapshot_chunk(&mut self, to: NodeId) {
+        let Some(progress) = self.progress.get(&to) else {
+            return;
+        };
+        let ReplicationState::Snapshot {
+            index, received, ..
+        } = progress.state
+        else {
+            return;
+        };
+        let snapshot = self
+            .log
+            .storage
+            .snapshot()
+            .unwrap_or_else(|e| panic!("cannot read the snapshot to send to {to}: {e}"));
+        if snapshot.metadata.index != index {
+            // A newer snapshot replaced it: start over with that one.
+            if let Some(progress) = self.progress.get_mut(&to) {
+                progress.become_snapshot(snapshot.metadata.index);
+            }
+            return self.send_snapshot_chunk(to);
+        }
+        let total_bytes = snapshot.data.len() as u64;
+        let offset = received.min(total_bytes);
+        let end = (offset + self.config.snapshot_chunk_bytes).min(total_bytes);
+        let data = snapshot.data.slice(offset as usize..end as usize);
+        self.send(
+            to,
+            MessageBody::InstallSnapshot {
+                metadata: snapshot.metadata,
+                offset,
+                total_bytes,
+                data,
+            },
+        );
+    }
+
+    pub(super) fn handle_snapshot_ack(
+        &mut self,
+        from: NodeId,
+        snapshot_index: LogIndex,
+        received_bytes: u64,
+    ) {
+        if self.role != Role::Leader {
+            self.drops.stale += 1;
+            return;
+        }
+        let Some(progress) = self.progress.get_mut(&from) else {
+            self.drops.stale += 1;
+            return;
+        };
+        progress.recently_active = true;
+        let ReplicationState::Snapshot {
+            index,
+            received,
+            idle_ticks,
+        } = &mut progress.state
+        else {
+            return;
+        };
+        if *index != snapshot_index || *received == received_bytes {
+            return;
+        }
+        *received = received_bytes;
+        *idle_ticks = 0;
+        self.send_snapshot_chunk(from);
+    }
+}

@@ -1,0 +1,5 @@
+//! Unit tests of the protocol, one file per feature, each test named as the
+//! sentence it proves. They drive `tick`/`step` on small clusters and assert
+//! on roles, logs and messages.
+
+mod election;

@@ -1,0 +1,187 @@
+//! A small in-memory cluster for the unit tests: nodes with [`MemStorage`],
+//! messages delivered by hand or until quiet, links that can be cut.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+
+use crate::{
+    ClusterId, Config, Entry, EntryPayload, MemStorage, Message, NodeId, RawNode, ReadContext,
+    ReadState, ReadyHandler, Role, Snapshot, bootstrap, handle_ready,
+};
+
+pub(crate) const CLUSTER: ClusterId = ClusterId(7);
+
+/// What one node's application saw.
+#[derive(Default)]
+pub(crate) struct App {
+    pub(crate) outbox: Vec<Message>,
+    pub(crate) applied: Vec<Entry>,
+    pub(crate) snapshots: Vec<Snapshot>,
+    pub(crate) reads: Vec<ReadState>,
+    pub(crate) dropped_reads: Vec<ReadContext>,
+}
+
+impl ReadyHandler for App {
+    fn send(&mut self, messages: Vec<Message>) {
+        self.outbox.extend(messages);
+    }
+    fn install_snapshot(&mut self, snapshot: &Snapshot) {
+        self.snapshots.push(snapshot.clone());
+    }
+    fn apply(&mut self, entries: Vec<Entry>) {
+        self.applied.extend(entries);
+    }
+    fn release_reads(&mut self, ready: Vec<ReadState>, dropped: Vec<ReadContext>) {
+        self.reads.extend(ready);
+        self.dropped_reads.extend(dropped);
+    }
+}
+
+pub(crate) fn id(n: u64) -> NodeId {
+    NodeId(n)
+}
+
+pub(crate) fn config(n: u64) -> Config {
+    let mut config = Config::new(id(n));
+    config.election_timeout_ticks = 10;
+    config.heartbeat_interval_ticks = 1;
+    config
+}
+
+pub(crate) struct Cluster {
+    pub(crate) nodes: BTreeMap<NodeId, RawNode<MemStorage>>,
+    pub(crate) apps: BTreeMap<NodeId, App>,
+    /// Directed links that drop everything.
+    pub(crate) cut: BTreeSet<(NodeId, NodeId)>,
+    /// Messages sent but not yet delivered.
+    pub(crate) in_flight: Vec<Message>,
+}
+
+impl Cluster {
+    /// Voters `1..=n`, all founded with the same configuration.
+    pub(crate) fn new(n: u64) -> Self {
+        Self::with_configs((1..=n).map(config).collect())
+    }
+
+    pub(crate) fn with_configs(configs: Vec<Config>) -> Self {
+        let voters: Vec<NodeId> = configs.iter().map(|c| c.id).collect();
+        let mut cluster = Self {
+            nodes: BTreeMap::new(),
+            apps: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            in_flight: Vec::new(),
+        };
+        for config in configs {
+            let mut storage = MemStorage::new();
+            bootstrap(&mut storage, voters.iter().copied(), CLUSTER).unwrap();
+            cluster.add_node(config, storage);
+        }
+        cluster
+    }
+
+    pub(crate) fn add_node(&mut self, config: Config, storage: MemStorage) {
+        let id = config.id;
+        self.nodes.insert(id, RawNode::new(config, storage).unwrap());
+        self.apps.insert(id, App::default());
+    }
+
+    pub(crate) fn node(&mut self, n: u64) -> &mut RawNode<MemStorage> {
+        self.nodes.get_mut(&id(n)).unwrap()
+    }
+
+    pub(crate) fn app(&self, n: u64) -> &App {
+        &self.apps[&id(n)]
+    }
+
+    /// Carries out every node's Ready and collects the messages sent.
+    pub(crate) fn flush(&mut self) {
+        for (id, node) in self.nodes.iter_mut() {
+            let app = self.apps.get_mut(id).unwrap();
+            while handle_ready(node, app).unwrap() {}
+            self.in_flight.append(&mut app.outbox);
+        }
+    }
+
+    /// Delivers messages until none are left (cut links drop them).
+    pub(crate) fn deliver_all(&mut self) {
+        for _ in 0..10_000 {
+            self.flush();
+            if self.in_flight.is_empty() {
+                return;
+            }
+            for message in std::mem::take(&mut self.in_flight) {
+                self.deliver(message);
+            }
+        }
+        panic!("messages never stopped flowing");
+    }
+
+    pub(crate) fn deliver(&mut self, message: Message) {
+        if self.cut.contains(&(message.from, message.to)) {
+            return;
+        }
+        if let Some(node) = self.nodes.get_mut(&message.to) {
+            node.step(message);
+        }
+    }
+
+    /// Takes the messages in flight without delivering them.
+    pub(crate) fn take_messages(&mut self) -> Vec<Message> {
+        self.flush();
+        std::mem::take(&mut self.in_flight)
+    }
+
+    pub(crate) fn tick(&mut self, n: u64) {
+        self.node(n).tick();
+    }
+
+    pub(crate) fn tick_all(&mut self, times: usize) {
+        for _ in 0..times {
+            for node in self.nodes.values_mut() {
+                node.tick();
+            }
+            self.deliver_all();
+        }
+    }
+
+    /// Makes node `n` campaign until it leads (it must be able to win).
+    pub(crate) fn elect(&mut self, n: u64) {
+        for _ in 0..100 {
+            self.tick(n);
+            self.deliver_all();
+            if self.node(n).status().role == Role::Leader {
+                return;
+            }
+        }
+        panic!("node {n} did not become leader");
+    }
+
+    pub(crate) fn isolate(&mut self, n: u64) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for other in ids.into_iter().filter(|o| *o != id(n)) {
+            self.cut.insert((id(n), other));
+            self.cut.insert((other, id(n)));
+        }
+    }
+
+    pub(crate) fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    pub(crate) fn propose(&mut self, n: u64, data: &str) -> crate::LogIndex {
+        self.node(n).propose(Bytes::from(data.to_owned())).unwrap()
+    }
+
+    /// The commands node `n` applied, in order.
+    pub(crate) fn applied_commands(&self, n: u64) -> Vec<String> {
+        self.app(n)
+            .applied
+            .iter()
+            .filter_map(|e| match &e.payload {
+                EntryPayload::Command(data) => Some(String::from_utf8_lossy(data).into_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+}
