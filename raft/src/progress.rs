@@ -124,6 +124,13 @@ impl Progress {
         }
     }
 
+    /// Forgets the oldest unacknowledged append (it may have been lost).
+    pub(crate) fn free_oldest_inflight(&mut self) {
+        if let Some((_, bytes)) = self.inflight.pop_front() {
+            self.inflight_bytes -= bytes;
+        }
+    }
+
     pub(crate) fn become_probe(&mut self) {
         let next = match self.state {
             ReplicationState::Snapshot { index, .. } => self.matched.max(index).next(),

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use crate::{
-    ClusterId, Config, Entry, EntryPayload, MemStorage, Message, NodeId, RawNode, ReadContext,
-    ReadState, ReadyHandler, Role, Snapshot, bootstrap, handle_ready,
+    ClusterId, Config, Entry, EntryPayload, MemStorage, MembershipChange, Message, NodeId, RawNode,
+    ReadContext, ReadState, ReadyHandler, Role, Snapshot, bootstrap, handle_ready,
 };
 
 pub(crate) const CLUSTER: ClusterId = ClusterId(7);
@@ -56,6 +56,10 @@ pub(crate) struct Cluster {
     pub(crate) cut: BTreeSet<(NodeId, NodeId)>,
     /// Messages sent but not yet delivered.
     pub(crate) in_flight: Vec<Message>,
+    /// Every message delivered so far, in order.
+    pub(crate) delivered: Vec<Message>,
+    /// Rewrites or drops (`None`) every message before delivery.
+    pub(crate) filter: Option<fn(Message) -> Option<Message>>,
 }
 
 impl Cluster {
@@ -71,6 +75,8 @@ impl Cluster {
             apps: BTreeMap::new(),
             cut: BTreeSet::new(),
             in_flight: Vec::new(),
+            filter: None,
+            delivered: Vec::new(),
         };
         for config in configs {
             let mut storage = MemStorage::new();
@@ -82,8 +88,22 @@ impl Cluster {
 
     pub(crate) fn add_node(&mut self, config: Config, storage: MemStorage) {
         let id = config.id;
-        self.nodes.insert(id, RawNode::new(config, storage).unwrap());
+        self.nodes
+            .insert(id, RawNode::new(config, storage).unwrap());
         self.apps.insert(id, App::default());
+    }
+
+    /// Starts node `n` with an empty store: it belongs to no cluster yet.
+    pub(crate) fn add_empty_node(&mut self, n: u64) {
+        self.add_node(config(n), MemStorage::new());
+    }
+
+    pub(crate) fn change(
+        &mut self,
+        leader: u64,
+        change: MembershipChange,
+    ) -> Result<crate::LogIndex, crate::ProposalError> {
+        self.node(leader).propose_membership(change, Bytes::new())
     }
 
     pub(crate) fn node(&mut self, n: u64) -> &mut RawNode<MemStorage> {
@@ -121,7 +141,15 @@ impl Cluster {
         if self.cut.contains(&(message.from, message.to)) {
             return;
         }
+        let message = match self.filter {
+            Some(filter) => match filter(message) {
+                Some(message) => message,
+                None => return,
+            },
+            None => message,
+        };
         if let Some(node) = self.nodes.get_mut(&message.to) {
+            self.delivered.push(message.clone());
             node.step(message);
         }
     }
@@ -155,6 +183,27 @@ impl Cluster {
             }
         }
         panic!("node {n} did not become leader");
+    }
+
+    /// Ticks every node and delivers until `done` holds.
+    pub(crate) fn run_until(&mut self, max_ticks: usize, done: impl Fn(&mut Self) -> bool) {
+        for _ in 0..max_ticks {
+            if done(self) {
+                return;
+            }
+            self.tick_all(1);
+        }
+        assert!(done(self), "condition not reached in {max_ticks} ticks");
+    }
+
+    /// The node that leads in the highest term, if any.
+    pub(crate) fn leader(&mut self) -> Option<u64> {
+        self.nodes
+            .values()
+            .map(RawNode::status)
+            .filter(|s| s.role == Role::Leader)
+            .max_by_key(|s| s.term)
+            .map(|s| s.id.get())
     }
 
     pub(crate) fn isolate(&mut self, n: u64) {

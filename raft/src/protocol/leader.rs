@@ -99,7 +99,7 @@ impl<S: LogStorage> Raft<S> {
         if caught_up {
             self.send(target, MessageBody::TimeoutNow);
         } else {
-            self.send_append(target, false);
+            self.send_append(target, true);
         }
     }
 
@@ -276,25 +276,44 @@ impl<S: LogStorage> Raft<S> {
         }
     }
 
-    /// Sends the next entries to `to`, unless its pipeline is full. With
-    /// `allow_empty`, an append without entries carries the commit index.
+    /// Sends the next entries to `to`: while replicating, as many appends as
+    /// the in-flight limits allow; while probing, one. With `allow_empty`,
+    /// an append without entries carries the commit index.
     pub(super) fn send_append(&mut self, to: NodeId, allow_empty: bool) {
+        let mut allow_empty = allow_empty;
+        while self.send_one_append(to, allow_empty) {
+            allow_empty = false;
+            let replicating = self
+                .progress
+                .get(&to)
+                .is_some_and(|p| p.state == ReplicationState::Replicate);
+            if !replicating {
+                return;
+            }
+        }
+    }
+
+    /// Sends one append; returns whether it carried entries.
+    fn send_one_append(&mut self, to: NodeId, allow_empty: bool) -> bool {
         let (max_appends, max_bytes) = (
             self.config.max_inflight_appends,
             self.config.max_inflight_bytes,
         );
         let Some(progress) = self.progress.get(&to) else {
-            return;
+            return false;
         };
         if progress.is_paused(max_appends, max_bytes) {
-            return;
+            return false;
         }
         let next = progress.next;
         let prev_log_index = next.prev();
         let last = self.log.last_index();
         let prev_log_term = match self.log.term(prev_log_index) {
             Ok(term) => term,
-            Err(StorageError::Compacted(_)) => return self.start_snapshot(to),
+            Err(StorageError::Compacted(_)) => {
+                self.start_snapshot(to);
+                return false;
+            }
             Err(e) => panic!("leader log has no term at {prev_log_index} (last {last}): {e}"),
         };
         let entries = match self
@@ -302,12 +321,16 @@ impl<S: LogStorage> Raft<S> {
             .entries(next, last.next(), self.config.max_append_bytes)
         {
             Ok(entries) => entries,
-            Err(StorageError::Compacted(_)) => return self.start_snapshot(to),
+            Err(StorageError::Compacted(_)) => {
+                self.start_snapshot(to);
+                return false;
+            }
             Err(e) => panic!("leader log lacks entries from {next}: {e}"),
         };
         if entries.is_empty() && !allow_empty {
-            return;
+            return false;
         }
+        let carried_entries = !entries.is_empty();
         let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
         let sent_to = prev_log_index.plus(entries.len() as u64);
         if let Some(progress) = self.progress.get_mut(&to) {
@@ -323,6 +346,7 @@ impl<S: LogStorage> Raft<S> {
                 leader_commit,
             },
         );
+        carried_entries
     }
 
     pub(super) fn handle_append_response(
@@ -400,13 +424,16 @@ impl<S: LogStorage> Raft<S> {
             return;
         };
         progress.recently_active = true;
-        progress.probe_sent = false;
         progress.read_round_acked = progress
             .read_round_acked
             .max(read_round.min(self.reads.round));
-        let behind = progress.matched < last;
-        if behind {
-            self.send_append(from, false);
+        // The follower is reachable: let one more append through even if
+        // earlier ones were lost, and probe with an empty one if need be,
+        // so a lost append is noticed by its rejection.
+        progress.probe_sent = false;
+        progress.free_oldest_inflight();
+        if progress.matched < last {
+            self.send_append(from, true);
         }
         self.release_confirmed_reads();
     }

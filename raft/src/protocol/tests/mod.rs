@@ -3,3 +3,9 @@
 //! on roles, logs and messages.
 
 mod election;
+mod identity;
+mod membership;
+mod read_index;
+mod replication;
+mod snapshot;
+mod transfer;
