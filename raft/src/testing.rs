@@ -68,6 +68,14 @@ impl Cluster {
         Self::with_configs((1..=n).map(config).collect())
     }
 
+    /// Three voters led by node 1, with every entry committed.
+    pub(crate) fn three_led_by_one() -> Self {
+        let mut cluster = Self::new(3);
+        cluster.elect(1);
+        cluster.deliver_all();
+        cluster
+    }
+
     pub(crate) fn with_configs(configs: Vec<Config>) -> Self {
         let voters: Vec<NodeId> = configs.iter().map(|c| c.id).collect();
         let mut cluster = Self {

@@ -9,14 +9,26 @@ use crate::storage::LogStorage;
 
 use super::{Raft, Role};
 
+/// The kinds of campaign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Campaign {
+    /// Ask whether an election could be won, without changing term.
+    PreVote,
+    /// A real election, after a PreVote round was won.
+    Election,
+    /// A real election at the leader's request (leadership transfer).
+    Transfer,
+}
+
 impl<S: LogStorage> Raft<S> {
-    /// Starts an election: a PreVote round first, unless leadership was
-    /// handed to this node (`transfer`), which campaigns at once.
-    pub(super) fn campaign(&mut self, transfer: bool) {
+    /// Starts a PreVote round, or an election (`Campaign::Election` after a
+    /// PreVote round was won, `Campaign::Transfer` when the leader handed
+    /// over leadership, which voters grant despite their leader lease).
+    pub(super) fn campaign(&mut self, kind: Campaign) {
         if !self.is_voter() {
             return;
         }
-        let pre_vote = !transfer;
+        let pre_vote = kind == Campaign::PreVote;
         let vote_term = if pre_vote {
             self.become_pre_candidate();
             self.term.next()
@@ -40,7 +52,7 @@ impl<S: LogStorage> Raft<S> {
                     pre_vote,
                     last_log_index,
                     last_log_term,
-                    leadership_transfer: transfer,
+                    leadership_transfer: kind == Campaign::Transfer,
                 },
             );
         }
@@ -65,7 +77,7 @@ impl<S: LogStorage> Raft<S> {
 
     fn won_round(&mut self, pre_vote: bool) {
         if pre_vote {
-            self.campaign(true);
+            self.campaign(Campaign::Election);
         } else {
             self.become_leader();
         }
@@ -158,6 +170,6 @@ impl<S: LogStorage> Raft<S> {
             self.drops.stale += 1;
             return;
         }
-        self.campaign(true);
+        self.campaign(Campaign::Transfer);
     }
 }

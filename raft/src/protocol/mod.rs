@@ -250,7 +250,7 @@ impl<S: LogStorage> Raft<S> {
             self.election_elapsed += 1;
             if self.is_voter() && self.election_elapsed >= self.randomized_election_timeout {
                 self.election_elapsed = 0;
-                self.campaign(false);
+                self.campaign(election::Campaign::PreVote);
             }
         }
     }

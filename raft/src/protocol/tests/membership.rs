@@ -4,17 +4,9 @@ use crate::{
     Role,
 };
 
-/// A three-voter cluster led by node 1, with every entry committed.
-fn led_by_one() -> Cluster {
-    let mut cluster = Cluster::new(3);
-    cluster.elect(1);
-    cluster.deliver_all();
-    cluster
-}
-
 #[test]
 fn a_learner_joins_with_an_empty_store_and_receives_the_log() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.propose(1, "before");
     cluster.deliver_all();
     cluster.add_empty_node(4);
@@ -29,7 +21,7 @@ fn a_learner_joins_with_an_empty_store_and_receives_the_log() {
 
 #[test]
 fn a_learner_never_counts_for_commit() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.add_empty_node(4);
     cluster.change(1, AddLearner(id(4))).unwrap();
     cluster.tick_all(3);
@@ -44,7 +36,7 @@ fn a_learner_never_counts_for_commit() {
 
 #[test]
 fn a_learner_never_campaigns_or_votes() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.add_empty_node(4);
     cluster.change(1, AddLearner(id(4))).unwrap();
     cluster.tick_all(3);
@@ -77,7 +69,7 @@ fn a_learner_never_campaigns_or_votes() {
 
 #[test]
 fn a_configuration_takes_effect_when_appended_not_when_committed() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.isolate(2);
     cluster.isolate(3);
     cluster.add_empty_node(4);
@@ -91,7 +83,7 @@ fn a_configuration_takes_effect_when_appended_not_when_committed() {
 
 #[test]
 fn a_second_membership_change_while_one_is_pending_is_refused() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.isolate(2);
     cluster.isolate(3);
     cluster.change(1, AddLearner(id(4))).unwrap();
@@ -131,7 +123,7 @@ fn the_planted_second_pending_config_bug_allows_two() {
 /// an entry of its own term commits.
 #[test]
 fn a_new_leader_changes_membership_only_after_committing_in_its_term() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.isolate(1);
     // Node 1's change reaches nobody.
     cluster.change(1, AddLearner(id(4))).unwrap();
@@ -153,7 +145,7 @@ fn a_new_leader_changes_membership_only_after_committing_in_its_term() {
 
 #[test]
 fn promoting_a_learner_that_is_not_caught_up_is_refused() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.add_empty_node(4);
     cluster.isolate(4);
     cluster.change(1, AddLearner(id(4))).unwrap();
@@ -182,7 +174,7 @@ fn removing_the_last_voter_is_refused() {
 
 #[test]
 fn a_removed_leader_steps_down_once_its_removal_commits_and_a_voter_takes_over() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     let index = cluster.change(1, Remove(id(1))).unwrap();
     cluster.deliver_all();
     let status = cluster.node(1).status();
@@ -205,7 +197,7 @@ fn a_removed_leader_steps_down_once_its_removal_commits_and_a_voter_takes_over()
 
 #[test]
 fn a_removed_leader_still_leads_until_the_removal_commits() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.isolate(2);
     cluster.isolate(3);
     cluster.change(1, Remove(id(1))).unwrap();

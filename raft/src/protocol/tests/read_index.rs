@@ -1,16 +1,9 @@
 use crate::testing::{Cluster, config, id};
 use crate::{LogIndex, MessageBody, PlantedBug, ProposalError, ReadContext};
 
-fn led_by_one() -> Cluster {
-    let mut cluster = Cluster::new(3);
-    cluster.elect(1);
-    cluster.deliver_all();
-    cluster
-}
-
 #[test]
 fn a_leader_serves_a_read_only_after_a_quorum_heartbeat_round() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.propose(1, "w");
     cluster.deliver_all();
     let commit = cluster.node(1).status().commit;
@@ -33,7 +26,7 @@ fn a_leader_serves_a_read_only_after_a_quorum_heartbeat_round() {
 
 #[test]
 fn a_follower_read_gets_the_leaders_read_index() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.propose(1, "w");
     cluster.deliver_all();
     cluster.node(3).read_index(ReadContext(4)).unwrap();
@@ -80,7 +73,7 @@ fn a_new_leader_holds_reads_until_its_term_commits() {
 
 #[test]
 fn a_deposed_leader_never_serves_a_read_index_read() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.isolate(1);
     // Nodes 2 and 3 elect a new leader and commit a write; node 1, not
     // ticked, still believes it leads.
@@ -112,7 +105,7 @@ fn a_deposed_leader_never_serves_a_read_index_read() {
 
 #[test]
 fn a_leader_that_hears_of_a_newer_term_drops_its_pending_reads() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.node(1).read_index(ReadContext(3)).unwrap();
     // The heartbeat round is lost; a newer term reaches the leader.
     let _ = cluster.take_messages();

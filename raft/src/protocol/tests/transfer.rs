@@ -3,16 +3,9 @@ use bytes::Bytes;
 use crate::testing::{Cluster, id};
 use crate::{MessageBody, ProposalError, Role};
 
-fn led_by_one() -> Cluster {
-    let mut cluster = Cluster::new(3);
-    cluster.elect(1);
-    cluster.deliver_all();
-    cluster
-}
-
 #[test]
 fn leadership_moves_to_the_target_of_a_transfer() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.node(1).transfer_leadership(id(3)).unwrap();
     cluster.deliver_all();
     assert_eq!(cluster.leader(), Some(3));
@@ -24,7 +17,7 @@ fn leadership_moves_to_the_target_of_a_transfer() {
 
 #[test]
 fn a_transfer_to_a_lagging_target_catches_it_up_first() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.isolate(3);
     for n in 0..5 {
         cluster.propose(1, &format!("v{n}"));
@@ -50,7 +43,7 @@ fn a_transfer_to_a_lagging_target_catches_it_up_first() {
 
 #[test]
 fn proposals_are_refused_while_leadership_is_being_transferred() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.isolate(3);
     cluster.node(1).transfer_leadership(id(3)).unwrap();
     let last = cluster.node(1).status().last_index;
@@ -63,7 +56,7 @@ fn proposals_are_refused_while_leadership_is_being_transferred() {
 
 #[test]
 fn a_transfer_that_does_not_finish_is_aborted_after_an_election_timeout() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.isolate(3);
     cluster.node(1).transfer_leadership(id(3)).unwrap();
     // Node 2 keeps the leader's quorum while node 3 is unreachable.
@@ -79,7 +72,7 @@ fn a_transfer_that_does_not_finish_is_aborted_after_an_election_timeout() {
 
 #[test]
 fn a_transfer_to_a_learner_is_refused() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     cluster.add_empty_node(4);
     cluster
         .change(1, crate::MembershipChange::AddLearner(id(4)))
@@ -93,7 +86,7 @@ fn a_transfer_to_a_learner_is_refused() {
 
 #[test]
 fn a_follower_cannot_transfer_leadership() {
-    let mut cluster = led_by_one();
+    let mut cluster = Cluster::three_led_by_one();
     assert_eq!(
         cluster.node(2).transfer_leadership(id(3)),
         Err(ProposalError::NotLeader {
