@@ -25,7 +25,7 @@ impl<S: LogStorage> Raft<S> {
     /// PreVote round was won, `Campaign::Transfer` when the leader handed
     /// over leadership, which voters grant despite their leader lease).
     pub(super) fn campaign(&mut self, kind: Campaign) {
-        if !self.is_voter() {
+        if !self.may_campaign() {
             return;
         }
         let pre_vote = kind == Campaign::PreVote;
@@ -129,7 +129,10 @@ impl<S: LogStorage> Raft<S> {
             || (pre_vote && term > self.term);
         let log_ok = self.log.is_up_to_date(last_log_index, last_log_term)
             || self.config.planted(PlantedBug::VoteWithoutLogCheck);
-        let granted = free_to_vote && log_ok && self.is_voter();
+        // A learner answers too: it may have been promoted in the
+        // candidate's log without having received that entry yet. Its vote
+        // counts only where the candidate's configuration makes it a voter.
+        let granted = free_to_vote && log_ok;
         if granted && !pre_vote {
             self.vote = Some(from);
             self.election_elapsed = 0;

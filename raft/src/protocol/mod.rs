@@ -179,6 +179,14 @@ impl<S: LogStorage> Raft<S> {
         self.configs.current().is_voter(self.id)
     }
 
+    /// Whether this node may start an election: it votes in its latest
+    /// configuration, or in the committed one. The second case is a node
+    /// whose own removal is appended but not committed: the others may still
+    /// count on it, and only it can finish committing the removal.
+    pub(crate) fn may_campaign(&self) -> bool {
+        self.is_voter() || self.configs.at(self.log.committed).is_voter(self.id)
+    }
+
     fn randomize_election_timeout(&mut self) {
         let base = self.config.election_timeout_ticks;
         self.randomized_election_timeout =
@@ -202,6 +210,11 @@ impl<S: LogStorage> Raft<S> {
     // ---- role transitions ----
 
     fn reset(&mut self, term: Term) {
+        assert!(
+            term >= self.term,
+            "term would go back from {} to {term}",
+            self.term
+        );
         self.fail_pending_reads();
         if self.term != term {
             self.term = term;
@@ -248,7 +261,7 @@ impl<S: LogStorage> Raft<S> {
             self.tick_leader();
         } else {
             self.election_elapsed += 1;
-            if self.is_voter() && self.election_elapsed >= self.randomized_election_timeout {
+            if self.may_campaign() && self.election_elapsed >= self.randomized_election_timeout {
                 self.election_elapsed = 0;
                 self.campaign(election::Campaign::PreVote);
             }

@@ -35,7 +35,7 @@ fn a_learner_never_counts_for_commit() {
 }
 
 #[test]
-fn a_learner_never_campaigns_or_votes() {
+fn a_learner_never_campaigns() {
     let mut cluster = Cluster::three_led_by_one();
     cluster.add_empty_node(4);
     cluster.change(1, AddLearner(id(4))).unwrap();
@@ -46,25 +46,61 @@ fn a_learner_never_campaigns_or_votes() {
         cluster.deliver_all();
     }
     assert_eq!(cluster.node(4).status().role, Role::Follower);
-    let term = cluster.node(4).status().term;
-    cluster.node(4).step(crate::Message {
-        cluster_id: crate::testing::CLUSTER,
-        from: id(2),
-        to: id(4),
-        term: term.next(),
-        body: crate::MessageBody::RequestVote {
-            pre_vote: false,
-            last_log_index: LogIndex(100),
-            last_log_term: term.next(),
-            leadership_transfer: true,
-        },
-    });
-    let replies = cluster.take_messages();
-    assert!(replies.iter().all(|m| m.body
-        != crate::MessageBody::RequestVoteResponse {
-            pre_vote: false,
-            granted: true
-        }));
+    assert!(
+        cluster
+            .delivered
+            .iter()
+            .all(|m| m.from != id(4) || !matches!(m.body, MessageBody::RequestVote { .. }))
+    );
+}
+
+#[test]
+fn a_learners_vote_never_counts_for_a_candidate_that_sees_it_as_a_learner() {
+    let mut cluster = Cluster::three_led_by_one();
+    cluster.add_empty_node(4);
+    cluster.change(1, AddLearner(id(4))).unwrap();
+    cluster.tick_all(3);
+    // Node 2 can reach only the learner.
+    cluster.isolate(1);
+    cluster.isolate(3);
+    cluster.cut.remove(&(id(2), id(4)));
+    cluster.cut.remove(&(id(4), id(2)));
+    for _ in 0..200 {
+        cluster.tick(2);
+        cluster.tick(4);
+        cluster.deliver_all();
+    }
+    assert_ne!(cluster.node(2).status().role, Role::Leader);
+}
+
+/// A learner promoted in the leader's log may not have that entry yet; it
+/// must still answer vote requests, or a cluster whose leader then fails
+/// could never elect a new one.
+#[test]
+fn a_promoted_learner_that_missed_its_promotion_still_votes() {
+    let mut cluster = Cluster::new(1);
+    cluster.elect(1);
+    cluster.deliver_all();
+    cluster.add_empty_node(2);
+    cluster.change(1, AddLearner(id(2))).unwrap();
+    cluster.tick_all(3);
+    // The promotion reaches nobody, and the leader restarts.
+    cluster.isolate(1);
+    cluster.change(1, PromoteLearner(id(2))).unwrap();
+    cluster.deliver_all();
+    assert!(cluster.node(2).status().membership.is_learner(id(2)));
+    let mut restarted = crate::testing::config(1);
+    restarted.applied = cluster.node(1).status().applied;
+    let storage = cluster.node(1).storage().clone();
+    cluster
+        .nodes
+        .insert(id(1), crate::RawNode::new(restarted, storage).unwrap());
+    cluster.heal();
+    cluster.run_until(300, |c| c.leader() == Some(1));
+    cluster.propose(1, "x");
+    cluster.tick_all(3);
+    assert_eq!(cluster.applied_commands(2), ["x"]);
+    assert!(cluster.node(2).status().membership.is_voter(id(2)));
 }
 
 #[test]
@@ -204,4 +240,35 @@ fn a_removed_leader_still_leads_until_the_removal_commits() {
     cluster.deliver_all();
     assert_eq!(cluster.node(1).status().role, Role::Leader);
     assert_eq!(cluster.node(1).status().leader_id, Some(NodeId(1)));
+}
+
+/// A leader that appended its own removal and then lost leadership is the
+/// only node that can finish the removal: it must still campaign.
+#[test]
+fn a_node_whose_removal_is_not_committed_can_still_campaign_and_finish_it() {
+    let mut cluster = Cluster::new(1);
+    cluster.elect(1);
+    cluster.deliver_all();
+    cluster.add_empty_node(2);
+    cluster.change(1, AddLearner(id(2))).unwrap();
+    cluster.tick_all(3);
+    cluster.change(1, PromoteLearner(id(2))).unwrap();
+    cluster.tick_all(3);
+    // Node 1 removes itself; the entry reaches nobody, and node 1 restarts.
+    cluster.isolate(1);
+    cluster.change(1, Remove(id(1))).unwrap();
+    cluster.deliver_all();
+    let mut restarted = crate::testing::config(1);
+    restarted.applied = cluster.node(1).status().applied;
+    let storage = cluster.node(1).storage().clone();
+    cluster
+        .nodes
+        .insert(id(1), crate::RawNode::new(restarted, storage).unwrap());
+    cluster.heal();
+    // Node 2 cannot win without node 1, whose log is longer; node 1 wins,
+    // commits its removal and hands over.
+    cluster.run_until(500, |c| c.leader() == Some(2));
+    let status = cluster.node(2).status();
+    assert_eq!(status.membership.voters, [id(2)].into_iter().collect());
+    assert!(!status.membership_change_pending);
 }
