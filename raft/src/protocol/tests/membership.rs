@@ -1,7 +1,6 @@
 use crate::testing::{Cluster, id};
 use crate::{
-    LogIndex, MembershipChange::*, MembershipError, MessageBody, NodeId, PlantedBug, ProposalError,
-    Role,
+    MembershipChange::*, MembershipError, MessageBody, NodeId, PlantedBug, ProposalError, Role,
 };
 
 #[test]
