@@ -59,7 +59,6 @@ pub use ids::{ClusterId, LogIndex, NodeId, Term};
 pub use mem_storage::MemStorage;
 pub use membership::{ConfigChange, Membership, MembershipChange};
 pub use message::{Message, MessageBody, ReadContext};
-pub use progress::{Progress, ReplicationState};
 pub use protocol::{DropCounters, ReadState, Role};
 pub use raw_node::{MemberProgress, RawNode, Ready, Status};
 pub use ready::{ReadyHandler, handle_ready};
