@@ -1,5 +1,8 @@
-//! The client side of the raftcfg HTTP API.
+//! The client side of the raftcfg HTTP API (DESIGN.md §3).
 //!
-//! This crate will own the wire types of the node's HTTP API (requests,
-//! responses and errors, shared with the server in `raftcfg-node`) and a typed
-//! async client for it. It does not link the Raft core or RocksDB.
+//! `wire` holds the JSON bodies the node sends and accepts, shared by the
+//! server in `raftcfg-node` and by clients (the CLI, the operator). A typed
+//! async client is added with the node's API (issue 3). This crate does not
+//! link the Raft core or RocksDB.
+
+pub mod wire;
