@@ -1,7 +1,12 @@
 //! The raftcfg node: the server that runs one member of a cluster.
 //!
-//! This crate will own RocksDB storage for the Raft log and the key-value
-//! state, the key-value state machine with revisions and watches, the tokio
-//! driver that feeds the Raft core from `raftcfg-raft` and carries out its
-//! `Ready` batches, the peer transport, and the HTTP API whose wire types live
-//! in `raftcfg-client`. The `raftcfg` binary is a thin wrapper around it.
+//! `storage` keeps the Raft log and Raft metadata in one RocksDB database
+//! (`codec` is their binary encoding); `kv` is the key-value state machine
+//! kept in the same database. Still to come (issue 3): the tokio driver that
+//! feeds the Raft core and carries out its `Ready` batches, the peer
+//! transport and the HTTP API. The `raftcfg` binary is a thin wrapper around
+//! this library.
+
+pub mod codec;
+pub mod kv;
+pub mod storage;

@@ -63,7 +63,9 @@ pub use protocol::{DropCounters, ReadState, Role};
 pub use raw_node::{MemberProgress, RawNode, Ready, Status};
 pub use ready::{ReadyHandler, handle_ready};
 pub use snapshot::{Snapshot, SnapshotMetadata};
-pub use storage::{HardState, LogStorage, LogStore, LogWrite, StorageError, bootstrap};
+pub use storage::{
+    BootstrapError, HardState, LogStorage, LogStore, LogWrite, StorageError, bootstrap,
+};
 
 #[cfg(test)]
 mod testing;

@@ -30,18 +30,21 @@ impl MemStorage {
         (index.get() - self.snapshot_index().get() - 1) as usize
     }
 
-    fn append(&mut self, entries: &[Entry]) {
-        let Some(first) = entries.first() else { return };
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
         let last = self.snapshot_index().plus(self.entries.len() as u64);
-        assert!(
-            first.index > self.snapshot_index() && first.index <= last.next(),
-            "append at {} leaves a gap or overwrites the snapshot (snapshot {}, last {})",
-            first.index,
-            self.snapshot_index(),
-            last
-        );
+        if first.index <= self.snapshot_index() || first.index > last.next() {
+            return Err(StorageError::Failed(format!(
+                "append at {} leaves a gap or overwrites the snapshot (snapshot {}, last {last})",
+                first.index,
+                self.snapshot_index(),
+            )));
+        }
         self.entries.truncate(self.offset(first.index));
         self.entries.extend_from_slice(entries);
+        Ok(())
     }
 
     fn install(&mut self, snapshot: &Snapshot) {
@@ -104,6 +107,9 @@ impl LogStorage for MemStorage {
         if low <= self.snapshot_index() {
             return Err(StorageError::Compacted(low));
         }
+        if low >= high {
+            return Ok(Vec::new());
+        }
         if high > self.last_index()?.next() {
             return Err(StorageError::Unavailable(high.prev()));
         }
@@ -125,7 +131,7 @@ impl LogStore for MemStorage {
         if let Some(snapshot) = write.snapshot {
             self.install(snapshot);
         }
-        self.append(write.entries);
+        self.append(write.entries)?;
         if let Some(hard_state) = write.hard_state {
             self.hard_state = *hard_state;
         }

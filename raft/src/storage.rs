@@ -100,15 +100,13 @@ pub fn bootstrap<S: LogStore>(
     store: &mut S,
     voters: impl IntoIterator<Item = NodeId>,
     cluster_id: ClusterId,
-) -> Result<(), StorageError> {
+) -> Result<(), BootstrapError> {
     let hard_state = store.hard_state()?;
     if hard_state != HardState::default()
         || store.last_index()? != LogIndex(0)
         || store.snapshot_metadata()? != SnapshotMetadata::default()
     {
-        return Err(StorageError::Failed(
-            "cannot bootstrap: the store already holds Raft state".into(),
-        ));
+        return Err(BootstrapError::AlreadyInitialized);
     }
     let snapshot = Snapshot {
         metadata: SnapshotMetadata {
@@ -127,5 +125,17 @@ pub fn bootstrap<S: LogStore>(
         entries: &[],
         hard_state: Some(&hard_state),
         compaction: None,
-    })
+    })?;
+    Ok(())
+}
+
+/// Why a store could not be bootstrapped.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BootstrapError {
+    /// The store already holds Raft state: it is (or was) a cluster member.
+    #[error("the store already holds Raft state; a member is never bootstrapped again")]
+    AlreadyInitialized,
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }

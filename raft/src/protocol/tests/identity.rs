@@ -172,5 +172,8 @@ fn an_invalid_configuration_is_refused() {
 fn bootstrapping_a_store_that_holds_state_is_refused() {
     let mut storage = MemStorage::new();
     crate::bootstrap(&mut storage, [id(1)], CLUSTER).unwrap();
-    assert!(crate::bootstrap(&mut storage, [id(1)], CLUSTER).is_err());
+    assert_eq!(
+        crate::bootstrap(&mut storage, [id(1)], CLUSTER),
+        Err(crate::BootstrapError::AlreadyInitialized)
+    );
 }

@@ -1,0 +1,210 @@
+//! Applying committed entries: [`KvStore::apply`] and its [`Outcome`]s.
+//!
+//! A call applies a run of committed entries in one synced `WriteBatch`: the
+//! key rows, the change-log rows, the new revision and the new applied index
+//! reach disk together or not at all, so after a crash the store's applied
+//! index says exactly which entries to apply again.
+
+use std::collections::BTreeMap;
+
+use raftcfg_raft::{Entry, EntryPayload, LogIndex};
+use rocksdb::WriteBatch;
+
+use super::command::{Command, Precondition};
+use super::format::FormatError;
+use super::key::Key;
+use super::record::{Change, ChangeKind, KeyRecord};
+use super::revision::Revision;
+use super::store::{KvStore, Meta, revision_key};
+use crate::storage::checksum::seal;
+use crate::storage::db::{CF_KV, CF_KV_CHANGES};
+use crate::storage::{Db, StorageError};
+
+/// What a command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The put or delete happened at `revision`.
+    Written {
+        /// The write's revision (the key's new mod_revision for a put).
+        revision: Revision,
+    },
+    /// The precondition did not hold (HTTP 412); nothing changed and no
+    /// revision was used.
+    PreconditionFailed {
+        /// The key's mod_revision, or `None` if it does not exist.
+        current_mod_revision: Option<Revision>,
+    },
+    /// A delete without a precondition found no key (HTTP 404); nothing
+    /// changed and no revision was used.
+    NotFound,
+    /// The entry's bytes are not a command this build understands; it was
+    /// skipped (only the applied index advanced).
+    Invalid(FormatError),
+}
+
+/// The outcome of the command at one log index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The entry's log index, which identifies the proposal.
+    pub index: LogIndex,
+    /// What the command did.
+    pub outcome: Outcome,
+}
+
+impl KvStore {
+    /// Applies committed `entries`, in log order, in one synced write, and
+    /// returns the outcome of each command entry (Noop and Config entries
+    /// only advance the applied index and have no outcome).
+    ///
+    /// Entries at or below [`KvStore::applied_index`] are skipped, so
+    /// entries delivered again after a restart are harmless. The rest must
+    /// continue the log without a gap: a gap is a bug of the caller and
+    /// panics, since skipping committed entries would fork the state.
+    ///
+    /// On `Err` nothing was written and the store is unchanged: the same
+    /// entries may be applied again.
+    pub fn apply(&mut self, entries: &[Entry]) -> Result<Vec<Applied>, StorageError> {
+        let mut batch = Batch::new(&self.db, self.meta.revision);
+        let mut applied = Vec::new();
+        let mut last = self.meta.applied_index;
+        for entry in entries {
+            if entry.index <= self.meta.applied_index {
+                continue;
+            }
+            assert_eq!(
+                entry.index,
+                last.next(),
+                "committed entries must be applied in order without gaps \
+                 (applied through {last}, given {})",
+                entry.index,
+            );
+            last = entry.index;
+            if let EntryPayload::Command(data) = &entry.payload {
+                let outcome = match Command::decode(data) {
+                    Ok(command) => batch.execute(command)?,
+                    Err(error) => Outcome::Invalid(error),
+                };
+                applied.push(Applied {
+                    index: entry.index,
+                    outcome,
+                });
+            }
+        }
+        if last == self.meta.applied_index {
+            return Ok(applied);
+        }
+        let meta = Meta {
+            applied_index: last,
+            revision: batch.revision,
+            compacted: self.meta.compacted,
+        };
+        let mut write = batch.write;
+        meta.put(&self.db, &mut write);
+        self.db.write_synced(write)?;
+        self.meta = meta;
+        Ok(applied)
+    }
+}
+
+/// The writes of one `apply` call, not yet on disk.
+struct Batch<'a> {
+    db: &'a Db,
+    /// The revision of the last write in the batch.
+    revision: Revision,
+    /// What the batch has done to each key it touched (`None` = deleted), so
+    /// later commands in the batch see earlier ones.
+    touched: BTreeMap<Key, Option<KeyRecord>>,
+    write: WriteBatch,
+}
+
+impl<'a> Batch<'a> {
+    fn new(db: &'a Db, revision: Revision) -> Self {
+        Self {
+            db,
+            revision,
+            touched: BTreeMap::new(),
+            write: WriteBatch::default(),
+        }
+    }
+
+    /// The key's record as of the commands before this one.
+    fn current(&self, key: &Key) -> Result<Option<KeyRecord>, StorageError> {
+        if let Some(record) = self.touched.get(key) {
+            return Ok(record.clone());
+        }
+        self.db
+            .get(CF_KV, key.as_bytes())?
+            .map(|row| super::store::decode_kv_row(key.as_bytes(), &row))
+            .transpose()
+    }
+
+    fn execute(&mut self, command: Command) -> Result<Outcome, StorageError> {
+        let current = self.current(command.key())?;
+        let holds = match command.precondition() {
+            Precondition::None => true,
+            Precondition::ModRevision(expected) => current
+                .as_ref()
+                .is_some_and(|record| record.mod_revision == expected),
+            Precondition::Absent => current.is_none(),
+        };
+        if !holds {
+            return Ok(Outcome::PreconditionFailed {
+                current_mod_revision: current.map(|record| record.mod_revision),
+            });
+        }
+        match command {
+            Command::Put { key, value, .. } => {
+                let revision = self.revision.next();
+                let record = KeyRecord {
+                    key,
+                    value,
+                    create_revision: current
+                        .as_ref()
+                        .map_or(revision, |record| record.create_revision),
+                    mod_revision: revision,
+                    version: current.as_ref().map_or(1, |record| record.version + 1),
+                };
+                self.write.put_cf(
+                    self.db.cf(CF_KV),
+                    record.key.as_bytes(),
+                    seal(&record.encode_row()),
+                );
+                self.log(Change {
+                    revision,
+                    key: record.key.clone(),
+                    kind: ChangeKind::Put {
+                        value: record.value.clone(),
+                        create_revision: record.create_revision,
+                        version: record.version,
+                    },
+                });
+                self.touched.insert(record.key.clone(), Some(record));
+                self.revision = revision;
+                Ok(Outcome::Written { revision })
+            }
+            Command::Delete { key, .. } => {
+                if current.is_none() {
+                    return Ok(Outcome::NotFound);
+                }
+                let revision = self.revision.next();
+                self.write.delete_cf(self.db.cf(CF_KV), key.as_bytes());
+                self.log(Change {
+                    revision,
+                    key: key.clone(),
+                    kind: ChangeKind::Delete,
+                });
+                self.touched.insert(key, None);
+                self.revision = revision;
+                Ok(Outcome::Written { revision })
+            }
+        }
+    }
+
+    fn log(&mut self, change: Change) {
+        self.write.put_cf(
+            self.db.cf(CF_KV_CHANGES),
+            revision_key(change.revision),
+            seal(&change.encode_row()),
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! The key-value state machine: what the cluster replicates, applied to
+//! RocksDB.
+//!
+//! It owns the key-value column families of the node's database (`kv`,
+//! `kv_meta`, `kv_changes`) and the formats written there, the replicated
+//! [`Command`] encoding, key validation, and snapshots of the state. It must
+//! not do Raft, networking or HTTP: the driver hands it committed entries in
+//! log order and it hands back one [`Outcome`] per command; the API asks it
+//! for reads. It never reads a clock or a per-node setting while applying, so
+//! every member that applies the same entries reaches the same state (and the
+//! same [`Digest`]).
+//!
+//! ```text
+//!  API: Key::parse / KeyPrefix::parse / Limits::check_value   (admission)
+//!        │  Command::encode ──► Raft log ──► committed entries
+//!        ▼                                       │
+//!  KvStore::apply(&[Entry]) ─ one synced WriteBatch per call:
+//!        │                     kv rows + change log + revision + applied index
+//!        ├─► Vec<Applied { index, outcome }>     (driver answers proposals)
+//!  reads: get, list (pages in key order), changes_since (watch; Compacted = 410)
+//!  Raft:  snapshot() / restore(bytes, index); status: digest()
+//! ```
+//!
+//! Revisions follow etcd: one cluster-wide counter that each successful put
+//! or delete advances by one; each key keeps the revision that created it, the
+//! revision that last changed it and its version (modifications since
+//! creation, restarting at 1 after a delete and re-create). A failed
+//! precondition or a delete of an absent key consumes no revision.
+
+mod apply;
+mod command;
+mod format;
+mod key;
+mod limits;
+mod prefix;
+mod record;
+mod revision;
+mod snapshot;
+mod store;
+
+pub use apply::{Applied, Outcome};
+pub use command::{Command, Precondition};
+pub use format::FormatError;
+pub use key::{Key, KeyError};
+pub use limits::{Limits, ValueTooLarge};
+pub use prefix::KeyPrefix;
+pub use record::{Change, ChangeKind, KeyRecord};
+pub use revision::Revision;
+pub use snapshot::{Digest, RestoreError};
+pub use store::{ChangePage, ChangesError, KvStore, Page};

@@ -1,0 +1,64 @@
+//! [`Identity`]: who a data directory belongs to, and [`ExpectedIdentity`]:
+//! what the caller expects to find when it opens one.
+
+use raftcfg_raft::{ClusterId, NodeId};
+
+/// Who this node is: fixed when its data directory is created.
+///
+/// The node id and the name are stored in the identity record. The cluster
+/// id has one source of truth, the Raft hard state (the core adopts it from
+/// the first leader that contacts it, or `bootstrap` sets it); the record on
+/// disk never carries one, and [`RocksLogStore::identity`] fills it in from
+/// the hard state.
+///
+/// [`RocksLogStore::identity`]: super::RocksLogStore::identity
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The node's id: random when the directory was created, never reused.
+    pub node_id: NodeId,
+    /// The cluster this node belongs to, once it is bootstrapped or has
+    /// adopted one.
+    pub cluster_id: Option<ClusterId>,
+    /// The node's human-readable name (a pod name, `n1`).
+    pub name: String,
+}
+
+/// What the caller expects to find in a data directory it opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedIdentity {
+    /// The name the node runs under. A directory created under another name
+    /// belongs to another node and is refused.
+    pub name: String,
+    /// The id to record if the directory is new (the caller draws it at
+    /// random); ignored when the directory already has an identity.
+    pub new_node_id: NodeId,
+    /// If set, the node id the directory must hold.
+    pub node_id: Option<NodeId>,
+    /// If set, the cluster the directory must belong to. A directory that
+    /// belongs to no cluster yet is accepted.
+    pub cluster_id: Option<ClusterId>,
+}
+
+impl ExpectedIdentity {
+    /// Expects a node named `name`; a new directory gets `new_node_id`.
+    pub fn new(name: impl Into<String>, new_node_id: NodeId) -> Self {
+        Self {
+            name: name.into(),
+            new_node_id,
+            node_id: None,
+            cluster_id: None,
+        }
+    }
+
+    /// Also requires the directory to hold node `node_id`.
+    pub fn with_node_id(mut self, node_id: NodeId) -> Self {
+        self.node_id = Some(node_id);
+        self
+    }
+
+    /// Also requires the directory to belong to cluster `cluster_id` (or to none yet).
+    pub fn with_cluster_id(mut self, cluster_id: ClusterId) -> Self {
+        self.cluster_id = Some(cluster_id);
+        self
+    }
+}

@@ -1,0 +1,491 @@
+//! [`RocksLogStore`]: the Raft core's durable log ([`LogStorage`],
+//! [`LogStore`]) on the node's RocksDB database.
+//!
+//! Layout. `CF_RAFT_LOG` maps each entry's big-endian `u64` index to the
+//! entry. `CF_RAFT_META` holds the hard state, the latest snapshot's
+//! metadata and its data, the node's identity, and the log's last index as
+//! of the last write (a check against a log that lost its tail). Every
+//! value is the codec's encoding sealed with a CRC32 ([`checksum`]).
+//!
+//! The snapshot's data is one RocksDB value, read and written whole: fine
+//! for a configuration store's state (megabytes, well below RocksDB's
+//! 4 GiB value limit), not for large state.
+//!
+//! [`RocksLogStore::open`] checks the whole log before it answers anything:
+//! a directory that is corrupt, has lost entries, or belongs to another node
+//! or cluster is refused, never started with a shorter log.
+//!
+//! [`checksum`]: super::checksum
+
+use std::fmt::Display;
+
+use bytes::Bytes;
+use raftcfg_raft::{
+    Entry, HardState, LogIndex, LogStorage, LogStore, LogWrite, NodeId, Snapshot, SnapshotMetadata,
+    StorageError as RaftStorageError, Term,
+};
+use rocksdb::{ColumnFamily, Direction, IteratorMode, ReadOptions, WriteBatch};
+
+use super::checksum::{seal, unseal};
+use super::db::{CF_RAFT_LOG, CF_RAFT_META, Db, StorageError};
+use super::identity::{ExpectedIdentity, Identity};
+use crate::codec::{Decode, Encode, decode, encode};
+
+/// Key of the hard state in `CF_RAFT_META`.
+pub const HARD_STATE_KEY: &[u8] = b"hard_state";
+/// Key of the latest snapshot's metadata in `CF_RAFT_META`.
+pub const SNAPSHOT_METADATA_KEY: &[u8] = b"snapshot_metadata";
+/// Key of the latest snapshot's data in `CF_RAFT_META`.
+pub const SNAPSHOT_DATA_KEY: &[u8] = b"snapshot_data";
+/// Key of the identity record (node id and name) in `CF_RAFT_META`.
+pub const IDENTITY_KEY: &[u8] = b"identity";
+/// Key of the log's last index, written with every batch, in `CF_RAFT_META`.
+pub const LAST_INDEX_KEY: &[u8] = b"last_index";
+
+/// The key of the log entry at `index` in `CF_RAFT_LOG`.
+pub fn log_key(index: LogIndex) -> [u8; 8] {
+    index.get().to_be_bytes()
+}
+
+/// A value as stored: the codec's encoding of `value`, sealed.
+pub fn stored_value<T: Encode>(value: &T) -> Vec<u8> {
+    seal(&encode(value))
+}
+
+/// The Raft log, hard state, snapshot and identity of one node, in RocksDB.
+///
+/// The hard state, the snapshot's metadata and the last index are cached in
+/// memory and updated only after a write succeeds; entries and snapshot data
+/// are read from the database.
+pub struct RocksLogStore {
+    db: Db,
+    node_id: NodeId,
+    name: String,
+    hard_state: HardState,
+    snapshot: SnapshotMetadata,
+    last_index: LogIndex,
+}
+
+impl RocksLogStore {
+    /// Opens the Raft state in `db`, checking all of it, and the identity
+    /// against `expected`. An empty directory gets the identity
+    /// (`expected.new_node_id`, `expected.name`) and no Raft state.
+    ///
+    /// Refuses with [`StorageError::Corrupt`] data that fails its checksum or
+    /// cannot be decoded, a log with a gap or that does not start right after
+    /// the snapshot, a log shorter than last written, and a commit index past
+    /// the last entry; with [`StorageError::Foreign`] a directory of another
+    /// node (id or name) or cluster.
+    pub fn open(db: Db, expected: &ExpectedIdentity) -> Result<Self, StorageError> {
+        if expected.new_node_id.get() == 0 {
+            return Err(StorageError::InvalidIdentity(
+                "node id 0 is reserved".into(),
+            ));
+        }
+        let identity = read_meta::<Identity>(&db, IDENTITY_KEY, "the identity record")?;
+        let hard_state = read_meta::<HardState>(&db, HARD_STATE_KEY, "the hard state")?;
+        let snapshot =
+            read_meta::<SnapshotMetadata>(&db, SNAPSHOT_METADATA_KEY, "the snapshot metadata")?;
+        let snapshot_data = db.get(CF_RAFT_META, SNAPSHOT_DATA_KEY)?;
+        let recorded_last = read_meta::<LogIndex>(&db, LAST_INDEX_KEY, "the last index record")?;
+
+        if let Some(data) = &snapshot_data {
+            unseal(data).map_err(|e| StorageError::Corrupt(format!("the snapshot data: {e}")))?;
+        }
+        if snapshot.is_some() != snapshot_data.is_some() {
+            return Err(StorageError::Corrupt(
+                "the snapshot's metadata and data are not both present".into(),
+            ));
+        }
+        let snapshot = snapshot.unwrap_or_default();
+        let scanned_last = check_log(&db, &snapshot)?;
+        let holds_raft_state =
+            hard_state.is_some() || snapshot_data.is_some() || scanned_last.is_some();
+        let last_index = scanned_last.unwrap_or(snapshot.index);
+        match recorded_last {
+            Some(recorded) if recorded > last_index => {
+                return Err(StorageError::Corrupt(format!(
+                    "the log ends at {last_index} but was written up to {recorded}: entries are missing"
+                )));
+            }
+            Some(recorded) if recorded < last_index => {
+                return Err(StorageError::Corrupt(format!(
+                    "the log holds entries up to {last_index} but was written only up to {recorded}"
+                )));
+            }
+            None if holds_raft_state => {
+                return Err(StorageError::Corrupt(
+                    "Raft state without its last index record".into(),
+                ));
+            }
+            _ => {}
+        }
+        let hard_state = hard_state.unwrap_or_default();
+        if hard_state.commit > last_index {
+            return Err(StorageError::Corrupt(format!(
+                "the commit index {} is past the last log entry {last_index}: the log was truncated",
+                hard_state.commit
+            )));
+        }
+
+        let identity = match identity {
+            Some(identity) => {
+                check_identity(&identity, &hard_state, expected)?;
+                identity
+            }
+            None if holds_raft_state => {
+                return Err(StorageError::Corrupt(
+                    "Raft state without an identity record".into(),
+                ));
+            }
+            None => {
+                let identity = Identity {
+                    node_id: expected.new_node_id,
+                    cluster_id: None,
+                    name: expected.name.clone(),
+                };
+                let mut batch = WriteBatch::default();
+                batch.put_cf(db.cf(CF_RAFT_META), IDENTITY_KEY, stored_value(&identity));
+                db.write_synced(batch)?;
+                identity
+            }
+        };
+        if let (Some(want), Some(have)) = (expected.cluster_id, hard_state.cluster_id)
+            && want != have
+        {
+            return Err(StorageError::Foreign(format!(
+                "cluster: it belongs to cluster {have}, not {want}"
+            )));
+        }
+
+        Ok(Self {
+            db,
+            node_id: identity.node_id,
+            name: identity.name,
+            hard_state,
+            snapshot,
+            last_index,
+        })
+    }
+
+    /// This node's identity; the cluster id comes from the hard state.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            node_id: self.node_id,
+            cluster_id: self.hard_state.cluster_id,
+            name: self.name.clone(),
+        }
+    }
+
+    /// The database, shared with the key-value state.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn log_cf(&self) -> &ColumnFamily {
+        self.db.cf(CF_RAFT_LOG)
+    }
+
+    /// The entry at `index`, which the caller has checked is in the log.
+    fn read_entry(&self, index: LogIndex) -> Result<Entry, RaftStorageError> {
+        let value = self
+            .db
+            .get(CF_RAFT_LOG, &log_key(index))
+            .map_err(|e| failed(format_args!("read log entry {index}"), e))?
+            .ok_or_else(|| failed(format_args!("read log entry {index}"), "it is missing"))?;
+        decode_entry(index, &value).map_err(|e| failed(format_args!("read log entry {index}"), e))
+    }
+}
+
+/// Checks the stored identity against the hard state and the caller's expectations.
+fn check_identity(
+    identity: &Identity,
+    hard_state: &HardState,
+    expected: &ExpectedIdentity,
+) -> Result<(), StorageError> {
+    if identity.node_id.get() == 0 {
+        return Err(StorageError::Corrupt(
+            "the identity record holds node id 0".into(),
+        ));
+    }
+    if identity.cluster_id.is_some() && identity.cluster_id != hard_state.cluster_id {
+        return Err(StorageError::Corrupt(
+            "the identity record and the hard state disagree on the cluster id".into(),
+        ));
+    }
+    if let Some(want) = expected.node_id
+        && want != identity.node_id
+    {
+        return Err(StorageError::Foreign(format!(
+            "node: it holds node {} ({:?}), not node {want}",
+            identity.node_id, identity.name
+        )));
+    }
+    if identity.name != expected.name {
+        return Err(StorageError::Foreign(format!(
+            "node: it was created for {:?} (node {}), not {:?}",
+            identity.name, identity.node_id, expected.name
+        )));
+    }
+    Ok(())
+}
+
+/// Reads every log entry and checks that the log is whole: each value
+/// passes its checksum and decodes to the entry its key names, the entries
+/// start right after the snapshot, leave no gap and never go back in term.
+/// Returns the last index, or `None` if the log holds no entries.
+fn check_log(db: &Db, snapshot: &SnapshotMetadata) -> Result<Option<LogIndex>, StorageError> {
+    let mut expected = snapshot.index.next();
+    let mut previous_term = snapshot.term;
+    let mut last = None;
+    for item in db
+        .raw()
+        .iterator_cf(db.cf(CF_RAFT_LOG), IteratorMode::Start)
+    {
+        let (key, value) = item.map_err(StorageError::Read)?;
+        let index = key_index(&key)
+            .ok_or_else(|| StorageError::Corrupt(format!("a log key of {} bytes", key.len())))?;
+        if index != expected {
+            return Err(StorageError::Corrupt(if last.is_none() {
+                format!(
+                    "the log starts at {index}, not right after the snapshot at {}",
+                    snapshot.index
+                )
+            } else {
+                format!("the log has a gap: entry {expected} is missing before {index}")
+            }));
+        }
+        let entry = decode_entry(index, &value)
+            .map_err(|e| StorageError::Corrupt(format!("log entry {index}: {e}")))?;
+        if entry.term < previous_term {
+            return Err(StorageError::Corrupt(format!(
+                "log entry {index} has term {}, before the term {previous_term} of the entry before it",
+                entry.term
+            )));
+        }
+        previous_term = entry.term;
+        last = Some(index);
+        expected = index.next();
+    }
+    Ok(last)
+}
+
+/// The index a log key names, if it is one.
+fn key_index(key: &[u8]) -> Option<LogIndex> {
+    Some(LogIndex(u64::from_be_bytes(key.try_into().ok()?)))
+}
+
+/// Opens and decodes the stored entry at `index`.
+fn decode_entry(index: LogIndex, value: &[u8]) -> Result<Entry, String> {
+    let encoding = unseal(value).map_err(|e| e.to_string())?;
+    let entry = decode::<Entry>(encoding).map_err(|e| format!("cannot be decoded: {e}"))?;
+    if entry.index != index {
+        return Err(format!("it holds the entry of index {}", entry.index));
+    }
+    Ok(entry)
+}
+
+/// Reads and decodes the sealed value of `key` in `CF_RAFT_META`.
+fn read_meta<T: Decode>(db: &Db, key: &[u8], what: &str) -> Result<Option<T>, StorageError> {
+    let Some(value) = db.get(CF_RAFT_META, key)? else {
+        return Ok(None);
+    };
+    let encoding = unseal(&value).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))?;
+    decode(encoding)
+        .map(Some)
+        .map_err(|e| StorageError::Corrupt(format!("{what} cannot be decoded: {e}")))
+}
+
+/// A fatal storage failure for the core, with what was being done.
+fn failed(context: impl Display, error: impl Display) -> RaftStorageError {
+    RaftStorageError::Failed(format!("{context}: {error}"))
+}
+
+/// Adds a snapshot's metadata and data to `batch`.
+fn put_snapshot(batch: &mut WriteBatch, meta: &ColumnFamily, snapshot: &Snapshot) {
+    batch.put_cf(
+        meta,
+        SNAPSHOT_METADATA_KEY,
+        stored_value(&snapshot.metadata),
+    );
+    batch.put_cf(meta, SNAPSHOT_DATA_KEY, seal(&snapshot.data));
+}
+
+impl LogStorage for RocksLogStore {
+    fn hard_state(&self) -> Result<HardState, RaftStorageError> {
+        Ok(self.hard_state)
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, RaftStorageError> {
+        let data = match self.db.get(CF_RAFT_META, SNAPSHOT_DATA_KEY) {
+            Ok(Some(value)) => Bytes::copy_from_slice(
+                unseal(&value).map_err(|e| failed("read the snapshot data", e))?,
+            ),
+            Ok(None) => Bytes::new(),
+            Err(e) => return Err(failed("read the snapshot data", e)),
+        };
+        Ok(Snapshot {
+            metadata: self.snapshot.clone(),
+            data,
+        })
+    }
+
+    fn snapshot_metadata(&self) -> Result<SnapshotMetadata, RaftStorageError> {
+        Ok(self.snapshot.clone())
+    }
+
+    fn first_index(&self) -> Result<LogIndex, RaftStorageError> {
+        Ok(self.snapshot.index.next())
+    }
+
+    fn last_index(&self) -> Result<LogIndex, RaftStorageError> {
+        Ok(self.last_index)
+    }
+
+    fn term(&self, index: LogIndex) -> Result<Term, RaftStorageError> {
+        if index == self.snapshot.index {
+            return Ok(self.snapshot.term);
+        }
+        if index < self.snapshot.index {
+            return Err(RaftStorageError::Compacted(index));
+        }
+        if index > self.last_index {
+            return Err(RaftStorageError::Unavailable(index));
+        }
+        Ok(self.read_entry(index)?.term)
+    }
+
+    fn entries(
+        &self,
+        low: LogIndex,
+        high: LogIndex,
+        max_bytes: u64,
+    ) -> Result<Vec<Entry>, RaftStorageError> {
+        if low <= self.snapshot.index {
+            return Err(RaftStorageError::Compacted(low));
+        }
+        if high > self.last_index.next() {
+            return Err(RaftStorageError::Unavailable(high.prev()));
+        }
+        if low >= high {
+            return Ok(Vec::new());
+        }
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(log_key(high));
+        let start = log_key(low);
+        let iterator = self.db.raw().iterator_cf_opt(
+            self.log_cf(),
+            options,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        let mut size = 0;
+        let mut next = low;
+        for item in iterator {
+            let (key, value) =
+                item.map_err(|e| failed(format_args!("read log entry {next}"), e))?;
+            if key_index(&key) != Some(next) {
+                return Err(failed(
+                    format_args!("read log entry {next}"),
+                    "it is missing",
+                ));
+            }
+            let entry = decode_entry(next, &value)
+                .map_err(|e| failed(format_args!("read log entry {next}"), e))?;
+            size += entry.size_bytes();
+            if !out.is_empty() && size > max_bytes {
+                return Ok(out);
+            }
+            out.push(entry);
+            next = next.next();
+        }
+        if next != high {
+            return Err(failed(
+                format_args!("read log entry {next}"),
+                "it is missing",
+            ));
+        }
+        Ok(out)
+    }
+}
+
+impl LogStore for RocksLogStore {
+    /// Writes everything in one synced batch, in the order of the write's
+    /// fields; the cached bounds change only once the batch is durable.
+    fn persist(&mut self, write: LogWrite<'_>) -> Result<(), RaftStorageError> {
+        if write.is_empty() {
+            return Ok(());
+        }
+        let log = self.db.cf(CF_RAFT_LOG);
+        let meta = self.db.cf(CF_RAFT_META);
+        let mut batch = WriteBatch::default();
+        let mut snapshot = &self.snapshot;
+        let mut last = self.last_index;
+
+        if let Some(received) = write.snapshot {
+            batch.delete_range_cf(log, log_key(snapshot.index.next()), log_key(last.next()));
+            put_snapshot(&mut batch, meta, received);
+            snapshot = &received.metadata;
+            last = snapshot.index;
+        }
+
+        if let (Some(first), Some(new_last)) = (write.entries.first(), write.entries.last()) {
+            if first.index <= snapshot.index || first.index > last.next() {
+                return Err(RaftStorageError::Failed(format!(
+                    "append at {} would leave a gap or overwrite the snapshot (snapshot {}, last {last})",
+                    first.index, snapshot.index
+                )));
+            }
+            for (offset, entry) in (0..).zip(write.entries) {
+                if entry.index != first.index.plus(offset) {
+                    return Err(RaftStorageError::Failed(format!(
+                        "entries to append are not consecutive: {} follows {}",
+                        entry.index,
+                        first.index.plus(offset).prev()
+                    )));
+                }
+                batch.put_cf(log, log_key(entry.index), stored_value(entry));
+            }
+            if last > new_last.index {
+                batch.delete_range_cf(log, log_key(new_last.index.next()), log_key(last.next()));
+            }
+            last = new_last.index;
+        }
+
+        if let Some(hard_state) = write.hard_state {
+            batch.put_cf(meta, HARD_STATE_KEY, stored_value(hard_state));
+        }
+
+        if let Some(compaction) = write.compaction
+            && compaction.metadata.index > snapshot.index
+        {
+            let index = compaction.metadata.index;
+            batch.delete_range_cf(
+                log,
+                log_key(snapshot.index.next()),
+                log_key(index.min(last).next()),
+            );
+            put_snapshot(&mut batch, meta, compaction);
+            snapshot = &compaction.metadata;
+            last = last.max(index);
+        }
+
+        let commit = write.hard_state.unwrap_or(&self.hard_state).commit;
+        if commit > last {
+            return Err(RaftStorageError::Failed(format!(
+                "the commit index {commit} would be past the last log entry {last}"
+            )));
+        }
+        batch.put_cf(meta, LAST_INDEX_KEY, stored_value(&last));
+
+        self.db
+            .write_synced(batch)
+            .map_err(|e| failed("persist the Raft log", e))?;
+        self.snapshot = snapshot.clone();
+        self.last_index = last;
+        if let Some(hard_state) = write.hard_state {
+            self.hard_state = *hard_state;
+        }
+        Ok(())
+    }
+}
