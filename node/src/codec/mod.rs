@@ -1,5 +1,5 @@
-//! The node's compact binary encoding, for what it stores on disk and (later)
-//! what it sends to peers. Never JSON on these paths.
+//! The node's compact binary encoding, for what it stores on disk and
+//! what it sends to peers (`message`). Never JSON on these paths.
 //!
 //! Every encoding starts with one format version byte ([`FORMAT_VERSION`]),
 //! followed by the value's body. Bodies are built from a few primitives:
@@ -15,6 +15,7 @@
 //! where its bytes go; checksums belong to the storage layer.
 
 mod identity;
+mod message;
 mod raft;
 
 use bytes::{Buf, BufMut, Bytes};
