@@ -284,4 +284,10 @@ impl<S: LogStorage> RawNode<S> {
     pub fn storage_mut(&mut self) -> &mut S {
         &mut self.raft.log.storage
     }
+
+    /// Stops the node and returns its storage (e.g. to bootstrap it and
+    /// start again from what it now holds).
+    pub fn into_storage(self) -> S {
+        self.raft.log.storage
+    }
 }

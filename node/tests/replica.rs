@@ -1,0 +1,279 @@
+//! Replicas on real RocksDB directories, connected by an in-memory network:
+//! the Raft core, the log store and the key-value state working together.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use raftcfg_node::kv::{Command, Key, Limits, Outcome, Precondition};
+use raftcfg_node::replica::Replica;
+use raftcfg_raft::{ClusterId, Config, LogIndex, MembershipChange, NodeId, ReadContext, Role};
+use tempfile::TempDir;
+
+const CLUSTER: ClusterId = ClusterId(42);
+
+struct Cluster {
+    dirs: BTreeMap<u64, TempDir>,
+    replicas: BTreeMap<u64, Replica>,
+    applied: BTreeMap<u64, Vec<(LogIndex, Outcome)>>,
+}
+
+fn config() -> Config {
+    let mut config = Config::new(NodeId(1));
+    config.election_timeout_ticks = 10;
+    config
+}
+
+impl Cluster {
+    /// Three founding voters, each in its own data directory.
+    fn founded() -> Self {
+        let mut cluster = Self {
+            dirs: BTreeMap::new(),
+            replicas: BTreeMap::new(),
+            applied: BTreeMap::new(),
+        };
+        for n in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let replica = Replica::open(dir.path(), &format!("n{n}"), NodeId(n), config())
+                .unwrap()
+                .bootstrap([NodeId(1), NodeId(2), NodeId(3)], CLUSTER)
+                .unwrap();
+            cluster.dirs.insert(n, dir);
+            cluster.replicas.insert(n, replica);
+        }
+        cluster
+    }
+
+    /// Processes and delivers until no message is left.
+    fn settle(&mut self) {
+        loop {
+            let mut messages = Vec::new();
+            for (n, replica) in self.replicas.iter_mut() {
+                replica.process().unwrap();
+                let effects = replica.take_effects();
+                messages.extend(effects.outbox);
+                let applied = self.applied.entry(*n).or_default();
+                applied.extend(effects.applied.into_iter().map(|a| (a.index, a.outcome)));
+            }
+            if messages.is_empty() {
+                return;
+            }
+            for message in messages {
+                if let Some(replica) = self.replicas.get_mut(&message.to.get()) {
+                    replica.step(message);
+                }
+            }
+        }
+    }
+
+    fn elect(&mut self, n: u64) {
+        for _ in 0..100 {
+            self.replicas.get_mut(&n).unwrap().tick();
+            self.settle();
+            if self.replicas[&n].status().role == Role::Leader {
+                return;
+            }
+        }
+        panic!("node {n} was not elected");
+    }
+
+    fn replica(&mut self, n: u64) -> &mut Replica {
+        self.replicas.get_mut(&n).unwrap()
+    }
+
+    fn value(&self, n: u64, key: &str) -> Option<Bytes> {
+        let key = Key::parse(key, &Limits::default()).unwrap();
+        self.replicas[&n].kv().get(&key).unwrap().map(|r| r.value)
+    }
+}
+
+fn put(key: &str, value: &str, precondition: Precondition) -> Command {
+    Command::Put {
+        key: Key::parse(key, &Limits::default()).unwrap(),
+        value: Bytes::from(value.to_owned()),
+        precondition,
+    }
+}
+
+#[test]
+fn a_write_through_the_leader_is_applied_on_every_replica() {
+    let mut cluster = Cluster::founded();
+    cluster.elect(1);
+    let index = cluster
+        .replica(1)
+        .propose(&put("app/url", "v1", Precondition::None))
+        .unwrap();
+    cluster.settle();
+    assert!(matches!(
+        cluster.applied[&1].iter().find(|(i, _)| *i == index),
+        Some((_, Outcome::Written { .. }))
+    ));
+    for n in 1..=3 {
+        assert_eq!(
+            cluster.value(n, "app/url"),
+            Some(Bytes::from("v1")),
+            "node {n}"
+        );
+    }
+    let digests: Vec<_> = (1..=3)
+        .map(|n| cluster.replicas[&n].kv().digest().unwrap())
+        .collect();
+    assert!(digests.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn a_failed_compare_and_swap_is_reported_to_the_proposer() {
+    let mut cluster = Cluster::founded();
+    cluster.elect(1);
+    cluster
+        .replica(1)
+        .propose(&put("k", "a", Precondition::None))
+        .unwrap();
+    cluster.settle();
+    let index = cluster
+        .replica(1)
+        .propose(&put("k", "b", Precondition::Absent))
+        .unwrap();
+    cluster.settle();
+    assert!(matches!(
+        cluster.applied[&1].iter().find(|(i, _)| *i == index),
+        Some((_, Outcome::PreconditionFailed { .. }))
+    ));
+    assert_eq!(cluster.value(3, "k"), Some(Bytes::from("a")));
+}
+
+#[test]
+fn a_restarted_replica_keeps_its_state_and_catches_up() {
+    let mut cluster = Cluster::founded();
+    cluster.elect(1);
+    cluster
+        .replica(1)
+        .propose(&put("a", "1", Precondition::None))
+        .unwrap();
+    cluster.settle();
+    // Node 3 stops; a write happens without it.
+    let stopped = cluster.replicas.remove(&3).unwrap();
+    let node_id = stopped.identity().node_id;
+    drop(stopped);
+    cluster
+        .replica(1)
+        .propose(&put("b", "2", Precondition::None))
+        .unwrap();
+    cluster.settle();
+    // It restarts from its directory under the same name.
+    let dir = cluster.dirs[&3].path().to_owned();
+    let reopened = Replica::open(&dir, "n3", NodeId(999), config()).unwrap();
+    assert_eq!(
+        reopened.identity().node_id,
+        node_id,
+        "the stored id, not the fresh one"
+    );
+    assert_eq!(reopened.identity().cluster_id, Some(CLUSTER));
+    cluster.replicas.insert(3, reopened);
+    assert_eq!(cluster.value(3, "a"), Some(Bytes::from("1")));
+    for _ in 0..3 {
+        cluster.replica(1).tick();
+        cluster.settle();
+    }
+    assert_eq!(cluster.value(3, "b"), Some(Bytes::from("2")));
+}
+
+#[test]
+fn a_follower_read_is_served_once_applied_to_its_index() {
+    let mut cluster = Cluster::founded();
+    cluster.elect(1);
+    cluster
+        .replica(1)
+        .propose(&put("a", "1", Precondition::None))
+        .unwrap();
+    cluster.settle();
+    // Effects are taken by `settle`; read them from node 2 step by step.
+    cluster.replica(2).read_index(ReadContext(5)).unwrap();
+    let mut served = None;
+    for _ in 0..10 {
+        for n in 1..=3 {
+            cluster.replica(n).process().unwrap();
+        }
+        let mut messages = Vec::new();
+        for n in 1..=3 {
+            let effects = cluster.replica(n).take_effects();
+            if n == 2 {
+                served = served.or(effects
+                    .reads
+                    .into_iter()
+                    .find(|r| r.context == ReadContext(5)));
+            }
+            messages.extend(effects.outbox);
+        }
+        for message in messages {
+            cluster.replica(message.to.get()).step(message);
+        }
+    }
+    let read = served.expect("the read was confirmed by the leader");
+    assert!(cluster.replicas[&2].kv().applied_index() >= read.index);
+    assert_eq!(cluster.value(2, "a"), Some(Bytes::from("1")));
+}
+
+/// Stops every replica and keeps node `n`'s data directory.
+fn stopped_directory_of(n: u64) -> TempDir {
+    let mut cluster = Cluster::founded();
+    cluster.elect(1);
+    cluster.dirs.remove(&n).unwrap()
+}
+
+#[test]
+fn a_data_directory_is_not_opened_under_another_name() {
+    let dir = stopped_directory_of(1);
+    let error = Replica::open(dir.path(), "someone-else", NodeId(5), config())
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("belongs to another"), "{error}");
+}
+
+#[test]
+fn bootstrapping_twice_is_refused() {
+    let dir = stopped_directory_of(1);
+    let replica = Replica::open(dir.path(), "n1", NodeId(1), config()).unwrap();
+    assert!(replica.bootstrap([NodeId(1)], ClusterId(7)).is_err());
+}
+
+#[test]
+fn a_new_learner_behind_the_compaction_point_catches_up_by_snapshot() {
+    let mut cluster = Cluster::founded();
+    for n in 1..=3 {
+        let replica = cluster.replicas.remove(&n).unwrap();
+        cluster
+            .replicas
+            .insert(n, replica.with_snapshot_threshold(5));
+    }
+    cluster.elect(1);
+    for i in 0..12 {
+        let command = put(&format!("k{i}"), &format!("v{i}"), Precondition::None);
+        cluster.replica(1).propose(&command).unwrap();
+        cluster.settle();
+    }
+    assert!(cluster.replicas[&1].status().snapshot_index > LogIndex(5));
+    // An empty node joins as a learner: its first entry was compacted away.
+    let dir = tempfile::tempdir().unwrap();
+    let joiner = Replica::open(dir.path(), "n4", NodeId(4), config()).unwrap();
+    assert_eq!(joiner.identity().cluster_id, None);
+    cluster.dirs.insert(4, dir);
+    cluster.replicas.insert(4, joiner);
+    cluster
+        .replica(1)
+        .propose_membership(MembershipChange::AddLearner(NodeId(4)), Bytes::new())
+        .unwrap();
+    for _ in 0..10 {
+        cluster.replica(1).tick();
+        cluster.settle();
+    }
+    assert_eq!(cluster.replicas[&4].identity().cluster_id, Some(CLUSTER));
+    assert!(
+        cluster.replicas[&4].status().snapshot_index > LogIndex(0),
+        "caught up by snapshot, not by the log"
+    );
+    assert_eq!(cluster.value(4, "k11"), Some(Bytes::from("v11")));
+    assert_eq!(
+        cluster.replicas[&4].kv().digest().unwrap(),
+        cluster.replicas[&1].kv().digest().unwrap()
+    );
+}
