@@ -146,6 +146,63 @@ pub struct WriteResponse {
     pub revision: u64,
 }
 
+/// `GET /v1/cluster/members`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberList {
+    /// Every voter and learner, by id.
+    pub members: Vec<Member>,
+    /// The leader the answering node knows of.
+    pub leader_id: Option<u64>,
+}
+
+/// The answer to a membership change (add, promote, remove): the log index
+/// of the configuration entry, which is committed when the answer is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipResponse {
+    /// Log index of the committed configuration entry.
+    pub index: u64,
+}
+
+/// The answer to `POST /v1/cluster/leader`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferLeaderResponse {
+    /// The member that leads once the transfer completed.
+    pub leader_id: u64,
+}
+
+/// The answer to `POST /v1/cluster/bootstrap`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootstrapResponse {
+    /// The new cluster's id.
+    pub cluster_id: u64,
+    /// The founding (and only) member.
+    pub node_id: u64,
+}
+
+/// What a watch event reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchEventKind {
+    /// The key was created or overwritten.
+    Put,
+    /// The key was deleted.
+    Delete,
+}
+
+/// One Server-Sent Event of `GET /v1/watch`: the SSE `event` field is the
+/// kind, `id` the revision and `data` this JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// The revision of the change.
+    pub revision: u64,
+    /// Put or delete.
+    pub kind: WatchEventKind,
+    /// The key changed.
+    pub key: String,
+    /// The new value, base64; absent for a delete.
+    pub value_base64: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

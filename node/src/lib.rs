@@ -1,13 +1,28 @@
 //! The raftcfg node: the server that runs one member of a cluster.
 //!
+//! ```text
+//!  clients ──HTTP──► api ──────────┐            peers ──HTTP──► transport (server)
+//!                                  ▼                                  │
+//!                     driver (one thread) ◄───────────────────────────┘
+//!                        │ owns replica = Raft core + storage + kv
+//!                        └─► outbox ──► transport (per-peer queues) ──► peers
+//! ```
+//!
 //! `storage` keeps the Raft log and Raft metadata in one RocksDB database
-//! (`codec` is their binary encoding); `kv` is the key-value state machine
-//! kept in the same database; `replica` joins them to the Raft core and
-//! carries out its `Ready` batches synchronously. Still to come (issue 3):
-//! the tokio driver around a replica, the peer transport and the HTTP API. The `raftcfg` binary is a thin wrapper around
-//! this library.
+//! (`codec` is their binary encoding, and the peer wire format); `kv` is the
+//! key-value state machine kept in the same database; `replica` joins them
+//! to the Raft core; `driver` runs a replica on its own thread; `transport`
+//! carries peer messages and forwarded writes; `api` is the client HTTP
+//! API; `metrics` counts; `server` starts all of it; `cli` is the
+//! `raftcfg` command, a thin wrapper around this library.
 
+pub mod api;
+pub mod cli;
 pub mod codec;
+pub mod driver;
 pub mod kv;
+pub mod metrics;
 pub mod replica;
+pub mod server;
 pub mod storage;
+pub mod transport;

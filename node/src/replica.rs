@@ -1,21 +1,23 @@
 //! [`Replica`]: one cluster member without its network — the Raft core on
 //! RocksDB storage plus the key-value state machine, every `Ready` carried
 //! out synchronously by the core's `handle_ready` (persist, send, apply).
-//! The tokio driver (to come) owns one: it feeds ticks, peer messages,
+//! The driver (`driver`) owns one: it feeds ticks, peer messages,
 //! proposals and reads in, ships the outbox and answers the proposers whose
-//! entries were applied. Nothing here does network I/O or reads a clock.
+//! entries were applied. Nothing here does network I/O; the clock is read
+//! only to time storage writes for the metrics.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use raftcfg_raft::{
-    BootstrapError, ClusterId, Config, Entry, LogIndex, LogStorage, MembershipChange, Message,
-    NodeId, ProposalError, RawNode, ReadContext, ReadState, ReadyHandler, Snapshot, StartError,
-    Status, bootstrap, handle_ready,
+    BootstrapError, ClusterId, Config, Entry, HardState, LogIndex, LogStorage, LogStore, LogWrite,
+    Membership, MembershipChange, Message, NodeId, ProposalError, RawNode, ReadContext, ReadState,
+    ReadyHandler, Snapshot, SnapshotMetadata, StartError, Status, Term, bootstrap, handle_ready,
 };
 
-use crate::kv::{Applied, Command, KvStore, RestoreError};
+use crate::kv::{Applied, Command, KvStore, RestoreError, Revision};
 use crate::storage::{Db, ExpectedIdentity, Identity, RocksLogStore, StorageError};
 
 /// Why a replica could not start or had to stop.
@@ -33,6 +35,9 @@ pub enum ReplicaError {
     /// Bootstrapping was refused.
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
+    /// The driver thread could not be started.
+    #[error("cannot start the driver thread: {0}")]
+    Thread(String),
     /// A snapshot could not be installed into the key-value state.
     #[error("installing a snapshot failed: {0}")]
     Restore(#[from] RestoreError),
@@ -50,6 +55,12 @@ pub struct Effects {
     pub reads: Vec<ReadState>,
     /// ReadIndex requests that failed and must be retried.
     pub dropped_reads: Vec<ReadContext>,
+    /// How long each synced write of the Raft log took.
+    pub persist_latencies: Vec<Duration>,
+    /// How long each batch of committed entries took to apply.
+    pub apply_latencies: Vec<Duration>,
+    /// Snapshots installed from the leader.
+    pub snapshots_installed: u64,
 }
 
 /// The `ReadyHandler` of a replica: applies to the key-value state and
@@ -66,10 +77,12 @@ impl ReadyHandler for Applier<'_> {
     }
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) {
-        if self.failure.is_none()
-            && let Err(e) = self.kv.restore(&snapshot.data, snapshot.metadata.index)
-        {
-            self.failure = Some(e.into());
+        if self.failure.is_some() {
+            return;
+        }
+        match self.kv.restore(&snapshot.data, snapshot.metadata.index) {
+            Ok(()) => self.effects.snapshots_installed += 1,
+            Err(e) => self.failure = Some(e.into()),
         }
     }
 
@@ -77,8 +90,12 @@ impl ReadyHandler for Applier<'_> {
         if self.failure.is_some() {
             return;
         }
+        let started = Instant::now();
         match self.kv.apply(&entries) {
-            Ok(applied) => self.effects.applied.extend(applied),
+            Ok(applied) => {
+                self.effects.apply_latencies.push(started.elapsed());
+                self.effects.applied.extend(applied);
+            }
             Err(e) => self.failure = Some(e.into()),
         }
     }
@@ -91,12 +108,18 @@ impl ReadyHandler for Applier<'_> {
 
 /// One member: Raft node, log store and key-value state.
 pub struct Replica {
+    db: Db,
     node: RawNode<RocksLogStore>,
     kv: KvStore,
     config: Config,
     /// Snapshot the state and compact the log every this many applied
     /// entries (0: never).
     snapshot_threshold_entries: u64,
+    /// Revisions of the change log (for watches) kept behind the current
+    /// one when a snapshot is taken.
+    change_log_retention: u64,
+    /// Log entries kept behind a snapshot at compaction.
+    compaction_tail: u64,
     effects: Effects,
 }
 
@@ -112,7 +135,7 @@ impl Replica {
     ) -> Result<Self, ReplicaError> {
         let db = Db::open(dir)?;
         let store = RocksLogStore::open(db.clone(), &ExpectedIdentity::new(name, fresh_node_id))?;
-        let mut kv = KvStore::open(db)?;
+        let mut kv = KvStore::open(db.clone())?;
         // A crash between storing a received snapshot and installing it
         // leaves the key-value state behind the log: install it now.
         let snapshot = store.snapshot().map_err(ReplicaError::Persist)?;
@@ -123,10 +146,13 @@ impl Replica {
         config.applied = kv.applied_index();
         let node = RawNode::new(config.clone(), store)?;
         Ok(Self {
+            db,
             node,
             kv,
             config,
             snapshot_threshold_entries: 0,
+            change_log_retention: u64::MAX,
+            compaction_tail: 0,
             effects: Effects::default(),
         })
     }
@@ -138,30 +164,81 @@ impl Replica {
         self
     }
 
+    /// Keeps this many entries behind each snapshot when the log is
+    /// compacted, so a follower a little behind gets entries, not a snapshot.
+    pub fn with_compaction_tail(mut self, entries: u64) -> Self {
+        self.compaction_tail = entries;
+        self.node.storage_mut().set_compaction_tail(entries);
+        self
+    }
+
+    /// Keeps this many revisions of the change log behind the current one
+    /// each time a snapshot is taken; older ones are compacted (watches
+    /// from there get `Compacted`).
+    pub fn with_change_log_retention(mut self, revisions: u64) -> Self {
+        self.change_log_retention = revisions;
+        self
+    }
+
     /// Founds a new cluster with `voters` (usually this node alone).
-    /// Refused unless the data directory holds no Raft state.
+    /// Refused unless the data directory holds no Raft state; on a refusal
+    /// the replica is unchanged.
     pub fn bootstrap(
-        self,
+        &mut self,
         voters: impl IntoIterator<Item = NodeId>,
         cluster_id: ClusterId,
-    ) -> Result<Self, ReplicaError> {
-        let Self {
-            node,
-            kv,
-            config,
-            snapshot_threshold_entries,
-            ..
-        } = self;
-        let mut store = node.into_storage();
+    ) -> Result<(), ReplicaError> {
+        let identity = self.node.storage().identity();
+        let expected = ExpectedIdentity::new(identity.name, identity.node_id);
+        let mut store = RocksLogStore::open(self.db.clone(), &expected)?;
         bootstrap(&mut store, voters, cluster_id)?;
-        let node = RawNode::new(config.clone(), store)?;
-        Ok(Self {
-            node,
-            kv,
-            config,
-            snapshot_threshold_entries,
-            effects: Effects::default(),
-        })
+        store.set_compaction_tail(self.compaction_tail);
+        self.node = RawNode::new(self.config.clone(), store)?;
+        Ok(())
+    }
+
+    /// Founds a new one-member cluster whose state is `backup` (a snapshot
+    /// of another cluster's state, from `GET /v1/snapshot`): the backup
+    /// becomes the Raft snapshot at index 1. Refused unless the data
+    /// directory holds no Raft state, or if the backup is damaged.
+    pub fn restore_backup(
+        &mut self,
+        backup: Bytes,
+        cluster_id: ClusterId,
+    ) -> Result<(), ReplicaError> {
+        KvStore::check_snapshot(&backup)?;
+        let identity = self.node.storage().identity();
+        let id = identity.node_id;
+        let expected = ExpectedIdentity::new(identity.name, id);
+        let mut store = RocksLogStore::open(self.db.clone(), &expected)?;
+        bootstrap(&mut store, [id], cluster_id)?;
+        let snapshot = Snapshot {
+            metadata: SnapshotMetadata {
+                index: LogIndex(1),
+                term: Term(1),
+                membership: Membership::with_voters([id]),
+            },
+            data: backup,
+        };
+        let hard_state = HardState {
+            term: Term(1),
+            vote: None,
+            commit: LogIndex(1),
+            cluster_id: Some(cluster_id),
+        };
+        store
+            .persist(LogWrite {
+                snapshot: Some(&snapshot),
+                entries: &[],
+                hard_state: Some(&hard_state),
+                compaction: None,
+            })
+            .map_err(ReplicaError::Persist)?;
+        self.kv.restore(&snapshot.data, LogIndex(1))?;
+        self.config.applied = LogIndex(1);
+        store.set_compaction_tail(self.compaction_tail);
+        self.node = RawNode::new(self.config.clone(), store)?;
+        Ok(())
     }
 
     /// Who this member is.
@@ -208,6 +285,11 @@ impl Replica {
         self.node.propose_membership(change, context)
     }
 
+    /// Starts handing leadership to `target` (a caught-up voter).
+    pub fn transfer_leadership(&mut self, target: NodeId) -> Result<(), ProposalError> {
+        self.node.transfer_leadership(target)
+    }
+
     /// Asks for a linearizable read; see [`Effects::reads`].
     pub fn read_index(&mut self, context: ReadContext) -> Result<(), ProposalError> {
         self.node.read_index(context)
@@ -224,7 +306,10 @@ impl Replica {
             };
             let handled =
                 handle_ready(&mut self.node, &mut applier).map_err(ReplicaError::Persist)?;
-            if let Some(failure) = applier.failure {
+            let failure = applier.failure;
+            let persisted = self.node.storage_mut().take_sync_latencies();
+            self.effects.persist_latencies.extend(persisted);
+            if let Some(failure) = failure {
                 return Err(failure);
             }
             if !handled {
@@ -240,7 +325,15 @@ impl Replica {
     fn snapshot_if_due(&mut self) -> Result<(), ReplicaError> {
         let threshold = self.snapshot_threshold_entries;
         let status = self.node.status();
-        if threshold == 0 || status.applied.get() < status.snapshot_index.get() + threshold {
+        // The stored snapshot's index, not the log's start: with a tail
+        // kept, the log starts before it.
+        let snapshot_index = self
+            .node
+            .storage()
+            .snapshot_metadata()
+            .map_err(ReplicaError::Persist)?
+            .index;
+        if threshold == 0 || status.applied.get() < snapshot_index.get() + threshold {
             return Ok(());
         }
         let data = self.kv.snapshot()?;
@@ -249,6 +342,12 @@ impl Replica {
         self.node
             .compact(status.applied, data)
             .expect("the applied index is past the snapshot");
+        let keep_from = self
+            .kv
+            .revision()
+            .get()
+            .saturating_sub(self.change_log_retention);
+        self.kv.compact_changes(Revision(keep_from))?;
         Ok(())
     }
 

@@ -6,10 +6,12 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use raftcfg_node::kv::{
     Applied, ChangeKind, ChangesError, Command, Digest, FormatError, Key, KeyPrefix, KvStore,
-    Limits, Outcome, Precondition, RestoreError, Revision,
+    Limits, MemberAddress, Outcome, Precondition, RestoreError, Revision,
 };
 use raftcfg_node::storage::Db;
-use raftcfg_raft::{Entry, EntryPayload, LogIndex, Term};
+use raftcfg_raft::{
+    ConfigChange, Entry, EntryPayload, LogIndex, Membership, MembershipChange, NodeId, Term,
+};
 use tempfile::TempDir;
 
 /// A store in a temporary directory, fed one log entry per command.
@@ -482,16 +484,18 @@ fn a_batch_is_on_disk_together_with_its_applied_index() {
         EntryPayload::Noop,
         EntryPayload::Command(put("b", "2").encode()),
     ]);
-    // Only commands have outcomes, each tagged with its log index.
+    // Only commands have outcomes, each tagged with its log index and term.
     assert_eq!(
         applied,
         vec![
             Applied {
                 index: LogIndex(2),
+                term: Term(1),
                 outcome: written(1)
             },
             Applied {
                 index: LogIndex(4),
+                term: Term(1),
                 outcome: written(2)
             },
         ]
@@ -720,4 +724,66 @@ proptest! {
         let log = batched.store.changes_since(&p(""), Revision(1), 100).unwrap();
         prop_assert_eq!(log.changes.len(), written);
     }
+}
+
+#[test]
+fn the_member_directory_follows_config_entries_and_survives_snapshot_and_reopen() {
+    let address = |name: &str| MemberAddress {
+        name: name.into(),
+        peer_url: format!("http://{name}:7380"),
+        client_url: format!("http://{name}:7379"),
+    };
+    let change = |change, context: Bytes| {
+        EntryPayload::Config(ConfigChange {
+            change,
+            config: Membership::with_voters([NodeId(1)]),
+            context,
+        })
+    };
+    let mut node = Node::new();
+    let applied = node.apply_payloads(vec![
+        EntryPayload::Command(
+            Command::SetMember {
+                node_id: NodeId(1),
+                address: address("a"),
+            }
+            .encode(),
+        ),
+        change(
+            MembershipChange::AddLearner(NodeId(2)),
+            address("b").encode(),
+        ),
+        change(MembershipChange::AddLearner(NodeId(3)), Bytes::new()),
+        change(
+            MembershipChange::AddLearner(NodeId(4)),
+            address("d").encode(),
+        ),
+        change(MembershipChange::Remove(NodeId(4)), Bytes::new()),
+    ]);
+    assert_eq!(applied[0].outcome, Outcome::MemberRecorded);
+    assert_eq!(applied[1].outcome, Outcome::MembershipChanged);
+    let expected: Vec<(NodeId, MemberAddress)> =
+        vec![(NodeId(1), address("a")), (NodeId(2), address("b"))];
+    let listed = |store: &KvStore| {
+        store
+            .members()
+            .iter()
+            .map(|(id, a)| (*id, a.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(&node.store), expected);
+    // Keys are untouched and no revision was used.
+    assert_eq!(node.store.revision(), Revision(0));
+
+    let snapshot = node.store.snapshot().unwrap();
+    let node = node.reopen();
+    assert_eq!(listed(&node.store), expected);
+
+    let mut other = Node::new();
+    other
+        .store
+        .restore(&snapshot, node.store.applied_index())
+        .unwrap();
+    assert_eq!(listed(&other.store), expected);
+    assert_eq!(other.store.digest().unwrap(), node.store.digest().unwrap());
 }

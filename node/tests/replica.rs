@@ -38,8 +38,9 @@ impl Cluster {
         };
         for n in 1..=3 {
             let dir = tempfile::tempdir().unwrap();
-            let replica = Replica::open(dir.path(), &format!("n{n}"), NodeId(n), config())
-                .unwrap()
+            let mut replica =
+                Replica::open(dir.path(), &format!("n{n}"), NodeId(n), config()).unwrap();
+            replica
                 .bootstrap([NodeId(1), NodeId(2), NodeId(3)], CLUSTER)
                 .unwrap();
             cluster.dirs.insert(n, dir);
@@ -222,8 +223,12 @@ fn a_data_directory_is_not_opened_under_another_name() {
 #[test]
 fn bootstrapping_twice_is_refused() {
     let dir = stopped_directory_of(1);
-    let replica = Replica::open(dir.path(), "n1", NodeId(1), config()).unwrap();
+    let mut replica = Replica::open(dir.path(), "n1", NodeId(1), config()).unwrap();
+    let before = replica.status();
     assert!(replica.bootstrap([NodeId(1)], ClusterId(7)).is_err());
+    // The refusal left the replica as it was.
+    assert_eq!(replica.status().cluster_id, before.cluster_id);
+    assert_eq!(replica.status().last_index, before.last_index);
 }
 
 #[test]

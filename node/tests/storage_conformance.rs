@@ -837,3 +837,99 @@ fn persist_refuses_entries_that_leave_a_gap() {
     assert!(matches!(result, Err(RaftStorageError::Failed(_))));
     assert_eq!(bounds(&store), (1, 5));
 }
+
+// ---------------------------------------------------------------------------
+// RocksDB's compaction tail.
+
+/// A RocksDB store with entries 1..=20 in term 1, compacted at 15 with a
+/// tail of 5.
+fn store_with_tail(dir: &Path) -> RocksLogStore {
+    let mut store = open(dir, &expected()).unwrap();
+    store.set_compaction_tail(5);
+    let entries: Vec<Entry> = (1..=20)
+        .map(|i| Entry {
+            term: Term(1),
+            index: LogIndex(i),
+            payload: EntryPayload::Noop,
+        })
+        .collect();
+    let hard_state = HardState {
+        term: Term(1),
+        vote: None,
+        commit: LogIndex(20),
+        cluster_id: None,
+    };
+    store
+        .persist(LogWrite {
+            snapshot: None,
+            entries: &entries,
+            hard_state: Some(&hard_state),
+            compaction: None,
+        })
+        .unwrap();
+    let snapshot = Snapshot {
+        metadata: SnapshotMetadata {
+            index: LogIndex(15),
+            term: Term(1),
+            membership: Membership::with_voters([NodeId(1)]),
+        },
+        data: Bytes::from_static(b"state"),
+    };
+    store
+        .persist(LogWrite {
+            snapshot: None,
+            entries: &[],
+            hard_state: None,
+            compaction: Some(&snapshot),
+        })
+        .unwrap();
+    store
+}
+
+#[test]
+fn compaction_keeps_the_configured_tail_behind_the_snapshot_across_restarts() {
+    let dir = TempDir::new().unwrap();
+    drop(store_with_tail(dir.path()));
+    let store = open(dir.path(), &expected()).unwrap();
+    assert_eq!(store.snapshot_metadata().unwrap().index, LogIndex(15));
+    assert_eq!(store.first_index().unwrap(), LogIndex(11));
+    assert_eq!(store.last_index().unwrap(), LogIndex(20));
+    assert_eq!(store.term(LogIndex(11)).unwrap(), Term(1));
+    assert_eq!(
+        store.term(LogIndex(10)),
+        Err(RaftStorageError::Compacted(LogIndex(10)))
+    );
+    let tail = store.entries(LogIndex(11), LogIndex(21), u64::MAX).unwrap();
+    assert_eq!(tail.len(), 10);
+    assert!(matches!(
+        store.entries(LogIndex(10), LogIndex(12), u64::MAX),
+        Err(RaftStorageError::Compacted(_))
+    ));
+}
+
+#[test]
+fn a_received_snapshot_replaces_the_tail_too() {
+    let dir = TempDir::new().unwrap();
+    let mut store = store_with_tail(dir.path());
+    let received = Snapshot {
+        metadata: SnapshotMetadata {
+            index: LogIndex(30),
+            term: Term(2),
+            membership: Membership::with_voters([NodeId(1)]),
+        },
+        data: Bytes::from_static(b"newer"),
+    };
+    store
+        .persist(LogWrite {
+            snapshot: Some(&received),
+            entries: &[],
+            hard_state: None,
+            compaction: None,
+        })
+        .unwrap();
+    drop(store);
+    let store = open(dir.path(), &expected()).unwrap();
+    assert_eq!(store.first_index().unwrap(), LogIndex(31));
+    assert_eq!(store.last_index().unwrap(), LogIndex(30));
+    assert_eq!(store.term(LogIndex(30)).unwrap(), Term(2));
+}

@@ -14,9 +14,14 @@
 //! each a [`DecodeError`]. This module does no I/O and knows nothing of
 //! where its bytes go; checksums belong to the storage layer.
 
+mod batch;
+mod forward;
 mod identity;
 mod message;
 mod raft;
+
+pub use batch::MessageBatch;
+pub use forward::ForwardReply;
 
 use bytes::{Buf, BufMut, Bytes};
 

@@ -7,17 +7,18 @@
 
 use std::collections::BTreeMap;
 
-use raftcfg_raft::{Entry, EntryPayload, LogIndex};
+use raftcfg_raft::{ConfigChange, Entry, EntryPayload, LogIndex, MembershipChange, NodeId, Term};
 use rocksdb::WriteBatch;
 
 use super::command::{Command, Precondition};
 use super::format::FormatError;
 use super::key::Key;
+use super::member::{self, MemberAddress};
 use super::record::{Change, ChangeKind, KeyRecord};
 use super::revision::Revision;
 use super::store::{KvStore, Meta, revision_key};
 use crate::storage::checksum::seal;
-use crate::storage::db::{CF_KV, CF_KV_CHANGES};
+use crate::storage::db::{CF_KV, CF_KV_CHANGES, CF_KV_META};
 use crate::storage::{Db, StorageError};
 
 /// What a command did.
@@ -40,21 +41,28 @@ pub enum Outcome {
     /// The entry's bytes are not a command this build understands; it was
     /// skipped (only the applied index advanced).
     Invalid(FormatError),
+    /// A member's address was recorded in the member directory.
+    MemberRecorded,
+    /// A membership change (configuration entry) was applied.
+    MembershipChanged,
 }
 
 /// The outcome of the command at one log index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
-    /// The entry's log index, which identifies the proposal.
+    /// The entry's log index, which with its term identifies the proposal.
     pub index: LogIndex,
+    /// The entry's term: a proposer whose entry had another term at this
+    /// index lost its proposal to a leader change.
+    pub term: Term,
     /// What the command did.
     pub outcome: Outcome,
 }
 
 impl KvStore {
     /// Applies committed `entries`, in log order, in one synced write, and
-    /// returns the outcome of each command entry (Noop and Config entries
-    /// only advance the applied index and have no outcome).
+    /// returns the outcome of each command and configuration entry (Noop
+    /// entries have none; a Config entry also updates the member directory).
     ///
     /// Entries at or below [`KvStore::applied_index`] are skipped, so
     /// entries delivered again after a restart are harmless. The rest must
@@ -79,15 +87,27 @@ impl KvStore {
                 entry.index,
             );
             last = entry.index;
-            if let EntryPayload::Command(data) = &entry.payload {
-                let outcome = match Command::decode(data) {
-                    Ok(command) => batch.execute(command)?,
-                    Err(error) => Outcome::Invalid(error),
-                };
-                applied.push(Applied {
-                    index: entry.index,
-                    outcome,
-                });
+            match &entry.payload {
+                EntryPayload::Command(data) => {
+                    let outcome = match Command::decode(data) {
+                        Ok(command) => batch.execute(command)?,
+                        Err(error) => Outcome::Invalid(error),
+                    };
+                    applied.push(Applied {
+                        index: entry.index,
+                        term: entry.term,
+                        outcome,
+                    });
+                }
+                EntryPayload::Config(change) => {
+                    batch.record_membership(change);
+                    applied.push(Applied {
+                        index: entry.index,
+                        term: entry.term,
+                        outcome: Outcome::MembershipChanged,
+                    });
+                }
+                EntryPayload::Noop => {}
             }
         }
         if last == self.meta.applied_index {
@@ -102,6 +122,12 @@ impl KvStore {
         meta.put(&self.db, &mut write);
         self.db.write_synced(write)?;
         self.meta = meta;
+        for (id, address) in batch.members {
+            match address {
+                Some(address) => self.members.insert(id, address),
+                None => self.members.remove(&id),
+            };
+        }
         Ok(applied)
     }
 }
@@ -114,6 +140,8 @@ struct Batch<'a> {
     /// What the batch has done to each key it touched (`None` = deleted), so
     /// later commands in the batch see earlier ones.
     touched: BTreeMap<Key, Option<KeyRecord>>,
+    /// Member directory changes (`None` = removed), in order.
+    members: Vec<(NodeId, Option<MemberAddress>)>,
     write: WriteBatch,
 }
 
@@ -123,6 +151,7 @@ impl<'a> Batch<'a> {
             db,
             revision,
             touched: BTreeMap::new(),
+            members: Vec::new(),
             write: WriteBatch::default(),
         }
     }
@@ -138,9 +167,45 @@ impl<'a> Batch<'a> {
             .transpose()
     }
 
+    /// Records the address an `AddLearner` entry carries, or forgets a
+    /// removed member. A context that is not an address (e.g. empty) is
+    /// ignored: the membership itself is the Raft core's business.
+    fn record_membership(&mut self, change: &ConfigChange) {
+        match change.change {
+            MembershipChange::AddLearner(id) => {
+                if let Ok(address) = MemberAddress::decode(&change.context) {
+                    self.set_member(id, Some(address));
+                }
+            }
+            MembershipChange::Remove(id) => self.set_member(id, None),
+            MembershipChange::PromoteLearner(_) => {}
+        }
+    }
+
+    fn set_member(&mut self, id: NodeId, address: Option<MemberAddress>) {
+        let cf = self.db.cf(CF_KV_META);
+        match &address {
+            Some(address) => self
+                .write
+                .put_cf(cf, member::row_key(id), seal(&address.encode())),
+            None => self.write.delete_cf(cf, member::row_key(id)),
+        }
+        self.members.push((id, address));
+    }
+
     fn execute(&mut self, command: Command) -> Result<Outcome, StorageError> {
-        let current = self.current(command.key())?;
-        let holds = match command.precondition() {
+        let (key, precondition) = match &command {
+            Command::Put {
+                key, precondition, ..
+            }
+            | Command::Delete { key, precondition } => (key, *precondition),
+            Command::SetMember { node_id, address } => {
+                self.set_member(*node_id, Some(address.clone()));
+                return Ok(Outcome::MemberRecorded);
+            }
+        };
+        let current = self.current(key)?;
+        let holds = match precondition {
             Precondition::None => true,
             Precondition::ModRevision(expected) => current
                 .as_ref()
@@ -197,6 +262,7 @@ impl<'a> Batch<'a> {
                 self.revision = revision;
                 Ok(Outcome::Written { revision })
             }
+            Command::SetMember { .. } => unreachable!("handled above"),
         }
     }
 

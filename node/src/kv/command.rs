@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! u8 version | u8 kind (1 put, 2 delete) | precondition | key | put only: value
+//! u8 version | u8 kind 3 (set member) | u64 node_id | member address
 //! precondition: u8 0 (none) | u8 1, u64 mod_revision | u8 2 (absent)
 //! key, value:   u32 length, bytes
 //! ```
@@ -20,7 +21,9 @@ use super::format::{
     FormatError, check_end, check_version, get_bytes, get_key, get_revision, put_bytes, put_key,
 };
 use super::key::Key;
+use super::member::MemberAddress;
 use super::revision::Revision;
+use raftcfg_raft::NodeId;
 
 /// The version byte commands start with. A new version must be readable by
 /// every member before any member proposes it (an older member would apply
@@ -29,6 +32,7 @@ pub const COMMAND_VERSION: u8 = 1;
 
 const KIND_PUT: u8 = 1;
 const KIND_DELETE: u8 = 2;
+const KIND_SET_MEMBER: u8 = 3;
 const PRECONDITION_NONE: u8 = 0;
 const PRECONDITION_MOD_REVISION: u8 = 1;
 const PRECONDITION_ABSENT: u8 = 2;
@@ -52,6 +56,15 @@ pub enum Command {
         /// What must hold for the delete to happen.
         precondition: Precondition,
     },
+    /// Record a member's name and URLs in the member directory (a member
+    /// that founded the cluster announces itself this way). It changes no
+    /// key and uses no revision.
+    SetMember {
+        /// The member.
+        node_id: NodeId,
+        /// Its name and URLs.
+        address: MemberAddress,
+    },
 }
 
 /// What must hold of a key's current record for a command to take effect.
@@ -68,17 +81,11 @@ pub enum Precondition {
 }
 
 impl Command {
-    /// The key the command writes.
-    pub fn key(&self) -> &Key {
+    /// The key the command writes, if it writes one.
+    pub fn key(&self) -> Option<&Key> {
         match self {
-            Self::Put { key, .. } | Self::Delete { key, .. } => key,
-        }
-    }
-
-    /// What must hold for the command to take effect.
-    pub fn precondition(&self) -> Precondition {
-        match self {
-            Self::Put { precondition, .. } | Self::Delete { precondition, .. } => *precondition,
+            Self::Put { key, .. } | Self::Delete { key, .. } => Some(key),
+            Self::SetMember { .. } => None,
         }
     }
 
@@ -101,6 +108,11 @@ impl Command {
                 out.put_u8(KIND_DELETE);
                 put_precondition(&mut out, *precondition);
                 put_key(&mut out, key);
+            }
+            Self::SetMember { node_id, address } => {
+                out.put_u8(KIND_SET_MEMBER);
+                out.put_u64(node_id.get());
+                address.put(&mut out);
             }
         }
         out.into()
@@ -128,6 +140,10 @@ impl Command {
                 let key = get_key(&mut input)?;
                 Self::Delete { key, precondition }
             }
+            KIND_SET_MEMBER => Self::SetMember {
+                node_id: NodeId(input.try_get_u64()?),
+                address: MemberAddress::get(&mut input)?,
+            },
             tag => {
                 return Err(FormatError::UnknownTag {
                     what: "command",
@@ -140,11 +156,11 @@ impl Command {
     }
 
     fn encoded_len_hint(&self) -> usize {
-        let value = match self {
-            Self::Put { value, .. } => 4 + value.len(),
-            Self::Delete { .. } => 0,
-        };
-        2 + 9 + 4 + self.key().as_bytes().len() + value
+        match self {
+            Self::Put { key, value, .. } => 2 + 9 + 8 + key.as_bytes().len() + value.len(),
+            Self::Delete { key, .. } => 2 + 9 + 4 + key.as_bytes().len(),
+            Self::SetMember { .. } => 64,
+        }
     }
 }
 
@@ -206,6 +222,14 @@ mod tests {
             Command::Delete {
                 key: key("app/y"),
                 precondition: Precondition::None,
+            },
+            Command::SetMember {
+                node_id: NodeId(u64::MAX),
+                address: MemberAddress {
+                    name: "n1".into(),
+                    peer_url: "http://127.0.0.1:7380".into(),
+                    client_url: "http://127.0.0.1:7379".into(),
+                },
             },
         ]
     }

@@ -3,26 +3,31 @@
 //! Encoding, version [`SNAPSHOT_VERSION`]:
 //!
 //! ```text
-//! body:    u8 version | u64 revision | record* | u8 0
+//! body:    u8 version | u64 revision | record* | member* | u8 0
 //! record:  u8 1 | key | u64 create_revision | u64 mod_revision | u64 version | value
+//! member:  u8 2 | u64 node_id | member address (see `member.rs`)
 //! trailer: 32 bytes, SHA-256 of the body
 //! ```
 //!
 //! Records are in key order, so the body is a canonical form of the state
 //! and its SHA-256 — the trailer — is the state's [`Digest`]: members that
 //! applied the same commands have equal digests. The body holds what is
-//! replicated (keys, values, their revisions and versions, the revision) and
+//! replicated (keys, values, their revisions and versions, the revision, the
+//! member directory) and
 //! nothing local to a member: not the applied index (the caller's, with the
 //! Raft snapshot metadata), not the change log or its compaction point.
 
 use std::fmt;
 
+use std::collections::BTreeMap;
+
 use bytes::{Buf, BufMut, Bytes};
-use raftcfg_raft::LogIndex;
-use rocksdb::{IteratorMode, WriteBatch};
+use raftcfg_raft::{LogIndex, NodeId};
+use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sha2::{Digest as _, Sha256};
 
 use super::format::{FormatError, check_version, get_bytes, get_key, get_revision, put_key};
+use super::member::{self, MemberAddress};
 use super::record::KeyRecord;
 use super::revision::Revision;
 use super::store::{KvStore, Meta, decode_kv_row};
@@ -31,9 +36,10 @@ use crate::storage::db::{CF_KV, CF_KV_CHANGES, CF_KV_META};
 use crate::storage::{Db, StorageError};
 
 /// The version byte snapshots start with.
-pub const SNAPSHOT_VERSION: u8 = 1;
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 const RECORD: u8 = 1;
+const MEMBER: u8 = 2;
 const END: u8 = 0;
 const DIGEST_BYTES: usize = 32;
 
@@ -95,6 +101,20 @@ impl KvStore {
         Ok(Digest(hasher.finalize().into()))
     }
 
+    /// Checks that `snapshot` is a whole, well-formed snapshot (checksum and
+    /// body) without writing anything.
+    pub fn check_snapshot(snapshot: &[u8]) -> Result<(), RestoreError> {
+        let Some(body_len) = snapshot.len().checked_sub(DIGEST_BYTES) else {
+            return Err(RestoreError::TooShort(snapshot.len()));
+        };
+        let (body, trailer) = snapshot.split_at(body_len);
+        if Sha256::digest(body)[..] != *trailer {
+            return Err(RestoreError::Checksum);
+        }
+        decode_body(body)?;
+        Ok(())
+    }
+
     /// Replaces the whole state with `snapshot`, taken at `applied_index`,
     /// in one synced write. The change log is cleared and its compaction
     /// point set to the snapshot's revision, so watches from before it get
@@ -111,15 +131,16 @@ impl KvStore {
         if Sha256::digest(body)[..] != *trailer {
             return Err(RestoreError::Checksum);
         }
-        let (revision, records) = decode_body(body)?;
+        let state = decode_body(body)?;
         let meta = Meta {
             applied_index,
-            revision,
-            compacted: revision,
+            revision: state.revision,
+            compacted: state.revision,
         };
-        let batch = replace_all(&self.db, &records, meta);
+        let batch = replace_all(&self.db, &state, meta);
         self.db.write_synced(batch)?;
         self.meta = meta;
+        self.members = state.members;
         Ok(())
     }
 
@@ -152,21 +173,61 @@ impl KvStore {
             emit(&len.to_be_bytes());
             emit(&record.value);
         }
+        let members = snapshot.iterator_cf(
+            self.db.cf(CF_KV_META),
+            IteratorMode::From(member::row_key_start(), Direction::Forward),
+        );
+        for row in members {
+            let (key, value) = row.map_err(StorageError::Read)?;
+            let Some(id) = member::parse_row_key(&key) else {
+                break;
+            };
+            piece.clear();
+            piece.put_u8(MEMBER);
+            piece.put_u64(id.get());
+            piece.extend_from_slice(
+                crate::storage::checksum::unseal(&value)
+                    .map_err(|e| StorageError::Corrupt(format!("member row: {e}")))?,
+            );
+            emit(&piece);
+        }
         emit(&[END]);
         Ok(())
     }
 }
 
-/// Reads and checks a snapshot body: the revision and the records.
-fn decode_body(body: &[u8]) -> Result<(Revision, Vec<KeyRecord>), FormatError> {
+/// A decoded snapshot body.
+struct State {
+    revision: Revision,
+    records: Vec<KeyRecord>,
+    members: BTreeMap<NodeId, MemberAddress>,
+}
+
+/// Reads and checks a snapshot body.
+fn decode_body(body: &[u8]) -> Result<State, FormatError> {
     let mut input = Bytes::copy_from_slice(body);
     check_version(&mut input, "snapshot", SNAPSHOT_VERSION)?;
     let revision = get_revision(&mut input)?;
     let mut records: Vec<KeyRecord> = Vec::new();
+    let mut members = BTreeMap::new();
     loop {
         match input.try_get_u8()? {
             END => break,
-            RECORD => {}
+            RECORD if members.is_empty() => {}
+            MEMBER => {
+                let id = NodeId(input.try_get_u64()?);
+                let address = MemberAddress::get(&mut input)?;
+                if members
+                    .last_key_value()
+                    .is_some_and(|(last, _)| *last >= id)
+                {
+                    return Err(FormatError::Invalid(
+                        "snapshot members are not in strictly ascending id order",
+                    ));
+                }
+                members.insert(id, address);
+                continue;
+            }
             tag => {
                 return Err(FormatError::UnknownTag {
                     what: "snapshot record",
@@ -195,19 +256,35 @@ fn decode_body(body: &[u8]) -> Result<(Revision, Vec<KeyRecord>), FormatError> {
         records.push(record);
     }
     super::format::check_end(&input)?;
-    Ok((revision, records))
+    Ok(State {
+        revision,
+        records,
+        members,
+    })
 }
 
-/// A batch that replaces the key rows and the change log with `records`
-/// and `meta`.
-fn replace_all(db: &Db, records: &[KeyRecord], meta: Meta) -> WriteBatch {
+/// A batch that replaces the key rows, the member directory and the change
+/// log with `state` and `meta`.
+fn replace_all(db: &Db, state: &State, meta: Meta) -> WriteBatch {
     let mut batch = WriteBatch::default();
     // Keys are UTF-8, which never contains the byte 0xff, so ["", "\xff")
     // covers every key; the change log's keys are 8 bytes, all below nine
     // 0xff bytes. Later writes in a batch take effect after earlier ones.
     batch.delete_range_cf(db.cf(CF_KV), &b""[..], &b"\xff"[..]);
     batch.delete_range_cf(db.cf(CF_KV_CHANGES), &[0u8; 8][..], &[0xffu8; 9][..]);
-    for record in records {
+    batch.delete_range_cf(
+        db.cf(CF_KV_META),
+        member::row_key_start().to_vec(),
+        member::row_key_end(),
+    );
+    for (id, address) in &state.members {
+        batch.put_cf(
+            db.cf(CF_KV_META),
+            member::row_key(*id),
+            seal(&address.encode()),
+        );
+    }
+    for record in &state.records {
         batch.put_cf(
             db.cf(CF_KV),
             record.key.as_bytes(),

@@ -4,20 +4,24 @@
 //!
 //! - `kv`: key bytes → sealed key record (`record.rs`);
 //! - `kv_changes`: u64 big-endian revision → sealed change;
-//! - `kv_meta`: one row, `state` → sealed
-//!   `u8 version | u64 applied_index | u64 revision | u64 compacted_revision`.
+//! - `kv_meta`: `state` → sealed
+//!   `u8 version | u64 applied_index | u64 revision | u64 compacted_revision`,
+//!   and the member directory's rows (`member.rs`).
 //!
 //! Every value is sealed with the storage layer's CRC32, so a damaged row is
 //! reported as corrupt instead of being served. Writing is in `apply.rs`
 //! (commands) and `snapshot.rs` (restore); each write is one synced batch
 //! that includes the metadata row.
 
-use bytes::{Buf, BufMut};
-use raftcfg_raft::LogIndex;
+use std::collections::BTreeMap;
+
+use bytes::{Buf, BufMut, Bytes};
+use raftcfg_raft::{LogIndex, NodeId};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::format::{FormatError, check_end, check_version, get_revision};
 use super::key::Key;
+use super::member::{self, MemberAddress};
 use super::prefix::KeyPrefix;
 use super::record::{Change, KeyRecord};
 use super::revision::Revision;
@@ -36,6 +40,8 @@ const META_VERSION: u8 = 1;
 pub struct KvStore {
     pub(crate) db: Db,
     pub(crate) meta: Meta,
+    /// The member directory, as stored.
+    pub(crate) members: BTreeMap<NodeId, MemberAddress>,
 }
 
 /// The state's metadata, kept in memory and written with every change.
@@ -92,7 +98,14 @@ impl KvStore {
             Some(row) => Meta::decode(&row)?,
             None => Meta::default(),
         };
-        Ok(Self { db, meta })
+        let members = read_members(&db)?;
+        Ok(Self { db, meta, members })
+    }
+
+    /// The member directory: every member's name and URLs that the applied
+    /// log recorded.
+    pub fn members(&self) -> &BTreeMap<NodeId, MemberAddress> {
+        &self.members
     }
 
     /// The last log index whose entry is reflected in the state.
@@ -291,4 +304,23 @@ fn unseal_row<'a>(what: &str, sealed: &'a [u8]) -> Result<&'a [u8], StorageError
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {error}"))
+}
+
+/// Reads the member directory's rows.
+pub(crate) fn read_members(db: &Db) -> Result<BTreeMap<NodeId, MemberAddress>, StorageError> {
+    let mut members = BTreeMap::new();
+    let rows = db.raw().iterator_cf(
+        db.cf(CF_KV_META),
+        IteratorMode::From(member::row_key_start(), Direction::Forward),
+    );
+    for row in rows {
+        let (key, value) = row.map_err(StorageError::Read)?;
+        let Some(id) = member::parse_row_key(&key) else {
+            break;
+        };
+        let address = MemberAddress::decode(&Bytes::copy_from_slice(unseal_row("member", &value)?))
+            .map_err(|e| corrupt("member", e))?;
+        members.insert(id, address);
+    }
+    Ok(members)
 }

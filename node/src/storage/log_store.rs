@@ -7,6 +7,11 @@
 //! of the last write (a check against a log that lost its tail). Every
 //! value is the codec's encoding sealed with a CRC32 ([`checksum`]).
 //!
+//! Compaction may keep a tail: with [`RocksLogStore::set_compaction_tail`]
+//! set to `n`, a compaction at snapshot index `s` discards entries only up
+//! to `s - n`, so a follower a little behind is still sent entries rather
+//! than the whole snapshot. The log then starts at or before `s + 1`.
+//!
 //! The snapshot's data is one RocksDB value, read and written whole: fine
 //! for a configuration store's state (megabytes, well below RocksDB's
 //! 4 GiB value limit), not for large state.
@@ -16,6 +21,8 @@
 //! or cluster is refused, never started with a shorter log.
 //!
 //! [`checksum`]: super::checksum
+
+use std::time::{Duration, Instant};
 
 use std::fmt::Display;
 
@@ -63,7 +70,14 @@ pub struct RocksLogStore {
     name: String,
     hard_state: HardState,
     snapshot: SnapshotMetadata,
+    /// The first entry held; at most `snapshot.index + 1` (less with a tail).
+    first_index: LogIndex,
     last_index: LogIndex,
+    /// Entries kept behind the snapshot index at compaction.
+    compaction_tail: u64,
+    /// How long each synced write took, since the last
+    /// [`RocksLogStore::take_sync_latencies`] (for the fsync histogram).
+    sync_latencies: Vec<Duration>,
 }
 
 impl RocksLogStore {
@@ -98,10 +112,9 @@ impl RocksLogStore {
             ));
         }
         let snapshot = snapshot.unwrap_or_default();
-        let scanned_last = check_log(&db, &snapshot)?;
-        let holds_raft_state =
-            hard_state.is_some() || snapshot_data.is_some() || scanned_last.is_some();
-        let last_index = scanned_last.unwrap_or(snapshot.index);
+        let scanned = check_log(&db, &snapshot)?;
+        let holds_raft_state = hard_state.is_some() || snapshot_data.is_some() || scanned.is_some();
+        let (first_index, last_index) = scanned.unwrap_or((snapshot.index.next(), snapshot.index));
         match recorded_last {
             Some(recorded) if recorded > last_index => {
                 return Err(StorageError::Corrupt(format!(
@@ -164,8 +177,22 @@ impl RocksLogStore {
             name: identity.name,
             hard_state,
             snapshot,
+            first_index,
             last_index,
+            compaction_tail: 0,
+            sync_latencies: Vec::new(),
         })
+    }
+
+    /// Keeps `entries` entries behind the snapshot index when compacting,
+    /// for followers that are only a little behind.
+    pub fn set_compaction_tail(&mut self, entries: u64) {
+        self.compaction_tail = entries;
+    }
+
+    /// The durations of the synced writes since the last call.
+    pub fn take_sync_latencies(&mut self) -> Vec<Duration> {
+        std::mem::take(&mut self.sync_latencies)
     }
 
     /// This node's identity; the cluster id comes from the hard state.
@@ -234,10 +261,12 @@ fn check_identity(
 /// passes its checksum and decodes to the entry its key names, the entries
 /// start right after the snapshot, leave no gap and never go back in term.
 /// Returns the last index, or `None` if the log holds no entries.
-fn check_log(db: &Db, snapshot: &SnapshotMetadata) -> Result<Option<LogIndex>, StorageError> {
-    let mut expected = snapshot.index.next();
-    let mut previous_term = snapshot.term;
-    let mut last = None;
+fn check_log(
+    db: &Db,
+    snapshot: &SnapshotMetadata,
+) -> Result<Option<(LogIndex, LogIndex)>, StorageError> {
+    let mut bounds: Option<(LogIndex, LogIndex)> = None;
+    let mut previous_term = Term(0);
     for item in db
         .raw()
         .iterator_cf(db.cf(CF_RAFT_LOG), IteratorMode::Start)
@@ -245,15 +274,20 @@ fn check_log(db: &Db, snapshot: &SnapshotMetadata) -> Result<Option<LogIndex>, S
         let (key, value) = item.map_err(StorageError::Read)?;
         let index = key_index(&key)
             .ok_or_else(|| StorageError::Corrupt(format!("a log key of {} bytes", key.len())))?;
-        if index != expected {
-            return Err(StorageError::Corrupt(if last.is_none() {
-                format!(
-                    "the log starts at {index}, not right after the snapshot at {}",
+        match bounds {
+            None if index > snapshot.index.next() => {
+                return Err(StorageError::Corrupt(format!(
+                    "the log starts at {index}, after the snapshot at {}: entries are missing",
                     snapshot.index
-                )
-            } else {
-                format!("the log has a gap: entry {expected} is missing before {index}")
-            }));
+                )));
+            }
+            Some((_, last)) if index != last.next() => {
+                return Err(StorageError::Corrupt(format!(
+                    "the log has a gap: entry {} is missing before {index}",
+                    last.next()
+                )));
+            }
+            _ => {}
         }
         let entry = decode_entry(index, &value)
             .map_err(|e| StorageError::Corrupt(format!("log entry {index}: {e}")))?;
@@ -263,11 +297,24 @@ fn check_log(db: &Db, snapshot: &SnapshotMetadata) -> Result<Option<LogIndex>, S
                 entry.term
             )));
         }
+        if index == snapshot.index && entry.term != snapshot.term {
+            return Err(StorageError::Corrupt(format!(
+                "log entry {index} has term {}, but the snapshot at that index has term {}",
+                entry.term, snapshot.term
+            )));
+        }
         previous_term = entry.term;
-        last = Some(index);
-        expected = index.next();
+        bounds = Some((bounds.map_or(index, |(first, _)| first), index));
     }
-    Ok(last)
+    if let Some((_, last)) = bounds
+        && last < snapshot.index
+    {
+        return Err(StorageError::Corrupt(format!(
+            "the log ends at {last}, before the snapshot at {}",
+            snapshot.index
+        )));
+    }
+    Ok(bounds)
 }
 
 /// The index a log key names, if it is one.
@@ -335,7 +382,7 @@ impl LogStorage for RocksLogStore {
     }
 
     fn first_index(&self) -> Result<LogIndex, RaftStorageError> {
-        Ok(self.snapshot.index.next())
+        Ok(self.first_index)
     }
 
     fn last_index(&self) -> Result<LogIndex, RaftStorageError> {
@@ -346,7 +393,7 @@ impl LogStorage for RocksLogStore {
         if index == self.snapshot.index {
             return Ok(self.snapshot.term);
         }
-        if index < self.snapshot.index {
+        if index < self.first_index {
             return Err(RaftStorageError::Compacted(index));
         }
         if index > self.last_index {
@@ -361,7 +408,7 @@ impl LogStorage for RocksLogStore {
         high: LogIndex,
         max_bytes: u64,
     ) -> Result<Vec<Entry>, RaftStorageError> {
-        if low <= self.snapshot.index {
+        if low < self.first_index {
             return Err(RaftStorageError::Compacted(low));
         }
         if high > self.last_index.next() {
@@ -420,12 +467,14 @@ impl LogStore for RocksLogStore {
         let meta = self.db.cf(CF_RAFT_META);
         let mut batch = WriteBatch::default();
         let mut snapshot = &self.snapshot;
+        let mut first = self.first_index;
         let mut last = self.last_index;
 
         if let Some(received) = write.snapshot {
-            batch.delete_range_cf(log, log_key(snapshot.index.next()), log_key(last.next()));
+            batch.delete_range_cf(log, log_key(first), log_key(last.next()));
             put_snapshot(&mut batch, meta, received);
             snapshot = &received.metadata;
+            first = snapshot.index.next();
             last = snapshot.index;
         }
 
@@ -460,14 +509,22 @@ impl LogStore for RocksLogStore {
             && compaction.metadata.index > snapshot.index
         {
             let index = compaction.metadata.index;
-            batch.delete_range_cf(
-                log,
-                log_key(snapshot.index.next()),
-                log_key(index.min(last).next()),
-            );
+            // Keep the tail only if the log reaches the snapshot index.
+            let keep_from = if index <= last {
+                LogIndex(index.get().saturating_sub(self.compaction_tail)).next()
+            } else {
+                last.next()
+            };
+            if keep_from > first {
+                batch.delete_range_cf(log, log_key(first), log_key(keep_from));
+                first = keep_from;
+            }
             put_snapshot(&mut batch, meta, compaction);
             snapshot = &compaction.metadata;
-            last = last.max(index);
+            if index > last {
+                first = index.next();
+                last = index;
+            }
         }
 
         let commit = write.hard_state.unwrap_or(&self.hard_state).commit;
@@ -478,10 +535,13 @@ impl LogStore for RocksLogStore {
         }
         batch.put_cf(meta, LAST_INDEX_KEY, stored_value(&last));
 
+        let started = Instant::now();
         self.db
             .write_synced(batch)
             .map_err(|e| failed("persist the Raft log", e))?;
+        self.sync_latencies.push(started.elapsed());
         self.snapshot = snapshot.clone();
+        self.first_index = first;
         self.last_index = last;
         if let Some(hard_state) = write.hard_state {
             self.hard_state = *hard_state;

@@ -1,0 +1,314 @@
+//! `/v1/cluster`: the member list, membership changes, leadership transfer
+//! and bootstrap. A change asked of a follower is relayed to the leader's
+//! client API and its answer returned as is.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use raftcfg_client::wire::{
+    AddMemberRequest, BootstrapResponse, Member, MemberList, MemberRole, MembershipResponse,
+    TransferLeaderRequest, TransferLeaderResponse,
+};
+use raftcfg_raft::{MembershipChange, NodeId};
+use serde::de::DeserializeOwned;
+
+use super::ApiState;
+use super::error::ApiError;
+use super::params::Params;
+use crate::driver::DriverError;
+use crate::kv::MemberAddress;
+
+/// The longest member name accepted (a DNS label is 63; a pod name 253).
+const MAX_NAME_BYTES: usize = 253;
+
+/// `GET /v1/cluster/members`.
+pub async fn list_members(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<MemberList>, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let view = state.node.view();
+    if !view.initialized() {
+        return Err(DriverError::NotInitialized.into());
+    }
+    let status = &view.status;
+    let leading = view.is_leader();
+    let members = status
+        .membership
+        .members()
+        .map(|id| {
+            let address = view.addresses.get(&id);
+            let text = |field: fn(&MemberAddress) -> &String| {
+                address.map(|a| field(a).clone()).unwrap_or_default()
+            };
+            Member {
+                id: id.get(),
+                name: text(|a| &a.name),
+                peer_url: text(|a| &a.peer_url),
+                client_url: text(|a| &a.client_url),
+                role: if status.membership.is_voter(id) {
+                    MemberRole::Voter
+                } else {
+                    MemberRole::Learner
+                },
+                leader: status.leader_id == Some(id),
+                match_index: if leading && id == view.identity.node_id {
+                    Some(status.last_index.get())
+                } else if leading {
+                    status.progress.get(&id).map(|p| p.matched.get())
+                } else {
+                    None
+                },
+                healthy: if id == view.identity.node_id {
+                    Some(view.stopped.is_none())
+                } else if leading {
+                    Some(view.healthy_peers.contains(&id))
+                } else {
+                    None
+                },
+            }
+        })
+        .collect();
+    Ok(Json(MemberList {
+        members,
+        leader_id: status.leader_id.map(NodeId::get),
+    }))
+}
+
+/// `POST /v1/cluster/members`: add a node as a learner.
+pub async fn add_member(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let request: AddMemberRequest = json_body(&body)?;
+    let id = member_id_value(request.node_id)?;
+    let address = MemberAddress {
+        name: check_name(&request.name)?,
+        peer_url: check_url("peer_url", &request.peer_url)?,
+        client_url: check_url("client_url", &request.client_url)?,
+    };
+    let local = state
+        .node
+        .change_membership(MembershipChange::AddLearner(id), Some(address))
+        .await;
+    membership_answer(&state, local, Method::POST, "/v1/cluster/members", body).await
+}
+
+/// `POST /v1/cluster/members/{id}/promote`.
+pub async fn promote_member(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let id = member_id(&id)?;
+    let membership = state.node.view().status.membership;
+    if membership.is_voter(id) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_voter",
+            format!("node {id} is already a voter"),
+        ));
+    }
+    if !membership.is_learner(id) {
+        return Err(ApiError::not_found_code(
+            "unknown_member",
+            format!("node {id} is not a member; add it as a learner first"),
+        ));
+    }
+    let local = state
+        .node
+        .change_membership(MembershipChange::PromoteLearner(id), None)
+        .await;
+    let path = format!("/v1/cluster/members/{id}/promote");
+    membership_answer(&state, local, Method::POST, &path, Bytes::new()).await
+}
+
+/// `DELETE /v1/cluster/members/{id}`.
+pub async fn remove_member(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let id = member_id(&id)?;
+    let local = state
+        .node
+        .change_membership(MembershipChange::Remove(id), None)
+        .await;
+    let path = format!("/v1/cluster/members/{id}");
+    membership_answer(&state, local, Method::DELETE, &path, Bytes::new()).await
+}
+
+/// `POST /v1/cluster/leader`: `{"to": id}` or `{}` (the most caught-up voter).
+pub async fn transfer_leader(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let request: TransferLeaderRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TransferLeaderRequest::default()
+    } else {
+        json_body(&body)?
+    };
+    let to = request.to.map(member_id_value).transpose()?;
+    match state.node.transfer_leader(to).await {
+        Ok(leader) => Ok(Json(TransferLeaderResponse {
+            leader_id: leader.get(),
+        })
+        .into_response()),
+        Err(DriverError::NotLeader {
+            leader: Some(leader),
+        }) => relay(&state, leader, Method::POST, "/v1/cluster/leader", body).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /v1/cluster/bootstrap`: found a one-member cluster.
+pub async fn bootstrap(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Json<BootstrapResponse>, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    if !body.iter().all(u8::is_ascii_whitespace) && body.as_ref() != b"{}" {
+        return Err(ApiError::bad_request(
+            "bad_body",
+            "bootstrap takes no request body",
+        ));
+    }
+    let cluster_id = state.node.bootstrap().await?;
+    Ok(Json(BootstrapResponse {
+        cluster_id: cluster_id.get(),
+        node_id: state.node.view().identity.node_id.get(),
+    }))
+}
+
+/// Answers a membership change done here, or relays it to the leader.
+async fn membership_answer(
+    state: &ApiState,
+    local: Result<raftcfg_raft::LogIndex, DriverError>,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    match local {
+        Ok(index) => Ok(Json(MembershipResponse { index: index.get() }).into_response()),
+        Err(DriverError::NotLeader {
+            leader: Some(leader),
+        }) => relay(state, leader, method, path, body).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sends the same request to the leader's client API and returns its answer.
+async fn relay(
+    state: &ApiState,
+    leader: NodeId,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let view = state.node.view();
+    let Some(url) = view
+        .addresses
+        .get(&leader)
+        .map(|a| a.client_url.clone())
+        .filter(|url| !url.is_empty())
+    else {
+        return Err(DriverError::NotLeader { leader: None }.into());
+    };
+    let response = state
+        .http
+        .request(method, format!("{url}{path}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .timeout(state.write_timeout)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_connect() {
+                ApiError::from(DriverError::LeaderUnreachable)
+            } else {
+                ApiError::outcome_unknown()
+            }
+        })?;
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|_| ApiError::outcome_unknown())?;
+    let mut answer = (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response();
+    if let Some(value) = retry_after {
+        answer.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    Ok(answer)
+}
+
+fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("bad_body", format!("invalid JSON body: {e}")))
+}
+
+fn member_id(text: &str) -> Result<NodeId, ApiError> {
+    let value = text.parse::<u64>().map_err(|_| {
+        ApiError::bad_request(
+            "bad_member_id",
+            format!("'{text}' is not a node id (a positive integer)"),
+        )
+    })?;
+    member_id_value(value)
+}
+
+fn member_id_value(value: u64) -> Result<NodeId, ApiError> {
+    if value == 0 {
+        return Err(ApiError::bad_request(
+            "bad_member_id",
+            "node id 0 is not valid",
+        ));
+    }
+    Ok(NodeId(value))
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    if name.is_empty()
+        || name.len() > MAX_NAME_BYTES
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(ApiError::bad_request(
+            "bad_member",
+            format!(
+                "the name must be 1 to {MAX_NAME_BYTES} bytes without spaces or control characters"
+            ),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    let valid = rest.is_some_and(|rest| {
+        !rest.is_empty()
+            && !rest.contains('/')
+            && !rest.contains(char::is_whitespace)
+            && url.len() <= crate::kv::MAX_ADDRESS_FIELD_BYTES
+    });
+    if !valid {
+        return Err(ApiError::bad_request(
+            "bad_member",
+            format!(
+                "{field} must be an http:// or https:// URL of a host and port with no path, e.g. http://10.0.0.5:7380; got '{url}'"
+            ),
+        ));
+    }
+    Ok(url.to_owned())
+}

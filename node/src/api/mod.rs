@@ -1,0 +1,144 @@
+//! The client HTTP API (DESIGN.md §3): [`router`] over an [`ApiState`].
+//!
+//! Handlers are grouped by resource — `kv` (keys), `watch` (Server-Sent
+//! Events), `cluster` (members, leadership, bootstrap) and `node` (this
+//! node, backups, health and metrics) — and fail with [`ApiError`]. Any node
+//! accepts writes (a follower forwards them to the leader over the peer
+//! transport), linearizable reads (ReadIndex through the leader) and
+//! membership changes (relayed to the leader's client API).
+
+mod cluster;
+mod error;
+mod kv;
+mod node;
+mod params;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+
+use crate::driver::{Consistency, DriverError, NodeHandle, Query, QueryResult};
+use crate::kv::{Command, Limits, Outcome};
+use crate::metrics::Metrics;
+use crate::transport::Transport;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The driver.
+    pub node: NodeHandle,
+    /// Forwards writes to the leader.
+    pub transport: Arc<Transport>,
+    /// Key and value limits.
+    pub limits: Limits,
+    /// The node's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Relays membership requests to the leader's client API.
+    pub http: reqwest::Client,
+    /// How long a write waits for its entry to be applied.
+    pub write_timeout: Duration,
+    /// How long a read waits for its ReadIndex and the state.
+    pub read_timeout: Duration,
+}
+
+impl ApiState {
+    /// State with default timeouts (writes 10 s, reads 5 s).
+    pub fn new(
+        node: NodeHandle,
+        transport: Arc<Transport>,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            node,
+            transport,
+            limits,
+            metrics,
+            http: reqwest::Client::new(),
+            write_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Proposes `command`, on this node if it leads, else forwarded to the
+    /// leader. A timeout is an unknown outcome, never a failure.
+    async fn write(&self, command: Command) -> Result<Outcome, ApiError> {
+        let local = tokio::time::timeout(self.write_timeout, self.node.propose(command.clone()));
+        let leader = match local.await {
+            Err(_) => return Err(ApiError::outcome_unknown()),
+            Ok(Err(DriverError::NotLeader {
+                leader: Some(leader),
+            })) => leader,
+            Ok(answer) => return answer.map_err(ApiError::from),
+        };
+        let view = self.node.view();
+        let Some(address) = view
+            .addresses
+            .get(&leader)
+            .filter(|a| !a.peer_url.is_empty())
+        else {
+            return Err(ApiError::from(DriverError::NotLeader { leader: None }));
+        };
+        self.transport
+            .forward_propose(&address.peer_url, &command, self.write_timeout)
+            .await
+            .map_err(ApiError::from)
+    }
+
+    /// Reads with `consistency`; a timeout is a 503 (reads are safe to retry).
+    async fn read(&self, query: Query, consistency: Consistency) -> Result<QueryResult, ApiError> {
+        match tokio::time::timeout(self.read_timeout, self.node.read(query, consistency)).await {
+            Err(_) => Err(ApiError::unavailable(
+                "timeout",
+                "the read did not complete in time (no leader or no quorum?); retry shortly",
+            )),
+            Ok(answer) => answer.map_err(ApiError::from),
+        }
+    }
+}
+
+/// The largest request body accepted: the value limit plus room for the
+/// JSON of admin requests. Larger values get a JSON 413 from the handler.
+fn body_limit(limits: &Limits) -> usize {
+    limits.max_value_bytes.saturating_add(1)
+}
+
+/// The client API's router.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/kv", get(kv::list))
+        .route(
+            "/v1/kv/{*key}",
+            get(kv::get).put(kv::put).delete(kv::delete),
+        )
+        .route("/v1/watch", get(watch::watch))
+        .route(
+            "/v1/cluster/members",
+            get(cluster::list_members).post(cluster::add_member),
+        )
+        .route(
+            "/v1/cluster/members/{id}",
+            axum::routing::delete(cluster::remove_member),
+        )
+        .route(
+            "/v1/cluster/members/{id}/promote",
+            post(cluster::promote_member),
+        )
+        .route("/v1/cluster/leader", post(cluster::transfer_leader))
+        .route("/v1/cluster/bootstrap", post(cluster::bootstrap))
+        .route("/v1/node", get(node::status))
+        .route("/v1/snapshot", get(node::snapshot))
+        .route("/healthz", get(node::healthz))
+        .route("/readyz", get(node::readyz))
+        .route("/metrics", get(node::metrics))
+        .fallback(node::no_route)
+        .method_not_allowed_fallback(node::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit(&state.limits)))
+        .with_state(state)
+}

@@ -1,0 +1,1020 @@
+//! The client subcommands of `raftcfg` (get, put, del, ls, watch, member,
+//! leader, status, snapshot save): each parses its arguments, makes calls
+//! through [`raftcfg_client::http::Client`] and prints the answer. They
+//! talk to a cluster over its HTTP API only and never open a data
+//! directory. Errors are returned, and printed as one line by `cli::main`.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use raftcfg_client::http::{Client, ClientError, ClientOptions, Consistency, Precondition};
+use raftcfg_client::wire::{AddMemberRequest, Member, MemberList, MemberRole, NodeStatus};
+use tokio::io::AsyncReadExt;
+
+/// Where the cluster is reached when neither `--endpoints` nor
+/// `RAFTCFG_ENDPOINTS` says.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7379";
+
+/// How long `status` waits for each node.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many hex characters of a state digest `status` shows.
+const DIGEST_CHARS: usize = 12;
+
+/// The cluster to talk to; shared by every client subcommand and `bench`.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct EndpointArgs {
+    /// Client URLs of cluster members, comma-separated; requests fail over
+    /// from one to the next.
+    #[arg(
+        long,
+        env = "RAFTCFG_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "URL[,URL...]",
+        default_value = DEFAULT_ENDPOINT
+    )]
+    pub endpoints: Vec<String>,
+}
+
+impl EndpointArgs {
+    /// A client of these endpoints with default timeouts.
+    fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::new(&self.endpoints)?)
+    }
+}
+
+/// The client subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Print a key's value (raw bytes) to stdout.
+    Get(GetArgs),
+    /// Write a key (the value from the argument, or else from stdin) and
+    /// print the new revision.
+    Put(PutArgs),
+    /// Delete a key and print the revision of the deletion.
+    Del(DelArgs),
+    /// List keys under a prefix: key, mod_revision and value, tab-separated.
+    Ls(LsArgs),
+    /// Print every change under a prefix as it happens, until Ctrl-C.
+    Watch(WatchArgs),
+    /// List, add, promote or remove cluster members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Move leadership.
+    #[command(subcommand)]
+    Leader(LeaderCommand),
+    /// Show every member's Raft progress and check that members at the same
+    /// applied index hold the same state.
+    Status(StatusArgs),
+    /// Back up the cluster's state.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+/// `raftcfg get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The key, e.g. app/db/url.
+    pub key: String,
+    /// Read from the answering node's state, which may lag the leader.
+    #[arg(long)]
+    pub serializable: bool,
+    /// Print the key's revisions and version, then the value as text.
+    #[arg(long)]
+    pub meta: bool,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// `raftcfg put`.
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The key, e.g. app/db/url.
+    pub key: String,
+    /// The value; read from stdin when absent.
+    pub value: Option<String>,
+    /// Write only if the key's mod_revision is REV (compare-and-swap).
+    #[arg(long, value_name = "REV", conflicts_with = "if_absent")]
+    pub if_mod_revision: Option<u64>,
+    /// Write only if the key does not exist.
+    #[arg(long)]
+    pub if_absent: bool,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// `raftcfg del`.
+#[derive(Debug, Args)]
+pub struct DelArgs {
+    /// The key.
+    pub key: String,
+    /// Delete only if the key's mod_revision is REV.
+    #[arg(long, value_name = "REV")]
+    pub if_mod_revision: Option<u64>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// `raftcfg ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The prefix, e.g. app/ (empty: every key).
+    #[arg(default_value = "")]
+    pub prefix: String,
+    /// Print at most N keys (default: all, page by page).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// Read from the answering node's state, which may lag the leader.
+    #[arg(long)]
+    pub serializable: bool,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// `raftcfg watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The prefix, e.g. app/ (empty: every key).
+    #[arg(default_value = "")]
+    pub prefix: String,
+    /// Start at this revision (inclusive) instead of now.
+    #[arg(long, value_name = "REV")]
+    pub from: Option<u64>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// `raftcfg member ...`.
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// List the members.
+    List(MemberListArgs),
+    /// Add a node as a learner (promote it once it has caught up).
+    Add(MemberAddArgs),
+    /// Promote a caught-up learner to voter.
+    Promote(MemberIdArgs),
+    /// Remove a member.
+    Remove(MemberIdArgs),
+}
+
+/// `raftcfg member list`.
+#[derive(Debug, Args)]
+pub struct MemberListArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// `raftcfg member add`.
+#[derive(Debug, Args)]
+pub struct MemberAddArgs {
+    /// The new node's id, as its `GET /v1/node` reports.
+    #[arg(long, value_name = "ID")]
+    pub node_id: u64,
+    /// Its name.
+    #[arg(long)]
+    pub name: String,
+    /// Where peers reach it, e.g. http://10.0.0.4:7380.
+    #[arg(long, value_name = "URL")]
+    pub peer_url: String,
+    /// Where clients reach it, e.g. http://10.0.0.4:7379.
+    #[arg(long, value_name = "URL")]
+    pub client_url: String,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// `raftcfg member promote|remove ID`.
+#[derive(Debug, Args)]
+pub struct MemberIdArgs {
+    /// The member's node id.
+    pub id: u64,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// `raftcfg leader ...`.
+#[derive(Debug, Subcommand)]
+pub enum LeaderCommand {
+    /// Hand leadership to a voter (by default the most caught-up one).
+    Transfer(LeaderTransferArgs),
+}
+
+/// `raftcfg leader transfer`.
+#[derive(Debug, Args)]
+pub struct LeaderTransferArgs {
+    /// The voter to lead.
+    #[arg(long, value_name = "ID")]
+    pub to: Option<u64>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// `raftcfg status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// `raftcfg snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Download a consistent backup of the state to FILE.
+    Save(SnapshotSaveArgs),
+    /// Create a new single-node cluster from a backup, in a new data directory.
+    Restore(SnapshotRestoreArgs),
+}
+
+/// `raftcfg snapshot restore`.
+#[derive(Debug, Args)]
+pub struct SnapshotRestoreArgs {
+    /// The backup, as written by `raftcfg snapshot save`.
+    pub file: PathBuf,
+    /// The new node's data directory; must not exist or be empty.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The new node's name (give the same to `raftcfg serve --name`).
+    #[arg(long)]
+    pub name: String,
+}
+
+/// `raftcfg snapshot save`.
+#[derive(Debug, Args)]
+pub struct SnapshotSaveArgs {
+    /// Where to write it; written to a temporary file first, then renamed.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// Runs a client subcommand.
+pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Get(args) => get(args).await,
+        ClientCommand::Put(args) => put(args).await,
+        ClientCommand::Del(args) => del(args).await,
+        ClientCommand::Ls(args) => ls(args).await,
+        ClientCommand::Watch(args) => watch(args).await,
+        ClientCommand::Member(command) => member(command).await,
+        ClientCommand::Leader(LeaderCommand::Transfer(args)) => leader_transfer(args).await,
+        ClientCommand::Status(args) => status(args).await,
+        ClientCommand::Snapshot(SnapshotCommand::Save(args)) => snapshot_save(args).await,
+        ClientCommand::Snapshot(SnapshotCommand::Restore(args)) => {
+            super::restore::restore_backup(&args.file, &args.data_dir, &args.name)
+        }
+    }
+}
+
+fn consistency(serializable: bool) -> Consistency {
+    if serializable {
+        Consistency::Serializable
+    } else {
+        Consistency::Linearizable
+    }
+}
+
+async fn get(args: GetArgs) -> anyhow::Result<()> {
+    let client = args.endpoints.client()?;
+    let Some(value) = client
+        .get(&args.key, consistency(args.serializable))
+        .await?
+    else {
+        bail!("the key {} does not exist", args.key);
+    };
+    let mut stdout = std::io::stdout().lock();
+    if args.meta {
+        writeln!(
+            stdout,
+            "key: {}\ncreate_revision: {}\nmod_revision: {}\nversion: {}\nrevision: {}\nvalue: {}",
+            args.key,
+            value.create_revision,
+            value.mod_revision,
+            value.version,
+            value.revision,
+            display_value(&value.bytes)
+        )?;
+    } else {
+        stdout.write_all(&value.bytes)?;
+        // Raw bytes for pipes; a newline so a terminal prompt starts afresh.
+        if std::io::stdout().is_terminal() && !value.bytes.ends_with(b"\n") {
+            stdout.write_all(b"\n")?;
+        }
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+async fn put(args: PutArgs) -> anyhow::Result<()> {
+    let client = args.endpoints.client()?;
+    let value = match args.value {
+        Some(value) => Bytes::from(value),
+        None => {
+            let mut buffer = Vec::new();
+            tokio::io::stdin()
+                .read_to_end(&mut buffer)
+                .await
+                .context("cannot read the value from stdin")?;
+            Bytes::from(buffer)
+        }
+    };
+    let precondition = match (args.if_mod_revision, args.if_absent) {
+        (Some(revision), _) => Precondition::ModRevision(revision),
+        (None, true) => Precondition::Absent,
+        (None, false) => Precondition::None,
+    };
+    let answer = client.put(&args.key, value, precondition).await?;
+    println!("{}", answer.revision);
+    Ok(())
+}
+
+async fn del(args: DelArgs) -> anyhow::Result<()> {
+    let client = args.endpoints.client()?;
+    let precondition = args
+        .if_mod_revision
+        .map_or(Precondition::None, Precondition::ModRevision);
+    let answer = match client.delete(&args.key, precondition).await {
+        Err(e) if e.is_not_found() => bail!("the key {} does not exist", args.key),
+        other => other?,
+    };
+    println!("{}", answer.revision);
+    Ok(())
+}
+
+async fn ls(args: LsArgs) -> anyhow::Result<()> {
+    let client = args.endpoints.client()?;
+    let consistency = consistency(args.serializable);
+    let mut remaining = args.limit;
+    let mut start_after: Option<String> = None;
+    let mut stdout = std::io::stdout().lock();
+    // Each page is a read of its own; a long listing is not one snapshot.
+    while remaining != Some(0) {
+        let page = client
+            .list(&args.prefix, remaining, start_after.as_deref(), consistency)
+            .await?;
+        for item in &page.items {
+            let value = item
+                .value()
+                .with_context(|| format!("the value of {} is not valid base64", item.key))?;
+            writeln!(
+                stdout,
+                "{}\t{}\t{}",
+                item.key,
+                item.mod_revision,
+                display_value(&value)
+            )?;
+        }
+        if let Some(left) = &mut remaining {
+            *left = left.saturating_sub(u32::try_from(page.items.len()).unwrap_or(u32::MAX));
+        }
+        if !page.more {
+            break;
+        }
+        let Some(last) = page.items.last() else {
+            bail!("the server said more keys follow but sent none");
+        };
+        start_after = Some(last.key.clone());
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+async fn watch(args: WatchArgs) -> anyhow::Result<()> {
+    let client = args.endpoints.client()?;
+    let mut events = client.watch(&args.prefix, args.from);
+    loop {
+        let event = tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            event = events.next() => event,
+        };
+        let Some(event) = event else {
+            return Ok(());
+        };
+        let event = event?;
+        match event.value() {
+            None => println!("{}\tdelete\t{}", event.revision, event.key),
+            Some(value) => {
+                let value = value
+                    .with_context(|| format!("the value of {} is not valid base64", event.key))?;
+                println!(
+                    "{}\tput\t{}\t{}",
+                    event.revision,
+                    event.key,
+                    display_value(&value)
+                );
+            }
+        }
+    }
+}
+
+async fn member(command: MemberCommand) -> anyhow::Result<()> {
+    match command {
+        MemberCommand::List(args) => {
+            let list = args.endpoints.client()?.members().await?;
+            print!("{}", member_table(&list));
+        }
+        MemberCommand::Add(args) => {
+            let request = AddMemberRequest {
+                node_id: args.node_id,
+                name: args.name,
+                peer_url: args.peer_url,
+                client_url: args.client_url,
+            };
+            let answer = args.endpoints.client()?.add_member(&request).await?;
+            println!(
+                "added member {} ({}) as a learner at log index {}",
+                request.node_id, request.name, answer.index
+            );
+        }
+        MemberCommand::Promote(args) => {
+            let answer = args.endpoints.client()?.promote(args.id).await?;
+            println!(
+                "promoted member {} to voter at log index {}",
+                args.id, answer.index
+            );
+        }
+        MemberCommand::Remove(args) => {
+            let answer = args.endpoints.client()?.remove_member(args.id).await?;
+            println!("removed member {} at log index {}", args.id, answer.index);
+        }
+    }
+    Ok(())
+}
+
+async fn leader_transfer(args: LeaderTransferArgs) -> anyhow::Result<()> {
+    let answer = args.endpoints.client()?.transfer_leader(args.to).await?;
+    println!("member {} leads", answer.leader_id);
+    Ok(())
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let options = ClientOptions {
+        request_timeout: STATUS_TIMEOUT,
+        ..ClientOptions::default()
+    };
+    let client = Client::with_options(&args.endpoints.endpoints, options)?;
+    let list = client.members().await?;
+    let statuses = futures::future::join_all(
+        list.members
+            .iter()
+            .map(|member| client.node_status_of(&member.client_url)),
+    )
+    .await;
+    let rows: Vec<StatusRow> = list
+        .members
+        .iter()
+        .zip(statuses)
+        .map(|(member, status)| StatusRow::new(member, status))
+        .collect();
+    print!("{}", status_table(&rows));
+    for row in &rows {
+        match &row.node {
+            Err(reason) => eprintln!("{} (id {}) is unreachable: {reason}", row.name, row.id),
+            Ok(node) if node.node_id != row.id => eprintln!(
+                "{} (id {}) answers as node {} at {}: its data directory was replaced",
+                row.name, row.id, node.node_id, row.client_url
+            ),
+            Ok(_) => {}
+        }
+    }
+    let conflicts = digest_conflicts(&rows);
+    for conflict in &conflicts {
+        eprintln!("{conflict}");
+    }
+    if !conflicts.is_empty() {
+        bail!("members hold different states at the same applied index (see the warnings above)");
+    }
+    Ok(())
+}
+
+async fn snapshot_save(args: SnapshotSaveArgs) -> anyhow::Result<()> {
+    let client = args.endpoints.client()?;
+    let temporary = temporary_path(&args.file)?;
+    let result = save_to(&client, &temporary, &args.file).await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&temporary).await;
+    }
+    let bytes = result?;
+    println!("wrote {bytes} bytes to {}", args.file.display());
+    Ok(())
+}
+
+/// A sibling of `file` for the download, so the rename stays on one file
+/// system.
+fn temporary_path(file: &Path) -> anyhow::Result<PathBuf> {
+    let name = file
+        .file_name()
+        .with_context(|| format!("{} is not a file name", file.display()))?;
+    let mut temporary = name.to_os_string();
+    temporary.push(format!(".tmp.{}", std::process::id()));
+    Ok(file.with_file_name(temporary))
+}
+
+/// Downloads into `temporary`, syncs it and renames it to `file`.
+async fn save_to(client: &Client, temporary: &Path, file: &Path) -> anyhow::Result<u64> {
+    let mut out = tokio::fs::File::create(temporary)
+        .await
+        .with_context(|| format!("cannot create {}", temporary.display()))?;
+    let bytes = match client.snapshot(&mut out).await {
+        Err(ClientError::Write(e)) => {
+            return Err(e).with_context(|| format!("cannot write {}", temporary.display()));
+        }
+        other => other?,
+    };
+    out.sync_all()
+        .await
+        .with_context(|| format!("cannot sync {}", temporary.display()))?;
+    drop(out);
+    tokio::fs::rename(temporary, file).await.with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            temporary.display(),
+            file.display()
+        )
+    })?;
+    // Make the rename itself durable.
+    if let Some(directory) = file.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(directory) = std::fs::File::open(directory)
+    {
+        let _ = directory.sync_all();
+    }
+    Ok(bytes)
+}
+
+/// A value for a line of text: UTF-8 as is (control characters escaped, so
+/// one value stays on one line), anything else as `<N bytes>`.
+fn display_value(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) => {
+            let mut shown = String::with_capacity(text.len());
+            for c in text.chars() {
+                if c.is_control() {
+                    shown.extend(c.escape_default());
+                } else {
+                    shown.push(c);
+                }
+            }
+            shown
+        }
+        Err(_) => format!("<{} bytes>", value.len()),
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<width$}  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn role_name(role: MemberRole) -> &'static str {
+    match role {
+        MemberRole::Voter => "voter",
+        MemberRole::Learner => "learner",
+    }
+}
+
+fn or_dash<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// `member list` output.
+fn member_table(list: &MemberList) -> String {
+    let rows: Vec<Vec<String>> = list
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.to_string(),
+                m.name.clone(),
+                role_name(m.role).to_owned(),
+                if m.leader { "*" } else { "" }.to_owned(),
+                or_dash(m.match_index),
+                or_dash(m.healthy),
+                m.peer_url.clone(),
+                m.client_url.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "NAME",
+            "ROLE",
+            "LEADER",
+            "MATCH",
+            "HEALTHY",
+            "PEER URL",
+            "CLIENT URL",
+        ],
+        &rows,
+    )
+}
+
+/// One member in `raftcfg status`: what the member list says and what the
+/// node itself answered (or why it could not be asked).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct StatusRow {
+    name: String,
+    id: u64,
+    role: MemberRole,
+    /// The member list marks it as leader.
+    listed_leader: bool,
+    client_url: String,
+    node: Result<NodeStatus, String>,
+}
+
+impl StatusRow {
+    fn new(member: &Member, node: Result<NodeStatus, ClientError>) -> Self {
+        Self {
+            name: member.name.clone(),
+            id: member.id,
+            role: member.role,
+            listed_leader: member.leader,
+            client_url: member.client_url.clone(),
+            node: node.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Two members that applied the same index but hold different states.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct DigestConflict {
+    first: String,
+    second: String,
+    applied: u64,
+}
+
+impl std::fmt::Display for DigestConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "WARNING: members {} and {} applied index {} but their states differ",
+            self.first, self.second, self.applied
+        )
+    }
+}
+
+/// Every disagreement among reachable members at the same applied index:
+/// for each such index, the first member with each further digest is
+/// paired with the first member seen at that index.
+fn digest_conflicts(rows: &[StatusRow]) -> Vec<DigestConflict> {
+    let mut by_applied: std::collections::BTreeMap<u64, Vec<(&str, &str)>> =
+        std::collections::BTreeMap::new();
+    for row in rows {
+        if let Ok(node) = &row.node {
+            by_applied
+                .entry(node.applied)
+                .or_default()
+                .push((&row.name, &node.state_digest));
+        }
+    }
+    let mut conflicts = Vec::new();
+    for (applied, members) in by_applied {
+        let (first_name, first_digest) = members[0];
+        let mut reported = vec![first_digest];
+        for (name, digest) in members {
+            if !reported.contains(&digest) {
+                reported.push(digest);
+                conflicts.push(DigestConflict {
+                    first: first_name.to_owned(),
+                    second: name.to_owned(),
+                    applied,
+                });
+            }
+        }
+    }
+    conflicts
+}
+
+/// How far each row's applied index trails: behind the last index of the
+/// reachable leader with the highest term, or else behind its own commit.
+fn lags(rows: &[StatusRow]) -> Vec<Option<u64>> {
+    let leader_last = rows
+        .iter()
+        .filter_map(|row| row.node.as_ref().ok())
+        .filter(|node| node.role == "leader")
+        .max_by_key(|node| node.term)
+        .map(|node| node.last_index);
+    rows.iter()
+        .map(|row| {
+            let node = row.node.as_ref().ok()?;
+            Some(match leader_last {
+                Some(last) => last.saturating_sub(node.applied),
+                None => node.commit.saturating_sub(node.applied),
+            })
+        })
+        .collect()
+}
+
+/// `status` output: one line per member.
+fn status_table(rows: &[StatusRow]) -> String {
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .zip(lags(rows))
+        .map(|(row, lag)| {
+            let mut line = vec![
+                row.name.clone(),
+                row.id.to_string(),
+                role_name(row.role).to_owned(),
+                if row.listed_leader { "*" } else { "" }.to_owned(),
+            ];
+            match &row.node {
+                Ok(node) => line.extend([
+                    node.role.clone(),
+                    node.term.to_string(),
+                    node.commit.to_string(),
+                    node.applied.to_string(),
+                    or_dash(lag),
+                    node.state_digest.chars().take(DIGEST_CHARS).collect(),
+                ]),
+                Err(_) => {
+                    line.push("unreachable".to_owned());
+                    line.extend(std::iter::repeat_n("-".to_owned(), 5));
+                }
+            }
+            line
+        })
+        .collect();
+    table(
+        &[
+            "NAME", "ID", "ROLE", "LEADER", "STATE", "TERM", "COMMIT", "APPLIED", "LAG", "DIGEST",
+        ],
+        &lines,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct TestCli {
+        #[command(subcommand)]
+        command: ClientCommand,
+    }
+
+    fn parse(args: &[&str]) -> ClientCommand {
+        TestCli::try_parse_from(std::iter::once("raftcfg").chain(args.iter().copied()))
+            .unwrap()
+            .command
+    }
+
+    fn fails(args: &[&str]) -> bool {
+        TestCli::try_parse_from(std::iter::once("raftcfg").chain(args.iter().copied())).is_err()
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        TestCli::command().debug_assert();
+    }
+
+    #[test]
+    fn endpoints_default_to_the_local_node_and_split_on_commas() {
+        let ClientCommand::Get(get) = parse(&["get", "app/x"]) else {
+            panic!("not get");
+        };
+        if std::env::var_os("RAFTCFG_ENDPOINTS").is_none() {
+            assert_eq!(get.endpoints.endpoints, [DEFAULT_ENDPOINT]);
+        }
+        let ClientCommand::Get(get) = parse(&[
+            "get",
+            "app/x",
+            "--serializable",
+            "--endpoints",
+            "http://a:1,http://b:2",
+        ]) else {
+            panic!("not get");
+        };
+        assert!(get.serializable);
+        assert_eq!(get.endpoints.endpoints, ["http://a:1", "http://b:2"]);
+    }
+
+    #[test]
+    fn put_takes_one_precondition_at_most() {
+        let ClientCommand::Put(put) = parse(&["put", "k", "v", "--if-mod-revision", "7"]) else {
+            panic!("not put");
+        };
+        assert_eq!(
+            (put.value.as_deref(), put.if_mod_revision),
+            (Some("v"), Some(7))
+        );
+        let ClientCommand::Put(put) = parse(&["put", "k", "--if-absent"]) else {
+            panic!("not put");
+        };
+        assert!(put.if_absent && put.value.is_none());
+        assert!(fails(&[
+            "put",
+            "k",
+            "v",
+            "--if-absent",
+            "--if-mod-revision",
+            "3"
+        ]));
+    }
+
+    #[test]
+    fn nested_subcommands_take_endpoints_at_the_leaf() {
+        let ClientCommand::Member(MemberCommand::Add(add)) = parse(&[
+            "member",
+            "add",
+            "--node-id",
+            "9",
+            "--name",
+            "n9",
+            "--peer-url",
+            "http://n9:7380",
+            "--client-url",
+            "http://n9:7379",
+            "--endpoints",
+            "http://n1:7379",
+        ]) else {
+            panic!("not member add");
+        };
+        assert_eq!((add.node_id, add.name.as_str()), (9, "n9"));
+        assert_eq!(add.endpoints.endpoints, ["http://n1:7379"]);
+        assert!(matches!(
+            parse(&["member", "promote", "9"]),
+            ClientCommand::Member(MemberCommand::Promote(MemberIdArgs { id: 9, .. }))
+        ));
+        assert!(matches!(
+            parse(&["leader", "transfer", "--to", "3"]),
+            ClientCommand::Leader(LeaderCommand::Transfer(LeaderTransferArgs {
+                to: Some(3),
+                ..
+            }))
+        ));
+        assert!(matches!(
+            parse(&["snapshot", "save", "backup.snap"]),
+            ClientCommand::Snapshot(SnapshotCommand::Save(_))
+        ));
+        assert!(fails(&["member", "add", "--node-id", "9"]));
+    }
+
+    #[test]
+    fn ls_and_watch_default_to_every_key() {
+        let ClientCommand::Ls(ls) = parse(&["ls", "--limit", "5"]) else {
+            panic!("not ls");
+        };
+        assert_eq!((ls.prefix.as_str(), ls.limit), ("", Some(5)));
+        let ClientCommand::Watch(watch) = parse(&["watch", "app/", "--from", "12"]) else {
+            panic!("not watch");
+        };
+        assert_eq!((watch.prefix.as_str(), watch.from), ("app/", Some(12)));
+    }
+
+    #[test]
+    fn values_are_shown_as_one_line_of_text_or_a_size() {
+        assert_eq!(display_value(b"postgres://db"), "postgres://db");
+        assert_eq!(display_value(b"a\tb\nc"), "a\\tb\\nc");
+        assert_eq!(display_value(b"\xff\x00\x01"), "<3 bytes>");
+    }
+
+    fn node(name: &str, id: u64, role: &str, applied: u64, digest: &str) -> StatusRow {
+        StatusRow {
+            name: name.to_owned(),
+            id,
+            role: MemberRole::Voter,
+            listed_leader: role == "leader",
+            client_url: format!("http://{name}:7379"),
+            node: Ok(NodeStatus {
+                node_id: id,
+                cluster_id: Some(1),
+                name: name.to_owned(),
+                role: role.to_owned(),
+                term: 2,
+                commit: 100,
+                applied,
+                last_index: 110,
+                snapshot_index: 0,
+                leader_id: Some(1),
+                state_digest: digest.to_owned(),
+            }),
+        }
+    }
+
+    fn unreachable(name: &str, id: u64) -> StatusRow {
+        StatusRow {
+            name: name.to_owned(),
+            id,
+            role: MemberRole::Learner,
+            listed_leader: false,
+            client_url: format!("http://{name}:7379"),
+            node: Err("connection refused".to_owned()),
+        }
+    }
+
+    #[test]
+    fn members_at_the_same_applied_index_with_different_digests_conflict() {
+        let rows = [
+            node("n1", 1, "leader", 90, "aaaa"),
+            node("n2", 2, "follower", 90, "bbbb"),
+            node("n3", 3, "follower", 80, "cccc"),
+            unreachable("n4", 4),
+        ];
+
+        let conflicts = digest_conflicts(&rows);
+
+        assert_eq!(
+            conflicts,
+            [DigestConflict {
+                first: "n1".to_owned(),
+                second: "n2".to_owned(),
+                applied: 90
+            }]
+        );
+        assert_eq!(
+            conflicts[0].to_string(),
+            "WARNING: members n1 and n2 applied index 90 but their states differ"
+        );
+    }
+
+    #[test]
+    fn members_at_different_applied_indexes_or_equal_digests_do_not_conflict() {
+        let rows = [
+            node("n1", 1, "leader", 90, "aaaa"),
+            node("n2", 2, "follower", 90, "aaaa"),
+            node("n3", 3, "follower", 80, "cccc"),
+            unreachable("n4", 4),
+        ];
+        assert!(digest_conflicts(&rows).is_empty());
+    }
+
+    #[test]
+    fn three_different_states_at_one_index_give_two_warnings() {
+        let rows = [
+            node("n1", 1, "leader", 90, "aaaa"),
+            node("n2", 2, "follower", 90, "bbbb"),
+            node("n3", 3, "follower", 90, "cccc"),
+            node("n4", 4, "follower", 90, "bbbb"),
+        ];
+        let pairs: Vec<(String, String)> = digest_conflicts(&rows)
+            .into_iter()
+            .map(|c| (c.first, c.second))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("n1".to_owned(), "n2".to_owned()),
+                ("n1".to_owned(), "n3".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn lag_is_measured_from_the_leaders_last_index_or_else_the_commit() {
+        let with_leader = [
+            node("n1", 1, "leader", 105, "a"),
+            node("n2", 2, "follower", 90, "a"),
+            unreachable("n3", 3),
+        ];
+        assert_eq!(lags(&with_leader), [Some(5), Some(20), None]);
+        let without_leader = [node("n2", 2, "follower", 90, "a")];
+        assert_eq!(lags(&without_leader), [Some(10)]);
+    }
+
+    #[test]
+    fn the_status_table_shows_unreachable_members_and_short_digests() {
+        let rows = [
+            node("n1", 1, "leader", 110, "0123456789abcdef0123"),
+            unreachable("n2", 2),
+        ];
+        let text = status_table(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].starts_with("NAME  ID  ROLE     LEADER  STATE"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("leader") && lines[1].ends_with("0123456789ab"),
+            "{text}"
+        );
+        assert!(lines[2].contains("unreachable"), "{text}");
+    }
+}

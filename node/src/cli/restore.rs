@@ -1,0 +1,58 @@
+//! `raftcfg snapshot restore`: a new one-member cluster from a backup.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use raftcfg_raft::{ClusterId, Config, NodeId};
+
+use crate::replica::Replica;
+
+/// Creates, in the new data directory `data_dir`, a node named `name`
+/// that alone forms a new cluster whose state is the backup in `file`.
+pub fn restore_backup(file: &Path, data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    let backup = std::fs::read(file)
+        .with_context(|| format!("cannot read the backup {}", file.display()))?;
+    if data_dir.exists()
+        && std::fs::read_dir(data_dir)
+            .with_context(|| format!("cannot read {}", data_dir.display()))?
+            .next()
+            .is_some()
+    {
+        anyhow::bail!(
+            "{} is not empty; restore into a new directory so no existing data is overwritten",
+            data_dir.display()
+        );
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let result = (|| {
+        let fresh_id = NodeId(rand::random::<u64>().max(1));
+        let mut replica = Replica::open(data_dir, name, fresh_id, Config::new(fresh_id))?;
+        let cluster_id = ClusterId(rand::random::<u64>().max(1));
+        replica.restore_backup(Bytes::from(backup.clone()), cluster_id)?;
+        anyhow::Ok((
+            replica.identity().node_id,
+            cluster_id,
+            replica.kv().revision(),
+        ))
+    })();
+    let (node_id, cluster_id, revision) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            // Leave no half-made directory behind.
+            let _ = std::fs::remove_dir_all(data_dir);
+            return Err(e.context(format!("cannot restore {}", file.display())));
+        }
+    };
+    println!(
+        "restored {} bytes (revision {revision}) into {}: node {node_id}, new cluster {cluster_id}",
+        backup.len(),
+        data_dir.display()
+    );
+    println!(
+        "start it with: raftcfg serve --name {name} --data-dir {}",
+        data_dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! `raftcfg serve`: run one node until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::kv::Limits;
+use crate::server::{self, NodeConfig};
+
+/// Options of `raftcfg serve`; each also reads a `RAFTCFG_*` variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// This member's name (on Kubernetes, the pod name). A data directory
+    /// created under another name is refused.
+    #[arg(long, env = "RAFTCFG_NAME")]
+    pub name: String,
+    /// Where the Raft log and the state live [default: ./data/NAME].
+    #[arg(long, env = "RAFTCFG_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address the client API listens on.
+    #[arg(long, env = "RAFTCFG_LISTEN_CLIENT", default_value = "0.0.0.0:7379")]
+    pub listen_client: SocketAddr,
+    /// Address the peer port listens on.
+    #[arg(long, env = "RAFTCFG_LISTEN_PEER", default_value = "0.0.0.0:7380")]
+    pub listen_peer: SocketAddr,
+    /// Client URL advertised to others [default: from --listen-client].
+    #[arg(long, env = "RAFTCFG_ADVERTISE_CLIENT", value_parser = parse_url)]
+    pub advertise_client: Option<String>,
+    /// Peer URL advertised to others [default: from --listen-peer].
+    #[arg(long, env = "RAFTCFG_ADVERTISE_PEER", value_parser = parse_url)]
+    pub advertise_peer: Option<String>,
+    /// Length of a Raft tick, in milliseconds.
+    #[arg(long, env = "RAFTCFG_TICK_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub tick_ms: u64,
+    /// Election timeout, in ticks (randomized between it and twice it).
+    #[arg(long, env = "RAFTCFG_ELECTION_TICKS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=1_000))]
+    pub election_ticks: u32,
+    /// Heartbeat interval, in ticks; less than the election timeout.
+    #[arg(long, env = "RAFTCFG_HEARTBEAT_TICKS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub heartbeat_ticks: u32,
+    /// Snapshot the state and compact the log every this many entries.
+    #[arg(long, env = "RAFTCFG_SNAPSHOT_THRESHOLD", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_threshold: u64,
+    /// Log entries kept behind each snapshot, so a follower a little behind
+    /// is sent entries instead of the whole snapshot.
+    #[arg(long, env = "RAFTCFG_COMPACTION_TAIL", default_value_t = 5_000)]
+    pub compaction_tail: u64,
+    /// Largest key accepted, in bytes.
+    #[arg(long, env = "RAFTCFG_MAX_KEY_BYTES", default_value_t = Limits::DEFAULT_MAX_KEY_BYTES)]
+    pub max_key_bytes: usize,
+    /// Largest value accepted, in bytes.
+    #[arg(long, env = "RAFTCFG_MAX_VALUE_BYTES", default_value_t = Limits::DEFAULT_MAX_VALUE_BYTES)]
+    pub max_value_bytes: usize,
+    /// Log format.
+    #[arg(long, env = "RAFTCFG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written (filtered by `RUST_LOG`, default `info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.contains('/') => Ok(text.to_owned()),
+        _ => Err(format!(
+            "'{text}' is not an http:// URL of a host and port without a path, e.g. http://node-0.peers:7380"
+        )),
+    }
+}
+
+impl ServeArgs {
+    /// The node configuration these options describe.
+    pub fn node_config(&self) -> anyhow::Result<NodeConfig> {
+        if self.heartbeat_ticks >= self.election_ticks {
+            anyhow::bail!(
+                "--heartbeat-ticks ({}) must be less than --election-ticks ({})",
+                self.heartbeat_ticks,
+                self.election_ticks
+            );
+        }
+        if self.name.is_empty()
+            || self.name.contains(['/', '\\'])
+            || self.name.contains(char::is_whitespace)
+        {
+            anyhow::bail!(
+                "--name must be non-empty, without slashes or spaces; got '{}'",
+                self.name
+            );
+        }
+        Ok(NodeConfig {
+            name: self.name.clone(),
+            data_dir: self
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("data").join(&self.name)),
+            listen_client: self.listen_client,
+            listen_peer: self.listen_peer,
+            advertise_client: self.advertise_client.clone(),
+            advertise_peer: self.advertise_peer.clone(),
+            tick: Duration::from_millis(self.tick_ms),
+            election_ticks: self.election_ticks,
+            heartbeat_ticks: self.heartbeat_ticks,
+            snapshot_threshold: self.snapshot_threshold,
+            compaction_tail: self.compaction_tail,
+            limits: Limits {
+                max_key_bytes: self.max_key_bytes,
+                max_value_bytes: self.max_value_bytes,
+            },
+        })
+    }
+}
+
+/// Sets up `tracing` output (`RUST_LOG`, default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs the node until Ctrl-C or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let config = args.node_config()?;
+    let node = server::start(config.clone()).await?;
+    let view = node.node.view();
+    println!(
+        "raftcfg: node '{}' (id {}) serving clients on {} ({}), peers on {} ({}), data in {}",
+        config.name,
+        view.identity.node_id,
+        node.client_addr,
+        node.address.client_url,
+        node.peer_addr,
+        node.address.peer_url,
+        config.data_dir.display(),
+    );
+    match view.status.cluster_id {
+        Some(cluster) => println!("raftcfg: member of cluster {cluster}"),
+        None => println!(
+            "raftcfg: not in a cluster yet: bootstrap it (POST /v1/cluster/bootstrap) or add it \
+             with `raftcfg member add --node-id {} --name {} --peer-url {} --client-url {}`",
+            view.identity.node_id, config.name, node.address.peer_url, node.address.client_url
+        ),
+    }
+    wait_for_signal()
+        .await
+        .context("cannot listen for signals")?;
+    println!("raftcfg: stopping");
+    node.shutdown().await
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn wait_for_signal() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}

@@ -1,0 +1,324 @@
+//! [`NodeHandle`]: how the rest of the node (HTTP API, peer server) talks
+//! to the driver thread — requests in over a bounded channel, answers back
+//! over one-shot channels — and the types of those requests and answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+
+use bytes::Bytes;
+use raftcfg_raft::{ClusterId, LogIndex, MembershipChange, Message, NodeId, ProposalError, Status};
+use tokio::sync::{oneshot, watch};
+
+use crate::kv::{
+    ChangePage, Command, Digest, Key, KeyPrefix, KeyRecord, MemberAddress, Outcome, Page, Revision,
+};
+use crate::storage::Identity;
+
+/// Why the driver could not do what was asked. Each variant says whether
+/// the request may have taken effect.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    /// This node is not part of a cluster yet (not bootstrapped, not added).
+    #[error("this node is not part of a cluster yet: bootstrap it or add it to a cluster")]
+    NotInitialized,
+    /// Only the leader does this; `leader` is the one this node knows of.
+    /// Nothing happened.
+    #[error("this node is not the leader")]
+    NotLeader {
+        /// The leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// The proposal was overwritten by another leader's entry: it did not
+    /// and will not take effect. Safe to retry.
+    #[error("the request was lost to a leader change; it did not take effect")]
+    Lost,
+    /// The outcome cannot be known (the node stopped waiting, or the entry
+    /// was applied through a snapshot). It may or may not have happened.
+    #[error("the outcome is unknown: the write may or may not have happened")]
+    Unknown,
+    /// The Raft core refused the request; nothing happened.
+    #[error("{0}")]
+    Refused(ProposalError),
+    /// The request queue is full; nothing happened.
+    #[error("the node is overloaded; retry shortly")]
+    Busy,
+    /// The driver has stopped (shutdown or a storage failure).
+    #[error("the node is stopping")]
+    Stopped,
+    /// The node already belongs to a cluster.
+    #[error("this node already belongs to a cluster")]
+    AlreadyInitialized,
+    /// Another leadership transfer is under way.
+    #[error("a leadership transfer is already in progress")]
+    TransferInProgress,
+    /// There is no other voter to hand leadership to.
+    #[error("there is no other voter to hand leadership to")]
+    NoTransferTarget,
+    /// A leadership transfer did not complete in time.
+    #[error("leadership did not move to node {0} in time")]
+    TransferTimedOut(NodeId),
+    /// The leader could not be reached; nothing was sent.
+    #[error("the leader cannot be reached; retry shortly")]
+    LeaderUnreachable,
+    /// The leader a write was forwarded to refused it.
+    #[error("the leader refused the request: {0}")]
+    Remote(String),
+    /// Reading the state failed.
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Consistency {
+    /// Reflects every write acknowledged before the read began (ReadIndex).
+    #[default]
+    Linearizable,
+    /// This node's applied state, which may lag the cluster.
+    Serializable,
+}
+
+/// A read of the key-value state.
+#[derive(Clone, Debug)]
+pub enum Query {
+    /// One key.
+    Get(Key),
+    /// A page of keys under a prefix.
+    List {
+        /// The prefix.
+        prefix: KeyPrefix,
+        /// Continue after this key.
+        start_after: Option<Key>,
+        /// At most this many.
+        limit: usize,
+    },
+    /// A page of the change log under a prefix (for watches).
+    Changes {
+        /// The prefix.
+        prefix: KeyPrefix,
+        /// The first revision wanted.
+        from: Revision,
+        /// At most this many.
+        limit: usize,
+    },
+}
+
+/// The answer to a [`Query`], with the store's revision when it was read.
+#[derive(Clone, Debug)]
+pub enum QueryResult {
+    /// The key's record, if it exists.
+    Get(Option<KeyRecord>, Revision),
+    /// The page.
+    List(Page, Revision),
+    /// The changes, or the compaction point if they are gone.
+    Changes(Result<ChangePage, Revision>, Revision),
+}
+
+/// A consistent copy of the whole state (`GET /v1/snapshot`).
+#[derive(Clone, Debug)]
+pub struct Backup {
+    /// The snapshot bytes (the key-value snapshot format, with its SHA-256).
+    pub data: Bytes,
+    /// The applied index it reflects.
+    pub applied: LogIndex,
+    /// The revision it reflects.
+    pub revision: Revision,
+}
+
+/// What the node looks like now; published by the driver after each round.
+#[derive(Clone, Debug)]
+pub struct NodeView {
+    /// This node.
+    pub identity: Identity,
+    /// The Raft core's state.
+    pub status: Status,
+    /// Every known member's address (the replicated directory, plus
+    /// addresses learned before their entry was applied).
+    pub addresses: BTreeMap<NodeId, MemberAddress>,
+    /// The key-value store's revision.
+    pub revision: Revision,
+    /// Peers this node heard from within an election timeout.
+    pub healthy_peers: BTreeSet<NodeId>,
+    /// Why the driver stopped, if it did.
+    pub stopped: Option<String>,
+}
+
+impl NodeView {
+    /// Whether this node belongs to a cluster.
+    pub fn initialized(&self) -> bool {
+        self.status.cluster_id.is_some()
+    }
+
+    /// The leader's id, if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.status.leader_id
+    }
+
+    /// Whether this node leads.
+    pub fn is_leader(&self) -> bool {
+        self.status.leader_id == Some(self.identity.node_id)
+    }
+}
+
+/// A request to the driver thread.
+pub(super) enum Request {
+    Propose {
+        command: Command,
+        reply: oneshot::Sender<Result<Outcome, DriverError>>,
+    },
+    Read {
+        query: Query,
+        consistency: Consistency,
+        reply: oneshot::Sender<Result<QueryResult, DriverError>>,
+    },
+    Step {
+        messages: Vec<Message>,
+        sender_url: Option<String>,
+    },
+    ChangeMembership {
+        change: MembershipChange,
+        address: Option<MemberAddress>,
+        reply: oneshot::Sender<Result<LogIndex, DriverError>>,
+    },
+    TransferLeader {
+        to: Option<NodeId>,
+        reply: oneshot::Sender<Result<NodeId, DriverError>>,
+    },
+    Bootstrap {
+        reply: oneshot::Sender<Result<ClusterId, DriverError>>,
+    },
+    Digest {
+        reply: oneshot::Sender<Result<(LogIndex, Digest), DriverError>>,
+    },
+    Backup {
+        reply: oneshot::Sender<Result<Backup, DriverError>>,
+    },
+}
+
+/// A cloneable handle to a running driver.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub(super) requests: SyncSender<Request>,
+    pub(super) view: watch::Receiver<NodeView>,
+    pub(super) stop: Arc<AtomicBool>,
+}
+
+impl NodeHandle {
+    /// Asks the driver to stop after its current round (within a tick).
+    /// Requests it has not answered are dropped: their callers see
+    /// `Stopped`, or `Unknown` for writes.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The node as of the driver's last round.
+    pub fn view(&self) -> NodeView {
+        self.view.borrow().clone()
+    }
+
+    /// A receiver that sees every new view (for waiting on the revision).
+    pub fn subscribe(&self) -> watch::Receiver<NodeView> {
+        self.view.clone()
+    }
+
+    /// Proposes a write (on the leader) and waits until it is applied.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, DriverError> {
+        self.ask(DriverError::Unknown, |reply| Request::Propose {
+            command,
+            reply,
+        })
+        .await
+    }
+
+    /// Reads the state with the given consistency.
+    pub async fn read(
+        &self,
+        query: Query,
+        consistency: Consistency,
+    ) -> Result<QueryResult, DriverError> {
+        self.ask(DriverError::Stopped, |reply| Request::Read {
+            query,
+            consistency,
+            reply,
+        })
+        .await
+    }
+
+    /// Hands peer messages to the core; `sender_url` is where their sender
+    /// says it can be reached.
+    pub fn step(
+        &self,
+        messages: Vec<Message>,
+        sender_url: Option<String>,
+    ) -> Result<(), DriverError> {
+        self.send(Request::Step {
+            messages,
+            sender_url,
+        })
+    }
+
+    /// Proposes a membership change (on the leader) and waits until it is
+    /// committed and applied. `address` is recorded for a new learner.
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+        address: Option<MemberAddress>,
+    ) -> Result<LogIndex, DriverError> {
+        self.ask(DriverError::Unknown, |reply| Request::ChangeMembership {
+            change,
+            address,
+            reply,
+        })
+        .await
+    }
+
+    /// Hands leadership to `to` (or the most caught-up voter) and waits
+    /// until it leads.
+    pub async fn transfer_leader(&self, to: Option<NodeId>) -> Result<NodeId, DriverError> {
+        self.ask(DriverError::Stopped, |reply| Request::TransferLeader {
+            to,
+            reply,
+        })
+        .await
+    }
+
+    /// Founds a one-member cluster on this uninitialized node.
+    pub async fn bootstrap(&self) -> Result<ClusterId, DriverError> {
+        self.ask(DriverError::Unknown, |reply| Request::Bootstrap { reply })
+            .await
+    }
+
+    /// The digest of the state and the applied index it belongs to.
+    pub async fn digest(&self) -> Result<(LogIndex, Digest), DriverError> {
+        self.ask(DriverError::Stopped, |reply| Request::Digest { reply })
+            .await
+    }
+
+    /// A consistent copy of the state.
+    pub async fn backup(&self) -> Result<Backup, DriverError> {
+        self.ask(DriverError::Stopped, |reply| Request::Backup { reply })
+            .await
+    }
+
+    /// Sends a request and waits for its answer; `if_dropped` is the
+    /// answer when the driver stops after taking the request (`Unknown` for
+    /// anything that may have been proposed).
+    async fn ask<T>(
+        &self,
+        if_dropped: DriverError,
+        request: impl FnOnce(oneshot::Sender<Result<T, DriverError>>) -> Request,
+    ) -> Result<T, DriverError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(request(reply))?;
+        answer.await.unwrap_or(Err(if_dropped))
+    }
+
+    fn send(&self, request: Request) -> Result<(), DriverError> {
+        self.requests.try_send(request).map_err(|e| match e {
+            TrySendError::Full(_) => DriverError::Busy,
+            TrySendError::Disconnected(_) => DriverError::Stopped,
+        })
+    }
+}

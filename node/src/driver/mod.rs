@@ -1,0 +1,595 @@
+//! The driver: the one place where the rest of the node meets the Raft
+//! core. A dedicated thread owns the [`Replica`] and loops: wait for a
+//! request or the next tick, take every request queued meanwhile (so many
+//! proposals share one synced write — group commit), carry out the
+//! resulting `Ready`s in the core's order, then ship the outbox, answer
+//! the proposers whose entries were applied and the reads whose index was
+//! reached, and publish a fresh [`NodeView`].
+//!
+//! It is a thread rather than a tokio task because each round blocks on
+//! fsync; everything else talks to it through a [`NodeHandle`].
+
+mod handle;
+mod waiters;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use raftcfg_raft::{
+    ClusterId, Config, MembershipChange, Message, MessageBody, NodeId, ProposalError, ReadContext,
+    Role,
+};
+use tokio::sync::watch;
+
+use handle::Request;
+pub use handle::{Backup, Consistency, DriverError, NodeHandle, NodeView, Query, QueryResult};
+use waiters::{PendingRead, Waiter, Waiters};
+
+use crate::kv::{ChangesError, Command, KvStore, MemberAddress};
+use crate::metrics::Metrics;
+use crate::replica::{Replica, ReplicaError};
+
+/// Requests taken in one round at most (bounds the latency of a round).
+const MAX_REQUESTS_PER_ROUND: usize = 4096;
+
+/// Where the driver sends peer messages: the transport.
+pub trait Outbox: Send + 'static {
+    /// Queues `messages` for `to`, reached at `peer_url`. Never blocks.
+    fn send(&self, to: NodeId, peer_url: &str, messages: Vec<Message>);
+}
+
+/// How a node runs.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// The member's name; a data directory made under another is refused.
+    pub name: String,
+    /// Where this member is reached.
+    pub address: MemberAddress,
+    /// Length of one Raft tick.
+    pub tick: Duration,
+    /// Election timeout and heartbeat interval in ticks, and other limits.
+    pub raft: Config,
+    /// Snapshot and compact every this many applied entries.
+    pub snapshot_threshold: u64,
+    /// Revisions of watch history kept at each snapshot.
+    pub change_log_retention: u64,
+    /// Log entries kept behind each snapshot for slow followers.
+    pub compaction_tail: u64,
+    /// Requests queued at most before callers get `Busy`.
+    pub queue_capacity: usize,
+}
+
+impl DriverConfig {
+    /// Defaults (100 ms tick, 1 s election timeout) for `name` at `address`.
+    pub fn new(name: impl Into<String>, address: MemberAddress) -> Self {
+        Self {
+            name: name.into(),
+            address,
+            tick: Duration::from_millis(100),
+            raft: Config::new(NodeId(0)),
+            snapshot_threshold: 10_000,
+            change_log_retention: 100_000,
+            compaction_tail: 5_000,
+            queue_capacity: 65_536,
+        }
+    }
+}
+
+/// A running driver: its handle and its thread.
+pub struct Driver {
+    /// The handle to give out.
+    pub handle: NodeHandle,
+    /// The thread; it ends when every handle is dropped, or with the
+    /// storage failure that stopped it.
+    pub thread: JoinHandle<Result<(), ReplicaError>>,
+}
+
+/// Opens the data directory `dir` and starts the driver thread.
+pub fn start(
+    dir: &Path,
+    config: DriverConfig,
+    outbox: Box<dyn Outbox>,
+    metrics: Arc<Metrics>,
+) -> Result<Driver, ReplicaError> {
+    let fresh_id = NodeId(rand::random::<u64>().max(1));
+    let replica = Replica::open(dir, &config.name, fresh_id, config.raft.clone())?
+        .with_snapshot_threshold(config.snapshot_threshold)
+        .with_change_log_retention(config.change_log_retention)
+        .with_compaction_tail(config.compaction_tail);
+    let (requests, inbox) = sync_channel(config.queue_capacity);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut state = Loop::new(replica, config, outbox, metrics, stop.clone());
+    let (view_tx, view) = watch::channel(state.view());
+    state.published = Some(view_tx);
+    let thread = std::thread::Builder::new()
+        .name("raftcfg-driver".into())
+        .spawn(move || state.run(inbox))
+        .map_err(|e| ReplicaError::Thread(e.to_string()))?;
+    Ok(Driver {
+        handle: NodeHandle {
+            requests,
+            view,
+            stop,
+        },
+        thread,
+    })
+}
+
+/// A leadership transfer being waited on.
+struct Transfer {
+    target: NodeId,
+    ticks_left: u32,
+    reply: tokio::sync::oneshot::Sender<Result<NodeId, DriverError>>,
+}
+
+/// The driver thread's state.
+struct Loop {
+    replica: Replica,
+    config: DriverConfig,
+    outbox: Box<dyn Outbox>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    published: Option<watch::Sender<NodeView>>,
+    waiters: Waiters,
+    /// Linearizable reads taken this round, sent as one ReadIndex.
+    new_reads: Vec<PendingRead>,
+    next_read_context: u64,
+    transfer: Option<Transfer>,
+    /// Peer URLs senders told us, for members not yet in the directory.
+    learned_urls: BTreeMap<NodeId, String>,
+    /// Addresses of learners this leader is adding.
+    adding: BTreeMap<NodeId, MemberAddress>,
+    last_heard: BTreeMap<NodeId, Instant>,
+    known_leader: Option<NodeId>,
+    /// Whether this leader's own `SetMember` is pending.
+    announcing: bool,
+}
+
+impl Loop {
+    fn new(
+        replica: Replica,
+        config: DriverConfig,
+        outbox: Box<dyn Outbox>,
+        metrics: Arc<Metrics>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        let known_leader = replica.status().leader_id;
+        Self {
+            replica,
+            config,
+            outbox,
+            metrics,
+            stop,
+            published: None,
+            waiters: Waiters::default(),
+            new_reads: Vec::new(),
+            next_read_context: 1,
+            transfer: None,
+            learned_urls: BTreeMap::new(),
+            adding: BTreeMap::new(),
+            last_heard: BTreeMap::new(),
+            known_leader,
+            announcing: false,
+        }
+    }
+
+    fn run(mut self, inbox: Receiver<Request>) -> Result<(), ReplicaError> {
+        let identity = self.replica.identity();
+        let span = tracing::info_span!("node", id = %identity.node_id, name = %identity.name);
+        let _entered = span.enter();
+        let result = self.rounds(&inbox);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "the driver stopped");
+            if let Some(view) = &self.published {
+                view.send_modify(|view| view.stopped = Some(e.to_string()));
+            }
+        }
+        result
+    }
+
+    fn rounds(&mut self, inbox: &Receiver<Request>) -> Result<(), ReplicaError> {
+        let tick = self.config.tick;
+        let mut next_tick = Instant::now() + tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match inbox.recv_timeout(wait) {
+                Ok(request) => {
+                    self.handle(request)?;
+                    for request in inbox.try_iter().take(MAX_REQUESTS_PER_ROUND) {
+                        self.handle(request)?;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick();
+                next_tick += tick;
+                // After a long stall, do not replay the missed ticks in a
+                // burst (that would look like an instant election timeout).
+                if now >= next_tick {
+                    next_tick = now + tick;
+                }
+            }
+            self.send_read_index();
+            self.replica.process()?;
+            self.after_round()?;
+        }
+    }
+
+    fn handle(&mut self, request: Request) -> Result<(), ReplicaError> {
+        match request {
+            Request::Propose { command, reply } => {
+                self.metrics.proposals.inc();
+                match self.replica.propose(&command) {
+                    Ok(index) => {
+                        let term = self.replica.status().term;
+                        self.waiters.add_proposal(index, term, Waiter::Write(reply));
+                    }
+                    Err(e) => {
+                        self.metrics.proposals_failed.inc();
+                        let _ = reply.send(Err(self.refusal(e)));
+                    }
+                }
+            }
+            Request::Read {
+                query,
+                consistency,
+                reply,
+            } => {
+                if !self.initialized() {
+                    let _ = reply.send(Err(DriverError::NotInitialized));
+                } else if consistency == Consistency::Serializable {
+                    let _ = reply.send(run_query(self.replica.kv(), query));
+                } else {
+                    self.new_reads.push(PendingRead { query, reply });
+                }
+            }
+            Request::Step {
+                messages,
+                sender_url,
+            } => {
+                let now = Instant::now();
+                for message in messages {
+                    if let Some(url) = &sender_url {
+                        self.learned_urls.insert(message.from, url.clone());
+                    }
+                    self.last_heard.insert(message.from, now);
+                    self.replica.step(message);
+                }
+            }
+            Request::ChangeMembership {
+                change,
+                address,
+                reply,
+            } => self.change_membership(change, address, reply),
+            Request::TransferLeader { to, reply } => self.transfer_leader(to, reply),
+            Request::Bootstrap { reply } => {
+                if self.initialized() {
+                    let _ = reply.send(Err(DriverError::AlreadyInitialized));
+                } else {
+                    let cluster_id = ClusterId(rand::random::<u64>().max(1));
+                    let id = self.replica.identity().node_id;
+                    self.replica.bootstrap([id], cluster_id)?;
+                    tracing::info!(%cluster_id, "bootstrapped a new cluster");
+                    let _ = reply.send(Ok(cluster_id));
+                }
+            }
+            Request::Digest { reply } => {
+                let kv = self.replica.kv();
+                let answer = kv
+                    .digest()
+                    .map(|digest| (kv.applied_index(), digest))
+                    .map_err(|e| DriverError::Storage(e.to_string()));
+                let _ = reply.send(answer);
+            }
+            Request::Backup { reply } => {
+                let kv = self.replica.kv();
+                let answer = if self.initialized() {
+                    kv.snapshot()
+                        .map(|data| Backup {
+                            data,
+                            applied: kv.applied_index(),
+                            revision: kv.revision(),
+                        })
+                        .map_err(|e| DriverError::Storage(e.to_string()))
+                } else {
+                    Err(DriverError::NotInitialized)
+                };
+                let _ = reply.send(answer);
+            }
+        }
+        Ok(())
+    }
+
+    fn initialized(&self) -> bool {
+        self.replica.status().cluster_id.is_some()
+    }
+
+    /// The driver error for a refusal of the core.
+    fn refusal(&self, error: ProposalError) -> DriverError {
+        match error {
+            ProposalError::NotLeader { leader_hint } => {
+                if self.initialized() {
+                    DriverError::NotLeader {
+                        leader: leader_hint,
+                    }
+                } else {
+                    DriverError::NotInitialized
+                }
+            }
+            other => DriverError::Refused(other),
+        }
+    }
+
+    fn change_membership(
+        &mut self,
+        change: MembershipChange,
+        address: Option<MemberAddress>,
+        reply: tokio::sync::oneshot::Sender<Result<raftcfg_raft::LogIndex, DriverError>>,
+    ) {
+        let context = address
+            .as_ref()
+            .map_or_else(Bytes::new, MemberAddress::encode);
+        match self.replica.propose_membership(change, context) {
+            Ok(index) => {
+                if let (MembershipChange::AddLearner(id), Some(address)) = (change, address) {
+                    self.adding.insert(id, address);
+                }
+                let term = self.replica.status().term;
+                self.waiters
+                    .add_proposal(index, term, Waiter::Membership(reply));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(self.refusal(e)));
+            }
+        }
+    }
+
+    fn transfer_leader(
+        &mut self,
+        to: Option<NodeId>,
+        reply: tokio::sync::oneshot::Sender<Result<NodeId, DriverError>>,
+    ) {
+        let status = self.replica.status();
+        if status.role != Role::Leader {
+            let _ = reply.send(Err(self.refusal(ProposalError::NotLeader {
+                leader_hint: status.leader_id,
+            })));
+            return;
+        }
+        if self.transfer.is_some() {
+            let _ = reply.send(Err(DriverError::TransferInProgress));
+            return;
+        }
+        let target = to.or_else(|| {
+            status
+                .progress
+                .iter()
+                .filter(|(id, _)| **id != status.id && status.membership.is_voter(**id))
+                .max_by_key(|(id, progress)| (progress.matched, std::cmp::Reverse(**id)))
+                .map(|(id, _)| *id)
+        });
+        let Some(target) = target else {
+            let _ = reply.send(Err(DriverError::NoTransferTarget));
+            return;
+        };
+        if target == status.id {
+            let _ = reply.send(Ok(target));
+            return;
+        }
+        match self.replica.transfer_leadership(target) {
+            Ok(()) => {
+                self.transfer = Some(Transfer {
+                    target,
+                    ticks_left: 3 * self.config.raft.election_timeout_ticks,
+                    reply,
+                });
+            }
+            Err(e) => {
+                let _ = reply.send(Err(self.refusal(e)));
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        self.replica.tick();
+        if let Some(transfer) = &mut self.transfer {
+            transfer.ticks_left = transfer.ticks_left.saturating_sub(1);
+            if transfer.ticks_left == 0
+                && let Some(transfer) = self.transfer.take()
+            {
+                let _ = transfer
+                    .reply
+                    .send(Err(DriverError::TransferTimedOut(transfer.target)));
+            }
+        }
+        self.waiters.forget_abandoned();
+    }
+
+    /// Sends one ReadIndex request for every linearizable read of the round.
+    fn send_read_index(&mut self) {
+        if self.new_reads.is_empty() {
+            return;
+        }
+        let reads = std::mem::take(&mut self.new_reads);
+        let context = ReadContext(self.next_read_context);
+        self.next_read_context += 1;
+        match self.replica.read_index(context) {
+            Ok(()) => self.waiters.add_reads(context, reads),
+            Err(e) => {
+                let error = self.refusal(e);
+                for read in reads {
+                    let _ = read.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    fn after_round(&mut self) -> Result<(), ReplicaError> {
+        let effects = self.replica.take_effects();
+        for latency in &effects.persist_latencies {
+            self.metrics.fsync_seconds.observe(*latency);
+        }
+        for latency in &effects.apply_latencies {
+            self.metrics.apply_seconds.observe(*latency);
+        }
+        self.metrics
+            .snapshots_received
+            .add(effects.snapshots_installed);
+        let addresses = self.addresses();
+        self.ship(effects.outbox, &addresses);
+
+        let applied_index = self.replica.kv().applied_index();
+        let failed = self
+            .waiters
+            .resolve_applied(&effects.applied, applied_index);
+        self.metrics.proposals_failed.add(failed);
+        self.waiters
+            .release_reads(&effects.reads, &effects.dropped_reads);
+        self.waiters
+            .serve_reads(self.replica.kv(), applied_index, run_query);
+
+        let status = self.replica.status();
+        if status.leader_id != self.known_leader {
+            if status.leader_id.is_some() {
+                self.metrics.leader_changes.inc();
+            }
+            tracing::info!(leader = ?status.leader_id, term = %status.term, "leader changed");
+            self.known_leader = status.leader_id;
+        }
+        if let Some(transfer) = self.transfer.take() {
+            if status.leader_id == Some(transfer.target) {
+                let _ = transfer.reply.send(Ok(transfer.target));
+            } else {
+                self.transfer = Some(transfer);
+            }
+        }
+        self.adding
+            .retain(|id, _| !self.replica.kv().members().contains_key(id));
+        self.announce_if_needed();
+        let view = self.view();
+        if let Some(published) = &self.published {
+            published.send_replace(view);
+        }
+        Ok(())
+    }
+
+    /// A leader makes sure the directory holds its own address (a founding
+    /// member is in no `AddLearner` entry; a restarted one may have moved).
+    fn announce_if_needed(&mut self) {
+        self.announcing &= self.waiters.announcement_pending();
+        let status = self.replica.status();
+        if status.role != Role::Leader || self.announcing {
+            return;
+        }
+        let id = status.id;
+        if self.replica.kv().members().get(&id) == Some(&self.config.address) {
+            return;
+        }
+        let command = Command::SetMember {
+            node_id: id,
+            address: self.config.address.clone(),
+        };
+        if let Ok(index) = self.replica.propose(&command) {
+            self.waiters
+                .add_proposal(index, status.term, Waiter::Announce);
+            self.announcing = true;
+        }
+    }
+
+    /// Sends the outbox, grouped by destination.
+    fn ship(&mut self, outbox: Vec<Message>, addresses: &BTreeMap<NodeId, MemberAddress>) {
+        let mut by_peer: BTreeMap<NodeId, Vec<Message>> = BTreeMap::new();
+        for message in outbox {
+            if let MessageBody::InstallSnapshot { offset: 0, .. } = message.body {
+                self.metrics.snapshots_sent.inc();
+            }
+            by_peer.entry(message.to).or_default().push(message);
+        }
+        for (to, messages) in by_peer {
+            match addresses.get(&to) {
+                Some(address) if !address.peer_url.is_empty() => {
+                    self.outbox.send(to, &address.peer_url, messages);
+                }
+                _ => self.metrics.messages_unroutable.add(messages.len() as u64),
+            }
+        }
+    }
+
+    /// Every member's address: the replicated directory first, then the
+    /// learners being added, then URLs learned from senders.
+    fn addresses(&self) -> BTreeMap<NodeId, MemberAddress> {
+        let mut addresses = self.replica.kv().members().clone();
+        for (id, address) in &self.adding {
+            addresses.entry(*id).or_insert_with(|| address.clone());
+        }
+        for (id, url) in &self.learned_urls {
+            addresses.entry(*id).or_insert_with(|| MemberAddress {
+                name: String::new(),
+                peer_url: url.clone(),
+                client_url: String::new(),
+            });
+        }
+        let own = self.replica.identity().node_id;
+        addresses.insert(own, self.config.address.clone());
+        addresses
+    }
+
+    fn view(&self) -> NodeView {
+        let timeout = self.config.tick * self.config.raft.election_timeout_ticks;
+        let now = Instant::now();
+        NodeView {
+            identity: self.replica.identity(),
+            status: self.replica.status(),
+            addresses: self.addresses(),
+            revision: self.replica.kv().revision(),
+            healthy_peers: self
+                .last_heard
+                .iter()
+                .filter(|(_, at)| now.duration_since(**at) <= timeout)
+                .map(|(id, _)| *id)
+                .collect::<BTreeSet<_>>(),
+            stopped: None,
+        }
+    }
+}
+
+/// Runs a read against the applied state.
+fn run_query(kv: &KvStore, query: Query) -> Result<QueryResult, DriverError> {
+    let storage = |e: crate::storage::StorageError| DriverError::Storage(e.to_string());
+    let revision = kv.revision();
+    Ok(match query {
+        Query::Get(key) => QueryResult::Get(kv.get(&key).map_err(storage)?, revision),
+        Query::List {
+            prefix,
+            start_after,
+            limit,
+        } => QueryResult::List(
+            kv.list(&prefix, limit, start_after.as_ref())
+                .map_err(storage)?,
+            revision,
+        ),
+        Query::Changes {
+            prefix,
+            from,
+            limit,
+        } => match kv.changes_since(&prefix, from, limit) {
+            Ok(page) => QueryResult::Changes(Ok(page), revision),
+            Err(ChangesError::Compacted { compacted_to }) => {
+                QueryResult::Changes(Err(compacted_to), revision)
+            }
+            Err(ChangesError::Storage(e)) => return Err(storage(e)),
+        },
+    })
+}

@@ -1,0 +1,140 @@
+//! The member directory: each member's name and URLs, replicated through
+//! the log so that every member (and a new one restored from a snapshot)
+//! can reach the others.
+//!
+//! A [`MemberAddress`] enters the directory when the `AddLearner`
+//! configuration entry that carries it (as its context) is applied, or when
+//! a [`super::Command::SetMember`] is (a founding member announces itself
+//! this way); it leaves when the member's `Remove` entry is applied. Rows
+//! live in `kv_meta` under `member/` + the u64 big-endian node id.
+//!
+//! Encoding, version [`ADDRESS_VERSION`]: `u8 version | name | peer_url |
+//! client_url`, each a u32-length-prefixed UTF-8 string.
+
+use bytes::{Buf, BufMut, Bytes};
+use raftcfg_raft::NodeId;
+
+use super::format::{FormatError, check_end, check_version, get_bytes, put_bytes};
+
+/// The version byte an encoded address starts with.
+pub const ADDRESS_VERSION: u8 = 1;
+
+/// The longest name or URL accepted, in bytes.
+pub const MAX_FIELD_BYTES: usize = 1024;
+
+const ROW_PREFIX: &[u8] = b"member/";
+
+/// Where one member is reached, and what it is called.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MemberAddress {
+    /// The member's name (a pod name on Kubernetes).
+    pub name: String,
+    /// The URL of its peer port.
+    pub peer_url: String,
+    /// The URL of its client API.
+    pub client_url: String,
+}
+
+impl MemberAddress {
+    /// The encoding carried in a configuration entry's context.
+    pub fn encode(&self) -> Bytes {
+        let mut out = Vec::new();
+        self.put(&mut out);
+        out.into()
+    }
+
+    pub(crate) fn put<B: BufMut>(&self, out: &mut B) {
+        out.put_u8(ADDRESS_VERSION);
+        put_bytes(out, self.name.as_bytes());
+        put_bytes(out, self.peer_url.as_bytes());
+        put_bytes(out, self.client_url.as_bytes());
+    }
+
+    /// Decodes an address made by [`MemberAddress::encode`]; never panics.
+    pub fn decode(bytes: &Bytes) -> Result<Self, FormatError> {
+        let mut input = bytes.clone();
+        let address = Self::get(&mut input)?;
+        check_end(&input)?;
+        Ok(address)
+    }
+
+    pub(crate) fn get<B: Buf>(input: &mut B) -> Result<Self, FormatError> {
+        check_version(input, "member address", ADDRESS_VERSION)?;
+        Ok(Self {
+            name: get_text(input)?,
+            peer_url: get_text(input)?,
+            client_url: get_text(input)?,
+        })
+    }
+}
+
+fn get_text<B: Buf>(input: &mut B) -> Result<String, FormatError> {
+    let bytes = get_bytes(input)?;
+    if bytes.len() > MAX_FIELD_BYTES {
+        return Err(FormatError::Invalid("a member name or URL is too long"));
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|_| FormatError::InvalidUtf8)
+}
+
+/// The `kv_meta` row key of a member's address.
+pub(crate) fn row_key(id: NodeId) -> Vec<u8> {
+    let mut key = ROW_PREFIX.to_vec();
+    key.extend_from_slice(&id.get().to_be_bytes());
+    key
+}
+
+/// The node id of a `kv_meta` row key, if it is a member row.
+pub(crate) fn parse_row_key(key: &[u8]) -> Option<NodeId> {
+    let id = key.strip_prefix(ROW_PREFIX)?;
+    Some(NodeId(u64::from_be_bytes(id.try_into().ok()?)))
+}
+
+/// The first key after every member row, for range scans.
+pub(crate) fn row_key_end() -> Vec<u8> {
+    let mut key = ROW_PREFIX.to_vec();
+    key.extend_from_slice(&[0xff; 9]);
+    key
+}
+
+/// The first member row key.
+pub(crate) fn row_key_start() -> &'static [u8] {
+    ROW_PREFIX
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> MemberAddress {
+        MemberAddress {
+            name: "raftcfg-0".into(),
+            peer_url: "http://raftcfg-0.peers:7380".into(),
+            client_url: "http://raftcfg-0.peers:7379".into(),
+        }
+    }
+
+    #[test]
+    fn an_address_round_trips() {
+        assert_eq!(MemberAddress::decode(&sample().encode()).unwrap(), sample());
+    }
+
+    #[test]
+    fn truncated_or_trailing_bytes_are_refused() {
+        let bytes = sample().encode();
+        for len in 0..bytes.len() {
+            assert!(MemberAddress::decode(&bytes.slice(..len)).is_err());
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(MemberAddress::decode(&longer.into()).is_err());
+    }
+
+    #[test]
+    fn row_keys_round_trip_and_sort_by_id() {
+        let id = NodeId(0x0102_0304_0506_0708);
+        assert_eq!(parse_row_key(&row_key(id)), Some(id));
+        assert!(row_key(NodeId(1)) < row_key(NodeId(256)));
+        assert!(row_key(NodeId(u64::MAX)).as_slice() < row_key_end().as_slice());
+        assert_eq!(parse_row_key(b"state"), None);
+    }
+}

@@ -1,0 +1,29 @@
+//! Peer transport: Raft messages and forwarded writes between members,
+//! over HTTP on the peer port, in the binary codec (never JSON).
+//!
+//! - `sender`: the [`Transport`] the driver ships its outbox through — one
+//!   queue and one task per peer, batching whatever queued up into one
+//!   request, pooled connections, reconnect with exponential backoff — and
+//!   the client side of write forwarding.
+//! - `server`: the peer port's routes, which hand messages to the driver and
+//!   propose forwarded writes.
+//!
+//! Every request names its sender's peer URL in [`SENDER_URL_HEADER`], so a
+//! new member can answer a leader it has no directory entry for yet.
+//! Fencing by cluster and node id is the core's: it drops messages of
+//! another cluster or for another node.
+
+mod sender;
+mod server;
+
+pub use sender::Transport;
+pub use server::peer_router;
+
+/// The header carrying the sending member's peer URL.
+pub const SENDER_URL_HEADER: &str = "x-raftcfg-sender-url";
+
+/// Path of the message endpoint on the peer port.
+pub const MESSAGES_PATH: &str = "/raft/v1/messages";
+
+/// Path of the write-forwarding endpoint on the peer port.
+pub const PROPOSE_PATH: &str = "/raft/v1/propose";

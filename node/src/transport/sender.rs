@@ -1,0 +1,184 @@
+//! The sending side of the peer transport: per-peer queues and tasks, and
+//! forwarding a write to the leader.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use raftcfg_raft::{Message, NodeId};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::{MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
+use crate::codec::{self, ForwardReply, MessageBatch};
+use crate::driver::{DriverError, Outbox};
+use crate::kv::{Command, Outcome};
+use crate::metrics::{Metrics, PeerStats};
+
+/// At most this many messages go in one request.
+const MAX_BATCH_MESSAGES: usize = 512;
+/// The first wait after a failed request; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// A message request that takes longer than this failed.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends peer messages and forwards writes.
+pub struct Transport {
+    client: reqwest::Client,
+    own_url: String,
+    runtime: Handle,
+    metrics: Arc<Metrics>,
+    peers: Mutex<HashMap<NodeId, PeerQueue>>,
+}
+
+struct PeerQueue {
+    url: String,
+    queue: UnboundedSender<Vec<Message>>,
+}
+
+impl Transport {
+    /// A transport for the member whose peer URL is `own_url`; its tasks
+    /// run on `runtime`.
+    pub fn new(own_url: String, runtime: Handle, metrics: Arc<Metrics>) -> Arc<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .expect("the HTTP client's settings are valid");
+        Arc::new(Self {
+            client,
+            own_url,
+            runtime,
+            metrics,
+            peers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Forwards a write to the leader at `leader_peer_url` and relays its
+    /// answer. A failure before the request was sent is `LeaderUnreachable`
+    /// (nothing happened); after, the outcome is `Unknown`.
+    pub async fn forward_propose(
+        &self,
+        leader_peer_url: &str,
+        command: &Command,
+        timeout: Duration,
+    ) -> Result<Outcome, DriverError> {
+        let response = self
+            .client
+            .post(format!("{leader_peer_url}{PROPOSE_PATH}"))
+            .header(SENDER_URL_HEADER, &self.own_url)
+            .timeout(timeout)
+            .body(command.encode())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    DriverError::LeaderUnreachable
+                } else {
+                    DriverError::Unknown
+                }
+            })?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            return Err(DriverError::Remote(format!("{status}: {text}")));
+        }
+        let body = response.bytes().await.map_err(|_| DriverError::Unknown)?;
+        codec::decode::<ForwardReply>(body)
+            .map_err(|e| DriverError::Remote(format!("undecodable answer: {e}")))?
+            .0
+    }
+
+    fn queue_for(&self, to: NodeId, url: &str) -> UnboundedSender<Vec<Message>> {
+        let mut peers = self.peers.lock().expect("peer map lock is never poisoned");
+        if let Some(peer) = peers.get(&to)
+            && peer.url == url
+            && !peer.queue.is_closed()
+        {
+            return peer.queue.clone();
+        }
+        let (queue, pending) = unbounded_channel();
+        let task = PeerTask {
+            client: self.client.clone(),
+            url: format!("{url}{MESSAGES_PATH}"),
+            own_url: self.own_url.clone(),
+            stats: self.metrics.peer(to),
+        };
+        self.runtime.spawn(task.run(pending));
+        peers.insert(
+            to,
+            PeerQueue {
+                url: url.to_owned(),
+                queue: queue.clone(),
+            },
+        );
+        queue
+    }
+}
+
+impl Outbox for Arc<Transport> {
+    fn send(&self, to: NodeId, peer_url: &str, messages: Vec<Message>) {
+        // A closed queue means the task ended; the next send starts another.
+        let _ = self.queue_for(to, peer_url).send(messages);
+    }
+}
+
+/// The task that delivers one peer's queue, in order.
+struct PeerTask {
+    client: reqwest::Client,
+    url: String,
+    own_url: String,
+    stats: Arc<PeerStats>,
+}
+
+impl PeerTask {
+    async fn run(self, mut pending: UnboundedReceiver<Vec<Message>>) {
+        let mut backoff = MIN_BACKOFF;
+        while let Some(mut batch) = pending.recv().await {
+            while batch.len() < MAX_BATCH_MESSAGES {
+                match pending.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
+            let started = Instant::now();
+            if self.deliver(batch).await {
+                self.stats.round_trip.observe(started.elapsed());
+                backoff = MIN_BACKOFF;
+                continue;
+            }
+            self.stats.failures.inc();
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            // Raft resends what matters; a backlog from while the peer was
+            // away would only arrive stale and in a burst.
+            while pending.try_recv().is_ok() {}
+        }
+    }
+
+    async fn deliver(&self, batch: Vec<Message>) -> bool {
+        let body = codec::encode(&MessageBatch(batch));
+        let result = self
+            .client
+            .post(&self.url)
+            .header(SENDER_URL_HEADER, &self.own_url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .timeout(MESSAGE_TIMEOUT)
+            .body(body)
+            .send()
+            .await;
+        match result {
+            Ok(response) if response.status().is_success() => true,
+            Ok(response) => {
+                tracing::debug!(url = %self.url, status = %response.status(), "peer refused messages");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(url = %self.url, error = %e, "peer unreachable");
+                false
+            }
+        }
+    }
+}
