@@ -1,7 +1,7 @@
 # cargo may not be on PATH in a fresh shell (rustup installs it here).
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps test fmt lint bench sim
+.PHONY: deps test fmt lint bench bench-etcd sim dev
 
 # Build prerequisites: cargo, clang and libclang (for rocksdb's bindgen).
 deps:
@@ -22,6 +22,14 @@ lint:
 
 bench:
 	cargo bench -p raftcfg-raft
+
+# raftcfg (a `raftcfg dev` cluster) against a 3-member etcd cluster.
+bench-etcd: deps
+	bench/compare-etcd.sh
+
+# A 3-node development cluster on 127.0.0.1, data in ./data/dev.
+dev: deps
+	cargo run --release -p raftcfg-node --bin raftcfg -- dev
 
 # Many simulation seeds, in release.
 sim:

@@ -19,7 +19,20 @@ use tower::ServiceExt as _;
 
 struct TestNode {
     state: ApiState,
+    driver: Option<std::thread::JoinHandle<Result<(), raftcfg_node::replica::ReplicaError>>>,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for TestNode {
+    /// Stops the driver and waits for it, so RocksDB is closed before the
+    /// test process exits (a driver thread still inside RocksDB while the
+    /// process tears down its statics would crash it).
+    fn drop(&mut self) {
+        self.state.node.stop();
+        if let Some(driver) = self.driver.take() {
+            let _ = driver.join();
+        }
+    }
 }
 
 impl TestNode {
@@ -52,7 +65,11 @@ impl TestNode {
         )
         .unwrap();
         let state = ApiState::new(driver.handle, transport, Limits::default(), metrics);
-        let node = Self { state, _dir: dir };
+        let node = Self {
+            state,
+            driver: Some(driver.thread),
+            _dir: dir,
+        };
         if bootstrap {
             let (status, _) = node
                 .call(Method::POST, "/v1/cluster/bootstrap", vec![], &[])

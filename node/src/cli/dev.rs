@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use raftcfg_raft::{MembershipChange, NodeId, ProposalError};
+use raftcfg_raft::{MembershipChange, MembershipError, NodeId, ProposalError};
 
 use super::serve::{LogFormat, init_logging, wait_for_signal};
 use crate::driver::{DriverError, NodeHandle};
@@ -99,11 +99,15 @@ async fn form(nodes: &[RunningNode]) -> anyhow::Result<()> {
             let address = node.address.clone();
             match leader.change_membership(change, Some(address)).await {
                 Ok(_) => {}
-                // The learner is catching up or the leader is settling in.
+                // The learner is catching up, the leader is settling in, or
+                // the view we read predates the last change: look again.
                 Err(DriverError::Refused(
                     ProposalError::LearnerNotCaughtUp { .. }
                     | ProposalError::LeaderNotReady
-                    | ProposalError::MembershipChangeInProgress,
+                    | ProposalError::MembershipChangeInProgress
+                    | ProposalError::Membership(
+                        MembershipError::AlreadyMember(_) | MembershipError::NotALearner(_),
+                    ),
                 ))
                 | Err(DriverError::NotLeader { .. } | DriverError::Lost | DriverError::Unknown) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;

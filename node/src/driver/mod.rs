@@ -181,9 +181,14 @@ impl Loop {
 
     fn run(mut self, inbox: Receiver<Request>) -> Result<(), ReplicaError> {
         let identity = self.replica.identity();
-        let span = tracing::info_span!("node", id = %identity.node_id, name = %identity.name);
+        let span = tracing::info_span!(
+            "node",
+            id = %identity.node_id,
+            name = %identity.name,
+            term = tracing::field::Empty
+        );
         let _entered = span.enter();
-        let result = self.rounds(&inbox);
+        let result = self.rounds(&inbox, &span);
         if let Err(e) = &result {
             tracing::error!(error = %e, "the driver stopped");
             if let Some(view) = &self.published {
@@ -193,8 +198,13 @@ impl Loop {
         result
     }
 
-    fn rounds(&mut self, inbox: &Receiver<Request>) -> Result<(), ReplicaError> {
+    fn rounds(
+        &mut self,
+        inbox: &Receiver<Request>,
+        span: &tracing::Span,
+    ) -> Result<(), ReplicaError> {
         let tick = self.config.tick;
+        let mut term = None;
         let mut next_tick = Instant::now() + tick;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -224,6 +234,11 @@ impl Loop {
             self.send_read_index();
             self.replica.process()?;
             self.after_round()?;
+            let now_term = self.replica.status().term;
+            if term != Some(now_term) {
+                span.record("term", now_term.get());
+                term = Some(now_term);
+            }
         }
     }
 
@@ -450,6 +465,23 @@ impl Loop {
         let addresses = self.addresses();
         self.ship(effects.outbox, &addresses);
 
+        let status = self.replica.status();
+        if status.leader_id != self.known_leader {
+            if status.leader_id.is_some() {
+                self.metrics.leader_changes.inc();
+            }
+            tracing::info!(leader = ?status.leader_id, term = %status.term, "leader changed");
+            self.known_leader = status.leader_id;
+        }
+        self.adding
+            .retain(|id, _| !self.replica.kv().members().contains_key(id));
+        // Publish before answering anyone, so that a caller who got its
+        // answer sees (at least) this round's state in the view.
+        let view = self.view();
+        if let Some(published) = &self.published {
+            published.send_replace(view);
+        }
+
         let applied_index = self.replica.kv().applied_index();
         let failed = self
             .waiters
@@ -459,15 +491,6 @@ impl Loop {
             .release_reads(&effects.reads, &effects.dropped_reads);
         self.waiters
             .serve_reads(self.replica.kv(), applied_index, run_query);
-
-        let status = self.replica.status();
-        if status.leader_id != self.known_leader {
-            if status.leader_id.is_some() {
-                self.metrics.leader_changes.inc();
-            }
-            tracing::info!(leader = ?status.leader_id, term = %status.term, "leader changed");
-            self.known_leader = status.leader_id;
-        }
         if let Some(transfer) = self.transfer.take() {
             if status.leader_id == Some(transfer.target) {
                 let _ = transfer.reply.send(Ok(transfer.target));
@@ -475,13 +498,8 @@ impl Loop {
                 self.transfer = Some(transfer);
             }
         }
-        self.adding
-            .retain(|id, _| !self.replica.kv().members().contains_key(id));
+        // Proposes at most one entry: it shows in the next round's view.
         self.announce_if_needed();
-        let view = self.view();
-        if let Some(published) = &self.published {
-            published.send_replace(view);
-        }
         Ok(())
     }
 

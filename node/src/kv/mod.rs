@@ -14,7 +14,7 @@
 //!  API: Key::parse / KeyPrefix::parse / Limits::check_value   (admission)
 //!        │  Command::encode ──► Raft log ──► committed entries
 //!        ▼                                       │
-//!  KvStore::apply(&[Entry]) ─ one synced WriteBatch per call:
+//!  KvStore::apply(&[Entry]) ─ one WriteBatch per call (unsynced: the log is durable):
 //!        │                     kv rows + change log + revision + applied index
 //!        ├─► Vec<Applied { index, outcome }>     (driver answers proposals)
 //!  reads: get, list (pages in key order), changes_since (watch; Compacted = 410)

@@ -10,7 +10,7 @@
 //!
 //! Every value is sealed with the storage layer's CRC32, so a damaged row is
 //! reported as corrupt instead of being served. Writing is in `apply.rs`
-//! (commands) and `snapshot.rs` (restore); each write is one synced batch
+//! (commands; one unsynced batch, see there) and `snapshot.rs` (restore); each write is one batch
 //! that includes the metadata row.
 
 use std::collections::BTreeMap;

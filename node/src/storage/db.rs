@@ -95,6 +95,13 @@ impl Db {
             .map_err(StorageError::WriteBatch)
     }
 
+    /// Writes `batch` atomically without waiting for the disk. A crash may
+    /// lose it, and every later unsynced batch, but never part of it; the
+    /// next synced write makes it durable too (one write-ahead log).
+    pub fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.inner.write(batch).map_err(StorageError::WriteBatch)
+    }
+
     /// The underlying RocksDB handle, for iteration.
     pub fn raw(&self) -> &DB {
         &self.inner

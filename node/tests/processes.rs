@@ -1,0 +1,196 @@
+//! Multi-process tests: real `raftcfg serve` processes on loopback ports,
+//! driven through the HTTP API, killed with SIGKILL and restarted.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use raftcfg_client::http::{Consistency, Precondition};
+use raftcfg_client::wire::MemberRole;
+use support::{Cluster, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_a_follower_is_read_linearizably_from_another_follower() {
+    let mut cluster = Cluster::new(3, &[]);
+    cluster.form().await;
+    let leader = cluster.wait_for_leader(&[0, 1, 2]).await;
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let written = cluster.nodes[followers[0]]
+        .client()
+        .put(
+            "app/db/url",
+            Bytes::from_static(b"postgres://db"),
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    let value = cluster.nodes[followers[1]]
+        .client()
+        .get("app/db/url", Consistency::Linearizable)
+        .await
+        .unwrap()
+        .expect("the write is visible");
+    assert_eq!(&value.bytes[..], b"postgres://db");
+    assert_eq!(value.mod_revision, written.revision);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_elects_another_within_3s_and_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::new(3, &[]);
+    cluster.form().await;
+    let mut acknowledged = Vec::new();
+    for i in 0..50 {
+        let key = format!("k{i}");
+        cluster.put(&key, &format!("v{i}")).await;
+        acknowledged.push(key);
+    }
+    let old_leader = cluster.wait_for_leader(&[0, 1, 2]).await;
+    cluster.nodes[old_leader].kill();
+    let killed_at = Instant::now();
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != old_leader).collect();
+    let new_leader = cluster.wait_for_leader(&survivors).await;
+    let failover = killed_at.elapsed();
+    println!("new leader after {failover:?}");
+    assert!(
+        failover <= Duration::from_secs(3),
+        "a new leader took {failover:?} at default timings"
+    );
+    for (i, key) in acknowledged.iter().enumerate() {
+        assert_eq!(
+            cluster.get_via(new_leader, key).await.as_deref(),
+            Some(format!("v{i}").as_str())
+        );
+    }
+    // The killed node comes back and catches up with what it missed.
+    cluster.put("after", "failover").await;
+    cluster.nodes[old_leader].start().await;
+    let node = &cluster.nodes[old_leader];
+    wait_for("the restarted node to catch up", async || {
+        let value = node
+            .client()
+            .get("after", Consistency::Serializable)
+            .await
+            .ok()??;
+        (&value.bytes[..] == b"failover").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_behind_the_compaction_point_catches_up_by_snapshot_and_is_promoted() {
+    let tuning = ["--snapshot-threshold", "20", "--compaction-tail", "5"];
+    let mut cluster = Cluster::new(3, &tuning);
+    cluster.form().await;
+    for i in 0..100 {
+        cluster.put(&format!("k{i}"), "v").await;
+    }
+    let leader = cluster.wait_for_leader(&[0, 1, 2]).await;
+    let status = cluster.nodes[leader].status().await;
+    assert!(
+        status.snapshot_index > 1,
+        "the log was compacted: {status:?}"
+    );
+
+    let fourth = cluster.add_node(&tuning);
+    cluster.nodes[fourth].start().await;
+    cluster.join(fourth).await;
+    let members = cluster.client().members().await.unwrap();
+    assert_eq!(members.members.len(), 4);
+    assert!(members.members.iter().all(|m| m.role == MemberRole::Voter));
+    let metrics = reqwest::get(format!("{}/metrics", cluster.nodes[fourth].client_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("raftcfg_snapshots_received_total 1"),
+        "the new member was sent a snapshot:\n{metrics}"
+    );
+    assert_eq!(cluster.get_via(fourth, "k99").await.as_deref(), Some("v"));
+    // Every member applied the same state.
+    wait_for("equal digests", async || {
+        let mut digests = Vec::new();
+        for node in &cluster.nodes {
+            let status = node.status().await;
+            digests.push((status.applied, status.state_digest));
+        }
+        digests.windows(2).all(|w| w[0] == w[1]).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_follower_and_then_the_leader_keeps_the_cluster_writable() {
+    let mut cluster = Cluster::new(4, &[]);
+    cluster.form().await;
+    let client = cluster.client();
+    let leader = cluster.wait_for_leader(&[0, 1, 2, 3]).await;
+    let follower = (0..4).find(|i| *i != leader).unwrap();
+    let follower_id = cluster.nodes[follower].status().await.node_id;
+    client.remove_member(follower_id).await.unwrap();
+    cluster.nodes[follower].stop();
+
+    let leader_id = cluster.nodes[leader].status().await.node_id;
+    client.remove_member(leader_id).await.unwrap();
+    let rest: Vec<usize> = (0..4).filter(|i| *i != leader && *i != follower).collect();
+    let new_leader = cluster.wait_for_leader(&rest).await;
+    cluster.nodes[leader].stop();
+
+    let members = cluster.nodes[new_leader].client().members().await.unwrap();
+    let ids: Vec<u64> = members.members.iter().map(|m| m.id).collect();
+    assert_eq!(ids.len(), 2, "{members:?}");
+    assert!(!ids.contains(&leader_id) && !ids.contains(&follower_id));
+    let revision = cluster.nodes[rest[0]]
+        .client()
+        .put("still", Bytes::from_static(b"writable"), Precondition::None)
+        .await
+        .unwrap()
+        .revision;
+    assert!(revision > 0);
+    assert_eq!(
+        cluster.get_via(rest[1], "still").await.as_deref(),
+        Some("writable")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_with_a_wiped_data_directory_is_not_taken_for_the_old_member() {
+    let mut cluster = Cluster::new(3, &[]);
+    cluster.form().await;
+    cluster.put("before", "wipe").await;
+    let leader = cluster.wait_for_leader(&[0, 1, 2]).await;
+    let victim = (0..3).find(|i| *i != leader).unwrap();
+    let old = cluster.nodes[victim].status().await;
+    cluster.nodes[victim].kill();
+    std::fs::remove_dir_all(&cluster.nodes[victim].data_dir).unwrap();
+    cluster.nodes[victim].start().await;
+
+    let fresh = cluster.nodes[victim].status().await;
+    assert_ne!(fresh.node_id, old.node_id, "a wiped node gets a new id");
+    cluster.put("after", "wipe").await;
+    // Same name and address, but the leader's messages are for the old id:
+    // the new node stays outside the cluster.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fresh = cluster.nodes[victim].status().await;
+    assert_eq!(fresh.cluster_id, None, "{fresh:?}");
+    assert_eq!(fresh.applied, 0);
+    let refused = cluster.nodes[victim]
+        .client()
+        .get("before", Consistency::Linearizable)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("not_initialized"));
+    let members = cluster.client().members().await.unwrap();
+    assert!(members.members.iter().any(|m| m.id == old.node_id));
+    assert!(members.members.iter().all(|m| m.id != fresh.node_id));
+    // The old member's replication does not advance.
+    let leader_view = cluster.nodes[leader].client().members().await.unwrap();
+    let old_entry = leader_view
+        .members
+        .iter()
+        .find(|m| m.id == old.node_id)
+        .unwrap();
+    assert_eq!(old_entry.healthy, Some(false), "{old_entry:?}");
+}
