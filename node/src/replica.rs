@@ -63,17 +63,20 @@ pub struct Effects {
     pub snapshots_installed: u64,
 }
 
-/// The `ReadyHandler` of a replica: applies to the key-value state and
-/// collects effects. A storage failure is kept and reported after the Ready.
+/// The `ReadyHandler` of a replica: applies to the key-value state, hands
+/// messages to `send` (at once: a leader's appends go out before its own
+/// fsync) and collects the other effects. A storage failure is kept and
+/// reported after the Ready.
 struct Applier<'a> {
     kv: &'a mut KvStore,
     effects: &'a mut Effects,
+    send: &'a mut dyn FnMut(Vec<Message>),
     failure: Option<ReplicaError>,
 }
 
 impl ReadyHandler for Applier<'_> {
     fn send(&mut self, messages: Vec<Message>) {
-        self.effects.outbox.extend(messages);
+        (self.send)(messages);
     }
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) {
@@ -295,13 +298,28 @@ impl Replica {
         self.node.read_index(context)
     }
 
-    /// Carries out every pending `Ready`. On `Err` the replica must stop;
-    /// reopening the data directory resumes from what was made durable.
+    /// Carries out every pending `Ready`, collecting the messages to send
+    /// in [`Effects::outbox`]. On `Err` the replica must stop; reopening the
+    /// data directory resumes from what was made durable.
     pub fn process(&mut self) -> Result<(), ReplicaError> {
+        let mut outbox = Vec::new();
+        let result = self.process_sending(&mut |messages| outbox.extend(messages));
+        self.effects.outbox.extend(outbox);
+        result
+    }
+
+    /// Like [`Replica::process`], but hands each batch of messages to `send`
+    /// as soon as the Ready allows, so a leader's appends reach followers
+    /// while its own write is still being synced.
+    pub fn process_sending(
+        &mut self,
+        send: &mut dyn FnMut(Vec<Message>),
+    ) -> Result<(), ReplicaError> {
         loop {
             let mut applier = Applier {
                 kv: &mut self.kv,
                 effects: &mut self.effects,
+                send: &mut *send,
                 failure: None,
             };
             let handled =

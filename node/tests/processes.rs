@@ -194,3 +194,68 @@ async fn a_node_restarted_with_a_wiped_data_directory_is_not_taken_for_the_old_m
         .unwrap();
     assert_eq!(old_entry.healthy, Some(false), "{old_entry:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_saved_with_the_cli_restores_into_a_new_single_node_cluster() {
+    let mut cluster = Cluster::new(3, &[]);
+    cluster.form().await;
+    for i in 0..20 {
+        cluster.put(&format!("app/k{i}"), &format!("v{i}")).await;
+    }
+    let backup = cluster.dir.path().join("backup.snap");
+    let endpoints = cluster.nodes[1].client_url();
+    let raftcfg = |args: &[&str]| {
+        let output = std::process::Command::new(support::RAFTCFG)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "raftcfg {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    raftcfg(&[
+        "snapshot",
+        "save",
+        backup.to_str().unwrap(),
+        "--endpoints",
+        &endpoints,
+    ]);
+    let source = cluster.nodes[0].status().await;
+
+    let restored = cluster.add_node(&[]);
+    let data_dir = cluster.nodes[restored].data_dir.clone();
+    let name = cluster.nodes[restored].name.clone();
+    raftcfg(&[
+        "snapshot",
+        "restore",
+        backup.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--name",
+        &name,
+    ]);
+    cluster.nodes[restored].start().await;
+    cluster.wait_for_leader(&[restored]).await;
+    let status = cluster.nodes[restored].status().await;
+    assert_ne!(status.cluster_id, source.cluster_id, "a new cluster");
+    assert_eq!(
+        cluster.get_via(restored, "app/k19").await.as_deref(),
+        Some("v19")
+    );
+    // Restoring over existing data is refused.
+    let output = std::process::Command::new(support::RAFTCFG)
+        .args([
+            "snapshot",
+            "restore",
+            backup.to_str().unwrap(),
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .args(["--name", &name])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not empty"));
+}

@@ -22,7 +22,8 @@
 //!
 //! The Ready contract, in this order: (1) make the hard state, entries,
 //! received snapshot and compaction durable in one synced write; (2) send
-//! the messages, which may promise what was just persisted; (3) install the
+//! the messages, which may promise what was just persisted (a leader's
+//! appends and heartbeats may go before (1), see [`handle_ready`]); (3) install the
 //! snapshot and apply committed entries; (4) serve each read once applied up
 //! to its index; (5) call [`RawNode::advance`]. [`handle_ready`] does exactly
 //! this and is shared by the node and the simulator.

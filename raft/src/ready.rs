@@ -1,9 +1,18 @@
 //! [`handle_ready`]: the one synchronous function that carries out a
 //! [`Ready`] in the contract's order. The node's driver and the simulator
 //! both call it, so the simulator exercises the production path.
+//!
+//! A leader's replication messages (appends, heartbeats, snapshot chunks)
+//! are sent *before* the write, so its own fsync overlaps the followers'
+//! (Raft dissertation §10.2.1). They promise nothing about this node's
+//! log, and the acknowledgments they bring are stepped only after this
+//! call returns, when the leader's own copy is durable; so nothing is
+//! counted as committed on the strength of an entry the leader could still
+//! lose. They go early only if the write does not change the term or vote,
+//! so every message still carries a term this node has made durable.
 
 use crate::entry::Entry;
-use crate::message::{Message, ReadContext};
+use crate::message::{Message, MessageBody, ReadContext};
 use crate::protocol::ReadState;
 use crate::raw_node::RawNode;
 use crate::snapshot::Snapshot;
@@ -32,6 +41,18 @@ pub fn handle_ready<S: LogStore, H: ReadyHandler>(
         return Ok(false);
     }
     let ready = node.ready();
+    let durable = node.storage().hard_state()?;
+    let keeps_term_and_vote = ready
+        .hard_state
+        .as_ref()
+        .is_none_or(|new| (new.term, new.vote) == (durable.term, durable.vote));
+    let (early, messages): (Vec<Message>, Vec<Message>) = ready
+        .messages
+        .into_iter()
+        .partition(|message| keeps_term_and_vote && is_replication(message));
+    if !early.is_empty() {
+        handler.send(early);
+    }
     let write = LogWrite {
         snapshot: ready.snapshot.as_ref(),
         entries: &ready.entries,
@@ -41,8 +62,8 @@ pub fn handle_ready<S: LogStore, H: ReadyHandler>(
     if !write.is_empty() {
         node.storage_mut().persist(write)?;
     }
-    if !ready.messages.is_empty() {
-        handler.send(ready.messages);
+    if !messages.is_empty() {
+        handler.send(messages);
     }
     if let Some(snapshot) = &ready.snapshot {
         handler.install_snapshot(snapshot);
@@ -55,4 +76,15 @@ pub fn handle_ready<S: LogStore, H: ReadyHandler>(
     }
     node.advance();
     Ok(true)
+}
+
+/// Whether `message` is a leader's replication message, which may go out
+/// before the leader's own write (see the module documentation).
+fn is_replication(message: &Message) -> bool {
+    matches!(
+        message.body,
+        MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. }
+    )
 }

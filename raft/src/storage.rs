@@ -86,7 +86,11 @@ impl LogWrite<'_> {
 }
 
 /// Durable log storage: `persist` must make the whole write durable (one
-/// synced batch) before it returns.
+/// synced batch) before it returns — with one allowance: a write that only
+/// raises the commit index (no entries, snapshot or compaction, same term
+/// and vote) may skip the sync, as long as it is atomic and ordered with
+/// the writes after it. A commit index lost in a crash is learnt again from
+/// the leader; nothing the node promised depends on it.
 pub trait LogStore: LogStorage {
     /// Make `write` durable, atomically.
     fn persist(&mut self, write: LogWrite<'_>) -> Result<(), StorageError>;

@@ -232,7 +232,7 @@ impl Loop {
                 }
             }
             self.send_read_index();
-            self.replica.process()?;
+            self.process()?;
             self.after_round()?;
             let now_term = self.replica.status().term;
             if term != Some(now_term) {
@@ -451,6 +451,19 @@ impl Loop {
         }
     }
 
+    /// Carries out the Readys, shipping messages as soon as each allows.
+    fn process(&mut self) -> Result<(), ReplicaError> {
+        let addresses = self.addresses();
+        let Self {
+            replica,
+            outbox,
+            metrics,
+            ..
+        } = self;
+        replica
+            .process_sending(&mut |messages| ship(outbox.as_ref(), metrics, messages, &addresses))
+    }
+
     fn after_round(&mut self) -> Result<(), ReplicaError> {
         let effects = self.replica.take_effects();
         for latency in &effects.persist_latencies {
@@ -462,8 +475,6 @@ impl Loop {
         self.metrics
             .snapshots_received
             .add(effects.snapshots_installed);
-        let addresses = self.addresses();
-        self.ship(effects.outbox, &addresses);
 
         let status = self.replica.status();
         if status.leader_id != self.known_leader {
@@ -526,25 +537,6 @@ impl Loop {
         }
     }
 
-    /// Sends the outbox, grouped by destination.
-    fn ship(&mut self, outbox: Vec<Message>, addresses: &BTreeMap<NodeId, MemberAddress>) {
-        let mut by_peer: BTreeMap<NodeId, Vec<Message>> = BTreeMap::new();
-        for message in outbox {
-            if let MessageBody::InstallSnapshot { offset: 0, .. } = message.body {
-                self.metrics.snapshots_sent.inc();
-            }
-            by_peer.entry(message.to).or_default().push(message);
-        }
-        for (to, messages) in by_peer {
-            match addresses.get(&to) {
-                Some(address) if !address.peer_url.is_empty() => {
-                    self.outbox.send(to, &address.peer_url, messages);
-                }
-                _ => self.metrics.messages_unroutable.add(messages.len() as u64),
-            }
-        }
-    }
-
     /// Every member's address: the replicated directory first, then the
     /// learners being added, then URLs learned from senders.
     fn addresses(&self) -> BTreeMap<NodeId, MemberAddress> {
@@ -579,6 +571,30 @@ impl Loop {
                 .map(|(id, _)| *id)
                 .collect::<BTreeSet<_>>(),
             stopped: None,
+        }
+    }
+}
+
+/// Sends `messages`, grouped by destination, to the addresses known.
+fn ship(
+    outbox: &dyn Outbox,
+    metrics: &Metrics,
+    messages: Vec<Message>,
+    addresses: &BTreeMap<NodeId, MemberAddress>,
+) {
+    let mut by_peer: BTreeMap<NodeId, Vec<Message>> = BTreeMap::new();
+    for message in messages {
+        if let MessageBody::InstallSnapshot { offset: 0, .. } = message.body {
+            metrics.snapshots_sent.inc();
+        }
+        by_peer.entry(message.to).or_default().push(message);
+    }
+    for (to, messages) in by_peer {
+        match addresses.get(&to) {
+            Some(address) if !address.peer_url.is_empty() => {
+                outbox.send(to, &address.peer_url, messages);
+            }
+            _ => metrics.messages_unroutable.add(messages.len() as u64),
         }
     }
 }

@@ -535,11 +535,30 @@ impl LogStore for RocksLogStore {
         }
         batch.put_cf(meta, LAST_INDEX_KEY, stored_value(&last));
 
-        let started = Instant::now();
-        self.db
-            .write_synced(batch)
-            .map_err(|e| failed("persist the Raft log", e))?;
-        self.sync_latencies.push(started.elapsed());
+        // Only the commit index changed: no sync (see `LogStore`). The
+        // state applied after it is written after it, in the same log.
+        let commit_only = write.snapshot.is_none()
+            && write.entries.is_empty()
+            && write.compaction.is_none()
+            && write.hard_state.is_some_and(|new| {
+                (new.term, new.vote, new.cluster_id)
+                    == (
+                        self.hard_state.term,
+                        self.hard_state.vote,
+                        self.hard_state.cluster_id,
+                    )
+            });
+        if commit_only {
+            self.db
+                .write_unsynced(batch)
+                .map_err(|e| failed("persist the commit index", e))?;
+        } else {
+            let started = Instant::now();
+            self.db
+                .write_synced(batch)
+                .map_err(|e| failed("persist the Raft log", e))?;
+            self.sync_latencies.push(started.elapsed());
+        }
         self.snapshot = snapshot.clone();
         self.first_index = first;
         self.last_index = last;
