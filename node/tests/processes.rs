@@ -259,3 +259,79 @@ async fn a_backup_saved_with_the_cli_restores_into_a_new_single_node_cluster() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not empty"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_sees_every_change_in_order_from_a_past_revision() {
+    use futures::StreamExt as _;
+    let mut cluster = Cluster::new(3, &[]);
+    cluster.form().await;
+    let first = cluster.put("app/a", "1").await;
+    cluster.put("other/x", "ignored").await;
+    cluster.put("app/b", "2").await;
+    cluster
+        .client()
+        .delete("app/a", Precondition::None)
+        .await
+        .unwrap();
+    // Watch through a follower, from before the first write.
+    let leader = cluster.wait_for_leader(&[0, 1, 2]).await;
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    let mut events = cluster.nodes[follower].client().watch("app/", Some(first));
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        if seen.len() == 3 {
+            cluster.put("app/c", "3").await;
+        }
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream goes on")
+            .expect("a valid event");
+        seen.push((
+            event.key.clone(),
+            format!("{:?}", event.kind),
+            event.revision,
+        ));
+    }
+    let keys: Vec<&str> = seen.iter().map(|(key, _, _)| key.as_str()).collect();
+    assert_eq!(keys, ["app/a", "app/b", "app/a", "app/c"]);
+    assert_eq!(seen[2].1, "Delete");
+    assert!(seen.windows(2).all(|w| w[0].2 < w[1].2), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_requests_get_503_with_retry_after() {
+    let mut cluster = Cluster::new(3, &[]);
+    cluster.form().await;
+    cluster.put("k", "v").await;
+    cluster.nodes[1].kill();
+    cluster.nodes[2].kill();
+    // Node 0 (the founder) steps down once it hears from no quorum.
+    let node = &cluster.nodes[0];
+    wait_for("the lone node to give up leadership", async || {
+        (node.status().await.role != "leader").then_some(())
+    })
+    .await;
+    let http = reqwest::Client::new();
+    for request in [
+        http.put(format!("{}/v1/kv/k", node.client_url())).body("w"),
+        http.get(format!("{}/v1/kv/k", node.client_url())),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: raftcfg_client::wire::ErrorBody = response.json().await.unwrap();
+        assert!(
+            ["no_leader", "timeout", "unavailable"].contains(&body.error.code.as_str()),
+            "{body:?}"
+        );
+    }
+    // A serializable read is still served from the local state.
+    let value = node
+        .client()
+        .get("k", Consistency::Serializable)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&value.bytes[..], b"v");
+}
