@@ -13,13 +13,15 @@
 //! key-value state machine kept in the same database; `replica` joins them
 //! to the Raft core; `driver` runs a replica on its own thread; `transport`
 //! carries peer messages and forwarded writes; `api` is the client HTTP
-//! API; `metrics` counts; `server` starts all of it; `cli` is the
-//! `raftcfg` command, a thin wrapper around this library.
+//! API; `metrics` counts; `server` starts all of it; `history` checks
+//! recorded client histories for linearizability; `cli` is the `raftcfg`
+//! command, a thin wrapper around this library.
 
 pub mod api;
 pub mod cli;
 pub mod codec;
 pub mod driver;
+pub mod history;
 pub mod kv;
 pub mod metrics;
 pub mod replica;

@@ -18,7 +18,7 @@ use raftcfg_raft::{
 };
 
 use crate::kv::{Applied, Command, KvStore, RestoreError, Revision};
-use crate::storage::{Db, ExpectedIdentity, Identity, RocksLogStore, StorageError};
+use crate::storage::{Db, ExpectedIdentity, Identity, RocksLogStore, StorageError, StorageOptions};
 
 /// Why a replica could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -134,9 +134,20 @@ impl Replica {
         dir: &Path,
         name: &str,
         fresh_node_id: NodeId,
-        mut config: Config,
+        config: Config,
     ) -> Result<Self, ReplicaError> {
-        let db = Db::open(dir)?;
+        Self::open_with(dir, name, fresh_node_id, config, StorageOptions::default())
+    }
+
+    /// [`Replica::open`] with storage options (tests simulate power loss).
+    pub fn open_with(
+        dir: &Path,
+        name: &str,
+        fresh_node_id: NodeId,
+        mut config: Config,
+        storage: StorageOptions,
+    ) -> Result<Self, ReplicaError> {
+        let db = Db::open_with(dir, storage)?;
         let store = RocksLogStore::open(db.clone(), &ExpectedIdentity::new(name, fresh_node_id))?;
         let mut kv = KvStore::open(db.clone())?;
         // A crash between storing a received snapshot and installing it

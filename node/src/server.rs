@@ -49,6 +49,10 @@ pub struct NodeConfig {
     pub compaction_tail: u64,
     /// Key and value size limits.
     pub limits: Limits,
+    /// A bug to plant (fault-injection tests only).
+    pub planted_bug: Option<crate::driver::PlantedBug>,
+    /// Make kill -9 lose unsynced writes (fault-injection tests only).
+    pub simulate_power_loss: bool,
 }
 
 impl NodeConfig {
@@ -69,6 +73,8 @@ impl NodeConfig {
             snapshot_threshold: 10_000,
             compaction_tail: 5_000,
             limits: Limits::default(),
+            planted_bug: None,
+            simulate_power_loss: false,
         }
     }
 }
@@ -128,6 +134,14 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     driver_config.raft.heartbeat_interval_ticks = config.heartbeat_ticks;
     driver_config.snapshot_threshold = config.snapshot_threshold;
     driver_config.compaction_tail = config.compaction_tail;
+    driver_config.planted_bug = config.planted_bug;
+    driver_config.simulate_power_loss = config.simulate_power_loss;
+    if let Some(bug) = config.planted_bug {
+        tracing::warn!(
+            ?bug,
+            "a known bug is planted: this node is unsafe, for tests only"
+        );
+    }
     let data_dir = config.data_dir.clone();
     let outbox = Box::new(transport.clone());
     let started = {

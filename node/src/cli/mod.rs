@@ -3,6 +3,7 @@
 //! line on stderr and a non-zero exit status.
 
 mod bench;
+mod check_history;
 mod client_commands;
 mod dev;
 mod restore;
@@ -33,6 +34,9 @@ pub enum Command {
     Client(client_commands::ClientCommand),
     /// Generate load against raftcfg (or etcd) and print throughput and latency.
     Bench(bench::BenchArgs),
+    /// Check a recorded client history for linearizability; the exit status
+    /// is the verdict: 0 linearizable, 1 not linearizable, 2 unknown.
+    CheckHistory(check_history::CheckHistoryArgs),
 }
 
 /// Parses the arguments, runs the command and turns its error into one line.
@@ -51,10 +55,13 @@ pub fn main() -> ExitCode {
             Command::Dev(args) => dev::run(args).await,
             Command::Client(command) => client_commands::run(command).await,
             Command::Bench(args) => bench::run(args).await,
+            // The only command whose success has more than one exit status.
+            Command::CheckHistory(args) => return check_history::run(&args),
         }
+        .map(|()| ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("raftcfg: error: {e:#}");
             ExitCode::FAILURE

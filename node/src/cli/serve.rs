@@ -56,6 +56,14 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "RAFTCFG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Plants a known bug so the fault-injection tests can show they catch
+    /// it. Makes the node unsafe; for tests only.
+    #[arg(long, value_enum, hide = true)]
+    pub planted_bug: Option<crate::driver::PlantedBug>,
+    /// Keeps unsynced writes in the process until the next sync, so kill -9
+    /// acts as a power cut. For tests only.
+    #[arg(long, hide = true)]
+    pub simulate_power_loss: bool,
 }
 
 /// How logs are written (filtered by `RUST_LOG`, default `info`).
@@ -117,6 +125,8 @@ impl ServeArgs {
                 max_key_bytes: self.max_key_bytes,
                 max_value_bytes: self.max_value_bytes,
             },
+            planted_bug: self.planted_bug,
+            simulate_power_loss: self.simulate_power_loss,
         })
     }
 }

@@ -16,6 +16,7 @@
 
 mod batch;
 mod forward;
+pub mod fuzz;
 mod identity;
 mod message;
 mod raft;

@@ -34,6 +34,7 @@ use waiters::{PendingRead, Waiter, Waiters};
 use crate::kv::{ChangesError, Command, KvStore, MemberAddress};
 use crate::metrics::Metrics;
 use crate::replica::{Replica, ReplicaError};
+use crate::storage::StorageOptions;
 
 /// Requests taken in one round at most (bounds the latency of a round).
 const MAX_REQUESTS_PER_ROUND: usize = 4096;
@@ -63,6 +64,24 @@ pub struct DriverConfig {
     pub compaction_tail: u64,
     /// Requests queued at most before callers get `Busy`.
     pub queue_capacity: usize,
+    /// A known bug to plant, so the fault tests can show they catch it.
+    /// Never set outside tests.
+    pub planted_bug: Option<PlantedBug>,
+    /// Tests only: make kill -9 lose unsynced writes, as a power cut would.
+    pub simulate_power_loss: bool,
+}
+
+/// Bugs the fault-injection tests plant to prove they would see them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlantedBug {
+    /// Answer linearizable reads from the local state, without ReadIndex.
+    StaleReads,
+    /// Acknowledge a write as soon as the leader appended it, before it is
+    /// durable on a quorum.
+    EarlyAck,
+    /// Write the Raft log without syncing it (caught only with power loss
+    /// simulated, since kill -9 keeps the page cache).
+    UnsyncedLog,
 }
 
 impl DriverConfig {
@@ -77,6 +96,8 @@ impl DriverConfig {
             change_log_retention: 100_000,
             compaction_tail: 5_000,
             queue_capacity: 65_536,
+            planted_bug: None,
+            simulate_power_loss: false,
         }
     }
 }
@@ -98,7 +119,11 @@ pub fn start(
     metrics: Arc<Metrics>,
 ) -> Result<Driver, ReplicaError> {
     let fresh_id = NodeId(rand::random::<u64>().max(1));
-    let replica = Replica::open(dir, &config.name, fresh_id, config.raft.clone())?
+    let storage = StorageOptions {
+        simulate_power_loss: config.simulate_power_loss,
+        skip_log_sync: config.planted_bug == Some(PlantedBug::UnsyncedLog),
+    };
+    let replica = Replica::open_with(dir, &config.name, fresh_id, config.raft.clone(), storage)?
         .with_snapshot_threshold(config.snapshot_threshold)
         .with_change_log_retention(config.change_log_retention)
         .with_compaction_tail(config.compaction_tail);
@@ -247,6 +272,11 @@ impl Loop {
             Request::Propose { command, reply } => {
                 self.metrics.proposals.inc();
                 match self.replica.propose(&command) {
+                    Ok(_) if self.config.planted_bug == Some(PlantedBug::EarlyAck) => {
+                        let _ = reply.send(Ok(crate::kv::Outcome::Written {
+                            revision: crate::kv::Revision(0),
+                        }));
+                    }
                     Ok(index) => {
                         let term = self.replica.status().term;
                         self.waiters.add_proposal(index, term, Waiter::Write(reply));
@@ -264,7 +294,9 @@ impl Loop {
             } => {
                 if !self.initialized() {
                     let _ = reply.send(Err(DriverError::NotInitialized));
-                } else if consistency == Consistency::Serializable {
+                } else if consistency == Consistency::Serializable
+                    || self.config.planted_bug == Some(PlantedBug::StaleReads)
+                {
                     let _ = reply.send(run_query(self.replica.kv(), query));
                 } else {
                     self.new_reads.push(PendingRead { query, reply });

@@ -46,18 +46,38 @@ pub enum StorageError {
     InvalidIdentity(String),
 }
 
+/// How the database treats durability; the defaults are for production.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// Tests only: keep unsynced writes inside the process until the next
+    /// synced write, so that kill -9 loses them as a power cut would (the
+    /// operating system's page cache survives a kill, not a power cut).
+    pub simulate_power_loss: bool,
+    /// A planted bug (tests only): write the Raft log without syncing.
+    pub skip_log_sync: bool,
+}
+
 /// The node's database, shared by the Raft log store and the key-value state.
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DB>,
+    options: StorageOptions,
 }
 
 impl Db {
     /// Opens (creating if needed) the database in `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with(path, StorageOptions::default())
+    }
+
+    /// Opens the database in `path` with `storage` options.
+    pub fn open_with(path: &Path, storage: StorageOptions) -> Result<Self, StorageError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
+        // Unsynced writes wait in the write-ahead log's buffer in memory
+        // until a synced write flushes it, so kill -9 drops them.
+        options.set_manual_wal_flush(storage.simulate_power_loss);
         let families = COLUMN_FAMILIES
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
@@ -69,6 +89,7 @@ impl Db {
         })?;
         Ok(Self {
             inner: Arc::new(db),
+            options: storage,
         })
     }
 
@@ -86,8 +107,18 @@ impl Db {
             .map_err(StorageError::Read)
     }
 
-    /// Writes `batch` atomically and syncs it to disk before returning.
+    /// The options the database was opened with.
+    pub fn options(&self) -> StorageOptions {
+        self.options
+    }
+
+    /// Writes `batch` atomically and syncs it to disk before returning,
+    /// with every earlier write.
     pub fn write_synced(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        if self.options.simulate_power_loss {
+            self.inner.write(batch).map_err(StorageError::WriteBatch)?;
+            return self.inner.flush_wal(true).map_err(StorageError::WriteBatch);
+        }
         let mut options = WriteOptions::default();
         options.set_sync(true);
         self.inner

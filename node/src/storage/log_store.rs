@@ -554,9 +554,15 @@ impl LogStore for RocksLogStore {
                 .map_err(|e| failed("persist the commit index", e))?;
         } else {
             let started = Instant::now();
-            self.db
-                .write_synced(batch)
-                .map_err(|e| failed("persist the Raft log", e))?;
+            if self.db.options().skip_log_sync {
+                self.db
+                    .write_unsynced(batch)
+                    .map_err(|e| failed("persist the Raft log", e))?;
+            } else {
+                self.db
+                    .write_synced(batch)
+                    .map_err(|e| failed("persist the Raft log", e))?;
+            }
             self.sync_latencies.push(started.elapsed());
         }
         self.snapshot = snapshot.clone();

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
+pub mod proxy;
+pub mod workload;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -32,6 +35,8 @@ pub struct Node {
     pub peer_port: u16,
     pub data_dir: PathBuf,
     pub extra_args: Vec<String>,
+    /// The peer URL advertised, if not the peer port itself (a proxy).
+    pub advertise_peer: Option<String>,
     child: Option<Child>,
 }
 
@@ -41,7 +46,9 @@ impl Node {
     }
 
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        self.advertise_peer
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}", self.peer_port))
     }
 
     pub fn client(&self) -> Client {
@@ -51,7 +58,11 @@ impl Node {
     /// Starts `raftcfg serve` and waits until its API answers.
     pub async fn start(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
-        let log = std::fs::File::create(self.data_dir.with_extension("log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
+            .unwrap();
         let child = Command::new(RAFTCFG)
             .arg("serve")
             .args(["--name", &self.name])
@@ -63,6 +74,11 @@ impl Node {
             ])
             .args(["--listen-peer", &format!("127.0.0.1:{}", self.peer_port)])
             .args(&self.extra_args)
+            .args(
+                self.advertise_peer
+                    .iter()
+                    .flat_map(|url| ["--advertise-peer", url.as_str()]),
+            )
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -81,6 +97,30 @@ impl Node {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("kill -9");
             child.wait().expect("reap the killed node");
+        }
+    }
+
+    /// SIGSTOP: the process freezes, its sockets stay open.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill {signal} failed");
         }
     }
 
@@ -153,6 +193,7 @@ impl Cluster {
             client_port: free_port(),
             peer_port: free_port(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            advertise_peer: None,
             child: None,
         });
         i

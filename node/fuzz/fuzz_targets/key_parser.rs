@@ -1,0 +1,6 @@
+//! Fuzzes the key and prefix parsers: any bytes, no panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| {
+    raftcfg_node::codec::fuzz::key(bytes);
+});

@@ -1,0 +1,6 @@
+//! Fuzzes the peer message decoder: any bytes, no panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| {
+    raftcfg_node::codec::fuzz::peer_message(bytes);
+});
