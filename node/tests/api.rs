@@ -2,38 +2,20 @@
 //! cluster: answers, headers, and every kind of bad input getting the right
 //! 4xx with a clear JSON error and no change of state.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt as _;
 use raftcfg_client::wire::{ErrorBody, ListResponse, NodeStatus, WriteResponse};
-use raftcfg_node::api::{ApiState, router};
-use raftcfg_node::driver::{self, DriverConfig, NodeHandle};
-use raftcfg_node::kv::{Limits, MemberAddress};
-use raftcfg_node::metrics::Metrics;
-use raftcfg_node::transport::Transport;
+use raftcfg_node::api::router;
+use raftcfg_node::driver::{DriverConfig, NodeHandle};
+use raftcfg_node::kv::Limits;
 use serde::de::DeserializeOwned;
+use support::solo::Solo;
 use tower::ServiceExt as _;
 
-struct TestNode {
-    state: ApiState,
-    driver: Option<std::thread::JoinHandle<Result<(), raftcfg_node::replica::ReplicaError>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestNode {
-    /// Stops the driver and waits for it, so RocksDB is closed before the
-    /// test process exits (a driver thread still inside RocksDB while the
-    /// process tears down its statics would crash it).
-    fn drop(&mut self) {
-        self.state.node.stop();
-        if let Some(driver) = self.driver.take() {
-            let _ = driver.join();
-        }
-    }
-}
+struct TestNode(Solo);
 
 impl TestNode {
     /// A node; bootstrapped and leading if `bootstrap`.
@@ -42,47 +24,11 @@ impl TestNode {
     }
 
     async fn start_with(bootstrap: bool, tune: impl FnOnce(&mut DriverConfig)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let address = MemberAddress {
-            name: "solo".into(),
-            peer_url: "http://127.0.0.1:1".into(),
-            client_url: "http://127.0.0.1:1".into(),
-        };
-        let mut config = DriverConfig::new("solo", address.clone());
-        config.tick = Duration::from_millis(10);
-        tune(&mut config);
-        let metrics = Arc::new(Metrics::default());
-        let transport = Transport::new(
-            address.peer_url.clone(),
-            tokio::runtime::Handle::current(),
-            metrics.clone(),
-        );
-        let driver = driver::start(
-            dir.path(),
-            config,
-            Box::new(transport.clone()),
-            metrics.clone(),
-        )
-        .unwrap();
-        let state = ApiState::new(driver.handle, transport, Limits::default(), metrics);
-        let node = Self {
-            state,
-            driver: Some(driver.thread),
-            _dir: dir,
-        };
-        if bootstrap {
-            let (status, _) = node
-                .call(Method::POST, "/v1/cluster/bootstrap", vec![], &[])
-                .await;
-            assert_eq!(status, StatusCode::OK);
-            let handle = node.handle();
-            wait_until("the node to lead", || handle.view().is_leader()).await;
-        }
-        node
+        Self(Solo::start(bootstrap, tune).await)
     }
 
     fn handle(&self) -> NodeHandle {
-        self.state.node.clone()
+        self.0.handle()
     }
 
     async fn call(
@@ -96,7 +42,7 @@ impl TestNode {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = router(self.state.clone())
+        let response = router(self.0.state.clone())
             .oneshot(request.body(Body::from(body)).unwrap())
             .await
             .unwrap();
@@ -128,11 +74,8 @@ impl TestNode {
         list.revision
     }
 
-    /// The store's revision once the driver finished every earlier round
-    /// (a digest request is answered in a later round than they were).
     async fn settled_revision(&self) -> u64 {
-        self.handle().digest().await.unwrap();
-        self.handle().view().revision.get()
+        self.0.settled_revision().await
     }
 
     /// Asserts the request is refused with `status` and `code`, a message,
@@ -163,14 +106,6 @@ impl TestNode {
     }
 }
 
-async fn wait_until(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn put_get_list_and_delete_with_metadata() {
     let node = TestNode::start(true).await;
@@ -182,7 +117,7 @@ async fn put_get_list_and_delete_with_metadata() {
     let request = Request::get("/v1/kv/app/db/url")
         .body(Body::empty())
         .unwrap();
-    let response = router(node.state.clone()).oneshot(request).await.unwrap();
+    let response = router(node.0.state.clone()).oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers();
     assert_eq!(headers["etag"], format!("\"{second}\"").as_str());

@@ -2,18 +2,18 @@
 //! message decoder and arbitrary requests to every HTTP endpoint never
 //! panic the node and never change its state unless they are valid.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request};
 use proptest::prelude::*;
-use raftcfg_node::api::{ApiState, router};
+use raftcfg_node::api::router;
 use raftcfg_node::codec::{self, MessageBatch};
-use raftcfg_node::driver::{self, DriverConfig, NodeHandle};
-use raftcfg_node::kv::{Key, Limits, MemberAddress};
-use raftcfg_node::metrics::Metrics;
-use raftcfg_node::transport::{Transport, peer_router};
+use raftcfg_node::kv::{Key, Limits};
+use raftcfg_node::transport::peer_router;
+use support::solo::Solo;
 use tower::ServiceExt as _;
 
 proptest! {
@@ -32,65 +32,6 @@ proptest! {
     fn the_key_parser_never_panics(text in ".{0,64}") {
         let _ = Key::parse(&text, &Limits::default());
     }
-}
-
-/// A bootstrapped one-node cluster and its API and peer routers.
-struct Node {
-    handle: NodeHandle,
-    state: ApiState,
-    thread: Option<std::thread::JoinHandle<Result<(), raftcfg_node::replica::ReplicaError>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.handle.stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn node() -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    let address = MemberAddress {
-        name: "solo".into(),
-        peer_url: "http://127.0.0.1:1".into(),
-        client_url: "http://127.0.0.1:1".into(),
-    };
-    let mut config = DriverConfig::new("solo", address.clone());
-    config.tick = Duration::from_millis(5);
-    let metrics = Arc::new(Metrics::default());
-    let transport = Transport::new(
-        address.peer_url.clone(),
-        tokio::runtime::Handle::current(),
-        metrics.clone(),
-    );
-    let driver = driver::start(
-        dir.path(),
-        config,
-        Box::new(transport.clone()),
-        metrics.clone(),
-    )
-    .unwrap();
-    let handle = driver.handle.clone();
-    handle.bootstrap().await.unwrap();
-    while !handle.view().is_leader() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let state = ApiState::new(driver.handle, transport, Limits::default(), metrics);
-    Node {
-        handle,
-        state,
-        thread: Some(driver.thread),
-        _dir: dir,
-    }
-}
-
-/// The store's revision once earlier rounds are done.
-async fn revision(handle: &NodeHandle) -> u64 {
-    handle.digest().await.unwrap();
-    handle.view().revision.get()
 }
 
 fn method() -> impl Strategy<Value = Method> {
@@ -140,9 +81,11 @@ fn arbitrary_requests_never_panic_or_change_state_unless_valid() {
         .enable_all()
         .build()
         .unwrap();
-    let node = runtime.block_on(node());
+    let node = runtime.block_on(Solo::start(true, |config| {
+        config.tick = Duration::from_millis(5);
+    }));
     let api = router(node.state.clone());
-    let peers = peer_router(node.handle.clone());
+    let peers = peer_router(node.handle());
     let config = ProptestConfig::with_cases(300);
     proptest!(config, |(
         method in method(),
@@ -151,7 +94,7 @@ fn arbitrary_requests_never_panic_or_change_state_unless_valid() {
         body in proptest::collection::vec(any::<u8>(), 0..64),
     )| {
         runtime.block_on(async {
-            let before = revision(&node.handle).await;
+            let before = node.settled_revision().await;
             let mut request = Request::builder().method(method.clone()).uri(path.as_str());
             if let Some((name, value)) = &header {
                 request = request.header(*name, value.as_str());
@@ -169,7 +112,7 @@ fn arbitrary_requests_never_panic_or_change_state_unless_valid() {
                 status != 500 && status != 502,
                 "{method} {path} {header:?}: {status}"
             );
-            let after = revision(&node.handle).await;
+            let after = node.settled_revision().await;
             // Only an accepted write may change the state.
             if !status.is_success() {
                 prop_assert_eq!(before, after, "{} {} {:?} changed the state", method, path, header);

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // Each test file uses a different part.
 
 pub mod proxy;
+pub mod solo;
 pub mod workload;
 
 use std::net::TcpListener;
