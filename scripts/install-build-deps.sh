@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Makes sure the tools the build needs are present: cargo, and clang with
-# libclang (rocksdb's bindings are generated with bindgen). Installs clang and
-# libclang-dev with apt-get when run as root; otherwise prints the command.
+# Makes sure the tools the build and tests need are present: cargo, clang
+# with libclang (rocksdb's bindings are generated with bindgen), and the
+# `kill` command (procps; the process tests send SIGTERM/SIGSTOP/SIGCONT).
+# Installs what is missing with apt-get when run as root; otherwise prints
+# the command.
 set -euo pipefail
 
 if ! command -v cargo >/dev/null && [[ -f "$HOME/.cargo/env" ]]; then
@@ -19,16 +21,23 @@ have_libclang() {
         compgen -G '/usr/lib/*/libclang.so*' >/dev/null
 }
 
-if command -v clang >/dev/null && have_libclang; then
+missing=()
+if ! command -v clang >/dev/null || ! have_libclang; then
+    missing+=(libclang-dev clang)
+fi
+if [[ ! -x /bin/kill && ! -x /usr/bin/kill ]]; then
+    missing+=(procps)
+fi
+if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
 fi
 
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "install-build-deps: installing clang and libclang-dev"
+    echo "install-build-deps: installing ${missing[*]}"
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y libclang-dev clang
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 else
-    echo "install-build-deps: clang and libclang are needed to build rocksdb. Run:" >&2
-    echo "    sudo apt-get update && sudo apt-get install -y libclang-dev clang" >&2
+    echo "install-build-deps: ${missing[*]} are needed to build and test. Run:" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
     exit 1
 fi
