@@ -207,11 +207,6 @@ impl RunningNode {
         default_url(self.client_addr)
     }
 
-    /// Whether the driver has stopped on its own (a storage failure).
-    pub fn driver_failed(&self) -> bool {
-        self.driver.is_finished()
-    }
-
     /// Stops serving, then stops the driver and waits for it, so the data
     /// directory is closed cleanly. Returns the driver's failure, if any.
     pub async fn shutdown(self) -> anyhow::Result<()> {

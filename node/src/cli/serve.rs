@@ -169,10 +169,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             view.identity.node_id, config.name, node.address.peer_url, node.address.client_url
         ),
     }
-    wait_for_signal()
-        .await
-        .context("cannot listen for signals")?;
-    println!("raftcfg: stopping");
+    let mut updates = node.node.subscribe();
+    tokio::select! {
+        signal = wait_for_signal() => {
+            signal.context("cannot listen for signals")?;
+            println!("raftcfg: stopping");
+        }
+        // The driver stopped on its own (a storage failure): shut down and
+        // exit non-zero, so a supervisor restarts the node from what is
+        // durable instead of leaving it half alive.
+        _ = updates.wait_for(|view| view.stopped.is_some()) => {}
+    }
     node.shutdown().await
 }
 
