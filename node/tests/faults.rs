@@ -21,7 +21,7 @@ use raftcfg_node::history::{History, Verdict, check};
 use rand::RngExt as _;
 use serde_json::json;
 use support::proxy::Proxies;
-use support::workload::{Client, Recorder};
+use support::workload::{Client, Recorder, UniqueWriters};
 use support::{Cluster, wait_for};
 
 /// Client processes per run.
@@ -480,38 +480,8 @@ async fn acknowledged_writes_survive_repeated_kill_9() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(12);
     let mut cluster = FaultCluster::form(3, &[]).await;
-    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..4)
-        .map(|writer| {
-            let endpoints = cluster.endpoints.clone();
-            let acknowledged = acknowledged.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let http = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(2))
-                    .build()
-                    .unwrap();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let key = format!("crash/{writer}/{n}");
-                    let endpoint = {
-                        let endpoints = endpoints.lock().unwrap();
-                        endpoints[n % endpoints.len()].clone()
-                    };
-                    let response = http
-                        .put(format!("{endpoint}/v1/kv/{key}"))
-                        .body(key.clone())
-                        .send()
-                        .await;
-                    if matches!(&response, Ok(r) if r.status() == 200) {
-                        acknowledged.lock().unwrap().push(key);
-                    }
-                }
-            })
-        })
-        .collect();
+    let writers = UniqueWriters::start(4, "crash", cluster.endpoints.clone(), stop.clone());
     for crash in 0..crashes {
         let victim = rand::rng().random_range(0..cluster.n());
         cluster
@@ -524,10 +494,7 @@ async fn acknowledged_writes_survive_repeated_kill_9() {
         tokio::time::sleep(Duration::from_millis(rand::rng().random_range(300..1_000))).await;
     }
     stop.store(true, Ordering::Relaxed);
-    for writer in writers {
-        writer.await.unwrap();
-    }
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let acknowledged = writers.join().await;
     assert!(
         acknowledged.len() > 50,
         "only {} writes acknowledged",

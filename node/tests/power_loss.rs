@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use raftcfg_client::http::Consistency;
+use support::workload::UniqueWriters;
 use support::{Cluster, wait_for};
 
 /// Writes unique keys for a while, cuts the power of every node, restarts
@@ -21,46 +22,19 @@ async fn cut_power(extra: &[&str]) -> (usize, Vec<String>) {
     let mut cluster = Cluster::new(3, &args);
     cluster.form().await;
     let endpoints: Vec<String> = cluster.nodes.iter().map(|n| n.client_url()).collect();
-    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..4)
-        .map(|writer| {
-            let endpoints = endpoints.clone();
-            let acknowledged = acknowledged.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let key = format!("power/{writer}/{n}");
-                    let endpoint = &endpoints[n % endpoints.len()];
-                    let response = http
-                        .put(format!("{endpoint}/v1/kv/{key}"))
-                        .body(key.clone())
-                        .send()
-                        .await;
-                    if matches!(&response, Ok(r) if r.status() == 200) {
-                        acknowledged.lock().unwrap().push(key);
-                    }
-                }
-            })
-        })
-        .collect();
+    let writers = UniqueWriters::start(4, "power", Arc::new(Mutex::new(endpoints)), stop.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The power cut: every node at once, while the writers write.
     for node in &mut cluster.nodes {
         node.kill();
     }
     stop.store(true, Ordering::Relaxed);
-    for writer in writers {
-        writer.await.unwrap();
-    }
+    let acknowledged = writers.join().await;
     for node in &mut cluster.nodes {
         node.start().await;
     }
     let client = cluster.client();
-    let acknowledged = acknowledged.lock().unwrap().clone();
     let mut lost = Vec::new();
     for key in &acknowledged {
         // A cluster that lost even its membership says `not_initialized`:

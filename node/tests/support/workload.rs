@@ -256,3 +256,64 @@ fn write_outcome(result: reqwest::Result<reqwest::Response>) -> Outcome {
         _ => Outcome::Unknown,
     }
 }
+
+/// Writers of unique keys (`{prefix}/{writer}/{n}`, value = key) through
+/// the endpoints in turn, until `stop`; every key acknowledged with a 200
+/// is pushed to the returned list.
+pub struct UniqueWriters {
+    pub acknowledged: Arc<Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl UniqueWriters {
+    pub fn start(
+        writers: usize,
+        prefix: &str,
+        endpoints: Arc<Mutex<Vec<String>>>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        let acknowledged = Arc::new(Mutex::new(Vec::new()));
+        let tasks = (0..writers)
+            .map(|writer| {
+                let (endpoints, acknowledged, stop) =
+                    (endpoints.clone(), acknowledged.clone(), stop.clone());
+                let prefix = prefix.to_owned();
+                tokio::spawn(async move {
+                    let http = reqwest::Client::builder()
+                        .timeout(REQUEST_TIMEOUT)
+                        .build()
+                        .unwrap();
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let key = format!("{prefix}/{writer}/{n}");
+                        let endpoint = {
+                            let endpoints = endpoints.lock().unwrap();
+                            endpoints[n % endpoints.len()].clone()
+                        };
+                        let response = http
+                            .put(format!("{endpoint}/v1/kv/{key}"))
+                            .body(key.clone())
+                            .send()
+                            .await;
+                        if matches!(&response, Ok(r) if r.status() == 200) {
+                            acknowledged.lock().unwrap().push(key);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            acknowledged,
+            tasks,
+        }
+    }
+
+    /// Waits for the writers (after `stop` was set); the acknowledged keys.
+    pub async fn join(self) -> Vec<String> {
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        self.acknowledged.lock().unwrap().clone()
+    }
+}
