@@ -153,6 +153,13 @@ pub struct MemberList {
     pub members: Vec<Member>,
     /// The leader the answering node knows of.
     pub leader_id: Option<u64>,
+    /// The answering node's commit index.
+    #[serde(default)]
+    pub commit_index: u64,
+    /// Whether a configuration entry is appended but not yet committed
+    /// (known for certain only on the leader).
+    #[serde(default)]
+    pub membership_change_pending: bool,
 }
 
 /// The answer to a membership change (add, promote, remove): the log index

@@ -398,6 +398,8 @@ async fn a_read_that_times_out_moves_to_the_next_endpoint() {
     let members = MemberList {
         members: vec![],
         leader_id: Some(4),
+        commit_index: 9,
+        membership_change_pending: false,
     };
     let answer = members.clone();
     let (live, _) = mock(move |_| json(StatusCode::OK, answer.clone())).await;

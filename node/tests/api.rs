@@ -7,7 +7,9 @@ mod support;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt as _;
-use raftcfg_client::wire::{ErrorBody, ListResponse, NodeStatus, WriteResponse};
+use raftcfg_client::wire::{
+    ErrorBody, ListResponse, MemberList, MemberRole, NodeStatus, WriteResponse,
+};
 use raftcfg_node::api::router;
 use raftcfg_node::driver::{DriverConfig, NodeHandle};
 use raftcfg_node::kv::Limits;
@@ -508,6 +510,14 @@ async fn a_lagging_learner_is_not_promoted() {
         .call(Method::POST, "/v1/cluster/members", add.to_vec(), &[])
         .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    // The leader's list shows the learner, its commit index, and that the
+    // change (committed by the only voter) is no longer pending.
+    let list: MemberList = node.json(Method::GET, "/v1/cluster/members", vec![]).await;
+    let own: NodeStatus = node.json(Method::GET, "/v1/node", vec![]).await;
+    let learner = list.members.iter().find(|m| m.id == 4242).expect("listed");
+    assert_eq!(learner.role, MemberRole::Learner);
+    assert_eq!(list.commit_index, own.commit);
+    assert!(!list.membership_change_pending);
     node.refused(
         Method::POST,
         "/v1/cluster/members/4242/promote",

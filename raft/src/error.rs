@@ -45,7 +45,8 @@ pub enum ProposalError {
     /// The change does not fit the current configuration.
     #[error(transparent)]
     Membership(#[from] MembershipError),
-    /// A learner must be caught up before it can vote.
+    /// A learner must be caught up (receiving appends, and at most a
+    /// pipeline of entries behind the commit index) before it can vote.
     #[error("learner {id} has {matched} of {commit} committed entries")]
     LearnerNotCaughtUp {
         /// The learner.

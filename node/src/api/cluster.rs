@@ -74,6 +74,8 @@ pub async fn list_members(
     Ok(Json(MemberList {
         members,
         leader_id: status.leader_id.map(NodeId::get),
+        commit_index: status.commit.get(),
+        membership_change_pending: status.membership_change_pending,
     }))
 }
 

@@ -7,10 +7,14 @@
 //!     2 not found                 | 3 invalid  string
 //!     4 not leader opt_u64 leader | 5 lost | 6 unknown | 7 busy | 8 stopped
 //!     9 not initialized           | 10 refused string
+//!    11 leader not ready          | 12 transferring u64 to
 //! ```
+//!
+//! Tags 11 and 12 are the leader's retryable refusals: the follower answers
+//! them as the leader would (503), not as an opaque refusal.
 
 use bytes::{Buf, BufMut};
-use raftcfg_raft::NodeId;
+use raftcfg_raft::{NodeId, ProposalError};
 
 use super::{Decode, DecodeError, Encode, get_opt_u64, get_string, put_opt_u64, put_str};
 use crate::driver::DriverError;
@@ -52,6 +56,15 @@ impl Encode for ForwardReply {
             Err(DriverError::Busy) => out.put_u8(7),
             Err(DriverError::Stopped) => out.put_u8(8),
             Err(DriverError::NotInitialized) => out.put_u8(9),
+            Err(DriverError::Refused(ProposalError::NotLeader { leader_hint })) => {
+                out.put_u8(4);
+                put_opt_u64(out, leader_hint.map(NodeId::get));
+            }
+            Err(DriverError::Refused(ProposalError::LeaderNotReady)) => out.put_u8(11),
+            Err(DriverError::Refused(ProposalError::TransferInProgress { to })) => {
+                out.put_u8(12);
+                out.put_u64(to.get());
+            }
             Err(DriverError::Remote(message)) => {
                 out.put_u8(10);
                 put_str(out, message);
@@ -87,6 +100,10 @@ impl Decode for ForwardReply {
             8 => Err(DriverError::Stopped),
             9 => Err(DriverError::NotInitialized),
             10 => Err(DriverError::Remote(get_string(input)?)),
+            11 => Err(DriverError::Refused(ProposalError::LeaderNotReady)),
+            12 => Err(DriverError::Refused(ProposalError::TransferInProgress {
+                to: NodeId(input.try_get_u64()?),
+            })),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "forward reply",
@@ -102,6 +119,18 @@ mod tests {
     use super::super::testing::assert_every_truncation_fails;
     use super::super::{decode, encode};
     use super::*;
+
+    #[test]
+    fn a_leader_refusing_during_a_transfer_is_retryable_through_a_follower() {
+        let refusal = Err(DriverError::Refused(ProposalError::TransferInProgress {
+            to: NodeId(2),
+        }));
+        let bytes = encode(&ForwardReply(refusal.clone()));
+        let relayed = decode::<ForwardReply>(&bytes[..]).unwrap().0;
+        assert_eq!(relayed, refusal);
+        let error = crate::api::ApiError::from(relayed.unwrap_err());
+        assert_eq!(error.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
 
     #[test]
     fn every_answer_round_trips() {
@@ -126,6 +155,10 @@ mod tests {
             Err(DriverError::Stopped),
             Err(DriverError::NotInitialized),
             Err(DriverError::Remote("no".into())),
+            Err(DriverError::Refused(ProposalError::LeaderNotReady)),
+            Err(DriverError::Refused(ProposalError::TransferInProgress {
+                to: NodeId(3),
+            })),
         ];
         for answer in answers {
             let bytes = encode(&ForwardReply(answer.clone()));

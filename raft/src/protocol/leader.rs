@@ -15,6 +15,10 @@ use crate::storage::{LogStorage, StorageError};
 
 use super::{Raft, ReadState, Role};
 
+/// The most entries a learner may trail the commit index by and still be
+/// promoted (about one pipeline of appends in flight).
+pub(crate) const PROMOTABLE_LAG_ENTRIES: u64 = 256;
+
 impl<S: LogStorage> Raft<S> {
     fn ensure_leader(&self) -> Result<(), ProposalError> {
         if self.role != Role::Leader {
@@ -53,8 +57,16 @@ impl<S: LogStorage> Raft<S> {
         }
         let config = self.configs.current().apply(change)?;
         if let MembershipChange::PromoteLearner(id) = change {
-            let matched = self.progress.get(&id).map_or(LogIndex(0), |p| p.matched);
-            if matched < self.log.committed {
+            // Caught up: streaming appends (not probing, not installing a
+            // snapshot) and at most a pipeline's worth behind the commit
+            // index. Under steady writes a learner is always a few entries
+            // behind, so "has every committed entry" would rarely hold.
+            let progress = self.progress.get(&id);
+            let matched = progress.map_or(LogIndex(0), |p| p.matched);
+            let streaming =
+                progress.is_some_and(|p| matches!(p.state, ReplicationState::Replicate));
+            let lag = self.log.committed.get().saturating_sub(matched.get());
+            if !streaming || lag > PROMOTABLE_LAG_ENTRIES {
                 return Err(ProposalError::LearnerNotCaughtUp {
                     id,
                     matched,

@@ -197,6 +197,23 @@ fn promoting_a_learner_that_is_not_caught_up_is_refused() {
 }
 
 #[test]
+fn a_learner_a_few_entries_behind_a_busy_leader_can_be_promoted() {
+    let mut cluster = Cluster::three_led_by_one();
+    cluster.add_empty_node(4);
+    cluster.change(1, AddLearner(id(4))).unwrap();
+    cluster.tick_all(3);
+    // Writes the learner has not received yet, as under steady load.
+    cluster.isolate(4);
+    for i in 0..5 {
+        cluster.propose(1, &format!("w{i}"));
+    }
+    cluster.deliver_all();
+    let status = cluster.node(1).status();
+    assert!(status.progress[&id(4)].matched < status.commit);
+    cluster.change(1, PromoteLearner(id(4))).unwrap();
+}
+
+#[test]
 fn removing_the_last_voter_is_refused() {
     let mut cluster = Cluster::new(1);
     cluster.elect(1);
