@@ -1,7 +1,7 @@
 # cargo may not be on PATH in a fresh shell (rustup installs it here).
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps test fmt lint bench bench-etcd sim dev
+.PHONY: deps test fmt lint chart crds bench bench-etcd sim dev
 
 # Build prerequisites: cargo, clang and libclang (for rocksdb's bindgen).
 deps:
@@ -11,6 +11,7 @@ test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/check-raft-purity.sh
+	scripts/check-chart.sh
 	cargo test --workspace
 
 fmt:
@@ -19,6 +20,17 @@ fmt:
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/check-raft-purity.sh
+
+# Lint, render and validate the operator's Helm chart (needs helm and
+# kubernetes-validate: ../shared/tools/install-k8s-tools; skipped without).
+chart:
+	scripts/check-chart.sh
+
+# Regenerate the RaftCluster CRD from operator/src/crd.rs (and the chart's
+# copy); `make test` fails while either differs from crdgen's output.
+crds:
+	cargo run -q -p raftcfg-operator --bin crdgen > crds/raftcluster.yaml
+	cp crds/raftcluster.yaml charts/raftcfg-operator/crds/raftcluster.yaml
 
 bench:
 	cargo bench -p raftcfg-raft

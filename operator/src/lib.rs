@@ -1,7 +1,21 @@
 //! The raftcfg Kubernetes operator.
 //!
-//! This crate will own the `RaftCluster` custom resource, a kube-rs controller
-//! that reconciles a StatefulSet of raftcfg nodes and changes Raft membership
-//! one node at a time when `spec.replicas` changes, and the `crdgen` binary that
-//! writes `crds/raftcluster.yaml`. It talks to nodes only through
-//! `raftcfg-client`; it never links RocksDB or the Raft core.
+//! It owns the `RaftCluster` custom resource ([`crd`]) and runs a StatefulSet
+//! of raftcfg nodes for each one, changing Raft membership one member at a
+//! time. A reconcile observes the cluster ([`observed`]), asks the pure
+//! [`planner`] for the single next step, and carries it out. It talks to
+//! nodes only through `raftcfg-client`; it never links RocksDB or the Raft
+//! core.
+
+pub mod controller;
+pub mod crd;
+pub mod http;
+pub mod kube_platform;
+pub mod lease;
+pub mod metrics;
+pub mod observed;
+pub mod planner;
+pub mod reconcile;
+pub mod resources;
+pub mod status;
+pub mod world;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
+pub mod process_platform;
 pub mod proxy;
 pub mod solo;
 pub mod workload;

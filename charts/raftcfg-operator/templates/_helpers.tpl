@@ -1,0 +1,108 @@
+{{/*
+The chart name, or nameOverride. Kubernetes names are at most 63
+characters (DNS labels).
+*/}}
+{{- define "raftcfg-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every object's name: fullnameOverride, or `<release>-<chart>`,
+or just the release name when it already contains the chart name.
+*/}}
+{{- define "raftcfg-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+`<chart>-<version>` for the helm.sh/chart label ("+" is not allowed in
+label values).
+*/}}
+{{- define "raftcfg-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every object the chart creates.
+*/}}
+{{- define "raftcfg-operator.labels" -}}
+helm.sh/chart: {{ include "raftcfg-operator.chart" . }}
+{{ include "raftcfg-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: raftcfg
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+The labels that select the operator pods. Part of the Deployment's
+immutable selector: never add to them.
+*/}}
+{{- define "raftcfg-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "raftcfg-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The operator's ServiceAccount.
+*/}}
+{{- define "raftcfg-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "raftcfg-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator image, tagged with image.tag or the chart's appVersion.
+*/}}
+{{- define "raftcfg-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+The RBAC rules the operator needs on RaftClusters and the objects it owns,
+wherever it watches them: a ClusterRole (all namespaces) or a Role (one
+namespace). Nothing more: it never updates a RaftCluster's spec, never
+creates pods (the StatefulSet does), and only deletes the volumes of
+members it removed.
+*/}}
+{{- define "raftcfg-operator.watchRules" -}}
+- apiGroups: ["raftcfg.io"]
+  resources: ["raftclusters"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["raftcfg.io"]
+  resources: ["raftclusters/status"]
+  verbs: ["get", "patch"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Pods are read for health and identity, and deleted one at a time to roll
+# them onto a new image or configuration.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "delete"]
+# A removed member's volume is deleted so it can never rejoin with stale data.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "delete"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

@@ -1,0 +1,733 @@
+//! The operator's reconcile core against real nodes (DESIGN §4): the pods
+//! are `raftcfg serve` processes on loopback
+//! ([`ProcessPlatform`](support::process_platform::ProcessPlatform)), and
+//! this test plays the controller: it reconciles, writes back the status
+//! the reconcile patched, and reconciles again until the cluster matches
+//! its spec, then changes the spec.
+//!
+//! Under continuous writes the cluster scales 1 → 3 → 5 → 3 → 1 → 3,
+//! replaces a member whose volume was lost behind the operator's back, and
+//! replaces every pod for a new image. No acknowledged write may be lost,
+//! writers may see only retryable answers (503, timeouts, refused
+//! connections) and only briefly, and the operator must never ask for a
+//! membership change while another is in flight: each call starts after the
+//! previous one was answered, and no leader refuses one with
+//! `membership_change_in_progress` (the leader's own check that its log
+//! holds no uncommitted configuration entry).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use k8s_openapi::jiff::Timestamp;
+use raftcfg_client::http::{Client, Consistency};
+use raftcfg_operator::crd::{
+    ChangeKind, ChangeOutcome, MemberRole, RaftCluster, RaftClusterSpec, RaftClusterStatus,
+};
+use raftcfg_operator::observed::pod_name;
+use raftcfg_operator::reconcile::{Outcome, Reconciler};
+use raftcfg_operator::resources::config_hash;
+use raftcfg_operator::world::Platform as _;
+use support::process_platform::{
+    MembershipCall, MembershipOperation, ProcessPlatform, RecordingNodes,
+};
+use support::wait_for;
+
+/// The RaftCluster's name; its pods are `cfg-0`, `cfg-1`, ...
+const NAME: &str = "cfg";
+/// How long one phase may take to converge.
+const PHASE_DEADLINE: Duration = Duration::from_secs(120);
+/// The pause between reconciles (the controller requeues after 1–3 s; the
+/// test is impatient).
+const RECONCILE_INTERVAL: Duration = Duration::from_millis(250);
+/// Concurrent writers of unique keys.
+const WRITERS: usize = 5;
+/// How long one write may take before the writer calls it unknown.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest time without any acknowledged write that still counts as a
+/// brief interruption (a leadership transfer or an election).
+const LONGEST_OUTAGE_ALLOWED: Duration = Duration::from_secs(10);
+/// Linearizable reads in flight at once during the final check.
+const READS_IN_FLIGHT: usize = 16;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operator_scales_replaces_and_rolls_real_nodes_without_losing_writes() {
+    let started = Instant::now();
+    let mut operator = Operator::new(cluster(1));
+    operator.converge("bootstrap 1").await;
+    operator.check_pods_are_members().await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = Writers::start(
+        WRITERS,
+        "e2e",
+        operator.platform().service_endpoints(),
+        stop.clone(),
+    );
+
+    for replicas in [3, 5, 3, 1, 3] {
+        operator.cluster.spec.replicas = replicas;
+        operator.spec_changed();
+        operator.converge(&format!("scale to {replicas}")).await;
+        operator.check_pods_are_members().await;
+    }
+
+    replace_a_member_whose_volume_was_lost(&mut operator).await;
+    roll_every_pod_for_a_new_image(&mut operator).await;
+
+    // Some writes after the last phase, then stop.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let load = writers.join().await;
+    let verify_started = Instant::now();
+    let lost = check_every_acknowledged_write(&operator, &load.acknowledged).await;
+    check_members_agree(&operator).await;
+    let verify = verify_started.elapsed();
+    let calls = operator.reconciler.nodes.membership_calls();
+
+    print_summary(&operator, &load, &calls, verify, started.elapsed());
+
+    // No acknowledged write was lost, and the load really ran.
+    assert!(
+        load.acknowledged.len() >= 100,
+        "only {} writes were acknowledged; the load did not run",
+        load.acknowledged.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes are lost, e.g. {:#?}",
+        lost.len(),
+        load.acknowledged.len(),
+        &lost[..lost.len().min(20)]
+    );
+    // Writers saw only retryable answers, and never for long.
+    assert!(
+        load.tally.unexpected.is_empty(),
+        "writers got {} answers that are not retryable, e.g. {:#?}",
+        load.tally.unexpected.len(),
+        &load.tally.unexpected[..load.tally.unexpected.len().min(20)]
+    );
+    assert!(
+        load.tally.longest_outage <= LONGEST_OUTAGE_ALLOWED,
+        "no write was acknowledged for {:?}",
+        load.tally.longest_outage
+    );
+    // One membership change at a time.
+    check_membership_calls(&calls);
+}
+
+/// Back at 3 members, a follower's volume is lost behind the operator's
+/// back: its pod restarts empty, as a new node. The operator must remove
+/// the old member and add the new node in its place.
+async fn replace_a_member_whose_volume_was_lost(operator: &mut Operator) {
+    let status = operator.status();
+    let leader = status.leader.clone().expect("a leader");
+    let victim = (0..3)
+        .rev()
+        .find(|&k| pod_name(NAME, k) != leader)
+        .expect("a follower");
+    let victim_name = pod_name(NAME, victim);
+    let old_id = member_id(&status, &victim_name);
+    operator.platform().lose_volume(victim).await;
+    let new_id = operator.node_status(victim).await.node_id;
+    assert_ne!(new_id, old_id, "an empty data directory is a new node");
+
+    operator
+        .converge(&format!("replace {victim_name} (volume lost)"))
+        .await;
+    operator.check_pods_are_members().await;
+    let status = operator.status();
+    assert_eq!(
+        member_id(&status, &victim_name),
+        new_id,
+        "{victim_name} is a member again as its new node"
+    );
+    let changes = &status.recent_changes; // newest first
+    let position = |kind: ChangeKind, id: u64| {
+        changes.iter().position(|c| {
+            c.kind == kind && c.node_id == id.to_string() && c.outcome == ChangeOutcome::Committed
+        })
+    };
+    let removed = position(ChangeKind::Remove, old_id)
+        .unwrap_or_else(|| panic!("no committed Remove of node {old_id}: {changes:#?}"));
+    assert!(
+        changes[removed].reason.contains("volume"),
+        "the removal gives the lost volume as its reason: {:?}",
+        changes[removed].reason
+    );
+    let added = position(ChangeKind::AddLearner, new_id)
+        .unwrap_or_else(|| panic!("no committed AddLearner of node {new_id}: {changes:#?}"));
+    let promoted = position(ChangeKind::Promote, new_id)
+        .unwrap_or_else(|| panic!("no committed Promote of node {new_id}: {changes:#?}"));
+    assert!(
+        promoted < added && added < removed,
+        "remove, then add, then promote: {changes:#?}"
+    );
+}
+
+/// A new image (the same binary; only the configuration hash changes):
+/// every pod is replaced exactly once, the leader's last.
+async fn roll_every_pod_for_a_new_image(operator: &mut Operator) {
+    let old_hash = config_hash(&operator.cluster.spec);
+    let before = operator.platform().start_counts().await;
+    operator.cluster.spec.image = "raftcfg:e2e-2".to_owned();
+    operator.spec_changed();
+    let new_hash = config_hash(&operator.cluster.spec);
+    assert_ne!(new_hash, old_hash, "the image is part of the hash");
+
+    operator.converge("roll to a new image").await;
+    operator.check_pods_are_members().await;
+    let pods = operator
+        .platform()
+        .pods(&operator.cluster)
+        .await
+        .expect("pods");
+    assert_eq!(pods.pods.len(), 3);
+    for pod in &pods.pods {
+        assert_eq!(
+            pod.config_hash.as_deref(),
+            Some(new_hash.as_str()),
+            "pod {} runs the new template",
+            pod.ordinal
+        );
+    }
+    let after = operator.platform().start_counts().await;
+    for k in 0..3 {
+        assert_eq!(
+            after[&k] - before[&k],
+            1,
+            "pod {k} restarted exactly once (starts before {before:?}, after {after:?})"
+        );
+    }
+    let steps = &operator.phases.last().expect("a phase").steps;
+    let replaced: Vec<usize> = (0..steps.len())
+        .filter(|&i| steps[i].starts_with("ReplacePod"))
+        .collect();
+    assert_eq!(replaced.len(), 3, "three pods replaced: {steps:?}");
+    let transfer = steps
+        .iter()
+        .position(|s| s.starts_with("TransferLeadership"))
+        .unwrap_or_else(|| panic!("the leader handed over before its pod went: {steps:?}"));
+    assert!(
+        replaced[1] < transfer && transfer < replaced[2],
+        "followers first, the leader last after a transfer: {steps:?}"
+    );
+}
+
+/// A RaftCluster `cfg` in namespace `e2e` with `replicas` members and the
+/// default Raft timing (100 ms heartbeats, 1 s election timeout), except
+/// snapshots every 1000 entries so that new members catch up from one.
+fn cluster(replicas: i32) -> RaftCluster {
+    let spec: RaftClusterSpec = serde_json::from_value(serde_json::json!({
+        "replicas": replicas,
+        "image": "raftcfg:e2e-1",
+        "storage": {"size": "1Gi"},
+        "raft": {
+            "heartbeatIntervalMs": 100,
+            "electionTimeoutMs": 1000,
+            "snapshotThresholdEntries": 1000
+        },
+        "learnerTimeoutSeconds": 120
+    }))
+    .expect("a valid spec");
+    let mut cluster = RaftCluster::new(NAME, spec);
+    cluster.metadata.namespace = Some("e2e".to_owned());
+    cluster.metadata.uid = Some("e2e-uid".to_owned());
+    cluster.metadata.generation = Some(1);
+    cluster
+}
+
+fn member_id(status: &RaftClusterStatus, name: &str) -> u64 {
+    status
+        .members
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{name} is not a member: {:?}", status.members))
+        .node_id
+        .parse()
+        .expect("a decimal node id")
+}
+
+/// The controller: a reconciler and the cluster object it reconciles.
+struct Operator {
+    reconciler: Reconciler<ProcessPlatform, RecordingNodes>,
+    cluster: RaftCluster,
+    phases: Vec<Phase>,
+}
+
+/// What happened in one phase.
+struct Phase {
+    name: String,
+    replicas: i32,
+    reconciles: u32,
+    /// Steps carried out, as `StepName { fields }`.
+    steps: Vec<String>,
+    /// Reconciles that failed (retried like the controller would).
+    errors: Vec<String>,
+    elapsed: Duration,
+}
+
+impl Operator {
+    fn new(cluster: RaftCluster) -> Self {
+        Self {
+            reconciler: Reconciler::new(ProcessPlatform::new(), RecordingNodes::new()),
+            cluster,
+            phases: Vec::new(),
+        }
+    }
+
+    fn platform(&self) -> &ProcessPlatform {
+        &self.reconciler.platform
+    }
+
+    fn status(&self) -> RaftClusterStatus {
+        self.cluster.status.clone().unwrap_or_default()
+    }
+
+    /// A spec change: the API server bumps the generation.
+    fn spec_changed(&mut self) {
+        let generation = self.cluster.metadata.generation.unwrap_or(0);
+        self.cluster.metadata.generation = Some(generation + 1);
+    }
+
+    /// Reconciles until the cluster matches its spec: the reconcile says
+    /// `Done`, status shows `spec.replicas` members, all voters, healthy
+    /// and caught up, nothing in flight, and exactly those pods run.
+    async fn converge(&mut self, name: &str) {
+        let started = Instant::now();
+        let mut phase = Phase {
+            name: name.to_owned(),
+            replicas: self.cluster.spec.replicas,
+            reconciles: 0,
+            steps: Vec::new(),
+            errors: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
+        loop {
+            let result = self
+                .reconciler
+                .reconcile(&self.cluster, Timestamp::now())
+                .await;
+            phase.reconciles += 1;
+            // The controller reads back the status it wrote.
+            if let Some(status) = self.platform().last_status() {
+                self.cluster.status = Some(status);
+            }
+            self.platform().refresh_service().await;
+            let done = matches!(result, Ok(Outcome::Done)) && self.matches_spec().await;
+            if done {
+                break;
+            }
+            match result {
+                Ok(Outcome::Acted(step)) => phase.steps.push(format!("{step:?}")),
+                Ok(Outcome::Stopped) => {
+                    let why = self.explain(&phase).await;
+                    panic!("the operator stopped in {name}: {why}");
+                }
+                Ok(Outcome::Waiting | Outcome::Done) => {}
+                Err(error) => phase.errors.push(error.to_string()),
+            }
+            if started.elapsed() >= PHASE_DEADLINE {
+                let why = self.explain(&phase).await;
+                panic!("{name} did not converge in {PHASE_DEADLINE:?}: {why}");
+            }
+            tokio::time::sleep(RECONCILE_INTERVAL).await;
+        }
+        phase.elapsed = started.elapsed();
+        self.phases.push(phase);
+    }
+
+    async fn matches_spec(&self) -> bool {
+        let replicas = self.cluster.spec.replicas;
+        let status = self.status();
+        let running = self.platform().running().await;
+        status.replicas == replicas
+            && status.ready_replicas == replicas
+            && status.membership_change.is_none()
+            && status
+                .members
+                .iter()
+                .all(|m| m.healthy && m.role == MemberRole::Voter)
+            && running == (0..replicas as u32).collect::<Vec<_>>()
+    }
+
+    /// Every running pod `k` holds member `cfg-k` of the recorded cluster.
+    async fn check_pods_are_members(&self) {
+        let status = self.status();
+        let cluster_id: u64 = status
+            .cluster_id
+            .as_deref()
+            .and_then(|id| id.parse().ok())
+            .expect("a recorded cluster id");
+        for k in self.platform().running().await {
+            let node = self.node_status(k).await;
+            let name = pod_name(NAME, k);
+            assert_eq!(node.cluster_id, Some(cluster_id), "{name}'s cluster");
+            assert_eq!(node.node_id, member_id(&status, &name), "{name}'s node id");
+        }
+    }
+
+    async fn node_status(&self, ordinal: u32) -> raftcfg_client::wire::NodeStatus {
+        let url = self
+            .platform()
+            .client_url(ordinal)
+            .await
+            .unwrap_or_else(|| panic!("pod {ordinal} is not running"));
+        Client::new([url])
+            .expect("a valid endpoint")
+            .node_status()
+            .await
+            .unwrap_or_else(|e| panic!("status of pod {ordinal}: {e}"))
+    }
+
+    /// The status, the last events and errors, and the pods' log tails.
+    async fn explain(&self, phase: &Phase) -> String {
+        let status = self.status();
+        let mut text = format!(
+            "\nphase {:?}: {:?}\nmembers: {:#?}\nin flight: {:#?}\nrunning pods: {:?}\n\
+             last steps: {:?}\nlast errors: {:#?}\nlast events:\n",
+            status.phase,
+            status.message,
+            status.members,
+            status.membership_change,
+            self.platform().running().await,
+            &phase.steps[phase.steps.len().saturating_sub(10)..],
+            &phase.errors[phase.errors.len().saturating_sub(5)..],
+        );
+        let events = self.platform().events();
+        for event in &events[events.len().saturating_sub(10)..] {
+            let _ = writeln!(text, "  {}: {}", event.reason, event.note);
+        }
+        for k in self.platform().running().await {
+            let tail = self.platform().log_tail(k).await;
+            let _ = write!(text, "--- {} log ---\n{tail}\n", pod_name(NAME, k));
+        }
+        text
+    }
+}
+
+/// What the writers saw.
+#[derive(Debug, Default)]
+struct Tally {
+    acknowledged: u64,
+    /// 503 answers, by error code.
+    unavailable: BTreeMap<String, u64>,
+    /// 504: the node stopped waiting; the write may or may not happen.
+    outcome_unknown: u64,
+    /// No answer within [`WRITE_TIMEOUT`].
+    timeouts: u64,
+    /// The connection could not be made (a pod that just stopped).
+    refused: u64,
+    /// The connection broke mid-request.
+    broken: u64,
+    /// Anything else: not retryable, so a failure of the test.
+    unexpected: Vec<String>,
+    last_acknowledged: Option<Instant>,
+    /// The longest time between two acknowledged writes of any writer.
+    longest_outage: Duration,
+}
+
+impl Tally {
+    fn acknowledge(&mut self) {
+        let now = Instant::now();
+        if let Some(last) = self.last_acknowledged {
+            self.longest_outage = self.longest_outage.max(now - last);
+        }
+        self.last_acknowledged = Some(now);
+        self.acknowledged += 1;
+    }
+
+    fn retryable_failures(&self) -> u64 {
+        self.unavailable.values().sum::<u64>()
+            + self.outcome_unknown
+            + self.timeouts
+            + self.refused
+            + self.broken
+    }
+}
+
+/// Writers of unique keys (`{prefix}/{writer}/{n}`, value = key) through
+/// the client Service's endpoints in turn, like
+/// `support::workload::UniqueWriters`, but also tallying every answer that
+/// is not an acknowledgement by kind. A writer pauses briefly after a
+/// refusal, as a client honouring `Retry-After` would.
+struct Writers {
+    acknowledged: Arc<Mutex<Vec<String>>>,
+    tally: Arc<Mutex<Tally>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What the writers did, once stopped.
+struct Load {
+    acknowledged: Vec<String>,
+    tally: Tally,
+}
+
+impl Writers {
+    fn start(
+        writers: usize,
+        prefix: &str,
+        endpoints: Arc<Mutex<Vec<String>>>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        let acknowledged = Arc::new(Mutex::new(Vec::new()));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let tasks = (0..writers)
+            .map(|writer| {
+                let (endpoints, acknowledged, tally, stop) = (
+                    endpoints.clone(),
+                    acknowledged.clone(),
+                    tally.clone(),
+                    stop.clone(),
+                );
+                let prefix = prefix.to_owned();
+                tokio::spawn(async move {
+                    let http = reqwest::Client::builder()
+                        .timeout(WRITE_TIMEOUT)
+                        .build()
+                        .unwrap();
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let endpoint = {
+                            let endpoints = endpoints.lock().unwrap();
+                            (!endpoints.is_empty()).then(|| endpoints[n % endpoints.len()].clone())
+                        };
+                        let Some(endpoint) = endpoint else {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        };
+                        n += 1;
+                        let key = format!("{prefix}/{writer}/{n}");
+                        let answer = http
+                            .put(format!("{endpoint}/v1/kv/{key}"))
+                            .body(key.clone())
+                            .send()
+                            .await;
+                        let pause = match answer {
+                            Ok(response) if response.status() == 200 => {
+                                acknowledged.lock().unwrap().push(key);
+                                tally.lock().unwrap().acknowledge();
+                                false
+                            }
+                            Ok(response) if response.status() == 503 => {
+                                let code = error_code(response).await;
+                                *tally.lock().unwrap().unavailable.entry(code).or_default() += 1;
+                                true
+                            }
+                            Ok(response) if response.status() == 504 => {
+                                tally.lock().unwrap().outcome_unknown += 1;
+                                false
+                            }
+                            Ok(response) => {
+                                let status = response.status();
+                                let body = response.text().await.unwrap_or_default();
+                                let answer = format!("PUT {key} via {endpoint}: {status} {body}");
+                                tally.lock().unwrap().unexpected.push(answer);
+                                true
+                            }
+                            Err(e) if e.is_timeout() => {
+                                tally.lock().unwrap().timeouts += 1;
+                                false
+                            }
+                            Err(e) if e.is_connect() => {
+                                tally.lock().unwrap().refused += 1;
+                                true
+                            }
+                            Err(_) => {
+                                tally.lock().unwrap().broken += 1;
+                                true
+                            }
+                        };
+                        if pause {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            acknowledged,
+            tally,
+            tasks,
+        }
+    }
+
+    /// Waits for the writers (after `stop` was set).
+    async fn join(self) -> Load {
+        for task in self.tasks {
+            task.await.expect("a writer panicked");
+        }
+        let acknowledged = std::mem::take(&mut *self.acknowledged.lock().unwrap());
+        let tally = std::mem::take(&mut *self.tally.lock().unwrap());
+        Load {
+            acknowledged,
+            tally,
+        }
+    }
+}
+
+/// The `error.code` of an error answer.
+async fn error_code(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or("(no code)")
+        .to_owned()
+}
+
+/// Reads every acknowledged key linearizably through the Service; the
+/// keys that are missing or hold another value (or could not be read).
+async fn check_every_acknowledged_write(operator: &Operator, keys: &[String]) -> Vec<String> {
+    let endpoints = operator
+        .platform()
+        .service_endpoints()
+        .lock()
+        .unwrap()
+        .clone();
+    let client = Client::new(endpoints).expect("valid endpoints");
+    futures::stream::iter(keys)
+        .map(|key| {
+            let client = client.clone();
+            async move {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match client.get(key, Consistency::Linearizable).await {
+                        Ok(Some(value)) if value.bytes == key.as_bytes() => return None,
+                        Ok(Some(value)) => {
+                            return Some(format!(
+                                "{key} = {:?}",
+                                String::from_utf8_lossy(&value.bytes)
+                            ));
+                        }
+                        Ok(None) => return Some(format!("{key} is missing")),
+                        Err(_) if attempt < 5 => {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => return Some(format!("{key} could not be read: {e}")),
+                    }
+                }
+            }
+        })
+        .buffer_unordered(READS_IN_FLIGHT)
+        .filter_map(|problem| async move { problem })
+        .collect()
+        .await
+}
+
+/// Once the writes stop, every member applies the same state.
+async fn check_members_agree(operator: &Operator) {
+    let running = operator.platform().running().await;
+    wait_for("the members to apply the same state", async || {
+        let mut states = Vec::new();
+        for &k in &running {
+            let status = operator.node_status(k).await;
+            states.push((status.applied, status.state_digest));
+        }
+        states.windows(2).all(|w| w[0] == w[1]).then_some(())
+    })
+    .await;
+}
+
+/// Each membership call started after the previous one was answered, and
+/// no leader refused one because another was in flight.
+fn check_membership_calls(calls: &[MembershipCall]) {
+    assert!(!calls.is_empty(), "the operator changed no membership");
+    for pair in calls.windows(2) {
+        assert!(
+            pair[1].started >= pair[0].ended,
+            "two membership calls overlapped: {:#?}",
+            pair
+        );
+    }
+    let refused: Vec<_> = calls
+        .iter()
+        .filter(|c| c.code() == Some("membership_change_in_progress"))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the operator asked for a membership change while another was in flight: {refused:#?}"
+    );
+}
+
+fn print_summary(
+    operator: &Operator,
+    load: &Load,
+    calls: &[MembershipCall],
+    verify: Duration,
+    elapsed: Duration,
+) {
+    println!("\n=== operator end-to-end summary ===");
+    let mut reconciles = 0;
+    let mut steps = 0;
+    for phase in &operator.phases {
+        reconciles += phase.reconciles;
+        steps += phase.steps.len();
+        println!(
+            "{:<32} replicas {} | {:>5.1} s | {:>3} reconciles | {:>2} errors | steps: {}",
+            phase.name,
+            phase.replicas,
+            phase.elapsed.as_secs_f64(),
+            phase.reconciles,
+            phase.errors.len(),
+            phase
+                .steps
+                .iter()
+                .map(|s| s.split(' ').next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for error in &phase.errors {
+            println!("    reconcile error: {error}");
+        }
+    }
+    println!("reconciles: {reconciles}, steps: {steps}");
+    let ok = |op: MembershipOperation| {
+        calls
+            .iter()
+            .filter(|c| c.operation == op && c.result.is_ok())
+            .count()
+    };
+    println!(
+        "membership calls: {} ({} add, {} promote, {} remove committed); transfers: {}",
+        calls.len(),
+        ok(MembershipOperation::AddLearner),
+        ok(MembershipOperation::Promote),
+        ok(MembershipOperation::Remove),
+        operator.reconciler.nodes.transfers().len(),
+    );
+    for call in calls.iter().filter(|c| c.result.is_err()) {
+        println!(
+            "    {:?} of node {} at {:?}: {:?}",
+            call.operation, call.node_id, call.started, call.result
+        );
+    }
+    let tally = &load.tally;
+    println!(
+        "writes acknowledged: {} ({} keys checked), retryable failures: {} \
+         (503 {:?}, 504 {}, timeouts {}, refused {}, broken {}); other: {}",
+        tally.acknowledged,
+        load.acknowledged.len(),
+        tally.retryable_failures(),
+        tally.unavailable,
+        tally.outcome_unknown,
+        tally.timeouts,
+        tally.refused,
+        tally.broken,
+        tally.unexpected.len()
+    );
+    println!(
+        "longest time without an acknowledged write: {:.2} s",
+        tally.longest_outage.as_secs_f64()
+    );
+    println!(
+        "final check: {:.1} s; whole test: {:.1} s",
+        verify.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+}

@@ -1,0 +1,150 @@
+//! The kube-rs controller around [`Reconciler`]: it watches RaftClusters
+//! (and the StatefulSets they own), reconciles each from a fresh read, and
+//! retries failures with exponential backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tracing::Instrument;
+
+use crate::crd::RaftCluster;
+use crate::kube_platform::KubePlatform;
+use crate::reconcile::{ReconcileError, Reconciler};
+use crate::world::{HttpNodes, PlatformError};
+
+/// The first retry after a failure; doubled per failure up to the cap.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const LONGEST_RETRY: Duration = Duration::from_secs(60);
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The reconcile core, on Kubernetes.
+    pub reconciler: Reconciler<KubePlatform, HttpNodes>,
+    /// For fresh reads of the RaftCluster.
+    pub client: Client,
+    /// Consecutive failures per cluster (namespace/name), for backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context around `reconciler`.
+    pub fn new(reconciler: Reconciler<KubePlatform, HttpNodes>, client: Client) -> Self {
+        Self {
+            reconciler,
+            client,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn record(&self, key: &str, failed: bool) -> u32 {
+        let mut failures = self.failures.lock().expect("failure counts lock");
+        if failed {
+            let count = failures.entry(key.to_string()).or_default();
+            *count += 1;
+            *count
+        } else {
+            failures.remove(key);
+            0
+        }
+    }
+}
+
+/// Runs the controller until a shutdown signal; `namespace` limits it to
+/// one namespace.
+pub async fn run(context: Arc<Context>, namespace: Option<&str>) {
+    let client = context.client.clone();
+    let (clusters, statefulsets) = match namespace {
+        Some(ns) => (
+            Api::<RaftCluster>::namespaced(client.clone(), ns),
+            Api::<StatefulSet>::namespaced(client, ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    Controller::new(clusters, watcher::Config::default())
+        .owns(statefulsets, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(
+    cluster: Arc<RaftCluster>,
+    context: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().unwrap_or_default();
+    let span = tracing::info_span!("reconcile", raftcluster = %name, namespace = %namespace);
+    async move {
+        let started = Instant::now();
+        let api = Api::<RaftCluster>::namespaced(context.client.clone(), &namespace);
+        // The watch may lag behind the status this operator last wrote; the
+        // planner's record must be the newest.
+        let result = match api.get_opt(&name).await {
+            Ok(Some(fresh)) => context.reconciler.reconcile(&fresh, Timestamp::now()).await,
+            Ok(None) => return Ok(Action::await_change()),
+            Err(e) => Err(PlatformError::new("get RaftCluster", e).into()),
+        };
+        context
+            .reconciler
+            .metrics
+            .reconciled(started.elapsed(), result.is_err());
+        context.record(&format!("{namespace}/{name}"), result.is_err());
+        let outcome = result?;
+        tracing::info!(?outcome, "reconciled");
+        Ok(Action::requeue(outcome.requeue_after()))
+    }
+    .instrument(span)
+    .await
+}
+
+fn error_policy(
+    cluster: Arc<RaftCluster>,
+    error: &ReconcileError,
+    context: Arc<Context>,
+) -> Action {
+    let key = format!(
+        "{}/{}",
+        cluster.namespace().unwrap_or_default(),
+        cluster.name_any()
+    );
+    let failures = context
+        .failures
+        .lock()
+        .expect("failure counts lock")
+        .get(&key)
+        .copied()
+        .unwrap_or(1);
+    let retry = backoff(failures);
+    tracing::warn!(raftcluster = %cluster.name_any(), %error, retry_in = ?retry, "reconcile failed");
+    Action::requeue(retry)
+}
+
+/// The wait before retrying after `failures` consecutive failures.
+pub fn backoff(failures: u32) -> Duration {
+    let doubled = FIRST_RETRY.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    doubled.min(LONGEST_RETRY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_minute() {
+        let waits: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+    }
+}

@@ -1,0 +1,532 @@
+//! The `RaftCluster` custom resource (group `raftcfg.io`, version
+//! `v1alpha1`): what a user asks for (spec) and what the operator reports
+//! (status). `crdgen` prints the CustomResourceDefinition derived from
+//! these types; `crds/raftcluster.yaml` is that output, committed.
+//!
+//! Validation that the API server enforces lives here too: ranges and
+//! formats from schemars, cross-field and transition rules as CEL.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The most members a cluster may have: every write waits for a majority,
+/// so more voters only add latency (etcd recommends at most seven).
+pub const MAX_REPLICAS: i32 = 9;
+
+/// How many finished membership changes the status keeps.
+pub const RECENT_CHANGES_KEPT: usize = 10;
+
+/// A replicated raftcfg cluster: a StatefulSet of `raftcfg serve` pods whose
+/// Raft membership the operator changes one member at a time.
+// Clippy takes the repeated `printcolumn(type_ = ..)` keys for duplicated
+// attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "raftcfg.io",
+    version = "v1alpha1",
+    kind = "RaftCluster",
+    namespaced,
+    shortname = "rc",
+    category = "raftcfg",
+    status = "RaftClusterStatus",
+    derive = "PartialEq",
+    doc = "A replicated raftcfg configuration store managed by the raftcfg operator.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Leader", type_ = "string", json_path = ".status.leader"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RaftClusterSpec {
+    /// Desired number of members (Raft voters). Odd numbers tolerate as
+    /// many failures as the next even one and commit faster.
+    #[schemars(range(min = 1, max = 9))]
+    pub replicas: i32,
+    /// The raftcfg image the pods run.
+    #[schemars(length(min = 1, max = 1024))]
+    pub image: String,
+    /// The pods' image pull policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+    /// CPU and memory of each pod's raftcfg container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Each member's persistent volume; fixed once the cluster exists.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storage cannot be changed after creation; create a new RaftCluster and restore a snapshot into it"))]
+    pub storage: StorageSpec,
+    /// Raft timing and log compaction.
+    #[serde(default)]
+    pub raft: RaftTuning,
+    /// Where the pods may run.
+    #[serde(default)]
+    pub scheduling: Scheduling,
+    /// Extra labels on every pod (may not override the operator's own).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('app.kubernetes.io/') && !k.startsWith('raftcfg.io/'))").message("podLabels may not set app.kubernetes.io/ or raftcfg.io/ labels; the operator owns them"))]
+    pub pod_labels: BTreeMap<String, String>,
+    /// Extra annotations on every pod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('raftcfg.io/'))").message("podAnnotations may not set raftcfg.io/ annotations; the operator owns them"))]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// How long a new learner may take to catch up before the operator
+    /// removes it and reports the failure.
+    #[serde(default = "default_learner_timeout_seconds")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub learner_timeout_seconds: u32,
+}
+
+fn default_learner_timeout_seconds() -> u32 {
+    600
+}
+
+impl RaftClusterSpec {
+    /// The checks the API server makes from the schema and CEL rules, made
+    /// again here: a cluster created before a rule existed, or on a server
+    /// that skips CEL, must still be refused with a clear reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_REPLICAS).contains(&self.replicas) {
+            return Err(format!(
+                "replicas must be between 1 and {MAX_REPLICAS}, not {}",
+                self.replicas
+            ));
+        }
+        if self.image.trim().is_empty() {
+            return Err("image must name a raftcfg image".into());
+        }
+        let raft = &self.raft;
+        if !(10..=10_000).contains(&raft.heartbeat_interval_ms) {
+            return Err("raft.heartbeatIntervalMs must be between 10 and 10000".into());
+        }
+        if raft.election_timeout_ms < 2 * raft.heartbeat_interval_ms {
+            return Err(
+                "raft.electionTimeoutMs must be at least twice raft.heartbeatIntervalMs".into(),
+            );
+        }
+        if raft.election_ticks() > 1_000 {
+            return Err("raft.electionTimeoutMs may be at most 1000 heartbeat intervals".into());
+        }
+        if raft.snapshot_threshold_entries < 100 {
+            return Err("raft.snapshotThresholdEntries must be at least 100".into());
+        }
+        if let Some(key) = self
+            .pod_labels
+            .keys()
+            .find(|k| k.starts_with("app.kubernetes.io/") || k.starts_with("raftcfg.io/"))
+        {
+            return Err(format!("podLabels may not set {key}; the operator owns it"));
+        }
+        if let Some(key) = self
+            .pod_annotations
+            .keys()
+            .find(|k| k.starts_with("raftcfg.io/"))
+        {
+            return Err(format!(
+                "podAnnotations may not set {key}; the operator owns it"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// When the kubelet pulls the image.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImagePullPolicy {
+    /// Pull on every start.
+    Always,
+    /// Pull only when the node lacks the image.
+    IfNotPresent,
+    /// Never pull.
+    Never,
+}
+
+impl ImagePullPolicy {
+    /// The name Kubernetes uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
+/// Each member's persistent volume.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Requested size of each member's volume, e.g. `1Gi`.
+    pub size: Quantity,
+    /// The StorageClass; the cluster's default class when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// Raft timing and log compaction, passed to every `raftcfg serve`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(cel, validation = Rule::new("self.electionTimeoutMs >= 2 * self.heartbeatIntervalMs").message("electionTimeoutMs must be at least twice heartbeatIntervalMs (ten times is usual)"))]
+pub struct RaftTuning {
+    /// How often a leader sends heartbeats (the node's tick).
+    #[serde(default = "default_heartbeat_interval_ms")]
+    #[schemars(range(min = 10, max = 10000))]
+    pub heartbeat_interval_ms: u32,
+    /// How long a follower waits without a leader before it stands for
+    /// election (randomised up to twice this).
+    #[serde(default = "default_election_timeout_ms")]
+    #[schemars(range(min = 20, max = 600000))]
+    pub election_timeout_ms: u32,
+    /// Applied entries after which a node snapshots its state and
+    /// compacts its log.
+    #[serde(default = "default_snapshot_threshold_entries")]
+    #[schemars(range(min = 100))]
+    pub snapshot_threshold_entries: u64,
+}
+
+fn default_heartbeat_interval_ms() -> u32 {
+    100
+}
+
+fn default_election_timeout_ms() -> u32 {
+    1000
+}
+
+fn default_snapshot_threshold_entries() -> u64 {
+    10_000
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: default_heartbeat_interval_ms(),
+            election_timeout_ms: default_election_timeout_ms(),
+            snapshot_threshold_entries: default_snapshot_threshold_entries(),
+        }
+    }
+}
+
+impl RaftTuning {
+    /// The node's `--election-ticks`: the election timeout in heartbeat
+    /// intervals (the node ticks once per heartbeat interval).
+    pub fn election_ticks(&self) -> u32 {
+        (self.election_timeout_ms / self.heartbeat_interval_ms.max(1)).max(2)
+    }
+}
+
+/// Where the pods may run; copied into the pod template as given.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Scheduling {
+    /// Node and pod affinity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Labels a node must have.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// How the pods spread over zones or nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// The pods' PriorityClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+/// What the operator observed and did.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RaftClusterStatus {
+    /// One word for where the cluster is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The Raft cluster's id (decimal), recorded at bootstrap. Once set the
+    /// operator never bootstraps again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// The leader's pod name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// Every Raft member, as the leader reports it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberStatus>,
+    /// The number of Raft members (the scale subresource's status).
+    #[serde(default)]
+    pub replicas: i32,
+    /// Members that are healthy and caught up.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// The pods' label selector (the scale subresource's selector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// The membership change the operator started and has not seen
+    /// finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership_change: Option<MembershipChange>,
+    /// The last finished membership changes, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_changes: Vec<MembershipChange>,
+    /// When each current learner was first seen (for its catch-up
+    /// deadline).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learners: Vec<LearnerSince>,
+    /// What the operator is waiting for, or did last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Available, Progressing and Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The spec generation this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Where a cluster is.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not yet bootstrapped.
+    Pending,
+    /// Members match the spec and all are healthy.
+    Running,
+    /// Adding or removing members.
+    Scaling,
+    /// Replacing pods for a new image or configuration.
+    Rolling,
+    /// Waiting for something outside the operator (see `message`).
+    Degraded,
+    /// Stopped for a human: e.g. every volume came back empty.
+    Halted,
+    /// The spec cannot be carried out (see `message`).
+    Invalid,
+}
+
+/// One member as the leader reports it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    /// Pod name.
+    pub name: String,
+    /// Raft node id (decimal).
+    pub node_id: String,
+    /// `Voter` or `Learner`.
+    pub role: MemberRole,
+    /// Whether the leader heard from it recently.
+    pub healthy: bool,
+    /// Entries behind the leader's commit index, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
+}
+
+/// A member's role.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberRole {
+    /// Votes and counts towards quorum.
+    Voter,
+    /// Receives the log but does not vote.
+    Learner,
+}
+
+/// One membership change the operator made.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipChange {
+    /// What changed.
+    pub kind: ChangeKind,
+    /// The node (decimal id).
+    pub node_id: String,
+    /// Its pod.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+    /// When the operator asked for it.
+    pub started_at: Time,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// The log index of the committed configuration entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
+    /// How it ended.
+    pub outcome: ChangeOutcome,
+    /// Detail, e.g. the error of a failed change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A kind of membership change.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A node joined as a learner.
+    AddLearner,
+    /// A learner became a voter.
+    Promote,
+    /// A member left.
+    Remove,
+}
+
+/// How a membership change ended.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    /// Asked for; not known to be committed yet.
+    InFlight,
+    /// Committed.
+    Committed,
+    /// Refused or lost; the membership is as before.
+    Failed,
+}
+
+/// When a learner was first seen.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LearnerSince {
+    /// The learner (decimal id).
+    pub node_id: String,
+    /// First seen as a learner.
+    pub since: Time,
+}
+
+/// The CustomResourceDefinition as YAML, with a header saying it is
+/// generated.
+pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    use kube::CustomResourceExt;
+    let body = serde_saphyr::to_string(&RaftCluster::crd())?;
+    Ok(format!(
+        "# Generated by `cargo run -p raftcfg-operator --bin crdgen`; do not edit.\n{body}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+
+    use super::*;
+
+    #[test]
+    fn crd_names_the_group_version_and_short_name() {
+        let crd = RaftCluster::crd();
+        assert_eq!(crd.spec.group, "raftcfg.io");
+        assert_eq!(crd.spec.names.kind, "RaftCluster");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["rc".to_string()]));
+        assert_eq!(crd.spec.scope, "Namespaced");
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, "v1alpha1");
+        let scale = version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.scale.as_ref())
+            .expect("scale subresource");
+        assert_eq!(scale.spec_replicas_path, ".spec.replicas");
+        assert_eq!(scale.status_replicas_path, ".status.replicas");
+        assert_eq!(
+            scale.label_selector_path.as_deref(),
+            Some(".status.selector")
+        );
+        let columns: Vec<_> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(columns, ["Replicas", "Ready", "Leader", "Phase", "Age"]);
+    }
+
+    #[test]
+    fn crd_carries_the_cel_rules() {
+        let json = serde_json::to_string(&RaftCluster::crd()).unwrap();
+        for rule in [
+            "self == oldSelf",
+            "self.electionTimeoutMs >= 2 * self.heartbeatIntervalMs",
+            "self.all(k, !k.startsWith('app.kubernetes.io/')",
+        ] {
+            assert!(json.contains(rule), "missing CEL rule {rule}");
+        }
+    }
+
+    fn spec() -> RaftClusterSpec {
+        serde_json::from_value(serde_json::json!({
+            "replicas": 3,
+            "image": "raftcfg:0.1.0",
+            "storage": {"size": "1Gi"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn validation_names_what_is_wrong() {
+        assert_eq!(spec().validate(), Ok(()));
+        type Breakage = fn(&mut RaftClusterSpec);
+        let cases: [(Breakage, &str); 6] = [
+            (|s| s.replicas = 0, "replicas must be between 1 and 9"),
+            (|s| s.replicas = 10, "replicas must be between 1 and 9"),
+            (|s| s.image = " ".into(), "image must name"),
+            (|s| s.raft.election_timeout_ms = 150, "at least twice"),
+            (
+                |s| s.raft.snapshot_threshold_entries = 5,
+                "snapshotThresholdEntries",
+            ),
+            (
+                |s| {
+                    s.pod_labels
+                        .insert("app.kubernetes.io/instance".into(), "x".into());
+                },
+                "podLabels may not set app.kubernetes.io/instance",
+            ),
+        ];
+        for (break_it, expected) in cases {
+            let mut spec = spec();
+            break_it(&mut spec);
+            let error = spec.validate().unwrap_err();
+            assert!(error.contains(expected), "{error:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn cel_rules_refuse_what_they_name() {
+        let tuning = serde_json::json!({"heartbeatIntervalMs": 100, "electionTimeoutMs": 150, "snapshotThresholdEntries": 1000});
+        assert!(RaftTuning::validate_cel(&tuning, None).is_err());
+        let tuning = serde_json::json!({"heartbeatIntervalMs": 100, "electionTimeoutMs": 1000, "snapshotThresholdEntries": 1000});
+        assert!(RaftTuning::validate_cel(&tuning, None).is_ok());
+    }
+
+    #[test]
+    fn election_ticks_are_the_timeout_in_heartbeats() {
+        let tuning = RaftTuning {
+            heartbeat_interval_ms: 100,
+            election_timeout_ms: 1000,
+            snapshot_threshold_entries: 10_000,
+        };
+        assert_eq!(tuning.election_ticks(), 10);
+    }
+
+    #[test]
+    fn a_minimal_spec_gets_the_documented_defaults() {
+        let spec: RaftClusterSpec = serde_json::from_value(serde_json::json!({
+            "replicas": 3,
+            "image": "raftcfg:0.1.0",
+            "storage": {"size": "1Gi"}
+        }))
+        .unwrap();
+        assert_eq!(spec.raft, RaftTuning::default());
+        assert_eq!(spec.learner_timeout_seconds, 600);
+        assert!(spec.pod_labels.is_empty());
+    }
+}

@@ -1,0 +1,212 @@
+//! [`Platform`] on a Kubernetes API server: server-side apply of the owned
+//! objects, pod and claim deletion, status patches and events.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod as KubePod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::crd::{RaftCluster, RaftClusterStatus};
+use crate::observed::{ordinal_of, pod_name};
+use crate::resources::{self, CLIENT_PORT, CONFIG_HASH_ANNOTATION, FIELD_MANAGER};
+use crate::world::{Event, Platform, PlatformError, Pod, PodSet};
+
+/// The name of each pod's volume claim template.
+const DATA_CLAIM: &str = "data";
+
+/// The Kubernetes API server as a [`Platform`].
+#[derive(Clone)]
+pub struct KubePlatform {
+    client: Client,
+    recorder: Recorder,
+}
+
+impl KubePlatform {
+    /// A platform on `client`, publishing events as `reporter`.
+    pub fn new(client: Client, reporter: Reporter) -> Self {
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+        }
+    }
+
+    fn api<K>(&self, cluster: &RaftCluster) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &namespace(cluster))
+    }
+
+    async fn apply<K>(&self, cluster: &RaftCluster, object: &K) -> Result<(), PlatformError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Serialize
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let name = object.meta().name.clone().unwrap_or_default();
+        self.api::<K>(cluster)
+            .patch(&name, &apply_params(), &Patch::Apply(object))
+            .await
+            .map(|_| ())
+            .map_err(|e| PlatformError::new(format!("apply {} {name}", K::kind(&())), e))
+    }
+
+    async fn statefulset(
+        &self,
+        cluster: &RaftCluster,
+    ) -> Result<Option<StatefulSet>, PlatformError> {
+        self.api::<StatefulSet>(cluster)
+            .get_opt(&cluster.name_any())
+            .await
+            .map_err(|e| PlatformError::new("get StatefulSet", e))
+    }
+}
+
+impl std::fmt::Debug for KubePlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubePlatform").finish_non_exhaustive()
+    }
+}
+
+impl Platform for KubePlatform {
+    async fn apply_owned(&self, cluster: &RaftCluster, voters: u32) -> Result<(), PlatformError> {
+        self.apply::<Service>(cluster, &resources::peer_service(cluster))
+            .await?;
+        self.apply::<Service>(cluster, &resources::client_service(cluster))
+            .await?;
+        self.apply::<PodDisruptionBudget>(
+            cluster,
+            &resources::pod_disruption_budget(cluster, voters),
+        )
+        .await?;
+        if let Some(existing) = self.statefulset(cluster).await? {
+            let replicas = existing.spec.replicas.unwrap_or(0).max(0) as u32;
+            self.apply(cluster, &resources::statefulset(cluster, replicas))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn scale(&self, cluster: &RaftCluster, replicas: u32) -> Result<(), PlatformError> {
+        self.apply(cluster, &resources::statefulset(cluster, replicas))
+            .await
+    }
+
+    async fn pods(&self, cluster: &RaftCluster) -> Result<PodSet, PlatformError> {
+        let statefulset_replicas = self
+            .statefulset(cluster)
+            .await?
+            .map(|s| s.spec.replicas.unwrap_or(0).max(0) as u32);
+        let list = self
+            .api::<KubePod>(cluster)
+            .list(&ListParams::default().labels(&resources::selector(cluster)))
+            .await
+            .map_err(|e| PlatformError::new("list pods", e))?;
+        let name = cluster.name_any();
+        let pods = list
+            .items
+            .into_iter()
+            .filter_map(|pod| {
+                let ordinal = ordinal_of(&name, &pod.name_any())?;
+                let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+                Some(Pod {
+                    ordinal,
+                    terminating: pod.metadata.deletion_timestamp.is_some(),
+                    config_hash: pod.annotations().get(CONFIG_HASH_ANNOTATION).cloned(),
+                    client_url: ip.map(|ip| format!("http://{}:{CLIENT_PORT}", bracket(&ip))),
+                    peer_url: resources::peer_url(cluster, ordinal),
+                    advertised_client_url: resources::client_url(cluster, ordinal),
+                })
+            })
+            .collect();
+        Ok(PodSet {
+            statefulset_replicas,
+            pods,
+        })
+    }
+
+    async fn delete_pod(&self, cluster: &RaftCluster, ordinal: u32) -> Result<(), PlatformError> {
+        let name = pod_name(&cluster.name_any(), ordinal);
+        self.api::<KubePod>(cluster)
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| PlatformError::new(format!("delete pod {name}"), e))
+    }
+
+    async fn wipe_pod(&self, cluster: &RaftCluster, ordinal: u32) -> Result<(), PlatformError> {
+        let pod = pod_name(&cluster.name_any(), ordinal);
+        let claim = format!("{DATA_CLAIM}-{pod}");
+        // The claim goes first: it stays (protected) until the pod is gone,
+        // and the StatefulSet recreates the pod with a new, empty claim.
+        match self
+            .api::<PersistentVolumeClaim>(cluster)
+            .delete(&claim, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => return Err(PlatformError::new(format!("delete claim {claim}"), e)),
+        }
+        self.delete_pod(cluster, ordinal).await
+    }
+
+    async fn patch_status(
+        &self,
+        cluster: &RaftCluster,
+        status: &RaftClusterStatus,
+    ) -> Result<(), PlatformError> {
+        let patch = serde_json::json!({
+            "apiVersion": "raftcfg.io/v1alpha1",
+            "kind": "RaftCluster",
+            "status": status,
+        });
+        self.api::<RaftCluster>(cluster)
+            .patch_status(&cluster.name_any(), &apply_params(), &Patch::Apply(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| PlatformError::new("patch RaftCluster status", e))
+    }
+
+    async fn publish(&self, cluster: &RaftCluster, event: Event) -> Result<(), PlatformError> {
+        let event = KubeEvent {
+            type_: if event.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            action: event.reason.clone(),
+            reason: event.reason,
+            note: Some(event.note),
+            secondary: None,
+        };
+        self.recorder
+            .publish(&event, &cluster.object_ref(&()))
+            .await
+            .map_err(|e| PlatformError::new("publish event", e))
+    }
+}
+
+/// Server-side apply as the operator, taking over fields it owns.
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+fn namespace(cluster: &RaftCluster) -> String {
+    cluster.namespace().unwrap_or_else(|| "default".into())
+}
+
+/// An IPv6 address in a URL needs brackets.
+fn bracket(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    }
+}

@@ -1,0 +1,100 @@
+//! Leader election among operator replicas with a `coordination.k8s.io`
+//! Lease: only the holder reconciles. A holder that cannot renew within the
+//! lease's duration stops (and is restarted as a candidate), so two
+//! replicas never act at once for longer than a renewal.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, PostParams};
+
+/// One candidate for a Lease.
+#[derive(Clone)]
+pub struct LeaseLock {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    duration: Duration,
+}
+
+impl LeaseLock {
+    /// A candidate `identity` for Lease `name` held for `duration` per
+    /// renewal.
+    pub fn new(api: Api<Lease>, name: &str, identity: &str, duration: Duration) -> Self {
+        Self {
+            api,
+            name: name.to_string(),
+            identity: identity.to_string(),
+            duration,
+        }
+    }
+
+    /// How long one renewal holds.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// Takes the Lease if it is free or expired, or renews it if held;
+    /// returns whether this candidate holds it now. A lost race (conflict)
+    /// is `Ok(false)`.
+    pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
+        let now = Timestamp::now();
+        let Some(lease) = self.api.get_opt(&self.name).await? else {
+            let lease = self.lease(None, self.spec(now, now, 0));
+            return settle(self.api.create(&PostParams::default(), &lease).await);
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.as_deref();
+        let renewed = spec.renew_time.as_ref().map(|t| t.0);
+        let seconds = i64::from(spec.lease_duration_seconds.unwrap_or(0));
+        let expired = renewed.is_none_or(|at| at + SignedDuration::from_secs(seconds) < now);
+        let transitions = spec.lease_transitions.unwrap_or(0);
+        let next = if holder == Some(self.identity.as_str()) {
+            let acquired = spec.acquire_time.map_or(now, |t| t.0);
+            self.spec(acquired, now, transitions)
+        } else if expired || holder.is_none() {
+            self.spec(now, now, transitions + 1)
+        } else {
+            return Ok(false);
+        };
+        let replacement = self.lease(lease.metadata.resource_version.clone(), next);
+        settle(
+            self.api
+                .replace(&self.name, &PostParams::default(), &replacement)
+                .await,
+        )
+    }
+
+    fn spec(&self, acquired: Timestamp, renewed: Timestamp, transitions: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(self.identity.clone()),
+            lease_duration_seconds: Some(self.duration.as_secs().max(1) as i32),
+            acquire_time: Some(MicroTime(acquired)),
+            renew_time: Some(MicroTime(renewed)),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }
+    }
+
+    fn lease(&self, resource_version: Option<String>, spec: LeaseSpec) -> Lease {
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                resource_version,
+                ..ObjectMeta::default()
+            },
+            spec: Some(spec),
+        }
+    }
+}
+
+/// A write that lost a race (409) means another candidate holds the Lease.
+fn settle(result: Result<Lease, kube::Error>) -> Result<bool, kube::Error> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,152 @@
+//! `raftcfg-operator`: parses flags, sets up logging, serves `/metrics`,
+//! `/healthz` and `/readyz`, waits for the leader Lease, and runs the
+//! controller until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use kube::runtime::events::Reporter;
+use raftcfg_operator::controller::{self, Context};
+use raftcfg_operator::http::{HttpState, router};
+use raftcfg_operator::kube_platform::KubePlatform;
+use raftcfg_operator::lease::LeaseLock;
+use raftcfg_operator::reconcile::Reconciler;
+use raftcfg_operator::world::HttpNodes;
+
+/// Runs RaftCluster resources: a StatefulSet of raftcfg nodes per cluster,
+/// with Raft membership changed one member at a time.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, env = "RAFTCFG_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "RAFTCFG_OPERATOR_NAMESPACE")]
+    namespace: Option<String>,
+    /// The namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// The leader-election Lease's name.
+    #[arg(long, default_value = "raftcfg-operator")]
+    lease_name: String,
+    /// This replica's identity in the Lease (its pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How long a Lease holds without renewal, and how often it is renewed.
+const LEASE_DURATION: Duration = Duration::from_secs(15);
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(5);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing(args.log_format);
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration found (in-cluster or kubeconfig)")?;
+    // Every replica needs its own identity: the pod name, else the host
+    // name (a container's is its pod's), else something unique enough.
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            format!("raftcfg-operator-{}-{nanos}", std::process::id())
+        });
+
+    let reconciler = Reconciler::new(
+        KubePlatform::new(
+            client.clone(),
+            Reporter {
+                controller: "raftcfg-operator".into(),
+                instance: Some(identity.clone()),
+            },
+        ),
+        HttpNodes::new(),
+    );
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = HttpState {
+        metrics: reconciler.metrics.clone(),
+        ready: ready.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+
+    let lock = LeaseLock::new(
+        Api::<Lease>::namespaced(client.clone(), &args.lease_namespace),
+        &args.lease_name,
+        &identity,
+        LEASE_DURATION,
+    );
+    loop {
+        match lock.try_acquire_or_renew().await {
+            Ok(true) => break,
+            Ok(false) => ready.store(true, Ordering::Relaxed),
+            Err(error) => tracing::warn!(%error, "cannot read the leader Lease"),
+        }
+        tokio::time::sleep(LEASE_RENEW_EVERY).await;
+    }
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(%identity, lease = %args.lease_name, "leading; reconciling");
+    tokio::spawn(keep_lease(lock));
+
+    let context = Arc::new(Context::new(reconciler, client));
+    controller::run(context, args.namespace.as_deref()).await;
+    Ok(())
+}
+
+/// Renews the Lease; exits the process once it could not be renewed for a
+/// whole lease duration, because another replica may then lead.
+async fn keep_lease(lock: LeaseLock) {
+    let mut last_renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(LEASE_RENEW_EVERY).await;
+        // A renewal that hangs must not outlive the lease.
+        let left = lock.duration().saturating_sub(last_renewed.elapsed());
+        match tokio::time::timeout(left, lock.try_acquire_or_renew()).await {
+            Ok(Ok(true)) => last_renewed = tokio::time::Instant::now(),
+            Ok(Ok(false)) => {
+                tracing::error!("another replica holds the leader Lease; stopping");
+                std::process::exit(1);
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "cannot renew the leader Lease"),
+            Err(_) => tracing::warn!("renewing the leader Lease timed out"),
+        }
+        if last_renewed.elapsed() >= lock.duration() {
+            tracing::error!("the leader Lease expired before it could be renewed; stopping");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

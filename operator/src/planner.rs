@@ -1,0 +1,513 @@
+//! The planner: given what a reconcile observed, what the spec asks for and
+//! what the operator recorded before, the single next step (DESIGN §4).
+//!
+//! [`next_step`] is a pure function. It never does anything; the reconcile
+//! loop carries out at most the one step it returns and asks again. Each
+//! rule below is one of DESIGN §4's steps, tried in its order:
+//!
+//! 1. bootstrap pod 0 once; never again once a cluster id is recorded;
+//! 2. a membership change in flight: wait for it, then record its outcome;
+//! 3. a learner: promote it once caught up, remove it after its deadline
+//!    (or at once if the spec no longer wants it);
+//! 4. a member whose pod reports another node id: remove it if safe;
+//! 5. fewer members than replicas: grow the StatefulSet, add the new pod
+//!    as a learner;
+//! 6. more members than replicas: move leadership off the highest ordinal,
+//!    remove it, then shrink the StatefulSet;
+//! 7. pods with an old template: replace them one at a time, followers
+//!    first, the leader last after a transfer.
+//!
+//! Nothing is done while a quorum of voters is unhealthy, and no voter is
+//! removed unless the healthy voters left are a quorum.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::ChangeKind;
+use crate::observed::{LeaderView, Observed, ObservedMember, ordinal_of, pod_name};
+
+/// A member at most this many entries behind the leader's commit index is
+/// caught up (the node itself checks again when asked to promote).
+pub const CAUGHT_UP_LAG_ENTRIES: u64 = 64;
+
+/// What the spec asks for, as the planner needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredState {
+    /// The RaftCluster's name (pods are `<name>-<ordinal>`).
+    pub name: String,
+    /// Members wanted.
+    pub replicas: u32,
+    /// Hash of the pod template the spec gives.
+    pub config_hash: String,
+    /// How long a learner may take to catch up.
+    pub learner_timeout: Duration,
+}
+
+/// What earlier reconciles recorded in status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// The cluster id recorded at bootstrap.
+    pub cluster_id: Option<u64>,
+    /// The membership change started and not yet seen to finish.
+    pub change_in_flight: Option<(ChangeKind, u64)>,
+    /// When each learner was first seen.
+    pub learner_since: BTreeMap<u64, Timestamp>,
+    /// The time of this reconcile.
+    pub now: Timestamp,
+}
+
+/// The planner's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Carry out this step, then plan again.
+    Act(Step),
+    /// Nothing to do until the world changes; the reason goes in status.
+    Wait(WaitReason),
+    /// The cluster matches the spec.
+    Done,
+    /// Stop and ask a human (the reason goes in status).
+    Halt(HaltReason),
+}
+
+/// One step the reconcile loop can carry out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Set the StatefulSet's replicas (creating it if absent).
+    ScaleStatefulSet {
+        /// The new replica count.
+        replicas: u32,
+    },
+    /// Form a one-voter cluster on pod 0.
+    Bootstrap,
+    /// Record a cluster id that a pod already has (the operator stopped
+    /// between bootstrapping and recording it).
+    RecordClusterId {
+        /// The id.
+        cluster_id: u64,
+    },
+    /// Record how the change in flight ended.
+    FinishChange {
+        /// Whether the leader's membership shows it.
+        committed: bool,
+    },
+    /// Add a pod's node as a learner.
+    AddLearner {
+        /// The pod.
+        ordinal: u32,
+        /// The node id it reports.
+        node_id: u64,
+    },
+    /// Make a caught-up learner a voter.
+    Promote {
+        /// The learner.
+        node_id: u64,
+        /// Its pod name.
+        name: String,
+    },
+    /// Remove a member.
+    Remove {
+        /// The member.
+        node_id: u64,
+        /// Its pod name.
+        name: String,
+        /// Why.
+        reason: RemoveReason,
+    },
+    /// Move leadership to another voter.
+    TransferLeadership {
+        /// The current leader.
+        from: u64,
+        /// The voter to lead.
+        to: u64,
+    },
+    /// Delete a pod's volume claim, then the pod: it holds the data of a
+    /// node that is no longer a member and must come back empty.
+    WipePod {
+        /// The pod.
+        ordinal: u32,
+        /// The stale node id it reports.
+        node_id: u64,
+    },
+    /// Delete a pod so that it restarts from the current template.
+    ReplacePod {
+        /// The pod.
+        ordinal: u32,
+    },
+}
+
+/// Why a member is removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoveReason {
+    /// The spec asks for fewer members.
+    ScaleIn,
+    /// Its pod came back with an empty volume (a new node id).
+    VolumeLost,
+    /// It did not catch up as a learner before its deadline.
+    LearnerTimedOut,
+}
+
+/// Why nothing can be done now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    /// A pod the next step needs does not answer yet.
+    PodNotReporting {
+        /// The pod.
+        ordinal: u32,
+    },
+    /// No node names a reachable leader.
+    NoLeader,
+    /// Fewer than a quorum of voters are healthy.
+    QuorumUnhealthy {
+        /// Healthy voters.
+        healthy: usize,
+        /// All voters.
+        voters: usize,
+    },
+    /// A configuration entry is not committed yet.
+    ChangeInFlight,
+    /// A learner is still catching up.
+    LearnerCatchingUp {
+        /// The learner.
+        node_id: u64,
+        /// Entries behind.
+        lag: u64,
+    },
+    /// Removing this voter would leave fewer healthy voters than a quorum.
+    RemovalUnsafe {
+        /// The member.
+        node_id: u64,
+    },
+    /// No healthy, caught-up voter can take over leadership.
+    NoTransferTarget,
+    /// A pod holds data of another cluster; the operator leaves it alone.
+    ForeignData {
+        /// The pod.
+        ordinal: u32,
+        /// The cluster its data belongs to.
+        cluster_id: u64,
+    },
+    /// Every member must be healthy and caught up (with its pod running)
+    /// before the next pod is replaced or the cluster is called done.
+    MembersCatchingUp,
+}
+
+/// Why the operator stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HaltReason {
+    /// A cluster id is recorded but every pod came back empty: the data is
+    /// gone and bootstrapping again would silently start an empty store.
+    AllVolumesLost,
+}
+
+/// The single next step towards `desired`.
+pub fn next_step(observed: &Observed, desired: &DesiredState, record: &Record) -> Plan {
+    let Some(cluster_id) = record.cluster_id else {
+        return bootstrap(observed);
+    };
+    let Some(leader) = &observed.leader else {
+        return no_leader(observed);
+    };
+    let (healthy, voters) = healthy_voters(leader.voters());
+    if !is_quorum(healthy, voters) {
+        return Plan::Wait(WaitReason::QuorumUnhealthy { healthy, voters });
+    }
+    if leader.change_pending {
+        return Plan::Wait(WaitReason::ChangeInFlight);
+    }
+    if let Some((kind, node_id)) = record.change_in_flight {
+        return Plan::Act(Step::FinishChange {
+            committed: shows_change(leader, kind, node_id),
+        });
+    }
+    if let Some(plan) = learner(leader, desired, record) {
+        return plan;
+    }
+    if let Some(plan) = lost_volume(observed, leader, desired) {
+        return plan;
+    }
+    let members = leader.members.len() as u32;
+    let vacant = vacant_ordinal(leader, desired);
+    if members > desired.replicas {
+        return scale_in(leader, desired);
+    }
+    if let Some(ordinal) = vacant {
+        // Fewer members than replicas, or a member on an ordinal above
+        // them (its pod's volume was lost as the spec shrank): fill the
+        // lowest vacant ordinal; step 6 then removes the one above.
+        return scale_out(observed, cluster_id, ordinal);
+    }
+    if let Some(plan) = shrink_statefulset(observed, leader, desired) {
+        return plan;
+    }
+    roll(observed, leader, desired)
+}
+
+/// Step 1: StatefulSet to one replica, then bootstrap pod 0.
+fn bootstrap(observed: &Observed) -> Plan {
+    if let Some(cluster_id) = observed
+        .pods
+        .values()
+        .find_map(|p| p.node.and_then(|n| n.cluster_id))
+    {
+        return Plan::Act(Step::RecordClusterId { cluster_id });
+    }
+    if observed.statefulset_replicas.unwrap_or(0) == 0 {
+        return Plan::Act(Step::ScaleStatefulSet { replicas: 1 });
+    }
+    // Every pod must answer (and, above, be empty): one that does not may
+    // hold the cluster, if its record was lost.
+    let replicas = observed.statefulset_replicas.unwrap_or(0);
+    match (0..replicas).find(|k| {
+        observed
+            .pods
+            .get(k)
+            .is_none_or(|pod| pod.terminating || pod.node.is_none())
+    }) {
+        Some(ordinal) => Plan::Wait(WaitReason::PodNotReporting { ordinal }),
+        None => Plan::Act(Step::Bootstrap),
+    }
+}
+
+/// Without a leader: either every volume is gone (halt), or wait.
+fn no_leader(observed: &Observed) -> Plan {
+    let expected = observed.statefulset_replicas.unwrap_or(0);
+    let reports: Vec<_> = (0..expected)
+        .map(|k| observed.pods.get(&k).and_then(|p| p.node))
+        .collect();
+    let all_empty = expected > 0
+        && reports
+            .iter()
+            .all(|r| matches!(r, Some(node) if node.cluster_id.is_none()));
+    if all_empty {
+        Plan::Halt(HaltReason::AllVolumesLost)
+    } else {
+        Plan::Wait(WaitReason::NoLeader)
+    }
+}
+
+/// Step 3: promote or give up on a learner.
+fn learner(leader: &LeaderView, desired: &DesiredState, record: &Record) -> Option<Plan> {
+    let learner = leader.members.iter().find(|m| !m.voter)?;
+    let unwanted = ordinal_of(&desired.name, &learner.name).is_none_or(|k| k >= desired.replicas);
+    if unwanted && leader.members.len() as u32 > desired.replicas {
+        // The spec shrank while it was catching up: it need not finish.
+        return Some(Plan::Act(remove(learner, RemoveReason::ScaleIn)));
+    }
+    let lag = leader.lag(learner);
+    if learner.healthy && lag <= CAUGHT_UP_LAG_ENTRIES {
+        return Some(Plan::Act(Step::Promote {
+            node_id: learner.node_id,
+            name: learner.name.clone(),
+        }));
+    }
+    let since = record.learner_since.get(&learner.node_id);
+    let overdue = since.is_some_and(|since| {
+        let age = record.now.duration_since(*since);
+        age.is_positive() && age.unsigned_abs() > desired.learner_timeout
+    });
+    Some(if overdue {
+        Plan::Act(remove(learner, RemoveReason::LearnerTimedOut))
+    } else {
+        Plan::Wait(WaitReason::LearnerCatchingUp {
+            node_id: learner.node_id,
+            lag,
+        })
+    })
+}
+
+/// Step 4: a member whose pod now holds another node (its volume was lost).
+fn lost_volume(observed: &Observed, leader: &LeaderView, desired: &DesiredState) -> Option<Plan> {
+    let lost = leader.members.iter().find(|member| {
+        ordinal_of(&desired.name, &member.name)
+            .and_then(|k| observed.pods.get(&k))
+            .and_then(|pod| pod.node)
+            .is_some_and(|node| node.node_id != member.node_id)
+    })?;
+    Some(if removal_keeps_quorum(leader, lost) {
+        Plan::Act(remove(lost, RemoveReason::VolumeLost))
+    } else {
+        Plan::Wait(WaitReason::RemovalUnsafe {
+            node_id: lost.node_id,
+        })
+    })
+}
+
+/// The lowest ordinal below the replicas without a member.
+fn vacant_ordinal(leader: &LeaderView, desired: &DesiredState) -> Option<u32> {
+    (0..desired.replicas).find(|&k| {
+        let name = pod_name(&desired.name, k);
+        !leader.members.iter().any(|m| m.name == name)
+    })
+}
+
+/// Step 5: the pod at the vacant `ordinal` joins.
+fn scale_out(observed: &Observed, cluster_id: u64, ordinal: u32) -> Plan {
+    if observed.statefulset_replicas.unwrap_or(0) <= ordinal {
+        return Plan::Act(Step::ScaleStatefulSet {
+            replicas: ordinal + 1,
+        });
+    }
+    let Some(node) = observed
+        .pods
+        .get(&ordinal)
+        .filter(|p| !p.terminating)
+        .and_then(|p| p.node)
+    else {
+        return Plan::Wait(WaitReason::PodNotReporting { ordinal });
+    };
+    match node.cluster_id {
+        None => Plan::Act(Step::AddLearner {
+            ordinal,
+            node_id: node.node_id,
+        }),
+        Some(id) if id == cluster_id => Plan::Act(Step::WipePod {
+            ordinal,
+            node_id: node.node_id,
+        }),
+        Some(other) => Plan::Wait(WaitReason::ForeignData {
+            ordinal,
+            cluster_id: other,
+        }),
+    }
+}
+
+/// Step 6: the highest ordinal leaves, after handing over leadership.
+fn scale_in(leader: &LeaderView, desired: &DesiredState) -> Plan {
+    let victim = leader
+        .members
+        .iter()
+        .max_by_key(|m| ordinal_of(&desired.name, &m.name).map_or(u64::MAX, u64::from))
+        .expect("more members than replicas means at least one member");
+    if victim.node_id == leader.leader_id {
+        return transfer_from(leader, victim.node_id);
+    }
+    if removal_keeps_quorum(leader, victim) {
+        Plan::Act(remove(victim, RemoveReason::ScaleIn))
+    } else {
+        Plan::Wait(WaitReason::RemovalUnsafe {
+            node_id: victim.node_id,
+        })
+    }
+}
+
+/// Step 6, second half: pods above the members go once they are removed.
+fn shrink_statefulset(
+    observed: &Observed,
+    leader: &LeaderView,
+    desired: &DesiredState,
+) -> Option<Plan> {
+    let replicas = observed.statefulset_replicas?;
+    if replicas <= desired.replicas {
+        return None;
+    }
+    let top = pod_name(&desired.name, replicas - 1);
+    if leader.members.iter().any(|m| m.name == top) {
+        return None;
+    }
+    Some(Plan::Act(Step::ScaleStatefulSet {
+        replicas: replicas - 1,
+    }))
+}
+
+/// Step 7: replace pods whose template is old, one at a time; done once
+/// every member is healthy, caught up and on the current template.
+fn roll(observed: &Observed, leader: &LeaderView, desired: &DesiredState) -> Plan {
+    let stale = |k: u32| {
+        observed
+            .pods
+            .get(&k)
+            .is_some_and(|p| p.config_hash.as_deref() != Some(desired.config_hash.as_str()))
+    };
+    let mut owners: Vec<(u32, &ObservedMember)> = leader
+        .members
+        .iter()
+        .filter_map(|m| ordinal_of(&desired.name, &m.name).map(|k| (k, m)))
+        .collect();
+    owners.sort_by_key(|(k, _)| *k);
+    let settled = owners.iter().all(|(k, m)| {
+        m.healthy
+            && leader.lag(m) <= CAUGHT_UP_LAG_ENTRIES
+            && observed
+                .pods
+                .get(k)
+                .is_some_and(|p| !p.terminating && p.node.is_some())
+    });
+    if !settled {
+        return Plan::Wait(WaitReason::MembersCatchingUp);
+    }
+    if !owners.iter().any(|(k, _)| stale(*k)) {
+        return Plan::Done;
+    }
+    let follower = owners
+        .iter()
+        .rev()
+        .find(|(k, m)| stale(*k) && m.node_id != leader.leader_id);
+    if let Some((ordinal, _)) = follower {
+        return Plan::Act(Step::ReplacePod { ordinal: *ordinal });
+    }
+    let (ordinal, _) = owners
+        .iter()
+        .find(|(_, m)| m.node_id == leader.leader_id)
+        .expect("a stale pod that is no follower is the leader's");
+    if leader.voters().count() == 1 {
+        // A one-member cluster has nobody to hand over to.
+        return Plan::Act(Step::ReplacePod { ordinal: *ordinal });
+    }
+    transfer_from(leader, leader.leader_id)
+}
+
+/// Leadership to the most caught-up healthy voter other than `from`.
+fn transfer_from(leader: &LeaderView, from: u64) -> Plan {
+    leader
+        .voters()
+        .filter(|m| m.node_id != from && m.healthy && leader.lag(m) <= CAUGHT_UP_LAG_ENTRIES)
+        .max_by_key(|m| (m.match_index, std::cmp::Reverse(m.node_id)))
+        .map_or(Plan::Wait(WaitReason::NoTransferTarget), |to| {
+            Plan::Act(Step::TransferLeadership {
+                from,
+                to: to.node_id,
+            })
+        })
+}
+
+fn remove(member: &ObservedMember, reason: RemoveReason) -> Step {
+    Step::Remove {
+        node_id: member.node_id,
+        name: member.name.clone(),
+        reason,
+    }
+}
+
+/// Whether the membership the leader reports shows the change.
+fn shows_change(leader: &LeaderView, kind: ChangeKind, node_id: u64) -> bool {
+    let member = leader.member(node_id);
+    match kind {
+        ChangeKind::AddLearner => member.is_some(),
+        ChangeKind::Promote => member.is_some_and(|m| m.voter),
+        ChangeKind::Remove => member.is_none(),
+    }
+}
+
+/// (healthy, all) among `voters`.
+fn healthy_voters<'a>(voters: impl Iterator<Item = &'a ObservedMember>) -> (usize, usize) {
+    voters.fold((0, 0), |(healthy, all), m| {
+        (healthy + usize::from(m.healthy), all + 1)
+    })
+}
+
+/// Whether `healthy` of `voters` is a majority.
+pub fn is_quorum(healthy: usize, voters: usize) -> bool {
+    2 * healthy > voters
+}
+
+/// Whether the healthy voters left after removing `member` are a quorum of
+/// the voters left. Removing a learner never changes the quorum.
+pub fn removal_keeps_quorum(leader: &LeaderView, member: &ObservedMember) -> bool {
+    if !member.voter {
+        return true;
+    }
+    let (healthy, voters) = healthy_voters(leader.voters().filter(|m| m.node_id != member.node_id));
+    voters > 0 && is_quorum(healthy, voters)
+}

@@ -1,0 +1,571 @@
+//! One reconcile of one RaftCluster: observe the pods and nodes, ask the
+//! [`planner`](crate::planner) for the single next step, carry out at most
+//! that step, and write the status (and an event).
+//!
+//! A membership change is recorded in status as in flight *before* it is
+//! asked for, so an operator that stops mid-change finds it again and
+//! waits for its outcome instead of starting another.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use raftcfg_client::http::ClientError;
+use raftcfg_client::wire::{AddMemberRequest, MemberRole as WireRole};
+
+use crate::crd::{
+    ChangeKind, ChangeOutcome, LearnerSince, MembershipChange, RECENT_CHANGES_KEPT, RaftCluster,
+    RaftClusterStatus,
+};
+use crate::metrics::Metrics;
+use crate::observed::{LeaderView, NodeReport, Observed, ObservedMember, PodObservation};
+use crate::planner::{DesiredState, Plan, Record, RemoveReason, Step, next_step};
+use crate::resources;
+use crate::status;
+use crate::world::{Event, Nodes, Platform, PlatformError, Pod};
+
+/// How soon to look again after each kind of outcome.
+const REQUEUE_AFTER_STEP: Duration = Duration::from_secs(1);
+const REQUEUE_WHILE_WAITING: Duration = Duration::from_secs(3);
+const REQUEUE_WHEN_DONE: Duration = Duration::from_secs(30);
+const REQUEUE_WHEN_STOPPED: Duration = Duration::from_secs(300);
+
+/// What a reconcile did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Carried out a step.
+    Acted(Step),
+    /// Waiting for the world; the reason is in status.
+    Waiting,
+    /// The cluster matches its spec.
+    Done,
+    /// Stopped: a human must act (halt) or change the spec (invalid).
+    Stopped,
+}
+
+impl Outcome {
+    /// When to reconcile again even if nothing changes.
+    pub fn requeue_after(&self) -> Duration {
+        match self {
+            Self::Acted(_) => REQUEUE_AFTER_STEP,
+            Self::Waiting => REQUEUE_WHILE_WAITING,
+            Self::Done => REQUEUE_WHEN_DONE,
+            Self::Stopped => REQUEUE_WHEN_STOPPED,
+        }
+    }
+}
+
+/// Why a reconcile failed; it is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The platform refused or failed.
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    /// A node refused or failed.
+    #[error("{operation} at {url} failed: {source}")]
+    Node {
+        /// What was asked, e.g. `bootstrap`.
+        operation: &'static str,
+        /// The node's URL.
+        url: String,
+        /// The client's error.
+        #[source]
+        source: Box<ClientError>,
+    },
+    /// The step needs a pod that has no address.
+    #[error("pod {ordinal} has no address yet")]
+    NoAddress {
+        /// The pod.
+        ordinal: u32,
+    },
+}
+
+/// What one reconcile observed, with the addresses to act on.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    /// The planner's input.
+    pub observed: Observed,
+    /// The pods, by ordinal.
+    pub pods: BTreeMap<u32, Pod>,
+    /// The leader's client URL.
+    pub leader_url: Option<String>,
+}
+
+/// Reconciles RaftClusters on a platform.
+#[derive(Debug)]
+pub struct Reconciler<P, N> {
+    /// Runs the pods.
+    pub platform: P,
+    /// Talks to the nodes.
+    pub nodes: N,
+    /// Counts steps.
+    pub metrics: Arc<Metrics>,
+}
+
+impl<P: Platform, N: Nodes> Reconciler<P, N> {
+    /// A reconciler with its own metrics.
+    pub fn new(platform: P, nodes: N) -> Self {
+        Self {
+            platform,
+            nodes,
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    /// One reconcile of `cluster` at time `now`.
+    pub async fn reconcile(
+        &self,
+        cluster: &RaftCluster,
+        now: Timestamp,
+    ) -> Result<Outcome, ReconcileError> {
+        let previous = cluster.status.clone().unwrap_or_default();
+        if let Err(problem) = cluster.spec.validate() {
+            let status = status::invalid(cluster, &previous, &problem, now);
+            if status.message != previous.message {
+                self.event(cluster, true, "InvalidSpec", problem).await;
+            }
+            self.platform.patch_status(cluster, &status).await?;
+            return Ok(Outcome::Stopped);
+        }
+        let observation = self.observe(cluster).await?;
+        // The budget counts voters: learners add nothing a quorum needs.
+        let voters = observation
+            .observed
+            .leader
+            .as_ref()
+            .map_or(0, |l| l.voters().count() as u32);
+        self.platform.apply_owned(cluster, voters).await?;
+
+        let record = record(&previous, &observation.observed, now);
+        let desired = DesiredState {
+            name: cluster.name_any(),
+            replicas: cluster.spec.replicas as u32,
+            config_hash: resources::config_hash(&cluster.spec),
+            learner_timeout: Duration::from_secs(u64::from(cluster.spec.learner_timeout_seconds)),
+        };
+        let plan = next_step(&observation.observed, &desired, &record);
+        let mut status = status::observed(
+            cluster,
+            &previous,
+            &observation.observed,
+            &record,
+            &plan,
+            now,
+        );
+        let outcome = match plan {
+            Plan::Act(step) => {
+                self.metrics.step(&step);
+                self.act(cluster, &observation, &step, &mut status, now)
+                    .await?;
+                Outcome::Acted(step)
+            }
+            Plan::Wait(reason) => {
+                if status::is_degrading(&reason) && status.message != previous.message {
+                    let note = status.message.clone().unwrap_or_default();
+                    self.event(cluster, true, "Waiting", note).await;
+                }
+                Outcome::Waiting
+            }
+            Plan::Done => Outcome::Done,
+            Plan::Halt(_) => {
+                if status.message != previous.message {
+                    let note = status.message.clone().unwrap_or_default();
+                    self.event(cluster, true, "Halted", note).await;
+                }
+                Outcome::Stopped
+            }
+        };
+        self.platform.patch_status(cluster, &status).await?;
+        Ok(outcome)
+    }
+
+    /// The StatefulSet, each pod's node report and the leader's view.
+    pub async fn observe(&self, cluster: &RaftCluster) -> Result<Observation, ReconcileError> {
+        let podset = self.platform.pods(cluster).await?;
+        let reports = join_all(podset.pods.iter().map(|pod| async {
+            let status = match &pod.client_url {
+                Some(url) => self.nodes.status(url).await.ok(),
+                None => None,
+            };
+            (pod.ordinal, status)
+        }))
+        .await;
+        let mut observed = Observed {
+            statefulset_replicas: podset.statefulset_replicas,
+            ..Observed::default()
+        };
+        let pods: BTreeMap<u32, Pod> = podset.pods.into_iter().map(|p| (p.ordinal, p)).collect();
+        let mut best_leader: Option<(u64, u64)> = None; // (term, leader id)
+        for (ordinal, status) in &reports {
+            let pod = &pods[ordinal];
+            if let Some(s) = status
+                && let Some(leader) = s.leader_id
+                && best_leader.is_none_or(|(term, _)| s.term > term)
+            {
+                best_leader = Some((s.term, leader));
+            }
+            observed.pods.insert(
+                *ordinal,
+                PodObservation {
+                    ordinal: *ordinal,
+                    terminating: pod.terminating,
+                    config_hash: pod.config_hash.clone(),
+                    node: status.as_ref().map(|s| NodeReport {
+                        node_id: s.node_id,
+                        cluster_id: s.cluster_id,
+                    }),
+                },
+            );
+        }
+        let mut leader_url = None;
+        if let Some((_, leader_id)) = best_leader {
+            let url = reports.iter().find_map(|(ordinal, status)| {
+                status
+                    .as_ref()
+                    .filter(|s| s.node_id == leader_id)
+                    .and_then(|_| pods[ordinal].client_url.clone())
+            });
+            if let Some(url) = url
+                && let Ok(list) = self.nodes.members(&url).await
+                && list.leader_id == Some(leader_id)
+            {
+                observed.leader = Some(leader_view(leader_id, &list));
+                leader_url = Some(url);
+            }
+        }
+        Ok(Observation {
+            observed,
+            pods,
+            leader_url,
+        })
+    }
+
+    async fn act(
+        &self,
+        cluster: &RaftCluster,
+        observation: &Observation,
+        step: &Step,
+        status: &mut RaftClusterStatus,
+        now: Timestamp,
+    ) -> Result<(), ReconcileError> {
+        let leader_url = || {
+            observation
+                .leader_url
+                .clone()
+                .expect("the planner changes membership only with a leader")
+        };
+        match step {
+            Step::ScaleStatefulSet { replicas } => {
+                self.platform.scale(cluster, *replicas).await?;
+                let note = format!("StatefulSet scaled to {replicas} replicas");
+                self.event(cluster, false, "ScaleStatefulSet", note).await;
+            }
+            Step::Bootstrap => {
+                let url = pod_url(observation, 0)?;
+                let answer = self
+                    .nodes
+                    .bootstrap(&url)
+                    .await
+                    .map_err(node_error("bootstrap", &url))?;
+                status.cluster_id = Some(answer.cluster_id.to_string());
+                let note = format!(
+                    "bootstrapped cluster {} on node {}",
+                    answer.cluster_id, answer.node_id
+                );
+                self.event(cluster, false, "Bootstrap", note).await;
+            }
+            Step::RecordClusterId { cluster_id } => {
+                status.cluster_id = Some(cluster_id.to_string());
+            }
+            Step::FinishChange { committed } => {
+                if let Some(mut change) = status.membership_change.take() {
+                    change.outcome = if *committed {
+                        ChangeOutcome::Committed
+                    } else {
+                        ChangeOutcome::Failed
+                    };
+                    change.finished_at = Some(Time(now));
+                    let note = if *committed {
+                        format!(
+                            "{} node {} ({}) committed: {}",
+                            describe(change.kind),
+                            change.node_id,
+                            change.name,
+                            change.reason
+                        )
+                    } else {
+                        change.message = Some("the change did not take effect".into());
+                        format!(
+                            "{} node {} ({}) did not take effect",
+                            describe(change.kind),
+                            change.node_id,
+                            change.name
+                        )
+                    };
+                    let reason = format!("{:?}", change.kind);
+                    remember(status, change);
+                    self.event(cluster, !*committed, &reason, note).await;
+                }
+            }
+            Step::AddLearner { ordinal, node_id } => {
+                let pod = &observation.pods[ordinal];
+                let name = crate::observed::pod_name(&cluster.name_any(), *ordinal);
+                let request = AddMemberRequest {
+                    node_id: *node_id,
+                    name: name.clone(),
+                    peer_url: pod.peer_url.clone(),
+                    client_url: pod.advertised_client_url.clone(),
+                };
+                let url = leader_url();
+                let call = self.nodes.add_learner(&url, &request);
+                let change = intent(ChangeKind::AddLearner, *node_id, &name, "scale out", now);
+                self.change(cluster, status, change, &url, call, now)
+                    .await?;
+            }
+            Step::Promote { node_id, name } => {
+                let url = leader_url();
+                let call = self.nodes.promote(&url, *node_id);
+                let change = intent(ChangeKind::Promote, *node_id, name, "caught up", now);
+                self.change(cluster, status, change, &url, call, now)
+                    .await?;
+            }
+            Step::Remove {
+                node_id,
+                name,
+                reason,
+            } => {
+                let url = leader_url();
+                let call = self.nodes.remove(&url, *node_id);
+                let why = match reason {
+                    RemoveReason::ScaleIn => "scale in",
+                    RemoveReason::VolumeLost => "its pod came back with an empty volume",
+                    RemoveReason::LearnerTimedOut => "it did not catch up before its deadline",
+                };
+                let change = intent(ChangeKind::Remove, *node_id, name, why, now);
+                self.change(cluster, status, change, &url, call, now)
+                    .await?;
+            }
+            Step::TransferLeadership { from, to } => {
+                let url = leader_url();
+                self.nodes
+                    .transfer_leader(&url, *to)
+                    .await
+                    .map_err(node_error("leadership transfer", &url))?;
+                let note = format!("leadership moved from node {from} to node {to}");
+                self.event(cluster, false, "TransferLeadership", note).await;
+            }
+            Step::WipePod { ordinal, node_id } => {
+                self.platform.wipe_pod(cluster, *ordinal).await?;
+                let note = format!(
+                    "pod {ordinal} held the data of node {node_id}, which is no longer a member; its volume was deleted"
+                );
+                self.event(cluster, true, "WipePod", note).await;
+            }
+            Step::ReplacePod { ordinal } => {
+                self.platform.delete_pod(cluster, *ordinal).await?;
+                let note = format!("pod {ordinal} replaced to apply the current template");
+                self.event(cluster, false, "ReplacePod", note).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records `change` as in flight, asks for it, and records the answer.
+    /// An answer that leaves the outcome unknown keeps it in flight: the
+    /// next reconcile learns the outcome from the leader.
+    async fn change(
+        &self,
+        cluster: &RaftCluster,
+        status: &mut RaftClusterStatus,
+        change: MembershipChange,
+        url: &str,
+        call: impl Future<Output = Result<raftcfg_client::wire::MembershipResponse, ClientError>>,
+        now: Timestamp,
+    ) -> Result<(), ReconcileError> {
+        status.membership_change = Some(change.clone());
+        self.platform.patch_status(cluster, status).await?;
+        let reason = format!("{:?}", change.kind);
+        match call.await {
+            Ok(answer) => {
+                let note = format!(
+                    "{} node {} ({}) committed at log index {}: {}",
+                    describe(change.kind),
+                    change.node_id,
+                    change.name,
+                    answer.index,
+                    change.reason
+                );
+                let mut done = status.membership_change.take().unwrap_or(change);
+                done.outcome = ChangeOutcome::Committed;
+                done.finished_at = Some(Time(now));
+                done.log_index = Some(answer.index);
+                remember(status, done);
+                self.event(cluster, false, &reason, note).await;
+                Ok(())
+            }
+            Err(error) if is_refusal(&error) => {
+                let mut done = status.membership_change.take().unwrap_or(change);
+                if error.code() == Some("learner_not_caught_up") {
+                    // Not a failure: the learner is asked again next time.
+                    status.message = Some(format!("learner {} is not caught up yet", done.node_id));
+                    return Ok(());
+                }
+                done.outcome = ChangeOutcome::Failed;
+                done.finished_at = Some(Time(now));
+                done.message = Some(error.to_string());
+                let note = format!(
+                    "{} node {} refused: {error}",
+                    describe(done.kind),
+                    done.node_id
+                );
+                remember(status, done);
+                self.event(cluster, true, &reason, note).await;
+                Ok(())
+            }
+            Err(source) => Err(ReconcileError::Node {
+                operation: "membership change",
+                url: url.to_string(),
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    /// Publishes an event; a failure to publish is logged, not fatal.
+    async fn event(&self, cluster: &RaftCluster, warning: bool, reason: &str, note: String) {
+        let event = Event {
+            warning,
+            reason: reason.to_string(),
+            note,
+        };
+        if let Err(error) = self.platform.publish(cluster, event).await {
+            tracing::warn!(%error, "could not publish an event");
+        }
+    }
+}
+
+/// The record the planner needs, from the last status and this
+/// observation: learners keep the time they were first seen.
+fn record(previous: &RaftClusterStatus, observed: &Observed, now: Timestamp) -> Record {
+    let cluster_id = previous
+        .cluster_id
+        .as_deref()
+        .and_then(|id| id.parse().ok());
+    let change_in_flight = previous
+        .membership_change
+        .as_ref()
+        .filter(|c| c.outcome == ChangeOutcome::InFlight)
+        .and_then(|c| Some((c.kind, c.node_id.parse().ok()?)));
+    let seen: BTreeMap<u64, Timestamp> = previous
+        .learners
+        .iter()
+        .filter_map(|l| Some((l.node_id.parse().ok()?, l.since.0)))
+        .collect();
+    // Without a leader the learners are unknown: keep the times as they
+    // were, so no deadline starts over.
+    let learner_since = match &observed.leader {
+        Some(leader) => leader
+            .members
+            .iter()
+            .filter(|m| !m.voter)
+            .map(|m| (m.node_id, seen.get(&m.node_id).copied().unwrap_or(now)))
+            .collect(),
+        None => seen,
+    };
+    Record {
+        cluster_id,
+        change_in_flight,
+        learner_since,
+        now,
+    }
+}
+
+/// The learners' first-seen times, for status.
+pub fn learners(record: &Record) -> Vec<LearnerSince> {
+    record
+        .learner_since
+        .iter()
+        .map(|(id, since)| LearnerSince {
+            node_id: id.to_string(),
+            since: Time(*since),
+        })
+        .collect()
+}
+
+fn leader_view(leader_id: u64, list: &raftcfg_client::wire::MemberList) -> LeaderView {
+    LeaderView {
+        leader_id,
+        commit_index: list.commit_index,
+        change_pending: list.membership_change_pending,
+        members: list
+            .members
+            .iter()
+            .map(|m| ObservedMember {
+                node_id: m.id,
+                name: m.name.clone(),
+                voter: m.role == WireRole::Voter,
+                healthy: m.healthy.unwrap_or(false),
+                match_index: m.match_index.unwrap_or(0),
+            })
+            .collect(),
+    }
+}
+
+fn intent(
+    kind: ChangeKind,
+    node_id: u64,
+    name: &str,
+    reason: &str,
+    now: Timestamp,
+) -> MembershipChange {
+    MembershipChange {
+        kind,
+        node_id: node_id.to_string(),
+        name: name.to_string(),
+        reason: reason.to_string(),
+        started_at: Time(now),
+        finished_at: None,
+        log_index: None,
+        outcome: ChangeOutcome::InFlight,
+        message: None,
+    }
+}
+
+/// Adds a finished change to the front of the recent ones.
+fn remember(status: &mut RaftClusterStatus, change: MembershipChange) {
+    status.recent_changes.insert(0, change);
+    status.recent_changes.truncate(RECENT_CHANGES_KEPT);
+}
+
+fn describe(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::AddLearner => "adding learner",
+        ChangeKind::Promote => "promoting",
+        ChangeKind::Remove => "removing",
+    }
+}
+
+/// A 4xx answer: the node refused, so the change did not happen.
+fn is_refusal(error: &ClientError) -> bool {
+    error.status().is_some_and(|s| s.is_client_error())
+}
+
+fn pod_url(observation: &Observation, ordinal: u32) -> Result<String, ReconcileError> {
+    observation
+        .pods
+        .get(&ordinal)
+        .and_then(|p| p.client_url.clone())
+        .ok_or(ReconcileError::NoAddress { ordinal })
+}
+
+fn node_error(operation: &'static str, url: &str) -> impl FnOnce(ClientError) -> ReconcileError {
+    let url = url.to_string();
+    move |source| ReconcileError::Node {
+        operation,
+        url,
+        source: Box::new(source),
+    }
+}

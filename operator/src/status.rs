@@ -1,0 +1,342 @@
+//! The status a reconcile writes: phase, members, the Available,
+//! Progressing and Degraded conditions, and a sentence saying what the
+//! operator is doing or waiting for. Pure functions of what was observed
+//! and planned.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use crate::crd::{MemberRole, MemberStatus, Phase, RaftCluster, RaftClusterStatus};
+use crate::observed::Observed;
+use crate::planner::{
+    CAUGHT_UP_LAG_ENTRIES, HaltReason, Plan, Record, RemoveReason, Step, WaitReason, is_quorum,
+};
+use crate::reconcile::learners;
+use crate::resources;
+
+/// The status of a cluster whose spec cannot be carried out.
+pub fn invalid(
+    cluster: &RaftCluster,
+    previous: &RaftClusterStatus,
+    problem: &str,
+    now: Timestamp,
+) -> RaftClusterStatus {
+    let mut status = previous.clone();
+    status.phase = Some(Phase::Invalid);
+    status.message = Some(format!("invalid spec: {problem}"));
+    status.observed_generation = cluster.metadata.generation;
+    set_condition(
+        &mut status,
+        previous,
+        "Progressing",
+        false,
+        "InvalidSpec",
+        problem,
+        now,
+    );
+    set_condition(
+        &mut status,
+        previous,
+        "Degraded",
+        true,
+        "InvalidSpec",
+        problem,
+        now,
+    );
+    status
+}
+
+/// The status after observing `observed` and planning `plan` (before the
+/// step is carried out).
+pub fn observed(
+    cluster: &RaftCluster,
+    previous: &RaftClusterStatus,
+    observed: &Observed,
+    record: &Record,
+    plan: &Plan,
+    now: Timestamp,
+) -> RaftClusterStatus {
+    let mut status = RaftClusterStatus {
+        cluster_id: record.cluster_id.map(|id| id.to_string()),
+        selector: Some(resources::selector(cluster)),
+        membership_change: previous.membership_change.clone(),
+        recent_changes: previous.recent_changes.clone(),
+        learners: learners(record),
+        conditions: previous.conditions.clone(),
+        observed_generation: cluster.metadata.generation,
+        ..RaftClusterStatus::default()
+    };
+    let mut available = false;
+    if let Some(leader) = &observed.leader {
+        status.members = leader
+            .members
+            .iter()
+            .map(|m| MemberStatus {
+                name: m.name.clone(),
+                node_id: m.node_id.to_string(),
+                role: if m.voter {
+                    MemberRole::Voter
+                } else {
+                    MemberRole::Learner
+                },
+                healthy: m.healthy,
+                lag: Some(leader.lag(m)),
+            })
+            .collect();
+        status.leader = leader
+            .member(leader.leader_id)
+            .map(|m| m.name.clone())
+            .filter(|name| !name.is_empty());
+        status.replicas = leader.members.len() as i32;
+        status.ready_replicas = leader
+            .members
+            .iter()
+            .filter(|m| m.healthy && leader.lag(m) <= CAUGHT_UP_LAG_ENTRIES)
+            .count() as i32;
+        let voters: Vec<_> = leader.voters().collect();
+        available = is_quorum(voters.iter().filter(|m| m.healthy).count(), voters.len());
+    }
+    let (phase, message) = describe(cluster, observed, plan);
+    status.phase = Some(phase);
+    status.message = Some(message.clone());
+    let degraded = matches!(phase, Phase::Degraded | Phase::Halted);
+    let progressing = match plan {
+        Plan::Act(_) => true,
+        Plan::Wait(reason) => !is_degrading(reason),
+        Plan::Done | Plan::Halt(_) => false,
+    };
+    let reason = match plan {
+        Plan::Act(step) => step_name(step),
+        Plan::Wait(reason) => wait_name(reason),
+        Plan::Done => "UpToDate",
+        Plan::Halt(HaltReason::AllVolumesLost) => "AllVolumesLost",
+    };
+    let availability = if available {
+        "a quorum of voters is healthy"
+    } else {
+        "no healthy quorum of voters is known"
+    };
+    set_condition(
+        &mut status,
+        previous,
+        "Available",
+        available,
+        if available {
+            "QuorumHealthy"
+        } else {
+            "NoQuorum"
+        },
+        availability,
+        now,
+    );
+    set_condition(
+        &mut status,
+        previous,
+        "Progressing",
+        progressing,
+        reason,
+        &message,
+        now,
+    );
+    set_condition(
+        &mut status,
+        previous,
+        "Degraded",
+        degraded,
+        reason,
+        &message,
+        now,
+    );
+    status
+}
+
+/// Whether waiting for `reason` means something is wrong (a warning event
+/// and the Degraded condition), not just slow.
+pub fn is_degrading(reason: &WaitReason) -> bool {
+    matches!(
+        reason,
+        WaitReason::NoLeader
+            | WaitReason::QuorumUnhealthy { .. }
+            | WaitReason::RemovalUnsafe { .. }
+            | WaitReason::NoTransferTarget
+            | WaitReason::ForeignData { .. }
+    )
+}
+
+fn describe(cluster: &RaftCluster, observed: &Observed, plan: &Plan) -> (Phase, String) {
+    let name = cluster.name_any();
+    match plan {
+        Plan::Done => (
+            Phase::Running,
+            format!("{} members, all healthy and up to date", cluster.spec.replicas),
+        ),
+        Plan::Halt(HaltReason::AllVolumesLost) => (
+            Phase::Halted,
+            "every pod came back with an empty volume: the cluster's data is gone; restore a snapshot into a new RaftCluster (the operator will not bootstrap again)".to_string(),
+        ),
+        Plan::Wait(reason) => {
+            let phase = if is_degrading(reason) {
+                Phase::Degraded
+            } else if observed.leader.is_none() {
+                Phase::Pending
+            } else if matches!(reason, WaitReason::MembersCatchingUp) && rolling(cluster, observed) {
+                Phase::Rolling
+            } else {
+                Phase::Scaling
+            };
+            (phase, wait_sentence(&name, reason))
+        }
+        Plan::Act(step) => {
+            let phase = match step {
+                Step::Bootstrap | Step::RecordClusterId { .. } => Phase::Pending,
+                Step::ReplacePod { .. } => Phase::Rolling,
+                Step::TransferLeadership { .. }
+                    if observed.leader.as_ref().map(|l| l.members.len())
+                        == Some(cluster.spec.replicas as usize) =>
+                {
+                    Phase::Rolling
+                }
+                Step::ScaleStatefulSet { .. } if observed.leader.is_none() => Phase::Pending,
+                _ => Phase::Scaling,
+            };
+            (phase, step_sentence(&name, step))
+        }
+    }
+}
+
+/// Whether some pod still runs an old template.
+fn rolling(cluster: &RaftCluster, observed: &Observed) -> bool {
+    let current = resources::config_hash(&cluster.spec);
+    observed
+        .pods
+        .values()
+        .any(|p| p.config_hash.as_deref() != Some(current.as_str()))
+}
+
+fn step_sentence(name: &str, step: &Step) -> String {
+    match step {
+        Step::ScaleStatefulSet { replicas } => format!("scaling StatefulSet {name} to {replicas}"),
+        Step::Bootstrap => format!("bootstrapping the cluster on {name}-0"),
+        Step::RecordClusterId { cluster_id } => format!("recording cluster id {cluster_id}"),
+        Step::FinishChange { committed: true } => "the membership change committed".into(),
+        Step::FinishChange { committed: false } => {
+            "the membership change did not take effect".into()
+        }
+        Step::AddLearner { ordinal, node_id } => {
+            format!("adding {name}-{ordinal} (node {node_id}) as a learner")
+        }
+        Step::Promote { name, node_id } => format!("promoting {name} (node {node_id}) to voter"),
+        Step::Remove {
+            node_id,
+            name,
+            reason,
+        } => {
+            let why = match reason {
+                RemoveReason::ScaleIn => "scale in",
+                RemoveReason::VolumeLost => "its volume was lost",
+                RemoveReason::LearnerTimedOut => "it did not catch up in time",
+            };
+            format!("removing {name} (node {node_id}): {why}")
+        }
+        Step::TransferLeadership { from, to } => {
+            format!("moving leadership from node {from} to node {to}")
+        }
+        Step::WipePod { ordinal, node_id } => format!(
+            "deleting the volume of {name}-{ordinal}: it holds node {node_id}, which is no longer a member"
+        ),
+        Step::ReplacePod { ordinal } => {
+            format!("replacing {name}-{ordinal} with the current template")
+        }
+    }
+}
+
+fn wait_sentence(name: &str, reason: &WaitReason) -> String {
+    match reason {
+        WaitReason::PodNotReporting { ordinal } => {
+            format!("waiting for {name}-{ordinal} to start and answer")
+        }
+        WaitReason::NoLeader => "waiting: no node reports a reachable leader".into(),
+        WaitReason::QuorumUnhealthy { healthy, voters } => format!(
+            "waiting: only {healthy} of {voters} voters are healthy, fewer than a quorum; no step is taken"
+        ),
+        WaitReason::ChangeInFlight => "waiting for a membership change to commit".into(),
+        WaitReason::LearnerCatchingUp { node_id, lag } => {
+            format!("waiting for learner node {node_id} to catch up ({lag} entries behind)")
+        }
+        WaitReason::RemovalUnsafe { node_id } => format!(
+            "waiting: removing node {node_id} now would leave fewer healthy voters than a quorum"
+        ),
+        WaitReason::NoTransferTarget => {
+            "waiting: no healthy, caught-up voter can take over leadership".into()
+        }
+        WaitReason::ForeignData {
+            ordinal,
+            cluster_id,
+        } => format!(
+            "{name}-{ordinal} holds data of another cluster ({cluster_id}); delete its PersistentVolumeClaim to let it join"
+        ),
+        WaitReason::MembersCatchingUp => {
+            "waiting for every member to be healthy and caught up".into()
+        }
+    }
+}
+
+/// The CamelCase name of a step (metrics label and condition reason).
+pub fn step_name(step: &Step) -> &'static str {
+    match step {
+        Step::ScaleStatefulSet { .. } => "ScaleStatefulSet",
+        Step::Bootstrap => "Bootstrap",
+        Step::RecordClusterId { .. } => "RecordClusterId",
+        Step::FinishChange { .. } => "FinishChange",
+        Step::AddLearner { .. } => "AddLearner",
+        Step::Promote { .. } => "Promote",
+        Step::Remove { .. } => "Remove",
+        Step::TransferLeadership { .. } => "TransferLeadership",
+        Step::WipePod { .. } => "WipePod",
+        Step::ReplacePod { .. } => "ReplacePod",
+    }
+}
+
+fn wait_name(reason: &WaitReason) -> &'static str {
+    match reason {
+        WaitReason::PodNotReporting { .. } => "PodNotReporting",
+        WaitReason::NoLeader => "NoLeader",
+        WaitReason::QuorumUnhealthy { .. } => "QuorumUnhealthy",
+        WaitReason::ChangeInFlight => "ChangeInFlight",
+        WaitReason::LearnerCatchingUp { .. } => "LearnerCatchingUp",
+        WaitReason::RemovalUnsafe { .. } => "RemovalUnsafe",
+        WaitReason::NoTransferTarget => "NoTransferTarget",
+        WaitReason::ForeignData { .. } => "ForeignData",
+        WaitReason::MembersCatchingUp => "MembersCatchingUp",
+    }
+}
+
+/// Sets a condition, keeping its transition time when its value holds.
+fn set_condition(
+    status: &mut RaftClusterStatus,
+    previous: &RaftClusterStatus,
+    kind: &str,
+    value: bool,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) {
+    let value = if value { "True" } else { "False" };
+    let since = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind && c.status == value)
+        .map_or(Time(now), |c| c.last_transition_time.clone());
+    let condition = Condition {
+        type_: kind.to_string(),
+        status: value.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        last_transition_time: since,
+        observed_generation: status.observed_generation,
+    };
+    status.conditions.retain(|c| c.type_ != kind);
+    status.conditions.push(condition);
+    status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+}

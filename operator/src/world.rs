@@ -1,0 +1,240 @@
+//! The two things a reconcile acts on, as traits: the [`Platform`] that runs
+//! pods (Kubernetes in production, local processes in the end-to-end
+//! tests) and the raftcfg [`Nodes`] in those pods (HTTP in both).
+//!
+//! The reconcile loop is written against these traits only, so the same
+//! code runs against a mocked API server, against real node processes, and
+//! in a cluster.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use raftcfg_client::http::{Client, ClientError, ClientOptions};
+use raftcfg_client::wire::{
+    AddMemberRequest, BootstrapResponse, MemberList, MembershipResponse, NodeStatus,
+    TransferLeaderResponse,
+};
+
+use crate::crd::{RaftCluster, RaftClusterStatus};
+
+/// One pod of a cluster's StatefulSet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pod {
+    /// Its ordinal.
+    pub ordinal: u32,
+    /// Being deleted.
+    pub terminating: bool,
+    /// The configuration hash its template carried.
+    pub config_hash: Option<String>,
+    /// Where its node's client API answers, once it has an address.
+    pub client_url: Option<String>,
+    /// Where its peers reach it (the address a new member is added with).
+    pub peer_url: String,
+    /// The client URL a member is added with (stable across restarts).
+    pub advertised_client_url: String,
+}
+
+/// The StatefulSet and its pods.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodSet {
+    /// The StatefulSet's replicas, `None` when it does not exist.
+    pub statefulset_replicas: Option<u32>,
+    /// Its pods.
+    pub pods: Vec<Pod>,
+}
+
+/// A Kubernetes event about a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Warning rather than normal.
+    pub warning: bool,
+    /// A CamelCase reason, e.g. `AddLearner`.
+    pub reason: String,
+    /// One sentence.
+    pub note: String,
+}
+
+/// Why an operation on the platform failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed: {source}")]
+pub struct PlatformError {
+    /// What was attempted, e.g. `apply StatefulSet config`.
+    pub operation: String,
+    /// The underlying error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl PlatformError {
+    /// Wraps `source` as the failure of `operation`.
+    pub fn new(
+        operation: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            operation: operation.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// What runs the pods.
+pub trait Platform: Send + Sync {
+    /// Applies the objects that do not change membership (Services, the
+    /// PodDisruptionBudget for `voters`) and, if the StatefulSet exists,
+    /// its template.
+    fn apply_owned(
+        &self,
+        cluster: &RaftCluster,
+        voters: u32,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// Creates the StatefulSet or sets its replicas.
+    fn scale(
+        &self,
+        cluster: &RaftCluster,
+        replicas: u32,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// The StatefulSet and its pods.
+    fn pods(
+        &self,
+        cluster: &RaftCluster,
+    ) -> impl Future<Output = Result<PodSet, PlatformError>> + Send;
+    /// Deletes a pod (the StatefulSet recreates it).
+    fn delete_pod(
+        &self,
+        cluster: &RaftCluster,
+        ordinal: u32,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// Deletes a pod's volume claim and then the pod, so it restarts empty.
+    fn wipe_pod(
+        &self,
+        cluster: &RaftCluster,
+        ordinal: u32,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// Writes the status.
+    fn patch_status(
+        &self,
+        cluster: &RaftCluster,
+        status: &RaftClusterStatus,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// Publishes an event.
+    fn publish(
+        &self,
+        cluster: &RaftCluster,
+        event: Event,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+}
+
+/// The raftcfg nodes, each addressed by its client URL.
+pub trait Nodes: Send + Sync {
+    /// `GET /v1/node`.
+    fn status(&self, url: &str) -> impl Future<Output = Result<NodeStatus, ClientError>> + Send;
+    /// `GET /v1/cluster/members`.
+    fn members(&self, url: &str) -> impl Future<Output = Result<MemberList, ClientError>> + Send;
+    /// `POST /v1/cluster/bootstrap`.
+    fn bootstrap(
+        &self,
+        url: &str,
+    ) -> impl Future<Output = Result<BootstrapResponse, ClientError>> + Send;
+    /// `POST /v1/cluster/members`.
+    fn add_learner(
+        &self,
+        url: &str,
+        request: &AddMemberRequest,
+    ) -> impl Future<Output = Result<MembershipResponse, ClientError>> + Send;
+    /// `POST /v1/cluster/members/{id}/promote`.
+    fn promote(
+        &self,
+        url: &str,
+        node_id: u64,
+    ) -> impl Future<Output = Result<MembershipResponse, ClientError>> + Send;
+    /// `DELETE /v1/cluster/members/{id}`.
+    fn remove(
+        &self,
+        url: &str,
+        node_id: u64,
+    ) -> impl Future<Output = Result<MembershipResponse, ClientError>> + Send;
+    /// `POST /v1/cluster/leader`.
+    fn transfer_leader(
+        &self,
+        url: &str,
+        to: u64,
+    ) -> impl Future<Output = Result<TransferLeaderResponse, ClientError>> + Send;
+}
+
+/// [`Nodes`] over HTTP with `raftcfg-client`, one pooled client per URL.
+#[derive(Debug)]
+pub struct HttpNodes {
+    options: ClientOptions,
+    clients: Mutex<HashMap<String, Client>>,
+}
+
+impl HttpNodes {
+    /// Clients with short timeouts: a reconcile must not hang on one pod.
+    pub fn new() -> Self {
+        Self {
+            options: ClientOptions {
+                request_timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(2),
+                ..ClientOptions::default()
+            },
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, url: &str) -> Result<Client, ClientError> {
+        let mut clients = self.clients.lock().expect("client cache lock");
+        if let Some(client) = clients.get(url) {
+            return Ok(client.clone());
+        }
+        let client = Client::with_options([url], self.options.clone())?;
+        clients.insert(url.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+impl Default for HttpNodes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Nodes for HttpNodes {
+    async fn status(&self, url: &str) -> Result<NodeStatus, ClientError> {
+        self.client(url)?.node_status().await
+    }
+
+    async fn members(&self, url: &str) -> Result<MemberList, ClientError> {
+        self.client(url)?.members().await
+    }
+
+    async fn bootstrap(&self, url: &str) -> Result<BootstrapResponse, ClientError> {
+        self.client(url)?.bootstrap().await
+    }
+
+    async fn add_learner(
+        &self,
+        url: &str,
+        request: &AddMemberRequest,
+    ) -> Result<MembershipResponse, ClientError> {
+        self.client(url)?.add_member(request).await
+    }
+
+    async fn promote(&self, url: &str, node_id: u64) -> Result<MembershipResponse, ClientError> {
+        self.client(url)?.promote(node_id).await
+    }
+
+    async fn remove(&self, url: &str, node_id: u64) -> Result<MembershipResponse, ClientError> {
+        self.client(url)?.remove_member(node_id).await
+    }
+
+    async fn transfer_leader(
+        &self,
+        url: &str,
+        to: u64,
+    ) -> Result<TransferLeaderResponse, ClientError> {
+        self.client(url)?.transfer_leader(Some(to)).await
+    }
+}
