@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, ResourceExt};
 use tracing::Instrument;
 
@@ -68,7 +68,17 @@ pub async fn run(context: Arc<Context>, namespace: Option<&str>) {
         ),
         None => (Api::all(client.clone()), Api::all(client)),
     };
-    Controller::new(clusters, watcher::Config::default())
+    // Only spec changes (a new generation) trigger a reconcile: the
+    // status this operator writes changes with every write the cluster
+    // takes (member lag), and would otherwise keep it reconciling without
+    // pause. Changes of the world are picked up by the requeue timers.
+    let (reader, writer) = reflector::store();
+    let specs = watcher(clusters, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, PredicateConfig::default());
+    Controller::for_stream(specs, reader)
         .owns(statefulsets, watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, context)

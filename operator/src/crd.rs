@@ -53,7 +53,8 @@ pub const RECENT_CHANGES_KEPT: usize = 10;
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    validation = Rule::new("self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("the name must be a DNS label of at most 52 characters (lower-case letters, digits and '-', starting with a letter): it names the pods, Services and volume claims")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RaftClusterSpec {
@@ -96,6 +97,29 @@ pub struct RaftClusterSpec {
 
 fn default_learner_timeout_seconds() -> u32 {
     600
+}
+
+/// The longest RaftCluster name: `<name>-<ordinal>` pods get a
+/// `controller-revision-hash` label of `<name>-` and a 10-character hash,
+/// which must fit a 63-character label value.
+pub const MAX_NAME_LENGTH: usize = 52;
+
+/// Checks a RaftCluster's name as the API server's CEL rule does: a DNS
+/// label (RFC 1035) of at most [`MAX_NAME_LENGTH`] characters.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let label = name.len() <= MAX_NAME_LENGTH
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if label {
+        Ok(())
+    } else {
+        Err(format!(
+            "the name {name:?} must be a DNS label of at most {MAX_NAME_LENGTH} characters (lower-case letters, digits and '-', starting with a letter)"
+        ))
+    }
 }
 
 impl RaftClusterSpec {
@@ -496,6 +520,22 @@ mod tests {
             break_it(&mut spec);
             let error = spec.validate().unwrap_err();
             assert!(error.contains(expected), "{error:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn names_must_be_short_dns_labels() {
+        assert_eq!(validate_name("config"), Ok(()));
+        assert_eq!(validate_name(&"a".repeat(52)), Ok(()));
+        for bad in [
+            "",
+            "1config",
+            "Config",
+            "config-",
+            "con_fig",
+            &"a".repeat(53),
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?} was accepted");
         }
     }
 

@@ -12,11 +12,10 @@ use serde::de::DeserializeOwned;
 
 use crate::crd::{RaftCluster, RaftClusterStatus};
 use crate::observed::{ordinal_of, pod_name};
-use crate::resources::{self, CLIENT_PORT, CONFIG_HASH_ANNOTATION, FIELD_MANAGER};
+use crate::resources::{
+    self, CLIENT_PORT, CONFIG_HASH_ANNOTATION, DATA_VOLUME, FIELD_MANAGER, namespace,
+};
 use crate::world::{Event, Platform, PlatformError, Pod, PodSet};
-
-/// The name of each pod's volume claim template.
-const DATA_CLAIM: &str = "data";
 
 /// The Kubernetes API server as a [`Platform`].
 #[derive(Clone)]
@@ -114,7 +113,15 @@ impl Platform for KubePlatform {
             .into_iter()
             .filter_map(|pod| {
                 let ordinal = ordinal_of(&name, &pod.name_any())?;
-                let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+                // A pod that is not running (pending, failed, evicted) may
+                // still name an IP that now belongs to another pod.
+                let running =
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                let ip = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.pod_ip.clone())
+                    .filter(|_| running);
                 Some(Pod {
                     ordinal,
                     terminating: pod.metadata.deletion_timestamp.is_some(),
@@ -142,7 +149,7 @@ impl Platform for KubePlatform {
 
     async fn wipe_pod(&self, cluster: &RaftCluster, ordinal: u32) -> Result<(), PlatformError> {
         let pod = pod_name(&cluster.name_any(), ordinal);
-        let claim = format!("{DATA_CLAIM}-{pod}");
+        let claim = format!("{DATA_VOLUME}-{pod}");
         // The claim goes first: it stays (protected) until the pod is gone,
         // and the StatefulSet recreates the pod with a new, empty claim.
         match self
@@ -196,10 +203,6 @@ impl Platform for KubePlatform {
 /// Server-side apply as the operator, taking over fields it owns.
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
-}
-
-fn namespace(cluster: &RaftCluster) -> String {
-    cluster.namespace().unwrap_or_else(|| "default".into())
 }
 
 /// An IPv6 address in a URL needs brackets.

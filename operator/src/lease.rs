@@ -90,6 +90,40 @@ impl LeaseLock {
     }
 }
 
+/// Why a holder stopped holding its Lease.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseLost {
+    /// Another candidate holds it.
+    #[error("another replica holds the leader Lease")]
+    TakenOver,
+    /// It could not be renewed before the renewal deadline.
+    #[error("the leader Lease could not be renewed within {0:?}")]
+    NotRenewed(Duration),
+}
+
+/// Renews `lock` every `every` until it is lost. Gives up once no renewal
+/// succeeded for `deadline`, well before the lease itself runs out, so
+/// this holder stops acting before another can take over. The clock for
+/// the deadline starts before each request, as the lease's renew time is
+/// stamped then.
+pub async fn keep(lock: &LeaseLock, every: Duration, deadline: Duration) -> LeaseLost {
+    let mut renewed_at = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        let asked_at = tokio::time::Instant::now();
+        let left = deadline.saturating_sub(renewed_at.elapsed());
+        match tokio::time::timeout(left, lock.try_acquire_or_renew()).await {
+            Ok(Ok(true)) => renewed_at = asked_at,
+            Ok(Ok(false)) => return LeaseLost::TakenOver,
+            Ok(Err(error)) => tracing::warn!(%error, "cannot renew the leader Lease"),
+            Err(_) => tracing::warn!("renewing the leader Lease timed out"),
+        }
+        if renewed_at.elapsed() >= deadline {
+            return LeaseLost::NotRenewed(deadline);
+        }
+    }
+}
+
 /// A write that lost a race (409) means another candidate holds the Lease.
 fn settle(result: Result<Lease, kube::Error>) -> Result<bool, kube::Error> {
     match result {

@@ -15,7 +15,7 @@ use kube::runtime::events::Reporter;
 use raftcfg_operator::controller::{self, Context};
 use raftcfg_operator::http::{HttpState, router};
 use raftcfg_operator::kube_platform::KubePlatform;
-use raftcfg_operator::lease::LeaseLock;
+use raftcfg_operator::lease::{LeaseLock, keep};
 use raftcfg_operator::reconcile::Reconciler;
 use raftcfg_operator::world::HttpNodes;
 
@@ -50,9 +50,11 @@ enum LogFormat {
     Json,
 }
 
-/// How long a Lease holds without renewal, and how often it is renewed.
+/// How long a Lease holds without renewal, how soon its holder stops if
+/// it cannot renew (client-go's renew deadline), and how often it renews.
 const LEASE_DURATION: Duration = Duration::from_secs(15);
-const LEASE_RENEW_EVERY: Duration = Duration::from_secs(5);
+const LEASE_RENEW_DEADLINE: Duration = Duration::from_secs(10);
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(2);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -110,35 +112,17 @@ async fn main() -> anyhow::Result<()> {
     }
     ready.store(true, Ordering::Relaxed);
     tracing::info!(%identity, lease = %args.lease_name, "leading; reconciling");
-    tokio::spawn(keep_lease(lock));
+    tokio::spawn(async move {
+        let lost = keep(&lock, LEASE_RENEW_EVERY, LEASE_RENEW_DEADLINE).await;
+        // Another replica may lead now: stop acting at once; the
+        // Deployment restarts this one as a candidate.
+        tracing::error!(%lost, "stopping");
+        std::process::exit(1);
+    });
 
     let context = Arc::new(Context::new(reconciler, client));
     controller::run(context, args.namespace.as_deref()).await;
     Ok(())
-}
-
-/// Renews the Lease; exits the process once it could not be renewed for a
-/// whole lease duration, because another replica may then lead.
-async fn keep_lease(lock: LeaseLock) {
-    let mut last_renewed = tokio::time::Instant::now();
-    loop {
-        tokio::time::sleep(LEASE_RENEW_EVERY).await;
-        // A renewal that hangs must not outlive the lease.
-        let left = lock.duration().saturating_sub(last_renewed.elapsed());
-        match tokio::time::timeout(left, lock.try_acquire_or_renew()).await {
-            Ok(Ok(true)) => last_renewed = tokio::time::Instant::now(),
-            Ok(Ok(false)) => {
-                tracing::error!("another replica holds the leader Lease; stopping");
-                std::process::exit(1);
-            }
-            Ok(Err(error)) => tracing::warn!(%error, "cannot renew the leader Lease"),
-            Err(_) => tracing::warn!("renewing the leader Lease timed out"),
-        }
-        if last_renewed.elapsed() >= lock.duration() {
-            tracing::error!("the leader Lease expired before it could be renewed; stopping");
-            std::process::exit(1);
-        }
-    }
 }
 
 fn init_tracing(format: LogFormat) {

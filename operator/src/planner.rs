@@ -54,6 +54,9 @@ pub struct Record {
     pub change_in_flight: Option<(ChangeKind, u64)>,
     /// When each learner was first seen.
     pub learner_since: BTreeMap<u64, Timestamp>,
+    /// One above the highest ordinal of a member last recorded: the
+    /// StatefulSet must be at least this large for the members to run.
+    pub statefulset_floor: u32,
     /// The time of this reconcile.
     pub now: Timestamp,
 }
@@ -206,9 +209,10 @@ pub fn next_step(observed: &Observed, desired: &DesiredState, record: &Record) -
     let Some(cluster_id) = record.cluster_id else {
         return bootstrap(observed);
     };
-    let Some(leader) = &observed.leader else {
-        return no_leader(observed);
+    let Some(reported) = &observed.leader else {
+        return no_leader(observed, record);
     };
+    let leader = &corroborated(reported, observed, desired);
     let (healthy, voters) = healthy_voters(leader.voters());
     if !is_quorum(healthy, voters) {
         return Plan::Wait(WaitReason::QuorumUnhealthy { healthy, voters });
@@ -236,7 +240,7 @@ pub fn next_step(observed: &Observed, desired: &DesiredState, record: &Record) -
         // Fewer members than replicas, or a member on an ordinal above
         // them (its pod's volume was lost as the spec shrank): fill the
         // lowest vacant ordinal; step 6 then removes the one above.
-        return scale_out(observed, cluster_id, ordinal);
+        return scale_out(observed, leader, cluster_id, ordinal);
     }
     if let Some(plan) = shrink_statefulset(observed, leader, desired) {
         return plan;
@@ -270,9 +274,16 @@ fn bootstrap(observed: &Observed) -> Plan {
     }
 }
 
-/// Without a leader: either every volume is gone (halt), or wait.
-fn no_leader(observed: &Observed) -> Plan {
+/// Without a leader: bring back pods of recorded members that the
+/// StatefulSet lost (growing it is always safe), halt if every volume is
+/// gone, or wait.
+fn no_leader(observed: &Observed, record: &Record) -> Plan {
     let expected = observed.statefulset_replicas.unwrap_or(0);
+    if expected < record.statefulset_floor {
+        return Plan::Act(Step::ScaleStatefulSet {
+            replicas: record.statefulset_floor,
+        });
+    }
     let reports: Vec<_> = (0..expected)
         .map(|k| observed.pods.get(&k).and_then(|p| p.node))
         .collect();
@@ -322,6 +333,7 @@ fn lost_volume(observed: &Observed, leader: &LeaderView, desired: &DesiredState)
     let lost = leader.members.iter().find(|member| {
         ordinal_of(&desired.name, &member.name)
             .and_then(|k| observed.pods.get(&k))
+            .filter(|pod| !pod.terminating)
             .and_then(|pod| pod.node)
             .is_some_and(|node| node.node_id != member.node_id)
     })?;
@@ -343,7 +355,7 @@ fn vacant_ordinal(leader: &LeaderView, desired: &DesiredState) -> Option<u32> {
 }
 
 /// Step 5: the pod at the vacant `ordinal` joins.
-fn scale_out(observed: &Observed, cluster_id: u64, ordinal: u32) -> Plan {
+fn scale_out(observed: &Observed, leader: &LeaderView, cluster_id: u64, ordinal: u32) -> Plan {
     if observed.statefulset_replicas.unwrap_or(0) <= ordinal {
         return Plan::Act(Step::ScaleStatefulSet {
             replicas: ordinal + 1,
@@ -362,6 +374,11 @@ fn scale_out(observed: &Observed, cluster_id: u64, ordinal: u32) -> Plan {
             ordinal,
             node_id: node.node_id,
         }),
+        // A member under another name (its address learned before its
+        // entry applied) is never wiped: wait until the names agree.
+        Some(id) if id == cluster_id && leader.member(node.node_id).is_some() => {
+            Plan::Wait(WaitReason::PodNotReporting { ordinal })
+        }
         Some(id) if id == cluster_id => Plan::Act(Step::WipePod {
             ordinal,
             node_id: node.node_id,
@@ -403,7 +420,10 @@ fn shrink_statefulset(
         return None;
     }
     let top = pod_name(&desired.name, replicas - 1);
-    if leader.members.iter().any(|m| m.name == top) {
+    let top_node = observed.pods.get(&(replicas - 1)).and_then(|p| p.node);
+    if leader.members.iter().any(|m| m.name == top)
+        || top_node.is_some_and(|node| leader.member(node.node_id).is_some())
+    {
         return None;
     }
     Some(Plan::Act(Step::ScaleStatefulSet {
@@ -488,6 +508,24 @@ fn shows_change(leader: &LeaderView, kind: ChangeKind, node_id: u64) -> bool {
         ChangeKind::Promote => member.is_some_and(|m| m.voter),
         ChangeKind::Remove => member.is_none(),
     }
+}
+
+/// The leader's view with each member's health also confirmed by what the
+/// operator saw itself: the leader calls a member healthy for up to an
+/// election timeout after it last heard from it, but a member whose pod
+/// is gone, terminating, silent or holding another node is down now.
+fn corroborated(leader: &LeaderView, observed: &Observed, desired: &DesiredState) -> LeaderView {
+    let mut view = leader.clone();
+    for member in &mut view.members {
+        let Some(ordinal) = ordinal_of(&desired.name, &member.name) else {
+            continue; // Not one of this StatefulSet's pods: trust the leader.
+        };
+        let pod_agrees = observed.pods.get(&ordinal).is_some_and(|pod| {
+            !pod.terminating && pod.node.is_some_and(|node| node.node_id == member.node_id)
+        });
+        member.healthy &= pod_agrees || member.node_id == leader.leader_id;
+    }
+    view
 }
 
 /// (healthy, all) among `voters`.

@@ -18,11 +18,13 @@ use raftcfg_client::http::ClientError;
 use raftcfg_client::wire::{AddMemberRequest, MemberRole as WireRole};
 
 use crate::crd::{
-    ChangeKind, ChangeOutcome, LearnerSince, MembershipChange, RECENT_CHANGES_KEPT, RaftCluster,
-    RaftClusterStatus,
+    ChangeKind, ChangeOutcome, MembershipChange, RECENT_CHANGES_KEPT, RaftCluster,
+    RaftClusterStatus, validate_name,
 };
 use crate::metrics::Metrics;
-use crate::observed::{LeaderView, NodeReport, Observed, ObservedMember, PodObservation};
+use crate::observed::{
+    LeaderView, NodeReport, Observed, ObservedMember, PodObservation, ordinal_of, pod_name,
+};
 use crate::planner::{DesiredState, Plan, Record, RemoveReason, Step, next_step};
 use crate::resources;
 use crate::status;
@@ -123,7 +125,8 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         now: Timestamp,
     ) -> Result<Outcome, ReconcileError> {
         let previous = cluster.status.clone().unwrap_or_default();
-        if let Err(problem) = cluster.spec.validate() {
+        let valid = validate_name(&cluster.name_any()).and_then(|()| cluster.spec.validate());
+        if let Err(problem) = valid {
             let status = status::invalid(cluster, &previous, &problem, now);
             if status.message != previous.message {
                 self.event(cluster, true, "InvalidSpec", problem).await;
@@ -138,9 +141,12 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             .leader
             .as_ref()
             .map_or(0, |l| l.voters().count() as u32);
-        self.platform.apply_owned(cluster, voters).await?;
+        // A failure here (say, a template the API server refuses) must not
+        // keep the planner from finishing a membership change: plan and
+        // act first, report the failure after.
+        let applied = self.platform.apply_owned(cluster, voters).await;
 
-        let record = record(&previous, &observation.observed, now);
+        let record = record(&cluster.name_any(), &previous, &observation.observed, now);
         let desired = DesiredState {
             name: cluster.name_any(),
             replicas: cluster.spec.replicas as u32,
@@ -180,17 +186,22 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             }
         };
         self.platform.patch_status(cluster, &status).await?;
+        applied?;
         Ok(outcome)
     }
 
     /// The StatefulSet, each pod's node report and the leader's view.
     pub async fn observe(&self, cluster: &RaftCluster) -> Result<Observation, ReconcileError> {
         let podset = self.platform.pods(cluster).await?;
+        let name = cluster.name_any();
         let reports = join_all(podset.pods.iter().map(|pod| async {
             let status = match &pod.client_url {
                 Some(url) => self.nodes.status(url).await.ok(),
                 None => None,
             };
+            // A node answering at this pod's address under another name
+            // (a reused IP) says nothing about this pod.
+            let status = status.filter(|s| s.name == pod_name(&name, pod.ordinal));
             (pod.ordinal, status)
         }))
         .await;
@@ -280,6 +291,8 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             }
             Step::RecordClusterId { cluster_id } => {
                 status.cluster_id = Some(cluster_id.to_string());
+                let note = format!("recorded cluster {cluster_id}, which the pods already hold");
+                self.event(cluster, false, "RecordClusterId", note).await;
             }
             Step::FinishChange { committed } => {
                 if let Some(mut change) = status.membership_change.take() {
@@ -298,7 +311,9 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                             change.reason
                         )
                     } else {
-                        change.message = Some("the change did not take effect".into());
+                        change
+                            .message
+                            .get_or_insert_with(|| "the change did not take effect".into());
                         format!(
                             "{} node {} ({}) did not take effect",
                             describe(change.kind),
@@ -313,7 +328,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             }
             Step::AddLearner { ordinal, node_id } => {
                 let pod = &observation.pods[ordinal];
-                let name = crate::observed::pod_name(&cluster.name_any(), *ordinal);
+                let name = pod_name(&cluster.name_any(), *ordinal);
                 let request = AddMemberRequest {
                     node_id: *node_id,
                     name: name.clone(),
@@ -414,16 +429,12 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                     status.message = Some(format!("learner {} is not caught up yet", done.node_id));
                     return Ok(());
                 }
-                done.outcome = ChangeOutcome::Failed;
-                done.finished_at = Some(Time(now));
+                // A refusal may answer a retry of a change that took
+                // effect (already a voter, no longer a member): keep it in
+                // flight; the next reconcile records the outcome the
+                // leader's membership shows, with this message.
                 done.message = Some(error.to_string());
-                let note = format!(
-                    "{} node {} refused: {error}",
-                    describe(done.kind),
-                    done.node_id
-                );
-                remember(status, done);
-                self.event(cluster, true, &reason, note).await;
+                status.membership_change = Some(done);
                 Ok(())
             }
             Err(source) => Err(ReconcileError::Node {
@@ -449,7 +460,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
 
 /// The record the planner needs, from the last status and this
 /// observation: learners keep the time they were first seen.
-fn record(previous: &RaftClusterStatus, observed: &Observed, now: Timestamp) -> Record {
+fn record(name: &str, previous: &RaftClusterStatus, observed: &Observed, now: Timestamp) -> Record {
     let cluster_id = previous
         .cluster_id
         .as_deref()
@@ -475,24 +486,20 @@ fn record(previous: &RaftClusterStatus, observed: &Observed, now: Timestamp) -> 
             .collect(),
         None => seen,
     };
+    let statefulset_floor = previous
+        .members
+        .iter()
+        .filter_map(|m| ordinal_of(name, &m.name))
+        .map(|k| k + 1)
+        .max()
+        .unwrap_or(0);
     Record {
         cluster_id,
         change_in_flight,
         learner_since,
+        statefulset_floor,
         now,
     }
-}
-
-/// The learners' first-seen times, for status.
-pub fn learners(record: &Record) -> Vec<LearnerSince> {
-    record
-        .learner_since
-        .iter()
-        .map(|(id, since)| LearnerSince {
-            node_id: id.to_string(),
-            since: Time(*since),
-        })
-        .collect()
 }
 
 fn leader_view(leader_id: u64, list: &raftcfg_client::wire::MemberList) -> LeaderView {

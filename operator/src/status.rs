@@ -7,12 +7,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::crd::{MemberRole, MemberStatus, Phase, RaftCluster, RaftClusterStatus};
+use crate::crd::{LearnerSince, MemberRole, MemberStatus, Phase, RaftCluster, RaftClusterStatus};
 use crate::observed::Observed;
 use crate::planner::{
     CAUGHT_UP_LAG_ENTRIES, HaltReason, Plan, Record, RemoveReason, Step, WaitReason, is_quorum,
 };
-use crate::reconcile::learners;
 use crate::resources;
 
 /// The status of a cluster whose spec cannot be carried out.
@@ -149,6 +148,18 @@ pub fn observed(
         now,
     );
     status
+}
+
+/// The learners' first-seen times, for status.
+fn learners(record: &Record) -> Vec<LearnerSince> {
+    record
+        .learner_since
+        .iter()
+        .map(|(id, since)| LearnerSince {
+            node_id: id.to_string(),
+            since: Time(*since),
+        })
+        .collect()
 }
 
 /// Whether waiting for `reason` means something is wrong (a warning event

@@ -21,7 +21,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use raftcfg_operator::crd::ChangeKind;
 use raftcfg_operator::observed::{
-    LeaderView, NodeReport, Observed, ObservedMember, PodObservation, pod_name,
+    LeaderView, NodeReport, Observed, ObservedMember, PodObservation, ordinal_of, pod_name,
 };
 use raftcfg_operator::planner::{
     CAUGHT_UP_LAG_ENTRIES, DesiredState, HaltReason, Plan, Record, RemoveReason, Step, WaitReason,
@@ -267,6 +267,7 @@ fn rec() -> Record {
         cluster_id: Some(CLUSTER),
         change_in_flight: None,
         learner_since: Default::default(),
+        statefulset_floor: 0,
         now: now(),
     }
 }
@@ -539,6 +540,26 @@ fn bootstrap_rows() -> Vec<Row> {
             want(3),
             rec(),
             wait(WaitReason::NoLeader),
+        ),
+        row(
+            "a StatefulSet deleted under recorded members comes back at their size",
+            nothing(),
+            want(3),
+            Record {
+                statefulset_floor: 3,
+                ..rec()
+            },
+            act(Step::ScaleStatefulSet { replicas: 3 }),
+        ),
+        row(
+            "a StatefulSet scaled down by hand under its members grows back",
+            nothing().sts(1).pod(0, node(0), Some(CLUSTER)),
+            want(3),
+            Record {
+                statefulset_floor: 3,
+                ..rec()
+            },
+            act(Step::ScaleStatefulSet { replicas: 3 }),
         ),
     ]
 }
@@ -872,11 +893,18 @@ fn lost_volume_rows() -> Vec<Row> {
         // moments ago), so the quorum is fine now but removing it would
         // leave one healthy voter of two.
         row(
-            "a lost volume whose removal would leave no healthy quorum waits",
+            // The lost member is down whatever the leader still says, so
+            // with another voter sick no quorum is healthy. (Removing a
+            // member that is already down never costs a quorum, so a lost
+            // volume alone never waits for RemovalUnsafe.)
+            "a lost volume with another voter sick leaves no healthy quorum: wait",
             cluster(3).pod(2, fresh(2), None).sick(1),
             want(3),
             rec(),
-            wait(WaitReason::RemovalUnsafe { node_id: node(2) }),
+            wait(WaitReason::QuorumUnhealthy {
+                healthy: 1,
+                voters: 3,
+            }),
         ),
         row(
             "crash: the lost member was removed: its pod is added again under its new node id",
@@ -1402,7 +1430,18 @@ fn no_step_is_taken_while_fewer_than_a_quorum_of_voters_is_healthy() {
     for (label, world) in sweep_worlds() {
         let view = world.0.leader.as_ref().unwrap();
         let voters = view.voters().count();
-        let healthy = view.voters().filter(|m| m.healthy).count();
+        // Healthy as the planner counts it: the leader heard from it and
+        // its pod runs that very node (the leader's own pod answered).
+        let healthy = view
+            .voters()
+            .filter(|m| {
+                let pod = ordinal_of(NAME, &m.name).and_then(|k| world.0.pods.get(&k));
+                let runs_it = pod.is_some_and(|p| {
+                    !p.terminating && p.node.is_some_and(|n| n.node_id == m.node_id)
+                });
+                m.healthy && (runs_it || m.node_id == view.leader_id)
+            })
+            .count();
         if 2 * healthy > voters {
             continue;
         }
@@ -1566,4 +1605,18 @@ fn a_roll_is_not_done_while_the_last_replaced_pod_is_missing() {
     let world = cluster(3).no_pod(2).sick(2);
     let plan = next_step(&world.0, &want(3), &rec());
     assert_eq!(plan, wait(WaitReason::MembersCatchingUp));
+}
+
+/// The leader still calls a voter healthy for up to an election timeout
+/// after its pod went away; the operator's own view (pod terminating,
+/// silent, or holding another node) counts it down at once, so a scale-in
+/// that would leave a minority of working voters waits.
+#[test]
+fn a_voter_whose_pod_is_gone_counts_as_down_even_if_the_leader_still_trusts_it() {
+    let world = cluster(3).no_pod(1);
+    let plan = next_step(&world.0, &want(2), &rec());
+    assert_eq!(plan, wait(WaitReason::RemovalUnsafe { node_id: node(2) }));
+    let world = cluster(3).silent(1);
+    let plan = next_step(&world.0, &want(2), &rec());
+    assert_eq!(plan, wait(WaitReason::RemovalUnsafe { node_id: node(2) }));
 }

@@ -382,6 +382,12 @@ impl Model {
             cluster_id: self.recorded,
             change_in_flight: self.in_flight,
             learner_since,
+            statefulset_floor: self
+                .config
+                .values()
+                .map(|m| m.ordinal + 1)
+                .max()
+                .unwrap_or(0),
             now: self.now,
         };
         let plan = next_step(&observed, &self.desired(), &record);

@@ -671,7 +671,13 @@ async fn a_pod_holding_data_of_a_former_member_loses_its_claim_before_the_pod() 
     let nodes = FakeNodes::new(&log)
         .node(&url(POD_0), node(1, Some(CLUSTER_ID), Some(1)))
         // Node 9 was config-1 once and was removed; its data is still there.
-        .node(&url(POD_1), node(9, Some(CLUSTER_ID), None))
+        .node(
+            &url(POD_1),
+            NodeStatus {
+                name: "config-1".into(),
+                ..node(9, Some(CLUSTER_ID), None)
+            },
+        )
         .members(&url(POD_0), member_list(10, false, vec![voter(1, true, 10)]));
     let reconciler = reconciler(client, nodes);
     let rc = cluster(2, json!({"clusterId": "7"}));
@@ -866,7 +872,7 @@ fn pod_list(rc: &RaftCluster, ips: &[&str]) -> Value {
                     "namespace": "prod",
                     "annotations": {"raftcfg.io/config-hash": hash},
                 },
-                "status": {"podIP": ip},
+                "status": {"phase": "Running", "podIP": ip},
             })
         })
         .collect();

@@ -78,30 +78,35 @@ creates pods (the StatefulSet does), and only deletes the volumes of
 members it removed.
 */}}
 {{- define "raftcfg-operator.watchRules" -}}
+# Exactly the calls the operator makes. RaftClusters are watched and read
+# fresh before each reconcile; status is written with server-side apply.
 - apiGroups: ["raftcfg.io"]
   resources: ["raftclusters"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["raftcfg.io"]
   resources: ["raftclusters/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
+# Owned StatefulSets are watched and read; server-side apply creating an
+# object needs create as well as patch.
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch"]
-# Pods are read for health and identity, and deleted one at a time to roll
-# them onto a new image or configuration.
+  verbs: ["create", "patch"]
+# Pods are listed for health and identity, and deleted one at a time to
+# roll them onto a new image or configuration.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "delete"]
-# A removed member's volume is deleted so it can never rejoin with stale data.
+  verbs: ["list", "delete"]
+# A volume holding a removed member's data is deleted so that it can never
+# rejoin with stale data.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "list", "delete"]
+  verbs: ["delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

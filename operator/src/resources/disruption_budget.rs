@@ -12,8 +12,9 @@ use crate::crd::RaftCluster;
 /// The PodDisruptionBudget `<name>` over the cluster's pods, with
 /// `maxUnavailable` = [`max_unavailable`]`(members, spec.replicas)`.
 ///
-/// `members` is the number of voters the leader reports; while a membership
-/// change is in flight, pass the smaller of the counts before and after it.
+/// `members` is the number of voters the leader reports (learners add
+/// nothing a quorum needs). A change in flight adds or removes at most one
+/// voter, and the smaller of `members` and `spec.replicas` is used.
 ///
 /// `unhealthyPodEvictionPolicy` is left unset (`IfHealthyBudget`) on
 /// purpose: `AlwaysAllow` would let a drain evict any pod that is not

@@ -37,6 +37,9 @@ pub const CLIENT_PORT: u16 = 7379;
 pub const PEER_PORT: u16 = 7380;
 /// Where each pod mounts its volume and keeps its Raft log and state.
 pub const DATA_DIR: &str = "/var/lib/raftcfg";
+/// The volume claim template of the data volume; pod `k`'s claim is
+/// `data-<name>-<k>`.
+pub const DATA_VOLUME: &str = "data";
 /// Pod template annotation carrying [`config_hash`] of the spec; a pod whose
 /// annotation differs from the spec's hash runs an old template.
 pub const CONFIG_HASH_ANNOTATION: &str = "raftcfg.io/config-hash";
@@ -161,7 +164,7 @@ fn write_canonical_json(value: &Value, out: &mut String) {
 }
 
 /// The cluster's namespace; `default` when the object carries none.
-fn namespace(rc: &RaftCluster) -> String {
+pub fn namespace(rc: &RaftCluster) -> String {
     rc.namespace().unwrap_or_else(|| "default".to_owned())
 }
 

@@ -26,8 +26,6 @@ use super::{
 };
 use crate::crd::RaftCluster;
 
-/// The name of the volume claim template, the pods' data volume.
-const DATA_VOLUME: &str = "data";
 /// The name of the pods' only container.
 const CONTAINER: &str = "raftcfg";
 /// The distroless `nonroot` user and group.
@@ -159,7 +157,7 @@ fn container(rc: &RaftCluster) -> Container {
         }),
         volume_mounts: Some(vec![
             VolumeMount {
-                name: DATA_VOLUME.to_owned(),
+                name: super::DATA_VOLUME.to_owned(),
                 mount_path: DATA_DIR.to_owned(),
                 ..VolumeMount::default()
             },
@@ -221,7 +219,7 @@ fn data_claim(rc: &RaftCluster) -> PersistentVolumeClaim {
     let storage = &rc.spec.storage;
     PersistentVolumeClaim {
         metadata: ObjectMeta {
-            name: Some(DATA_VOLUME.to_owned()),
+            name: Some(super::DATA_VOLUME.to_owned()),
             labels: Some(labels(rc)),
             ..ObjectMeta::default()
         },
