@@ -168,16 +168,20 @@ impl Platform for KubePlatform {
         &self,
         cluster: &RaftCluster,
         status: &RaftClusterStatus,
-    ) -> Result<(), PlatformError> {
-        let patch = serde_json::json!({
+    ) -> Result<Option<String>, PlatformError> {
+        let mut patch = serde_json::json!({
             "apiVersion": "raftcfg.io/v1alpha1",
             "kind": "RaftCluster",
             "status": status,
         });
+        if let Some(version) = &cluster.metadata.resource_version {
+            // Server-side apply with a resourceVersion is a compare-and-swap.
+            patch["metadata"] = serde_json::json!({"resourceVersion": version});
+        }
         self.api::<RaftCluster>(cluster)
             .patch_status(&cluster.name_any(), &apply_params(), &Patch::Apply(&patch))
             .await
-            .map(|_| ())
+            .map(|written| written.metadata.resource_version)
             .map_err(|e| PlatformError::new("patch RaftCluster status", e))
     }
 

@@ -134,6 +134,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             self.platform.patch_status(cluster, &status).await?;
             return Ok(Outcome::Stopped);
         }
+        let mut fenced = cluster.clone();
         let observation = self.observe(cluster).await?;
         // The budget counts voters: learners add nothing a quorum needs.
         let voters = observation
@@ -165,7 +166,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         let outcome = match plan {
             Plan::Act(step) => {
                 self.metrics.step(&step);
-                self.act(cluster, &observation, &step, &mut status, now)
+                self.act(&mut fenced, &observation, &step, &mut status, now)
                     .await?;
                 Outcome::Acted(step)
             }
@@ -185,7 +186,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                 Outcome::Stopped
             }
         };
-        self.platform.patch_status(cluster, &status).await?;
+        self.platform.patch_status(&fenced, &status).await?;
         applied?;
         Ok(outcome)
     }
@@ -257,7 +258,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
 
     async fn act(
         &self,
-        cluster: &RaftCluster,
+        cluster: &mut RaftCluster,
         observation: &Observation,
         step: &Step,
         status: &mut RaftClusterStatus,
@@ -394,7 +395,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
     /// next reconcile learns the outcome from the leader.
     async fn change(
         &self,
-        cluster: &RaftCluster,
+        cluster: &mut RaftCluster,
         status: &mut RaftClusterStatus,
         change: MembershipChange,
         url: &str,
@@ -402,7 +403,11 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         now: Timestamp,
     ) -> Result<(), ReconcileError> {
         status.membership_change = Some(change.clone());
-        self.platform.patch_status(cluster, status).await?;
+        // Fenced by the resourceVersion read at the start of this
+        // reconcile: if anyone (another operator replica during a lease
+        // handover) wrote the cluster since, this fails and no change is
+        // asked for.
+        cluster.metadata.resource_version = self.platform.patch_status(cluster, status).await?;
         let reason = format!("{:?}", change.kind);
         match call.await {
             Ok(answer) => {

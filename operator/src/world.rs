@@ -113,12 +113,14 @@ pub trait Platform: Send + Sync {
         cluster: &RaftCluster,
         ordinal: u32,
     ) -> impl Future<Output = Result<(), PlatformError>> + Send;
-    /// Writes the status.
+    /// Writes the status. If `cluster` carries a resourceVersion the write
+    /// is conditional on it (and fails if the object changed since); the
+    /// answer is the new resourceVersion, if the platform has one.
     fn patch_status(
         &self,
         cluster: &RaftCluster,
         status: &RaftClusterStatus,
-    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, PlatformError>> + Send;
     /// Publishes an event.
     fn publish(
         &self,

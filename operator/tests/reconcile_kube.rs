@@ -30,7 +30,7 @@ use raftcfg_operator::world::Nodes;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use mock_api::{Answer, Log, MockApi, apply, delete, entries, get, not_found, ok, post};
+use mock_api::{Answer, Log, MockApi, apply, delete, entries, failure, get, not_found, ok, post};
 
 /// The time of the reconcile under test, and times before and after it.
 const EARLIER: &str = "2025-01-02T03:00:00Z";
@@ -355,6 +355,40 @@ async fn a_caught_up_learner_is_promoted_only_after_the_intent_is_written_to_sta
             line("PATCH", APPLY_STATUS),
         ],
         "the intent is written before the leader is asked"
+    );
+}
+
+/// The intent to change membership is a compare-and-swap on the
+/// resourceVersion read at the start of the reconcile: if another writer
+/// (a second operator replica during a Lease handover) changed the cluster
+/// since, the write fails and no node is asked for a change.
+#[tokio::test]
+async fn a_membership_change_is_not_asked_for_if_the_cluster_changed_since_it_was_read() {
+    let log = mock_api::log();
+    let (client, mut api) = mock_api::client(&log);
+    let nodes = learner_cluster(&log).promote(Ok(MembershipResponse { index: 21 }));
+    let reconciler = reconciler(client, nodes);
+    let mut rc = cluster(3, learner_seen_earlier());
+    rc.metadata.resource_version = Some("41".into());
+    let mut intent = status_patch(promote_intent());
+    intent["metadata"] = json!({"resourceVersion": "41"});
+
+    let outcome = api
+        .run(
+            reconciler.reconcile(&rc, at(NOW)),
+            async |api: &mut MockApi| {
+                expect_observe_and_apply(api, &rc, Some(2), &[POD_0, POD_1], 2).await;
+                api.expect(apply(APPLY_STATUS, intent), failure(409, "Conflict"))
+                    .await;
+            },
+        )
+        .await;
+
+    assert!(outcome.is_err(), "the reconcile fails: {outcome:?}");
+    assert!(
+        !entries(&log).iter().any(|call| call.starts_with("promote")),
+        "no node was asked: {:?}",
+        entries(&log)
     );
 }
 

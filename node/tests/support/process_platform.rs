@@ -326,9 +326,9 @@ impl Platform for ProcessPlatform {
         &self,
         _cluster: &RaftCluster,
         status: &RaftClusterStatus,
-    ) -> Result<(), PlatformError> {
+    ) -> Result<Option<String>, PlatformError> {
         *self.status.lock().unwrap() = Some(status.clone());
-        Ok(())
+        Ok(None)
     }
 
     async fn publish(&self, _cluster: &RaftCluster, event: Event) -> Result<(), PlatformError> {
