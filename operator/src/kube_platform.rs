@@ -132,9 +132,25 @@ impl Platform for KubePlatform {
                 })
             })
             .collect();
+        let claims = self
+            .api::<PersistentVolumeClaim>(cluster)
+            .list(&ListParams::default().labels(&resources::selector(cluster)))
+            .await
+            .map_err(|e| PlatformError::new("list volume claims", e))?
+            .items
+            .iter()
+            .filter_map(|claim| {
+                let pod = claim
+                    .name_any()
+                    .strip_prefix(&format!("{DATA_VOLUME}-"))?
+                    .to_string();
+                ordinal_of(&name, &pod)
+            })
+            .collect();
         Ok(PodSet {
             statefulset_replicas,
             pods,
+            claims,
         })
     }
 

@@ -2,7 +2,7 @@
 //! its node says of itself, and the leader's member list. Plain data, so
 //! the planner is a pure function of it and tests can write it by hand.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One pod of the StatefulSet, by ordinal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +64,8 @@ pub struct Observed {
     pub pods: BTreeMap<u32, PodObservation>,
     /// The leader's view; `None` when no node names a reachable leader.
     pub leader: Option<LeaderView>,
+    /// Ordinals whose data volume claim exists (with or without a pod).
+    pub claims: BTreeSet<u32>,
 }
 
 impl LeaderView {

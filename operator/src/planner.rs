@@ -202,6 +202,12 @@ pub enum HaltReason {
     /// A cluster id is recorded but every pod came back empty: the data is
     /// gone and bootstrapping again would silently start an empty store.
     AllVolumesLost,
+    /// No cluster id is recorded and pod 0 holds no cluster, but the volume
+    /// of a higher ordinal exists: data of an earlier cluster of this name.
+    DataWithoutRecord {
+        /// The lowest such ordinal above 0.
+        ordinal: u32,
+    },
 }
 
 /// The single next step towards `desired`.
@@ -256,6 +262,13 @@ fn bootstrap(observed: &Observed) -> Plan {
         .find_map(|p| p.node.and_then(|n| n.cluster_id))
     {
         return Plan::Act(Step::RecordClusterId { cluster_id });
+    }
+    // Nothing is recorded, yet volumes above pod 0 exist: an earlier
+    // cluster of this name (its RaftCluster deleted and created again)
+    // left data. Bootstrapping next to it would start an empty store and
+    // hide that data.
+    if let Some(&ordinal) = observed.claims.iter().find(|&&k| k > 0) {
+        return Plan::Halt(HaltReason::DataWithoutRecord { ordinal });
     }
     if observed.statefulset_replicas.unwrap_or(0) == 0 {
         return Plan::Act(Step::ScaleStatefulSet { replicas: 1 });

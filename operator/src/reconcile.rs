@@ -208,6 +208,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         .await;
         let mut observed = Observed {
             statefulset_replicas: podset.statefulset_replicas,
+            claims: podset.claims.iter().copied().collect(),
             ..Observed::default()
         };
         let pods: BTreeMap<u32, Pod> = podset.pods.into_iter().map(|p| (p.ordinal, p)).collect();

@@ -110,6 +110,7 @@ pub fn observed(
         Plan::Wait(reason) => wait_name(reason),
         Plan::Done => "UpToDate",
         Plan::Halt(HaltReason::AllVolumesLost) => "AllVolumesLost",
+        Plan::Halt(HaltReason::DataWithoutRecord { .. }) => "DataWithoutRecord",
     };
     let availability = if available {
         "a quorum of voters is healthy"
@@ -185,6 +186,10 @@ fn describe(cluster: &RaftCluster, observed: &Observed, plan: &Plan) -> (Phase, 
         Plan::Halt(HaltReason::AllVolumesLost) => (
             Phase::Halted,
             "every pod came back with an empty volume: the cluster's data is gone; restore a snapshot into a new RaftCluster (the operator will not bootstrap again)".to_string(),
+        ),
+        Plan::Halt(HaltReason::DataWithoutRecord { ordinal }) => (
+            Phase::Halted,
+            format!("no cluster is recorded, but the volume claim data-{name}-{ordinal} of an earlier cluster of this name exists; the operator will not bootstrap next to it: restore that data, or delete the claims to start empty"),
         ),
         Plan::Wait(reason) => {
             let phase = if is_degrading(reason) {

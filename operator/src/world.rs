@@ -43,6 +43,8 @@ pub struct PodSet {
     pub statefulset_replicas: Option<u32>,
     /// Its pods.
     pub pods: Vec<Pod>,
+    /// Ordinals whose data volume claim exists.
+    pub claims: Vec<u32>,
 }
 
 /// A Kubernetes event about a cluster.

@@ -84,6 +84,12 @@ fn cluster(n: u32) -> World {
 }
 
 impl World {
+    /// The data volume claim of pod `k` exists.
+    fn claim(mut self, k: u32) -> Self {
+        self.0.claims.insert(k);
+        self
+    }
+
     fn sts(mut self, replicas: u32) -> Self {
         self.0.statefulset_replicas = Some(replicas);
         self
@@ -494,6 +500,25 @@ fn bootstrap_rows() -> Vec<Row> {
             act(Step::RecordClusterId {
                 cluster_id: CLUSTER,
             }),
+        ),
+        row(
+            "unrecorded cluster with an empty pod 0 but the volumes of an earlier cluster halts",
+            nothing()
+                .sts(1)
+                .pod(0, fresh(0), None)
+                .claim(0)
+                .claim(1)
+                .claim(2),
+            want(3),
+            unrecorded(),
+            Plan::Halt(HaltReason::DataWithoutRecord { ordinal: 1 }),
+        ),
+        row(
+            "unrecorded cluster with only pod 0's volume bootstraps it",
+            nothing().sts(1).pod(0, fresh(0), None).claim(0),
+            want(3),
+            unrecorded(),
+            act(Step::Bootstrap),
         ),
         row(
             "recorded cluster whose every pod came back empty halts instead of bootstrapping",
@@ -1297,6 +1322,7 @@ fn kind(plan: &Plan) -> &'static str {
     match plan {
         Plan::Done => "Done",
         Plan::Halt(HaltReason::AllVolumesLost) => "Halt::AllVolumesLost",
+        Plan::Halt(HaltReason::DataWithoutRecord { .. }) => "Halt::DataWithoutRecord",
         Plan::Act(step) => match step {
             Step::ScaleStatefulSet { .. } => "ScaleStatefulSet",
             Step::Bootstrap => "Bootstrap",
@@ -1333,6 +1359,7 @@ fn the_table_expects_every_step_every_wait_reason_and_the_halt() {
     let every = [
         "Done",
         "Halt::AllVolumesLost",
+        "Halt::DataWithoutRecord",
         "ScaleStatefulSet",
         "Bootstrap",
         "RecordClusterId",

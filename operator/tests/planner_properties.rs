@@ -351,6 +351,7 @@ impl Model {
             statefulset_replicas: self.sts,
             pods,
             leader,
+            claims: self.volumes.keys().copied().collect(),
         }
     }
 

@@ -39,6 +39,7 @@ const LATER: &str = "2025-01-02T03:04:35Z";
 
 const STATEFULSET: &str = "/apis/apps/v1/namespaces/prod/statefulsets/config";
 const PODS: &str = "/api/v1/namespaces/prod/pods?labelSelector=app.kubernetes.io/instance=config,app.kubernetes.io/name=raftcfg";
+const CLAIMS: &str = "/api/v1/namespaces/prod/persistentvolumeclaims?labelSelector=app.kubernetes.io/instance=config,app.kubernetes.io/name=raftcfg";
 const APPLY_PEER_SERVICE: &str =
     "/api/v1/namespaces/prod/services/config-peer?fieldManager=raftcfg-operator&force=true";
 const APPLY_CLIENT_SERVICE: &str =
@@ -69,6 +70,7 @@ async fn a_new_cluster_gets_its_services_and_budget_then_a_statefulset_of_one() 
             async |api: &mut MockApi| {
                 api.expect(get(STATEFULSET), not_found()).await;
                 api.expect(get(PODS), ok(pod_list(&rc, &[]))).await;
+                api.expect(get(CLAIMS), ok(claim_list(0))).await;
                 applied(
                     api,
                     APPLY_PEER_SERVICE,
@@ -121,6 +123,7 @@ async fn a_new_cluster_gets_its_services_and_budget_then_a_statefulset_of_one() 
         [
             line("GET", STATEFULSET),
             line("GET", PODS),
+            line("GET", CLAIMS),
             line("PATCH", APPLY_PEER_SERVICE),
             line("PATCH", APPLY_CLIENT_SERVICE),
             line("PATCH", APPLY_BUDGET),
@@ -197,6 +200,7 @@ async fn bootstrap_pod_0(ip: &str, url: &str) {
         [
             line("GET", STATEFULSET),
             line("GET", PODS),
+            line("GET", CLAIMS),
             format!("status {url}"),
             line("PATCH", APPLY_PEER_SERVICE),
             line("PATCH", APPLY_CLIENT_SERVICE),
@@ -271,6 +275,7 @@ async fn a_healthy_one_member_cluster_asked_for_three_grows_its_statefulset_to_t
         [
             line("GET", STATEFULSET),
             line("GET", PODS),
+            line("GET", CLAIMS),
             format!("status {}", url(POD_0)),
             format!("members {}", url(POD_0)),
             line("PATCH", APPLY_PEER_SERVICE),
@@ -341,6 +346,7 @@ async fn a_caught_up_learner_is_promoted_only_after_the_intent_is_written_to_sta
         [
             line("GET", STATEFULSET),
             line("GET", PODS),
+            line("GET", CLAIMS),
             format!("status {}", url(POD_0)),
             format!("status {}", url(POD_1)),
             format!("members {}", url(POD_0)),
@@ -894,6 +900,16 @@ fn promote_intent() -> Value {
 }
 
 /// The pods `config-0..` at `ips`, with the current template's hash.
+/// The data volume claims of pods `0..n`.
+fn claim_list(n: usize) -> Value {
+    let items: Vec<Value> = (0..n)
+        .map(|ordinal| {
+            json!({"metadata": {"name": format!("data-config-{ordinal}"), "namespace": "prod"}})
+        })
+        .collect();
+    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaimList", "metadata": {}, "items": items})
+}
+
 fn pod_list(rc: &RaftCluster, ips: &[&str]) -> Value {
     let hash = resources::config_hash(&rc.spec);
     let items: Vec<Value> = ips
@@ -1141,6 +1157,7 @@ async fn expect_observe_and_apply(
     };
     api.expect(get(STATEFULSET), statefulset()).await;
     api.expect(get(PODS), ok(pod_list(rc, ips))).await;
+    api.expect(get(CLAIMS), ok(claim_list(ips.len()))).await;
     applied(
         api,
         APPLY_PEER_SERVICE,

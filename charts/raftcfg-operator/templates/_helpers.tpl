@@ -102,11 +102,12 @@ members it removed.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "delete"]
-# A volume holding a removed member's data is deleted so that it can never
-# rejoin with stale data.
+# Volume claims are listed so that nothing is bootstrapped next to an
+# earlier cluster's data, and one holding a removed member's data is deleted
+# so that it can never rejoin with stale data.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["delete"]
+  verbs: ["list", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

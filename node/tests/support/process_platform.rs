@@ -308,9 +308,17 @@ impl Platform for ProcessPlatform {
                 advertised_client_url: slot.node.client_url(),
             })
             .collect();
+        // A volume claim is a data directory that exists.
+        let claims = set
+            .slots
+            .iter()
+            .filter(|(_, slot)| slot.node.data_dir.exists())
+            .map(|(ordinal, _)| *ordinal)
+            .collect();
         Ok(PodSet {
             statefulset_replicas: set.replicas,
             pods,
+            claims,
         })
     }
 
