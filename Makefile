@@ -12,7 +12,7 @@ test: deps
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/check-raft-purity.sh
 	scripts/check-chart.sh
-	cargo test --workspace
+	cargo test --workspace --no-fail-fast
 
 fmt:
 	cargo fmt --all

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -18,6 +18,9 @@ use crate::driver::{self, DriverConfig, NodeHandle};
 use crate::kv::{Limits, MemberAddress};
 use crate::metrics::Metrics;
 use crate::transport::{Transport, peer_router};
+
+/// Connections the kernel queues for each port before they are accepted.
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// How long open requests (watches included) get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -102,11 +105,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             config.data_dir.display()
         )
     })?;
-    let client_listener = TcpListener::bind(config.listen_client)
-        .await
+    let client_listener = listen(config.listen_client)
         .with_context(|| format!("cannot listen for clients on {}", config.listen_client))?;
-    let peer_listener = TcpListener::bind(config.listen_peer)
-        .await
+    let peer_listener = listen(config.listen_peer)
         .with_context(|| format!("cannot listen for peers on {}", config.listen_peer))?;
     let client_addr = client_listener.local_addr()?;
     let peer_addr = peer_listener.local_addr()?;
@@ -180,6 +181,20 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         servers,
         driver: driver.thread,
     })
+}
+
+/// A listener on `addr` with `SO_REUSEADDR`, so a node restarted at once
+/// after a crash binds its port although connections of its previous life
+/// linger in TIME_WAIT (the tests also rely on it to keep a node's ports
+/// reserved across restarts).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// `http://addr`, with an unspecified IP (0.0.0.0) replaced by loopback.

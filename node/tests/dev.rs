@@ -8,10 +8,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{RAFTCFG, free_port};
+use support::RAFTCFG;
+use support::patience::patience;
+use support::ports::{ReservedPort, reserve_block};
+
+/// How long `raftcfg dev` may take to say it is ready (before [`patience`]).
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The ports of `raftcfg dev --base-port B`, as offsets from B.
+const DEV_PORT_OFFSETS: [u16; 6] = [0, 1, 100, 101, 200, 201];
 
 /// Starts `raftcfg dev` and waits for its "ready" line; the error is its
-/// log if it does not get there.
+/// log if it exits or does not get there in time.
 fn start_dev(data_dir: &std::path::Path, base_port: u16) -> Result<Child, String> {
     let log_path = data_dir.with_extension("log");
     let log = std::fs::File::create(&log_path).unwrap();
@@ -25,36 +32,38 @@ fn start_dev(data_dir: &std::path::Path, base_port: u16) -> Result<Child, String
         .spawn()
         .expect("start raftcfg dev");
     let stdout = child.stdout.take().unwrap();
+    // The reader sends `true` on the ready line and `false` when stdout
+    // closes (the process exited).
     let (ready, ready_rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if line.contains("3-node cluster ready") {
-                let _ = ready.send(());
+                let _ = ready.send(true);
             }
         }
+        let _ = ready.send(false);
     });
-    if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(std::fs::read_to_string(&log_path).unwrap_or_default());
-    }
-    Ok(child)
+    let limit = patience(READY_TIMEOUT);
+    let why = match ready_rx.recv_timeout(limit) {
+        Ok(true) => return Ok(child),
+        Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+            format!("raftcfg dev exited ({:?})", child.wait())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            format!("raftcfg dev was not ready within {limit:?}")
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    Err(format!("{why}; its log ends:\n{tail}"))
 }
 
-/// A base port whose six dev ports were free a moment ago.
-fn free_base_port() -> u16 {
-    loop {
-        let base = free_port();
-        if base > 65_000 {
-            continue;
-        }
-        let all_free = [0, 1, 100, 101, 200, 201]
-            .iter()
-            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
+/// A base port for `raftcfg dev` with its six ports reserved.
+fn reserve_dev_ports() -> (u16, Vec<ReservedPort>) {
+    reserve_block(&DEV_PORT_OFFSETS)
 }
 
 fn stop(mut child: Child) {
@@ -84,7 +93,7 @@ fn cli(endpoints: &str, args: &[&str]) -> (bool, String, String) {
 fn dev_starts_serves_the_cli_stops_cleanly_and_resumes_with_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("dev");
-    let base = free_base_port();
+    let (base, _ports) = reserve_dev_ports();
     let endpoints = format!(
         "http://127.0.0.1:{},http://127.0.0.1:{},http://127.0.0.1:{}",
         base,

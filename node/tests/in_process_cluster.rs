@@ -1,27 +1,17 @@
 //! Three nodes in one process on loopback ports: the driver, transport and
 //! API working together (the multi-process tests run the real binary).
 
-use std::time::{Duration, Instant};
+mod support;
 
 use raftcfg_client::wire::{BootstrapResponse, MemberList, NodeStatus, WriteResponse};
 use raftcfg_node::server::{NodeConfig, RunningNode, start};
 use serde_json::json;
+use support::wait_for;
 
 struct Cluster {
     nodes: Vec<RunningNode>,
     _dirs: Vec<tempfile::TempDir>,
     http: reqwest::Client,
-}
-
-async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 impl Cluster {

@@ -33,6 +33,7 @@ use raftcfg_operator::observed::pod_name;
 use raftcfg_operator::reconcile::{Outcome, Reconciler};
 use raftcfg_operator::resources::config_hash;
 use raftcfg_operator::world::Platform as _;
+use support::patience::patience;
 use support::process_platform::{
     MembershipCall, MembershipOperation, ProcessPlatform, RecordingNodes,
 };
@@ -40,7 +41,7 @@ use support::wait_for;
 
 /// The RaftCluster's name; its pods are `cfg-0`, `cfg-1`, ...
 const NAME: &str = "cfg";
-/// How long one phase may take to converge.
+/// How long one phase may take to converge (before [`patience`]).
 const PHASE_DEADLINE: Duration = Duration::from_secs(120);
 /// The pause between reconciles (the controller requeues after 1–3 s; the
 /// test is impatient).
@@ -50,7 +51,8 @@ const WRITERS: usize = 5;
 /// How long one write may take before the writer calls it unknown.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest time without any acknowledged write that still counts as a
-/// brief interruption (a leadership transfer or an election).
+/// brief interruption (a leadership transfer or an election), before
+/// [`patience`].
 const LONGEST_OUTAGE_ALLOWED: Duration = Duration::from_secs(10);
 /// Linearizable reads in flight at once during the final check.
 const READS_IN_FLIGHT: usize = 16;
@@ -113,7 +115,7 @@ async fn operator_scales_replaces_and_rolls_real_nodes_without_losing_writes() {
         &load.tally.unexpected[..load.tally.unexpected.len().min(20)]
     );
     assert!(
-        load.tally.longest_outage <= LONGEST_OUTAGE_ALLOWED,
+        load.tally.longest_outage <= patience(LONGEST_OUTAGE_ALLOWED),
         "no write was acknowledged for {:?}",
         load.tally.longest_outage
     );
@@ -332,9 +334,12 @@ impl Operator {
                 Ok(Outcome::Waiting | Outcome::Done) => {}
                 Err(error) => phase.errors.push(error.to_string()),
             }
-            if started.elapsed() >= PHASE_DEADLINE {
+            if started.elapsed() >= patience(PHASE_DEADLINE) {
                 let why = self.explain(&phase).await;
-                panic!("{name} did not converge in {PHASE_DEADLINE:?}: {why}");
+                panic!(
+                    "{name} did not converge in {:?}: {why}",
+                    patience(PHASE_DEADLINE)
+                );
             }
             tokio::time::sleep(RECONCILE_INTERVAL).await;
         }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use raftcfg_client::http::{Consistency, Precondition};
 use raftcfg_client::wire::MemberRole;
+use support::patience::patience;
 use support::{Cluster, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +37,7 @@ async fn a_write_through_a_follower_is_read_linearizably_from_another_follower()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_leader_elects_another_within_3s_and_loses_no_acknowledged_write() {
+async fn killing_the_leader_elects_another_promptly_and_loses_no_acknowledged_write() {
     let mut cluster = Cluster::new(3, &[]);
     cluster.form().await;
     let mut acknowledged = Vec::new();
@@ -52,9 +53,12 @@ async fn killing_the_leader_elects_another_within_3s_and_loses_no_acknowledged_w
     let new_leader = cluster.wait_for_leader(&survivors).await;
     let failover = killed_at.elapsed();
     println!("new leader after {failover:?}");
+    // At default timings (election timeout 1–2 s) a new leader is in place
+    // within 3 s on an idle machine; a slower one gets proportionally more.
+    let allowed = patience(Duration::from_secs(3));
     assert!(
-        failover <= Duration::from_secs(3),
-        "a new leader took {failover:?} at default timings"
+        failover <= allowed,
+        "a new leader took {failover:?} at default timings (allowed {allowed:?})"
     );
     for (i, key) in acknowledged.iter().enumerate() {
         assert_eq!(

@@ -4,33 +4,39 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
+pub mod patience;
+pub mod ports;
 pub mod process_platform;
 pub mod proxy;
 pub mod solo;
 pub mod workload;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use raftcfg_client::http::{Client, Consistency, Precondition};
+use raftcfg_client::http::{Client, ClientOptions, Consistency, Precondition};
 use raftcfg_client::wire::{AddMemberRequest, NodeStatus};
 use tempfile::TempDir;
+
+use patience::patience;
+use ports::ReservedPort;
 
 /// The `raftcfg` binary cargo built for these tests.
 pub const RAFTCFG: &str = env!("CARGO_BIN_EXE_raftcfg");
 
-/// A free loopback port (bound, then released for the child to take).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("bind a free loopback port")
-}
+/// How long a node may take to answer after its process starts (opening
+/// RocksDB and replaying its log), before [`patience`] scales it.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The base figure of [`wait_for`]'s deadline.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines of a node's log quoted in a failure message.
+const LOG_TAIL_LINES: usize = 30;
 
 /// One node: its name, ports, data directory and (when running) process.
+/// Its two ports are reserved for the node's whole life (see
+/// [`ports`]), so it can be killed and started again on them.
 pub struct Node {
     pub name: String,
     pub client_port: u16,
@@ -39,10 +45,27 @@ pub struct Node {
     pub extra_args: Vec<String>,
     /// The peer URL advertised, if not the peer port itself (a proxy).
     pub advertise_peer: Option<String>,
+    _ports: [ReservedPort; 2],
     child: Option<Child>,
 }
 
 impl Node {
+    /// A node that is not started, with two ports reserved for it.
+    pub fn new(name: impl Into<String>, data_dir: PathBuf, extra_args: &[&str]) -> Self {
+        let client = ReservedPort::any();
+        let peer = ReservedPort::any();
+        Self {
+            name: name.into(),
+            client_port: client.port(),
+            peer_port: peer.port(),
+            data_dir,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            advertise_peer: None,
+            _ports: [client, peer],
+            child: None,
+        }
+    }
+
     pub fn client_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
     }
@@ -57,7 +80,9 @@ impl Node {
         Client::new([self.client_url()]).expect("a valid endpoint")
     }
 
-    /// Starts `raftcfg serve` and waits until its API answers.
+    /// Starts `raftcfg serve` and waits until its API answers. Panics with
+    /// the end of the node's log if the process exits first or does not
+    /// answer in time.
     pub async fn start(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         let log = std::fs::OpenOptions::new()
@@ -87,11 +112,39 @@ impl Node {
             .spawn()
             .expect("start raftcfg serve");
         self.child = Some(child);
-        let client = self.client();
-        wait_for(&format!("{} to serve", self.name), async || {
-            client.node_status().await.ok()
-        })
-        .await;
+        let probe = Client::with_options(
+            [self.client_url()],
+            ClientOptions {
+                request_timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+                ..ClientOptions::default()
+            },
+        )
+        .expect("a valid endpoint");
+        let deadline = Instant::now() + patience(START_TIMEOUT);
+        loop {
+            if probe.node_status().await.is_ok() {
+                return;
+            }
+            let child = self.child.as_mut().expect("started above");
+            if let Some(exit) = child.try_wait().expect("poll the node's process") {
+                self.child = None;
+                panic!(
+                    "{} exited ({exit}) before it served; its log ends:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} did not serve within {:?}; its log ends:\n{}",
+                    self.name,
+                    patience(START_TIMEOUT),
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// kill -9.
@@ -156,7 +209,7 @@ impl Node {
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
     }
 }
 
@@ -189,15 +242,8 @@ impl Cluster {
     pub fn add_node(&mut self, extra_args: &[&str]) -> usize {
         let i = self.nodes.len();
         let name = format!("n{}", i + 1);
-        self.nodes.push(Node {
-            data_dir: self.dir.path().join(&name),
-            name,
-            client_port: free_port(),
-            peer_port: free_port(),
-            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            advertise_peer: None,
-            child: None,
-        });
+        let data_dir = self.dir.path().join(&name);
+        self.nodes.push(Node::new(name, data_dir, extra_args));
         i
     }
 
@@ -230,15 +276,19 @@ impl Cluster {
             .add_member(&self.nodes[i].add_request(id))
             .await
             .expect("add a learner");
-        wait_for("the learner to be promoted", async || {
-            client.promote(id).await.ok()
-        })
-        .await;
+        let promoted = poll_until(WAIT_TIMEOUT, async || client.promote(id).await.ok()).await;
+        if let Err(waited) = promoted {
+            panic!(
+                "{} was not promoted within {waited:?}\n{}",
+                self.nodes[i].name,
+                self.log_tails()
+            );
+        }
     }
 
     /// Index of the node that leads, among `among`, once one does.
     pub async fn wait_for_leader(&self, among: &[usize]) -> usize {
-        wait_for("a leader", async || {
+        let leader = poll_until(WAIT_TIMEOUT, async || {
             for &i in among {
                 if let Ok(status) = self.nodes[i].client().node_status().await
                     && status.role == "leader"
@@ -248,7 +298,22 @@ impl Cluster {
             }
             None
         })
-        .await
+        .await;
+        leader.unwrap_or_else(|waited| {
+            panic!(
+                "no leader among {among:?} within {waited:?}\n{}",
+                self.log_tails()
+            )
+        })
+    }
+
+    /// The end of every node's log, for failure messages.
+    pub fn log_tails(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("--- {} ---\n{}", node.name, node.log_tail()))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub async fn put(&self, key: &str, value: &str) -> u64 {
@@ -270,14 +335,40 @@ impl Cluster {
     }
 }
 
-/// Polls `check` every 50 ms until it gives a value (30 s at most).
-pub async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// Polls `check` every 50 ms until it gives a value (30 s at most, scaled
+/// by [`patience`]).
+pub async fn wait_for<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    wait_within(what, WAIT_TIMEOUT, check).await
+}
+
+/// Polls `check` every 50 ms until it gives a value, for `base` scaled by
+/// [`patience`] at most.
+pub async fn wait_within<T>(
+    what: &str,
+    base: Duration,
+    check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    match poll_until(base, check).await {
+        Ok(value) => value,
+        Err(waited) => panic!("timed out after {waited:?} waiting for {what}"),
+    }
+}
+
+/// Polls `check` every 50 ms until it gives a value, for `base` scaled by
+/// [`patience`] at most; the error is how long it waited.
+pub async fn poll_until<T>(
+    base: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> Result<T, Duration> {
+    let limit = patience(base);
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = check().await {
-            return value;
+            return Ok(value);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return Err(limit);
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

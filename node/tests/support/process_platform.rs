@@ -36,7 +36,7 @@ use raftcfg_operator::resources::config_hash;
 use raftcfg_operator::world::{Event, HttpNodes, Nodes, Platform, PlatformError, Pod, PodSet};
 use tempfile::TempDir;
 
-use super::{Node, free_port};
+use super::Node;
 
 /// How long a readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -357,15 +357,7 @@ fn cluster_name(cluster: &RaftCluster) -> String {
 fn new_slot(dir: &Path, name: &str, ordinal: u32) -> Slot {
     let name = pod_name(name, ordinal);
     Slot {
-        node: Node {
-            data_dir: dir.join(&name),
-            name,
-            client_port: free_port(),
-            peer_port: free_port(),
-            extra_args: Vec::new(),
-            advertise_peer: None,
-            child: None,
-        },
+        node: Node::new(&name, dir.join(&name), &[]),
         config_hash: None,
         starts: 0,
     }

@@ -65,7 +65,7 @@ impl Solo {
         if bootstrap {
             let handle = solo.handle();
             handle.bootstrap().await.unwrap();
-            let deadline = Instant::now() + Duration::from_secs(20);
+            let deadline = Instant::now() + super::patience::patience(Duration::from_secs(20));
             while !handle.view().is_leader() {
                 assert!(Instant::now() < deadline, "the node did not come to lead");
                 tokio::time::sleep(Duration::from_millis(5)).await;
