@@ -1,7 +1,7 @@
 # cargo may not be on PATH in a fresh shell (rustup installs it here).
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps test fmt lint chart crds bench bench-etcd sim dev
+.PHONY: deps test fmt lint chart crds bench bench-etcd bench-state sim dev
 
 # Build prerequisites: cargo, clang and libclang (for rocksdb's bindgen).
 deps:
@@ -38,6 +38,14 @@ bench:
 # raftcfg (a `raftcfg dev` cluster) against a 3-member etcd cluster.
 bench-etcd: deps
 	bench/compare-etcd.sh
+
+# A 3-process cluster filled to 1 GiB of state: latency in and between
+# snapshot windows, a fourth member's catch-up, restart after kill -9
+# (docs/benchmarks.md). BENCH_STATE_ARGS adds options (e.g. --state-mib 256).
+bench-state: deps
+	cargo build --release -p raftcfg-node --bin raftcfg --example bench-state
+	cargo run --release -q -p raftcfg-node --example bench-state -- --shape keys $(BENCH_STATE_ARGS)
+	cargo run --release -q -p raftcfg-node --example bench-state -- --shape values $(BENCH_STATE_ARGS)
 
 # A 3-node development cluster on 127.0.0.1, data in ./data/dev.
 dev: deps

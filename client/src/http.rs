@@ -479,6 +479,9 @@ impl Client {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
+            // Shorter than the node's idle timeout (60 s), so a pooled
+            // connection is dropped here before the node closes it.
+            .pool_idle_timeout(Duration::from_secs(30))
             // A redirect would repeat a write somewhere else.
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -714,14 +717,28 @@ impl Client {
     /// The status of whichever endpoint answers first (the answer names
     /// the node).
     pub async fn node_status(&self) -> Result<NodeStatus, ClientError> {
-        self.json(&node_status_call()).await
+        self.json(&node_status_call(false)).await
     }
 
     /// The status of the node at `endpoint` (e.g. a member's client URL),
     /// asked with this client's connections and timeouts; no failover.
     pub async fn node_status_of(&self, endpoint: &str) -> Result<NodeStatus, ClientError> {
+        self.node_status_on(endpoint, node_status_call(false)).await
+    }
+
+    /// [`Client::node_status_of`] with the digest of the node's state
+    /// ([`NodeStatus::state_digest`]); the node reads its whole state to
+    /// compute it unless it has it for the current applied index.
+    pub async fn node_status_with_digest_of(
+        &self,
+        endpoint: &str,
+    ) -> Result<NodeStatus, ClientError> {
+        self.node_status_on(endpoint, node_status_call(true)).await
+    }
+
+    async fn node_status_on(&self, endpoint: &str, call: Call) -> Result<NodeStatus, ClientError> {
         let endpoint = [parse_endpoint(endpoint)?];
-        let (endpoint, response) = self.execute_on(&endpoint, 0, &node_status_call()).await?;
+        let (endpoint, response) = self.execute_on(&endpoint, 0, &call).await?;
         decode_json(&endpoint, response).await
     }
 
@@ -861,8 +878,13 @@ impl Client {
     }
 }
 
-fn node_status_call() -> Call {
-    Call::new("node status", Method::GET, &["v1", "node"], Retry::Read)
+fn node_status_call(digest: bool) -> Call {
+    let call = Call::new("node status", Method::GET, &["v1", "node"], Retry::Read);
+    if digest {
+        call.query("digest", true)
+    } else {
+        call
+    }
 }
 
 /// Reads a whole successful body.

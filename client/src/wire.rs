@@ -108,8 +108,10 @@ pub struct NodeStatus {
     pub snapshot_index: u64,
     /// The leader it follows, if known.
     pub leader_id: Option<u64>,
-    /// Hex digest of the key-value state at `applied`.
-    pub state_digest: String,
+    /// Hex digest of the key-value state at `applied`, when asked for
+    /// (`GET /v1/node?digest=true`): computing it reads the whole state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_digest: Option<String>,
 }
 
 /// One key with its metadata, as `GET /v1/kv?prefix=` lists it. The value

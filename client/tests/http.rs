@@ -556,7 +556,7 @@ fn status(node_id: u64) -> NodeStatus {
         last_index: 10,
         snapshot_index: 0,
         leader_id: Some(1),
-        state_digest: "ab".repeat(32),
+        state_digest: Some("ab".repeat(32)),
     }
 }
 

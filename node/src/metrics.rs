@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use raftcfg_raft::{NodeId, Role};
@@ -121,6 +121,22 @@ pub struct Metrics {
     pub snapshots_sent: Counter,
     /// Snapshots this node installed from a leader.
     pub snapshots_received: Counter,
+    /// Snapshot files this node wrote of its own state.
+    pub snapshots_taken: Counter,
+    /// Snapshot transfers to followers that failed.
+    pub snapshots_failed: Counter,
+    /// Whether a snapshot file of this node's state is being written.
+    pub snapshot_writing: AtomicBool,
+    /// Connections refused because a port was at its connection limit
+    /// with none idle to close.
+    pub connections_refused: Counter,
+    /// Idle connections closed: after the idle timeout, or to make room
+    /// for a new one at the connection limit.
+    pub connections_closed_idle: Counter,
+    /// Connections closed for sending a request's headers too slowly.
+    pub connections_timed_out: Counter,
+    /// Connections that could not be accepted (e.g. out of descriptors).
+    pub accept_errors: Counter,
     /// Peer messages that had nowhere to go (unknown address).
     pub messages_unroutable: Counter,
     /// Duration of each synced write of the Raft log.
@@ -188,6 +204,11 @@ impl Metrics {
                 "1 if this node knows a leader.",
                 u64::from(status.leader_id.is_some()),
             ),
+            (
+                "raftcfg_snapshot_writing",
+                "1 while a snapshot file of the state is being written.",
+                u64::from(self.snapshot_writing.load(Ordering::Relaxed)),
+            ),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(
@@ -226,12 +247,59 @@ impl Metrics {
                 "Peer messages to members of unknown address.",
                 &self.messages_unroutable,
             ),
+            (
+                "raftcfg_snapshots_taken_total",
+                "Snapshot files written of this node's state.",
+                &self.snapshots_taken,
+            ),
+            (
+                "raftcfg_snapshots_failed_total",
+                "Snapshot transfers to followers that failed.",
+                &self.snapshots_failed,
+            ),
+            (
+                "raftcfg_connections_refused_total",
+                "Connections refused at a port's connection limit, none being idle.",
+                &self.connections_refused,
+            ),
+            (
+                "raftcfg_connections_closed_idle_total",
+                "Idle connections closed after the idle timeout or to make room.",
+                &self.connections_closed_idle,
+            ),
+            (
+                "raftcfg_connections_timed_out_total",
+                "Connections closed for sending request headers too slowly.",
+                &self.connections_timed_out,
+            ),
+            (
+                "raftcfg_accept_errors_total",
+                "Connections that could not be accepted (e.g. out of descriptors).",
+                &self.accept_errors,
+            ),
         ];
         for (name, help, counter) in counters {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 counter.get()
+            );
+        }
+        let drops = status.drops;
+        let _ = writeln!(
+            out,
+            "# HELP raftcfg_peer_messages_dropped_total Peer messages the Raft core dropped, by reason.\n\
+             # TYPE raftcfg_peer_messages_dropped_total counter"
+        );
+        for (reason, count) in [
+            ("misaddressed", drops.misaddressed),
+            ("malformed", drops.malformed),
+            ("stale", drops.stale),
+            ("overflowing", drops.overflowing),
+        ] {
+            let _ = writeln!(
+                out,
+                "raftcfg_peer_messages_dropped_total{{reason=\"{reason}\"}} {count}"
             );
         }
         let _ = writeln!(

@@ -15,9 +15,30 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState};
 use crate::driver::{self, DriverConfig, NodeHandle};
-use crate::kv::{Limits, MemberAddress};
+use crate::fd_budget::{self, FdBudget};
+use crate::http_serve::{self, ConnectionLimits};
+use crate::kv::{Limits, MemberAddress, SnapshotDir};
 use crate::metrics::Metrics;
-use crate::transport::{Transport, peer_router};
+use crate::transport::{PeerLimits, PeerState, SnapshotReceiver, Transport, peer_router};
+
+/// The default largest snapshot accepted from a leader: 64 GiB.
+pub const DEFAULT_MAX_SNAPSHOT_BYTES: u64 = 64 << 30;
+/// The default cap on open client connections.
+pub const DEFAULT_MAX_CLIENT_CONNECTIONS: usize = 4096;
+/// The default time to send a request's headers or a piece of its body.
+pub const DEFAULT_CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time a client connection may stay idle.
+pub const DEFAULT_CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The peer port's bounds on each connection: a snapshot streams its body
+/// in many pieces, and peers keep pooled connections idle for up to 60 s.
+const PEER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Snapshots received at once at most.
+const SNAPSHOT_RECEIVE_SLOTS: usize = 1;
+/// How long a leader waits for a sent snapshot to be taken before it sends
+/// it again, when the transport does not report first: longer than the
+/// longest transfer.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Connections the kernel queues for each port before they are accepted.
 const LISTEN_BACKLOG: u32 = 1024;
@@ -48,10 +69,25 @@ pub struct NodeConfig {
     pub heartbeat_ticks: u32,
     /// Snapshot every this many applied entries.
     pub snapshot_threshold: u64,
+    /// Or once the entries applied since the last snapshot hold this many
+    /// bytes.
+    pub snapshot_threshold_bytes: u64,
     /// Log entries kept behind each snapshot for slow followers.
     pub compaction_tail: u64,
+    /// At most this many bytes of them.
+    pub compaction_tail_bytes: u64,
     /// Key and value size limits.
     pub limits: Limits,
+    /// The largest snapshot accepted from a leader, in bytes.
+    pub max_snapshot_bytes: u64,
+    /// Client connections open at once at most (fewer if the open-file
+    /// limit cannot hold them, see [`FdBudget`]).
+    pub max_client_connections: usize,
+    /// Time a client gets to send a request's headers, and each piece of
+    /// its body.
+    pub client_read_timeout: Duration,
+    /// Time a client connection may stay open with no request.
+    pub client_idle_timeout: Duration,
     /// A bug to plant (fault-injection tests only).
     pub planted_bug: Option<crate::driver::PlantedBug>,
     /// Make kill -9 lose unsynced writes (fault-injection tests only).
@@ -74,8 +110,14 @@ impl NodeConfig {
             election_ticks: 10,
             heartbeat_ticks: 1,
             snapshot_threshold: 10_000,
+            snapshot_threshold_bytes: driver::DEFAULT_SNAPSHOT_THRESHOLD_BYTES,
             compaction_tail: 5_000,
+            compaction_tail_bytes: driver::DEFAULT_COMPACTION_TAIL_BYTES,
             limits: Limits::default(),
+            max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
+            max_client_connections: DEFAULT_MAX_CLIENT_CONNECTIONS,
+            client_read_timeout: DEFAULT_CLIENT_READ_TIMEOUT,
+            client_idle_timeout: DEFAULT_CLIENT_IDLE_TIMEOUT,
             planted_bug: None,
             simulate_power_loss: false,
         }
@@ -99,6 +141,7 @@ pub struct RunningNode {
 
 /// Opens the data directory, binds both ports and starts serving.
 pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
+    let budget = descriptor_budget(config.max_client_connections)?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -124,17 +167,29 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     };
 
     let metrics = Arc::new(Metrics::default());
+    let snapshots = SnapshotDir::open(&config.data_dir).with_context(|| {
+        format!(
+            "cannot use the snapshot folder in {}",
+            config.data_dir.display()
+        )
+    })?;
     let transport = Transport::new(
         address.peer_url.clone(),
         tokio::runtime::Handle::current(),
         metrics.clone(),
+        snapshots.clone(),
     );
     let mut driver_config = DriverConfig::new(config.name.clone(), address.clone());
     driver_config.tick = config.tick;
     driver_config.raft.election_timeout_ticks = config.election_ticks;
     driver_config.raft.heartbeat_interval_ticks = config.heartbeat_ticks;
+    driver_config.raft.snapshot_timeout_ticks =
+        u32::try_from(SNAPSHOT_TIMEOUT.as_millis() / config.tick.as_millis().max(1))
+            .unwrap_or(u32::MAX);
     driver_config.snapshot_threshold = config.snapshot_threshold;
+    driver_config.snapshot_threshold_bytes = config.snapshot_threshold_bytes;
     driver_config.compaction_tail = config.compaction_tail;
+    driver_config.compaction_tail_bytes = config.compaction_tail_bytes;
     driver_config.planted_bug = config.planted_bug;
     driver_config.simulate_power_loss = config.simulate_power_loss;
     if let Some(bug) = config.planted_bug {
@@ -143,6 +198,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             "a known bug is planted: this node is unsafe, for tests only"
         );
     }
+    let max_append_bytes = driver_config.raft.max_append_bytes;
     let data_dir = config.data_dir.clone();
     let outbox = Box::new(transport.clone());
     let started = {
@@ -161,16 +217,51 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let node = driver.handle.clone();
 
     let (shutdown, stopping) = watch::channel(false);
+    let peer_limits = PeerLimits::for_limits(&config.limits, max_append_bytes);
     let api = api::router(ApiState::new(
         node.clone(),
+        driver.db.clone(),
         transport,
         config.limits,
-        metrics,
+        metrics.clone(),
     ));
-    let peers = peer_router(node.clone());
+    let peers = peer_router(PeerState::new(
+        node.clone(),
+        peer_limits,
+        SnapshotReceiver {
+            node: node.clone(),
+            dir: driver.snapshots.clone(),
+            max_bytes: config.max_snapshot_bytes,
+            slots: Arc::new(tokio::sync::Semaphore::new(SNAPSHOT_RECEIVE_SLOTS)),
+        },
+    ));
+    let client_connections = ConnectionLimits {
+        max_connections: budget.client_connections,
+        header_read_timeout: config.client_read_timeout,
+        body_read_timeout: config.client_read_timeout,
+        idle_timeout: config.client_idle_timeout,
+    };
+    let peer_connections = ConnectionLimits {
+        max_connections: budget.peer_connections,
+        header_read_timeout: PEER_READ_TIMEOUT,
+        body_read_timeout: PEER_READ_TIMEOUT,
+        idle_timeout: PEER_IDLE_TIMEOUT,
+    };
     let servers = vec![
-        tokio::spawn(serve(client_listener, api, stopping.clone())),
-        tokio::spawn(serve(peer_listener, peers, stopping)),
+        tokio::spawn(http_serve::serve(
+            client_listener,
+            api,
+            client_connections,
+            metrics.clone(),
+            stopping.clone(),
+        )),
+        tokio::spawn(http_serve::serve(
+            peer_listener,
+            peers,
+            peer_connections,
+            metrics,
+            stopping,
+        )),
     ];
     Ok(RunningNode {
         node,
@@ -207,13 +298,22 @@ fn default_url(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-async fn serve(listener: TcpListener, router: axum::Router, mut stopping: watch::Receiver<bool>) {
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = stopping.wait_for(|stop| *stop).await;
-    });
-    if let Err(e) = server.await {
-        tracing::error!(error = %e, "HTTP server failed");
+/// Raises the open-file limit and divides it (see [`fd_budget`]).
+fn descriptor_budget(max_client_connections: usize) -> anyhow::Result<FdBudget> {
+    let (before, limit) =
+        fd_budget::raise_open_files_limit().context("cannot read or raise the open-file limit")?;
+    if limit > before {
+        tracing::info!("raised the open-file limit from {before} to {limit}");
     }
+    let budget = FdBudget::divide(limit, max_client_connections).map_err(anyhow::Error::msg)?;
+    if budget.client_connections < max_client_connections {
+        tracing::warn!(
+            "the open-file limit of {limit} holds {} client connections, not the {} asked for",
+            budget.client_connections,
+            max_client_connections
+        );
+    }
+    Ok(budget)
 }
 
 impl RunningNode {

@@ -620,8 +620,14 @@ async fn node_status_metrics_and_backup() {
     node.put("a", "1").await;
     let status: NodeStatus = node.json(Method::GET, "/v1/node", vec![]).await;
     assert_eq!(status.role, "leader");
-    assert_eq!(status.state_digest.len(), 64);
+    assert_eq!(
+        status.state_digest, None,
+        "the digest is computed only when asked"
+    );
     assert!(status.applied >= 2);
+    let with_digest: NodeStatus = node.json(Method::GET, "/v1/node?digest=true", vec![]).await;
+    let digest = with_digest.state_digest.expect("asked for the digest");
+    assert_eq!(digest.len(), 64);
     let (ready, _) = node.call(Method::GET, "/readyz", vec![], &[]).await;
     assert_eq!(ready, StatusCode::OK);
     let (metrics_status, metrics) = node.call(Method::GET, "/metrics", vec![], &[]).await;
@@ -638,5 +644,54 @@ async fn node_status_metrics_and_backup() {
     }
     let (backup_status, backup) = node.call(Method::GET, "/v1/snapshot", vec![], &[]).await;
     assert_eq!(backup_status, StatusCode::OK);
-    raftcfg_node::kv::KvStore::check_snapshot(&backup).unwrap();
+    let summary = raftcfg_node::kv::verify_state(&backup[..]).unwrap();
+    assert_eq!(
+        summary.digest.to_string(),
+        digest,
+        "nothing was written since"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_that_falls_behind_the_feed_reads_the_log_and_misses_nothing() {
+    // More separate rounds of writes than the feed holds for a watcher
+    // that reads nothing meanwhile.
+    const WRITES: usize = 1_100;
+    let node = TestNode::start(true).await;
+    let first = node.put("w/0", "0").await;
+    let response = router(node.0.state.clone())
+        .oneshot(
+            Request::builder()
+                .uri(format!("/v1/watch?prefix=w/&from_revision={first}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut expected = vec![first];
+    for i in 1..WRITES {
+        expected.push(node.put(&format!("w/{i}"), "v").await);
+        node.put("other", "x").await;
+    }
+    let mut body = response.into_body();
+    let mut text = String::new();
+    let mut revisions = Vec::new();
+    while revisions.len() < WRITES {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(30), body.frame())
+            .await
+            .expect("events in time")
+            .expect("the stream goes on")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(std::str::from_utf8(&data).unwrap());
+        }
+        revisions = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("id: ")?.parse::<u64>().ok())
+            .collect();
+        assert!(!text.contains("event: error"), "{text}");
+    }
+    // Every w/ write, in order; the interleaved writes to "other" are not.
+    assert_eq!(revisions, expected);
 }

@@ -335,7 +335,11 @@ async fn run(name: &str, nodes: usize, nemesis: Nemesis, secs: u64, extra: &[&st
     let digests = wait_for("every member to apply the same state", async || {
         let mut seen = Vec::new();
         for node in members {
-            let status = node.client().node_status().await.ok()?;
+            let status = node
+                .client()
+                .node_status_with_digest_of(&node.client_url())
+                .await
+                .ok()?;
             seen.push((status.applied, status.state_digest));
         }
         seen.windows(2).all(|w| w[0] == w[1]).then_some(seen)
@@ -359,7 +363,7 @@ async fn run(name: &str, nodes: usize, nemesis: Nemesis, secs: u64, extra: &[&st
         "acknowledged_writes": recorder.acknowledged_writes.load(Ordering::Relaxed),
         "faults": cluster.faults,
         "recovery_ms": recovery.as_millis() as u64,
-        "applied_and_digest": digests.first().map(|(a, d)| format!("{a} {d}")),
+        "applied_and_digest": digests.first().map(|(a, d)| format!("{a} {}", d.as_deref().unwrap_or("-"))),
         "verdict": verdict.to_string(),
         "check_ms": checked_at.elapsed().as_millis() as u64,
     });

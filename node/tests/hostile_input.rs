@@ -85,7 +85,7 @@ fn arbitrary_requests_never_panic_or_change_state_unless_valid() {
         config.tick = Duration::from_millis(5);
     }));
     let api = router(node.state.clone());
-    let peers = peer_router(node.handle());
+    let peers = peer_router(node.peer_state());
     let config = ProptestConfig::with_cases(300);
     proptest!(config, |(
         method in method(),

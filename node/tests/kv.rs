@@ -6,7 +6,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use raftcfg_node::kv::{
     Applied, ChangeKind, ChangesError, Command, Digest, FormatError, Key, KeyPrefix, KvStore,
-    Limits, MemberAddress, Outcome, Precondition, RestoreError, Revision,
+    Limits, MemberAddress, Outcome, Precondition, RestoreError, Revision, write_state,
 };
 use raftcfg_node::storage::Db;
 use raftcfg_raft::{
@@ -17,22 +17,40 @@ use tempfile::TempDir;
 /// A store in a temporary directory, fed one log entry per command.
 struct Node {
     dir: TempDir,
+    db: Db,
     store: KvStore,
 }
 
 impl Node {
     fn new() -> Self {
         let dir = TempDir::new().unwrap();
-        let store = KvStore::open(Db::open(dir.path()).unwrap()).unwrap();
-        Self { dir, store }
+        let db = Db::open(dir.path()).unwrap();
+        let store = KvStore::open(db.clone()).unwrap();
+        Self { dir, db, store }
     }
 
     /// Closes the database and opens it again from disk.
     fn reopen(self) -> Self {
-        let Self { dir, store } = self;
+        let Self { dir, db, store } = self;
         drop(store);
-        let store = KvStore::open(Db::open(dir.path()).unwrap()).unwrap();
-        Self { dir, store }
+        drop(db);
+        let db = Db::open(dir.path()).unwrap();
+        let store = KvStore::open(db.clone()).unwrap();
+        Self { dir, db, store }
+    }
+
+    /// The state as a snapshot, in memory.
+    fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_state(&self.db, &mut out).unwrap();
+        out
+    }
+
+    /// Restores the snapshot `bytes` (through a file, as a replica does).
+    fn restore(&mut self, bytes: &[u8], applied_index: LogIndex) -> Result<(), RestoreError> {
+        let path = self.dir.path().join("incoming.snapshot");
+        std::fs::write(&path, bytes).unwrap();
+        self.store.restore_file(&path, applied_index)
     }
 
     fn next_index(&self) -> LogIndex {
@@ -571,9 +589,9 @@ fn a_snapshot_restored_into_a_fresh_store_gives_equal_reads_and_digest() {
         delete("app/b"),
         put("z", "\u{0}binary"),
     ]);
-    let snapshot = source.store.snapshot().unwrap();
+    let snapshot = source.snapshot();
     let mut target = Node::new();
-    target.store.restore(&snapshot, LogIndex(5)).unwrap();
+    target.restore(&snapshot, LogIndex(5)).unwrap();
 
     assert_eq!(
         target.store.digest().unwrap(),
@@ -608,14 +626,14 @@ fn a_snapshot_restored_into_a_fresh_store_gives_equal_reads_and_digest() {
 fn restoring_replaces_whatever_the_store_held() {
     let mut source = Node::new();
     source.apply(vec![put("keep", "1")]);
-    let snapshot = source.store.snapshot().unwrap();
+    let snapshot = source.snapshot();
     let mut target = Node::new();
     target.apply(vec![
         put("stale/a", "x"),
         put("stale/b", "y"),
         put("keep", "old"),
     ]);
-    target.store.restore(&snapshot, LogIndex(1)).unwrap();
+    target.restore(&snapshot, LogIndex(1)).unwrap();
     assert_eq!(target.keys("", 10, None), (vec!["keep".into()], false));
     assert_eq!(target.get("keep"), Some((value("1"), 1, 1, 1)));
     assert_eq!(target.store.revision(), Revision(1));
@@ -629,26 +647,28 @@ fn restoring_replaces_whatever_the_store_held() {
 fn a_damaged_snapshot_is_refused_and_the_store_is_unchanged() {
     let mut source = Node::new();
     source.apply(vec![put("a", "1"), put("b", "2")]);
-    let snapshot = source.store.snapshot().unwrap();
+    let snapshot = source.snapshot();
     let mut target = Node::new();
     target.run(put("mine", "x"));
     let before = target.store.digest().unwrap();
 
-    let mut flipped = snapshot.to_vec();
-    flipped[10] ^= 1;
+    let mut flipped = snapshot.clone();
+    *flipped.last_mut().unwrap() ^= 1;
     assert!(matches!(
-        target.store.restore(&flipped, LogIndex(9)),
+        target.restore(&flipped, LogIndex(9)),
         Err(RestoreError::Checksum)
     ));
     assert!(matches!(
-        target
-            .store
-            .restore(&snapshot[..snapshot.len() - 1], LogIndex(9)),
-        Err(RestoreError::Checksum)
+        target.restore(&snapshot[..snapshot.len() - 1], LogIndex(9)),
+        Err(RestoreError::Truncated)
     ));
     assert!(matches!(
-        target.store.restore(b"short", LogIndex(9)),
-        Err(RestoreError::TooShort(5))
+        target.restore(&snapshot[..20], LogIndex(9)),
+        Err(RestoreError::Truncated)
+    ));
+    assert!(matches!(
+        target.restore(b"short", LogIndex(9)),
+        Err(RestoreError::Invalid(FormatError::UnknownVersion { .. }))
     ));
     assert_eq!(target.store.digest().unwrap(), before);
     assert_eq!(target.store.applied_index(), LogIndex(1));
@@ -671,7 +691,7 @@ fn the_digest_is_the_snapshot_trailer_and_tells_different_states_apart() {
     assert_eq!(three.get("a").unwrap().0, one.get("a").unwrap().0);
     assert_ne!(three.store.digest().unwrap(), one.store.digest().unwrap());
 
-    let snapshot = one.store.snapshot().unwrap();
+    let snapshot = one.snapshot();
     let trailer: [u8; 32] = snapshot[snapshot.len() - 32..].try_into().unwrap();
     assert_eq!(one.store.digest().unwrap(), Digest(trailer));
     assert_eq!(one.store.digest().unwrap().to_string().len(), 64);
@@ -775,13 +795,12 @@ fn the_member_directory_follows_config_entries_and_survives_snapshot_and_reopen(
     // Keys are untouched and no revision was used.
     assert_eq!(node.store.revision(), Revision(0));
 
-    let snapshot = node.store.snapshot().unwrap();
+    let snapshot = node.snapshot();
     let node = node.reopen();
     assert_eq!(listed(&node.store), expected);
 
     let mut other = Node::new();
     other
-        .store
         .restore(&snapshot, node.store.applied_index())
         .unwrap();
     assert_eq!(listed(&other.store), expected);

@@ -383,9 +383,9 @@ impl Operator {
             .client_url(ordinal)
             .await
             .unwrap_or_else(|| panic!("pod {ordinal} is not running"));
-        Client::new([url])
+        Client::new([url.clone()])
             .expect("a valid endpoint")
-            .node_status()
+            .node_status_with_digest_of(&url)
             .await
             .unwrap_or_else(|e| panic!("status of pod {ordinal}: {e}"))
     }

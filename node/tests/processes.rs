@@ -117,7 +117,7 @@ async fn a_learner_behind_the_compaction_point_catches_up_by_snapshot_and_is_pro
     wait_for("equal digests", async || {
         let mut digests = Vec::new();
         for node in &cluster.nodes {
-            let status = node.status().await;
+            let status = node.status_with_digest().await;
             digests.push((status.applied, status.state_digest));
         }
         digests.windows(2).all(|w| w[0] == w[1]).then_some(())

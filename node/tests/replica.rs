@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use raftcfg_node::kv::{Command, Key, Limits, Outcome, Precondition};
+use raftcfg_node::kv::{Command, Key, Limits, Outcome, Precondition, SnapshotRef};
 use raftcfg_node::replica::Replica;
 use raftcfg_raft::{
-    ClusterId, Config, LogIndex, MembershipChange, NodeId, ReadContext, ReadState, Role,
+    ClusterId, Config, LogIndex, LogStorage as _, MembershipChange, MessageBody, NodeId,
+    ReadContext, ReadState, Role, Snapshot,
 };
 use tempfile::TempDir;
 
@@ -49,12 +50,19 @@ impl Cluster {
         cluster
     }
 
-    /// Processes and delivers until no message is left.
+    /// Processes and delivers until no message is left. A replica whose
+    /// snapshot is due takes it here (the driver does it on another
+    /// thread), and a snapshot sent is delivered as the transport does:
+    /// its file copied into the receiver's snapshot folder first.
     fn settle(&mut self) {
         loop {
             let mut messages = Vec::new();
             for (n, replica) in self.replicas.iter_mut() {
                 replica.process().unwrap();
+                if replica.snapshot_due() {
+                    replica.snapshot_now().unwrap();
+                    replica.process().unwrap();
+                }
                 let effects = replica.take_effects();
                 messages.extend(effects.outbox);
                 let applied = self.applied.entry(*n).or_default();
@@ -65,11 +73,30 @@ impl Cluster {
                 return;
             }
             for message in messages {
+                if let MessageBody::InstallSnapshot { snapshot } = &message.body {
+                    self.copy_snapshot_file(message.from, message.to, snapshot);
+                    let (from, to) = (message.from.get(), message.to);
+                    self.replica(from).report_snapshot(to, true);
+                }
                 if let Some(replica) = self.replicas.get_mut(&message.to.get()) {
                     replica.step(message);
                 }
             }
         }
+    }
+
+    /// Copies the file of `snapshot` from `from`'s folder into `to`'s.
+    fn copy_snapshot_file(&self, from: NodeId, to: NodeId, snapshot: &Snapshot) {
+        let reference = SnapshotRef::decode(&snapshot.data).unwrap();
+        let source = self.replicas[&from.get()]
+            .snapshot_dir()
+            .path_of(&reference);
+        let Some(target) = self.replicas.get(&to.get()) else {
+            return;
+        };
+        let mut partial = target.snapshot_dir().create_partial().unwrap();
+        std::io::copy(&mut std::fs::File::open(source).unwrap(), &mut partial.file).unwrap();
+        target.snapshot_dir().commit(partial, &reference).unwrap();
     }
 
     fn elect(&mut self, n: u64) {
@@ -271,4 +298,42 @@ fn a_new_learner_behind_the_compaction_point_catches_up_by_snapshot() {
         cluster.replicas[&4].kv().digest().unwrap(),
         cluster.replicas[&1].kv().digest().unwrap()
     );
+}
+
+#[test]
+fn large_entries_call_for_a_snapshot_by_bytes_and_keep_a_tail_of_bounded_bytes() {
+    const VALUE: usize = 10 << 10;
+    let mut cluster = Cluster::founded();
+    for n in 1..=3 {
+        let replica = cluster.replicas.remove(&n).unwrap();
+        // Never by entries; by bytes after about five values (staggered by
+        // up to half of it); a tail of 100 entries but at most three values.
+        let replica = replica
+            .with_snapshot_threshold(1_000_000)
+            .with_snapshot_threshold_bytes(5 * VALUE as u64)
+            .with_compaction_tail(100)
+            .with_compaction_tail_bytes(3 * VALUE as u64 + 512);
+        cluster.replicas.insert(n, replica);
+    }
+    cluster.elect(1);
+    let value = "v".repeat(VALUE);
+    for i in 0..20 {
+        let command = put(&format!("k{i}"), &value, Precondition::None);
+        cluster.replica(1).propose(&command).unwrap();
+        cluster.settle();
+    }
+    for n in 1..=3 {
+        let status = cluster.replicas[&n].status();
+        assert!(
+            status.snapshot_index > LogIndex(0),
+            "replica {n} took no snapshot: {status:?}"
+        );
+        let first = cluster.replicas[&n].raft().storage().first_index().unwrap();
+        let kept = status.snapshot_index.get() + 1 - first.get();
+        assert!(
+            kept <= 3,
+            "replica {n} kept {kept} entries of {VALUE} bytes behind its snapshot"
+        );
+    }
+    assert_eq!(cluster.value(2, "k19"), Some(Bytes::from(value)));
 }

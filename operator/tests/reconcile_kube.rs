@@ -951,7 +951,7 @@ fn node(node_id: u64, cluster_id: Option<u64>, leader_id: Option<u64>) -> NodeSt
         last_index: 0,
         snapshot_index: 0,
         leader_id,
-        state_digest: String::new(),
+        state_digest: None,
     }
 }
 

@@ -34,8 +34,11 @@ pub struct Config {
     pub max_inflight_appends: usize,
     /// Upper bound on unacknowledged entry bytes per follower.
     pub max_inflight_bytes: u64,
-    /// Size of one snapshot chunk.
-    pub snapshot_chunk_bytes: u64,
+    /// How long the leader waits for a follower to take the snapshot it
+    /// was sent, or for the application to report the transfer's end,
+    /// before it sends the snapshot again. It must cover the transfer of
+    /// the largest snapshot.
+    pub snapshot_timeout_ticks: u32,
     /// Upper bound on the committed entry bytes handed out in one `Ready`.
     pub max_apply_bytes: u64,
     /// Index the application had applied when the node (re)started.
@@ -56,7 +59,7 @@ impl Config {
             max_append_bytes: 1 << 20,
             max_inflight_appends: 64,
             max_inflight_bytes: 32 << 20,
-            snapshot_chunk_bytes: 1 << 20,
+            snapshot_timeout_ticks: 600,
             max_apply_bytes: 16 << 20,
             applied: LogIndex(0),
             #[cfg(feature = "planted-bugs")]
@@ -83,9 +86,13 @@ impl Config {
                 "in-flight limits must be positive",
             ));
         }
-        if self.max_append_bytes == 0 || self.snapshot_chunk_bytes == 0 || self.max_apply_bytes == 0
-        {
+        if self.max_append_bytes == 0 || self.max_apply_bytes == 0 {
             return Err(StartError::InvalidConfig("size limits must be positive"));
+        }
+        if self.snapshot_timeout_ticks == 0 {
+            return Err(StartError::InvalidConfig(
+                "the snapshot timeout must be at least 1 tick",
+            ));
         }
         Ok(())
     }

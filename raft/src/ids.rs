@@ -48,16 +48,25 @@ protocol_number!(
 );
 
 impl Term {
-    /// The term after this one.
+    /// The term after this one. Terms grow by one per election from 0 and
+    /// messages at the largest term are dropped, so overflow is a broken
+    /// invariant: it panics, also in release builds, instead of wrapping
+    /// to 0.
     pub const fn next(self) -> Self {
-        Self(self.0 + 1)
+        match self.0.checked_add(1) {
+            Some(next) => Self(next),
+            None => panic!("the Raft term overflowed"),
+        }
     }
 }
 
 impl LogIndex {
-    /// The index after this one.
+    /// The index after this one (overflow panics, as for [`Term::next`]).
     pub const fn next(self) -> Self {
-        Self(self.0 + 1)
+        match self.0.checked_add(1) {
+            Some(next) => Self(next),
+            None => panic!("a Raft log index overflowed"),
+        }
     }
 
     /// The index before this one (index 0 stays 0).
@@ -65,8 +74,11 @@ impl LogIndex {
         Self(self.0.saturating_sub(1))
     }
 
-    /// This index moved forward by `n` positions.
+    /// This index moved forward by `n` positions (overflow panics).
     pub const fn plus(self, n: u64) -> Self {
-        Self(self.0 + n)
+        match self.0.checked_add(n) {
+            Some(moved) => Self(moved),
+            None => panic!("a Raft log index overflowed"),
+        }
     }
 }

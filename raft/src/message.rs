@@ -1,10 +1,8 @@
 //! Messages between Raft nodes, named as in the paper.
 
-use bytes::Bytes;
-
 use crate::entry::Entry;
 use crate::ids::{ClusterId, LogIndex, NodeId, Term};
-use crate::snapshot::SnapshotMetadata;
+use crate::snapshot::Snapshot;
 
 /// A message from one node to another. Every message names its cluster,
 /// sender and recipient; a node drops messages not meant for it.
@@ -86,23 +84,15 @@ pub enum MessageBody {
         /// The ReadIndex round being acknowledged.
         read_round: u64,
     },
-    /// One chunk of a snapshot, sent to a follower whose next entry was compacted away.
+    /// The leader's snapshot, sent whole to a follower whose next entry was
+    /// compacted away. The core never looks inside `snapshot.data`; an
+    /// application whose state is large puts a reference to it there and
+    /// lets its transport stream the state itself (then reports how the
+    /// transfer went with `RawNode::report_snapshot`). The follower answers
+    /// with an `AppendEntriesResponse`.
     InstallSnapshot {
-        /// Which snapshot this chunk belongs to.
-        metadata: SnapshotMetadata,
-        /// Where this chunk starts in the snapshot data.
-        offset: u64,
-        /// The whole snapshot's size in bytes.
-        total_bytes: u64,
-        /// The chunk.
-        data: Bytes,
-    },
-    /// Acknowledges snapshot chunks received so far.
-    InstallSnapshotResponse {
-        /// The snapshot being received.
-        snapshot_index: LogIndex,
-        /// How many bytes of it the follower holds.
-        received_bytes: u64,
+        /// The snapshot.
+        snapshot: Snapshot,
     },
     /// The leader tells a caught-up voter to campaign at once (leadership transfer).
     TimeoutNow,
@@ -146,7 +136,6 @@ impl MessageBody {
             MessageBody::Heartbeat { .. } => "Heartbeat",
             MessageBody::HeartbeatResponse { .. } => "HeartbeatResponse",
             MessageBody::InstallSnapshot { .. } => "InstallSnapshot",
-            MessageBody::InstallSnapshotResponse { .. } => "InstallSnapshotResponse",
             MessageBody::TimeoutNow => "TimeoutNow",
             MessageBody::ReadIndexRequest { .. } => "ReadIndexRequest",
             MessageBody::ReadIndexResponse { .. } => "ReadIndexResponse",

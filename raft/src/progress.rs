@@ -12,15 +12,13 @@ pub enum ReplicationState {
     Probe,
     /// Known match: appends are pipelined up to the in-flight limits.
     Replicate,
-    /// The follower needs the snapshot at `index`; `received` bytes of it
-    /// are acknowledged.
+    /// The follower was sent the snapshot at `index` and has not taken it
+    /// yet.
     Snapshot {
         /// The snapshot's index.
         index: LogIndex,
-        /// Bytes the follower acknowledged.
-        received: u64,
-        /// Ticks since the last chunk was sent.
-        idle_ticks: u32,
+        /// Ticks since it was sent.
+        ticks: u32,
     },
 }
 
@@ -149,12 +147,17 @@ impl Progress {
         self.clear_inflight();
     }
 
+    /// The snapshot sent did not arrive: probe from the last known match,
+    /// which sends it again if the follower still needs it.
+    pub(crate) fn snapshot_failed(&mut self) {
+        self.state = ReplicationState::Probe;
+        self.next = self.matched.next();
+        self.probe_sent = false;
+        self.clear_inflight();
+    }
+
     pub(crate) fn become_snapshot(&mut self, index: LogIndex) {
-        self.state = ReplicationState::Snapshot {
-            index,
-            received: 0,
-            idle_ticks: 0,
-        };
+        self.state = ReplicationState::Snapshot { index, ticks: 0 };
         self.probe_sent = false;
         self.clear_inflight();
     }

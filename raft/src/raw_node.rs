@@ -150,6 +150,14 @@ impl<S: LogStorage> RawNode<S> {
         self.raft.transfer_leadership(target)
     }
 
+    /// The application's transport says how sending the snapshot to `to`
+    /// ended: `delivered = false` makes the leader send it again once the
+    /// follower answers (a lost report is covered by
+    /// [`Config::snapshot_timeout_ticks`]).
+    pub fn report_snapshot(&mut self, to: NodeId, delivered: bool) {
+        self.raft.report_snapshot(to, delivered);
+    }
+
     /// The application has a snapshot of its state at `index` (applied):
     /// the next `Ready` asks to store it and compact the log behind it.
     pub fn compact(&mut self, index: LogIndex, data: Bytes) -> Result<(), CompactError> {
@@ -239,6 +247,36 @@ impl<S: LogStorage> RawNode<S> {
         if raft.role == Role::Leader && raft.maybe_commit() {
             raft.broadcast_append(true);
         }
+    }
+
+    /// The current term (cheaper than [`RawNode::status`]).
+    pub fn term(&self) -> Term {
+        self.raft.term
+    }
+
+    /// The current role (cheaper than [`RawNode::status`]).
+    pub fn role(&self) -> Role {
+        self.raft.role
+    }
+
+    /// The leader this node knows of (cheaper than [`RawNode::status`]).
+    pub fn leader_id(&self) -> Option<NodeId> {
+        self.raft.leader_id
+    }
+
+    /// The cluster this node belongs to, once it knows.
+    pub fn cluster_id(&self) -> Option<ClusterId> {
+        self.raft.cluster_id
+    }
+
+    /// The highest applied index.
+    pub fn applied(&self) -> LogIndex {
+        self.raft.log.applied
+    }
+
+    /// The index of the latest stored snapshot.
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.raft.log.snapshot_index()
     }
 
     /// The node's current state.

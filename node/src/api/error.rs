@@ -53,6 +53,11 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
+    /// 500: the node failed (storage or a task); the message says how.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
     /// 500: the driver answered a query with another kind of result (a bug).
     pub fn mismatched_answer() -> Self {
         Self::new(

@@ -24,8 +24,9 @@ use axum::routing::{get, post};
 pub use error::ApiError;
 
 use crate::driver::{Consistency, DriverError, NodeHandle, Query, QueryResult};
-use crate::kv::{Command, Limits, Outcome};
+use crate::kv::{Command, Digest, Limits, Outcome};
 use crate::metrics::Metrics;
+use crate::storage::Db;
 use crate::transport::Transport;
 
 /// What the handlers share.
@@ -33,6 +34,11 @@ use crate::transport::Transport;
 pub struct ApiState {
     /// The driver.
     pub node: NodeHandle,
+    /// The node's database, for backups and digests, which read a RocksDB
+    /// snapshot on a blocking thread instead of the driver's.
+    pub db: Db,
+    /// The last digest computed and the applied index it is at.
+    pub digest: Arc<tokio::sync::Mutex<Option<(raftcfg_raft::LogIndex, Digest)>>>,
     /// Forwards writes to the leader.
     pub transport: Arc<Transport>,
     /// Key and value limits.
@@ -51,12 +57,15 @@ impl ApiState {
     /// State with default timeouts (writes 10 s, reads 5 s).
     pub fn new(
         node: NodeHandle,
+        db: Db,
         transport: Arc<Transport>,
         limits: Limits,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             node,
+            db,
+            digest: Arc::default(),
             transport,
             limits,
             metrics,

@@ -1,25 +1,33 @@
-//! This node: `/v1/node` (status and state digest), `/v1/snapshot` (a
-//! consistent backup), `/healthz`, `/readyz`, `/metrics`, and the JSON 404
-//! for unknown paths.
+//! This node: `/v1/node` (status, and the state digest when asked for),
+//! `/v1/snapshot` (a consistent backup, streamed), `/healthz`, `/readyz`,
+//! `/metrics`, and the JSON 404 for unknown paths. The digest and the
+//! backup read the whole state, so they read a RocksDB snapshot on a
+//! blocking thread, never on the driver's.
 
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use raftcfg_client::wire::NodeStatus;
-use raftcfg_raft::{ClusterId, NodeId, Role};
+use raftcfg_raft::{ClusterId, LogIndex, NodeId, Role};
 
 use super::ApiState;
 use super::error::ApiError;
 use super::params::Params;
+use crate::kv::{Digest, SnapshotError, write_state, write_state_with};
 
-/// `GET /v1/node`.
+/// `GET /v1/node[?digest=true]`.
 pub async fn status(
     State(state): State<ApiState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<NodeStatus>, ApiError> {
-    Params::parse(query.as_deref(), &[])?;
-    let (applied, digest) = state.node.digest().await?;
+    let params = Params::parse(query.as_deref(), &["digest"])?;
+    let digest = if params.flag("digest")? {
+        Some(state_digest(&state).await?)
+    } else {
+        None
+    };
     let view = state.node.view();
     let status = &view.status;
     Ok(Json(NodeStatus {
@@ -29,13 +37,42 @@ pub async fn status(
         role: role_name(status.role).to_owned(),
         term: status.term.get(),
         commit: status.commit.get(),
-        // The digest's index, so the two always belong together.
-        applied: applied.get(),
+        // With a digest, the digest's index, so the two belong together.
+        applied: digest.map_or(status.applied, |(applied, _)| applied).get(),
         last_index: status.last_index.get(),
         snapshot_index: status.snapshot_index.get(),
         leader_id: status.leader_id.map(NodeId::get),
-        state_digest: digest.to_string(),
+        state_digest: digest.map(|(_, digest)| digest.to_string()),
     }))
+}
+
+/// The digest of the state and the applied index it is at, computed at most
+/// once per applied index (callers that ask together share one).
+async fn state_digest(state: &ApiState) -> Result<(LogIndex, Digest), ApiError> {
+    let mut cached = state.digest.lock().await;
+    let applied = state.node.view().status.applied;
+    if let Some((at, digest)) = *cached
+        && at == applied
+    {
+        return Ok((at, digest));
+    }
+    let db = state.db.clone();
+    let summary = tokio::task::spawn_blocking(move || write_state(&db, &mut std::io::sink()))
+        .await
+        .map_err(|e| ApiError::internal(format!("the digest task failed: {e}")))?
+        .map_err(snapshot_error)?;
+    *cached = Some((summary.applied_index, summary.digest));
+    Ok((summary.applied_index, summary.digest))
+}
+
+fn snapshot_error(error: SnapshotError) -> ApiError {
+    match error {
+        SnapshotError::Restoring => ApiError::unavailable(
+            "restoring",
+            "this node is installing a snapshot from the leader; retry shortly",
+        ),
+        other => ApiError::internal(other.to_string()),
+    }
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -47,13 +84,51 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// `GET /v1/snapshot`: the whole state as of one applied index.
+/// `GET /v1/snapshot`: the whole state as of one applied index, streamed
+/// from a RocksDB snapshot with a bounded buffer.
 pub async fn snapshot(
     State(state): State<ApiState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     Params::parse(query.as_deref(), &[])?;
-    let backup = state.node.backup().await?;
+    if !state.node.view().initialized() {
+        return Err(ApiError::from(crate::driver::DriverError::NotInitialized));
+    }
+    let (chunks, body) = tokio::sync::mpsc::channel(BACKUP_CHUNKS_IN_FLIGHT);
+    let (started, start) = tokio::sync::oneshot::channel();
+    let db = state.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter {
+            chunks: chunks.clone(),
+            buffer: Vec::with_capacity(BACKUP_CHUNK_BYTES),
+        };
+        let result = write_state_with(&db, &mut out, |applied, revision| {
+            let _ = started.send((applied, revision));
+        })
+        .and_then(|summary| {
+            out.send_buffer()?;
+            Ok(summary)
+        });
+        if let Err(e) = result {
+            // Fails the response mid-body (the client sees a broken
+            // stream and a backup without its checksum), or, before any
+            // byte, the request: see below.
+            let _ = chunks.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let Ok((applied, revision)) = start.await else {
+        // The state could not be read at all: the task said why.
+        let mut body = body;
+        let why = match body.recv().await {
+            Some(Err(e)) => e.to_string(),
+            _ => "the backup could not be started".to_owned(),
+        };
+        return Err(if why.contains("being installed") {
+            snapshot_error(SnapshotError::Restoring)
+        } else {
+            ApiError::internal(why)
+        });
+    };
     let headers = [
         (
             header::CONTENT_TYPE,
@@ -65,14 +140,57 @@ pub async fn snapshot(
         ),
         (
             header::HeaderName::from_static("x-raftcfg-applied-index"),
-            HeaderValue::from(backup.applied.get()),
+            HeaderValue::from(applied.get()),
         ),
         (
             header::HeaderName::from_static("x-raftcfg-revision"),
-            HeaderValue::from(backup.revision.get()),
+            HeaderValue::from(revision.get()),
         ),
     ];
-    Ok((headers, backup.data).into_response())
+    let stream = tokio_stream::wrappers::ReceiverStream::new(body);
+    Ok((headers, Body::from_stream(stream)).into_response())
+}
+
+/// Bytes per chunk of a streamed backup, and chunks buffered at most: the
+/// memory a backup takes, whatever the state's size.
+const BACKUP_CHUNK_BYTES: usize = 64 << 10;
+const BACKUP_CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Hands what is written to the response body in chunks; blocks while the
+/// body is [`BACKUP_CHUNKS_IN_FLIGHT`] chunks behind, and fails once the
+/// client is gone.
+struct ChunkWriter {
+    chunks: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buffer: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send_buffer(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(BACKUP_CHUNK_BYTES),
+        ));
+        self.chunks
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= BACKUP_CHUNK_BYTES {
+            self.send_buffer()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// `GET /healthz`: the process serves and its driver runs.

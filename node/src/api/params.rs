@@ -62,6 +62,18 @@ impl Params {
             .transpose()
     }
 
+    /// A yes/no parameter: `true`, `false`, or absent (false).
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.text(name) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(
+                "bad_query",
+                format!("query parameter '{name}' must be 'true' or 'false', not '{other}'"),
+            )),
+        }
+    }
+
     /// The `consistency` parameter (default linearizable).
     pub fn consistency(&self) -> Result<Consistency, ApiError> {
         match self.text("consistency") {

@@ -4,6 +4,13 @@
 //! compacted. Each event's `event` is `put` or `delete`, its `id` the
 //! revision and its `data` a [`WatchEvent`] in JSON, so a client that
 //! reconnects resumes from the last id + 1.
+//!
+//! A watch reads the change log (through the driver) only to start and
+//! when it falls behind; otherwise it is fed from the driver's published
+//! batches of applied changes ([`NodeHandle::subscribe_changes`]), which
+//! costs the driver nothing per watcher.
+//!
+//! [`NodeHandle::subscribe_changes`]: crate::driver::NodeHandle::subscribe_changes
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -15,11 +22,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::Stream;
 use raftcfg_client::wire::{WatchEvent, WatchEventKind};
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::ApiState;
 use super::error::ApiError;
 use super::params::Params;
-use crate::driver::{Consistency, Query, QueryResult};
+use crate::driver::{ChangeBatch, Consistency, Query, QueryResult};
 use crate::kv::{Change, ChangeKind, KeyPrefix, Revision};
 
 /// Changes read from the store at a time.
@@ -40,13 +48,17 @@ pub async fn watch(
         Some(revision) => Revision(revision.max(1)),
         None => state.node.view().revision.next(),
     };
-    // Check the start before answering 200, so a compacted start is a 410.
+    // Subscribed before the first read, so nothing applied after the read
+    // is missed; a start that was compacted is a 410, before answering 200.
+    let feed = state.node.subscribe_changes();
     let first = fetch(&state, &prefix, from).await?;
     let watcher = Watcher {
         state,
         prefix,
         next: first.1,
         buffered: first.0.into(),
+        feed,
+        pending: None,
         done: false,
     };
     let events = futures::stream::unfold(watcher, |mut watcher| async move {
@@ -63,6 +75,10 @@ struct Watcher {
     /// The first revision not yet read.
     next: Revision,
     buffered: VecDeque<Change>,
+    feed: broadcast::Receiver<ChangeBatch>,
+    /// A batch from the feed that starts after `next`: the change log is
+    /// read up to it first.
+    pending: Option<ChangeBatch>,
     done: bool,
 }
 
@@ -73,27 +89,77 @@ impl Watcher {
         if self.done {
             return None;
         }
-        let mut updates = self.state.node.subscribe();
         loop {
             if let Some(change) = self.buffered.pop_front() {
                 return Some(change_event(change));
             }
-            if updates.borrow_and_update().revision < self.next {
-                if updates.changed().await.is_err() {
+            let batch = match self.pending.take() {
+                Some(batch) => batch,
+                None => match self.feed.recv().await {
+                    Ok(batch) => batch,
+                    // Fell behind the feed: read what was missed from the
+                    // log; batches still held are then older than `next`.
+                    Err(RecvError::Lagged(_)) => {
+                        if let Err(event) = self.read_log().await {
+                            return Some(event);
+                        }
+                        continue;
+                    }
+                    Err(RecvError::Closed) => {
+                        self.done = true;
+                        return Some(error_event("stopping", "the node is stopping"));
+                    }
+                },
+            };
+            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+                continue;
+            };
+            if last.revision < self.next {
+                continue;
+            }
+            if first.revision > self.next {
+                // A gap (the feed lagged, or a snapshot was installed):
+                // the log has it, or says it was compacted.
+                let before = self.next;
+                let missing = format!("{before} to {}", first.revision);
+                self.pending = Some(batch);
+                if let Err(event) = self.read_log().await {
+                    return Some(event);
+                }
+                if self.next == before && self.buffered.is_empty() {
+                    // The log should hold what the feed skipped; never
+                    // pass over revisions silently.
                     self.done = true;
-                    return Some(error_event("stopping", "the node is stopping"));
+                    return Some(error_event(
+                        "internal",
+                        &format!("the change log lacks revisions {missing}"),
+                    ));
                 }
                 continue;
             }
-            match fetch(&self.state, &self.prefix, self.next).await {
-                Ok((changes, next)) => {
-                    self.buffered = changes.into();
-                    self.next = next;
-                }
-                Err(error) => {
-                    self.done = true;
-                    return Some(error_event(error.code, &error.message));
-                }
+            let next = self.next;
+            self.buffered.extend(
+                batch
+                    .iter()
+                    .filter(|change| change.revision >= next && self.prefix.matches(&change.key))
+                    .cloned(),
+            );
+            self.next = last.revision.next();
+        }
+    }
+
+    /// Reads one page of the change log from `next`; the error is the
+    /// event that ends the watch.
+    async fn read_log(&mut self) -> Result<(), Event> {
+        match fetch(&self.state, &self.prefix, self.next).await {
+            Ok((changes, next)) => {
+                self.buffered = changes.into();
+                self.next = next;
+                Ok(())
+            }
+            Err(error) => {
+                self.done = true;
+                Err(error_event(error.code, &error.message))
             }
         }
     }

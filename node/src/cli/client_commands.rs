@@ -462,7 +462,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let statuses = futures::future::join_all(
         list.members
             .iter()
-            .map(|member| client.node_status_of(&member.client_url)),
+            .map(|member| client.node_status_with_digest_of(&member.client_url)),
     )
     .await;
     let rows: Vec<StatusRow> = list
@@ -685,11 +685,13 @@ fn digest_conflicts(rows: &[StatusRow]) -> Vec<DigestConflict> {
     let mut by_applied: std::collections::BTreeMap<u64, Vec<(&str, &str)>> =
         std::collections::BTreeMap::new();
     for row in rows {
-        if let Ok(node) = &row.node {
+        if let Ok(node) = &row.node
+            && let Some(digest) = &node.state_digest
+        {
             by_applied
                 .entry(node.applied)
                 .or_default()
-                .push((&row.name, &node.state_digest));
+                .push((&row.name, digest));
         }
     }
     let mut conflicts = Vec::new();
@@ -749,7 +751,10 @@ fn status_table(rows: &[StatusRow]) -> String {
                     node.commit.to_string(),
                     node.applied.to_string(),
                     or_dash(lag),
-                    node.state_digest.chars().take(DIGEST_CHARS).collect(),
+                    match &node.state_digest {
+                        Some(digest) => digest.chars().take(DIGEST_CHARS).collect(),
+                        None => "-".to_owned(),
+                    },
                 ]),
                 Err(_) => {
                     line.push("unreachable".to_owned());
@@ -913,7 +918,7 @@ mod tests {
                 last_index: 110,
                 snapshot_index: 0,
                 leader_id: Some(1),
-                state_digest: digest.to_owned(),
+                state_digest: Some(digest.to_owned()),
             }),
         }
     }

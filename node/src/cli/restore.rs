@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use bytes::Bytes;
 use raftcfg_raft::{ClusterId, Config, NodeId};
 
 use crate::replica::Replica;
@@ -11,8 +10,9 @@ use crate::replica::Replica;
 /// Creates, in the new data directory `data_dir`, a node named `name`
 /// that alone forms a new cluster whose state is the backup in `file`.
 pub fn restore_backup(file: &Path, data_dir: &Path, name: &str) -> anyhow::Result<()> {
-    let backup = std::fs::read(file)
-        .with_context(|| format!("cannot read the backup {}", file.display()))?;
+    let backup_bytes = std::fs::metadata(file)
+        .with_context(|| format!("cannot read the backup {}", file.display()))?
+        .len();
     if data_dir.exists()
         && std::fs::read_dir(data_dir)
             .with_context(|| format!("cannot read {}", data_dir.display()))?
@@ -30,7 +30,7 @@ pub fn restore_backup(file: &Path, data_dir: &Path, name: &str) -> anyhow::Resul
         let fresh_id = NodeId(rand::random::<u64>().max(1));
         let mut replica = Replica::open(data_dir, name, fresh_id, Config::new(fresh_id))?;
         let cluster_id = ClusterId(rand::random::<u64>().max(1));
-        replica.restore_backup(Bytes::from(backup.clone()), cluster_id)?;
+        replica.restore_backup(file, cluster_id)?;
         anyhow::Ok((
             replica.identity().node_id,
             cluster_id,
@@ -46,8 +46,7 @@ pub fn restore_backup(file: &Path, data_dir: &Path, name: &str) -> anyhow::Resul
         }
     };
     println!(
-        "restored {} bytes (revision {revision}) into {}: node {node_id}, new cluster {cluster_id}",
-        backup.len(),
+        "restored {backup_bytes} bytes (revision {revision}) into {}: node {node_id}, new cluster {cluster_id}",
         data_dir.display()
     );
     println!(

@@ -43,16 +43,39 @@ pub struct ServeArgs {
     /// Snapshot the state and compact the log every this many entries.
     #[arg(long, env = "RAFTCFG_SNAPSHOT_THRESHOLD", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_threshold: u64,
+    /// Also snapshot once the entries since the last snapshot hold this
+    /// many bytes (0: only by --snapshot-threshold).
+    #[arg(long, env = "RAFTCFG_SNAPSHOT_THRESHOLD_BYTES", default_value_t = crate::driver::DEFAULT_SNAPSHOT_THRESHOLD_BYTES)]
+    pub snapshot_threshold_bytes: u64,
     /// Log entries kept behind each snapshot, so a follower a little behind
     /// is sent entries instead of the whole snapshot.
     #[arg(long, env = "RAFTCFG_COMPACTION_TAIL", default_value_t = 5_000)]
     pub compaction_tail: u64,
-    /// Largest key accepted, in bytes.
+    /// At most this many bytes of log kept behind each snapshot.
+    #[arg(long, env = "RAFTCFG_COMPACTION_TAIL_BYTES", default_value_t = crate::driver::DEFAULT_COMPACTION_TAIL_BYTES)]
+    pub compaction_tail_bytes: u64,
+    /// Largest key accepted, in bytes (at most 65536).
     #[arg(long, env = "RAFTCFG_MAX_KEY_BYTES", default_value_t = Limits::DEFAULT_MAX_KEY_BYTES)]
     pub max_key_bytes: usize,
-    /// Largest value accepted, in bytes.
+    /// Largest value accepted, in bytes (at most 33554432, 32 MiB).
     #[arg(long, env = "RAFTCFG_MAX_VALUE_BYTES", default_value_t = Limits::DEFAULT_MAX_VALUE_BYTES)]
     pub max_value_bytes: usize,
+    /// Largest snapshot accepted from a leader, in bytes: a follower
+    /// refuses a larger one before writing it to disk.
+    #[arg(long, env = "RAFTCFG_MAX_SNAPSHOT_BYTES", default_value_t = server::DEFAULT_MAX_SNAPSHOT_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_snapshot_bytes: u64,
+    /// Client connections open at once at most; beyond it the connection
+    /// idle the longest is closed, or the new one refused if none is idle.
+    /// Lowered at start if the open-file limit cannot hold it.
+    #[arg(long, env = "RAFTCFG_MAX_CLIENT_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CLIENT_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_client_connections: u64,
+    /// Seconds a client gets to send a request's headers, and each piece
+    /// of its body, before the connection is closed.
+    #[arg(long, env = "RAFTCFG_CLIENT_READ_TIMEOUT", default_value_t = server::DEFAULT_CLIENT_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub client_read_timeout: u64,
+    /// Seconds a client connection may stay open with no request.
+    #[arg(long, env = "RAFTCFG_CLIENT_IDLE_TIMEOUT", default_value_t = server::DEFAULT_CLIENT_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub client_idle_timeout: u64,
     /// Log format.
     #[arg(long, env = "RAFTCFG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -120,11 +143,16 @@ impl ServeArgs {
             election_ticks: self.election_ticks,
             heartbeat_ticks: self.heartbeat_ticks,
             snapshot_threshold: self.snapshot_threshold,
+            snapshot_threshold_bytes: self.snapshot_threshold_bytes,
             compaction_tail: self.compaction_tail,
-            limits: Limits {
-                max_key_bytes: self.max_key_bytes,
-                max_value_bytes: self.max_value_bytes,
-            },
+            compaction_tail_bytes: self.compaction_tail_bytes,
+            limits: Limits::new(self.max_key_bytes, self.max_value_bytes).map_err(|reason| {
+                anyhow::anyhow!("--max-key-bytes / --max-value-bytes: {reason}")
+            })?,
+            max_snapshot_bytes: self.max_snapshot_bytes,
+            max_client_connections: self.max_client_connections as usize,
+            client_read_timeout: Duration::from_secs(self.client_read_timeout),
+            client_idle_timeout: Duration::from_secs(self.client_idle_timeout),
             planted_bug: self.planted_bug,
             simulate_power_loss: self.simulate_power_loss,
         })

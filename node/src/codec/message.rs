@@ -4,7 +4,8 @@
 
 use bytes::{Buf, BufMut};
 use raftcfg_raft::{
-    ClusterId, Entry, LogIndex, Message, MessageBody, NodeId, ReadContext, SnapshotMetadata, Term,
+    ClusterId, Entry, LogIndex, Message, MessageBody, NodeId, ReadContext, Snapshot,
+    SnapshotMetadata, Term,
 };
 
 use super::{
@@ -18,7 +19,7 @@ const APPEND_ENTRIES_RESPONSE: u8 = 3;
 const HEARTBEAT: u8 = 4;
 const HEARTBEAT_RESPONSE: u8 = 5;
 const INSTALL_SNAPSHOT: u8 = 6;
-const INSTALL_SNAPSHOT_RESPONSE: u8 = 7;
+// 7 was InstallSnapshotResponse, when snapshots went in chunks.
 const TIMEOUT_NOW: u8 = 8;
 const READ_INDEX_REQUEST: u8 = 9;
 const READ_INDEX_RESPONSE: u8 = 10;
@@ -98,25 +99,10 @@ impl Encode for Message {
                 out.put_u8(HEARTBEAT_RESPONSE);
                 out.put_u64(*read_round);
             }
-            MessageBody::InstallSnapshot {
-                metadata,
-                offset,
-                total_bytes,
-                data,
-            } => {
+            MessageBody::InstallSnapshot { snapshot } => {
                 out.put_u8(INSTALL_SNAPSHOT);
-                metadata.encode_to(out);
-                out.put_u64(*offset);
-                out.put_u64(*total_bytes);
-                put_bytes(out, data);
-            }
-            MessageBody::InstallSnapshotResponse {
-                snapshot_index,
-                received_bytes,
-            } => {
-                out.put_u8(INSTALL_SNAPSHOT_RESPONSE);
-                out.put_u64(snapshot_index.get());
-                out.put_u64(*received_bytes);
+                snapshot.metadata.encode_to(out);
+                put_bytes(out, &snapshot.data);
             }
             MessageBody::TimeoutNow => out.put_u8(TIMEOUT_NOW),
             MessageBody::ReadIndexRequest { context } => {
@@ -177,14 +163,10 @@ impl Decode for Message {
                 read_round: input.try_get_u64()?,
             },
             INSTALL_SNAPSHOT => MessageBody::InstallSnapshot {
-                metadata: SnapshotMetadata::decode_from(input)?,
-                offset: input.try_get_u64()?,
-                total_bytes: input.try_get_u64()?,
-                data: get_bytes(input)?,
-            },
-            INSTALL_SNAPSHOT_RESPONSE => MessageBody::InstallSnapshotResponse {
-                snapshot_index: LogIndex(input.try_get_u64()?),
-                received_bytes: input.try_get_u64()?,
+                snapshot: Snapshot {
+                    metadata: SnapshotMetadata::decode_from(input)?,
+                    data: get_bytes(input)?,
+                },
             },
             TIMEOUT_NOW => MessageBody::TimeoutNow,
             READ_INDEX_REQUEST => MessageBody::ReadIndexRequest {
@@ -282,18 +264,14 @@ mod tests {
             },
             MessageBody::HeartbeatResponse { read_round: 11 },
             MessageBody::InstallSnapshot {
-                metadata: SnapshotMetadata {
-                    index: LogIndex(40),
-                    term: Term(2),
-                    membership: Membership::with_voters([NodeId(1)]),
+                snapshot: Snapshot {
+                    metadata: SnapshotMetadata {
+                        index: LogIndex(40),
+                        term: Term(2),
+                        membership: Membership::with_voters([NodeId(1)]),
+                    },
+                    data: Bytes::from_static(b"a reference to the state"),
                 },
-                offset: 64,
-                total_bytes: 70,
-                data: Bytes::from_static(b"chunk!"),
-            },
-            MessageBody::InstallSnapshotResponse {
-                snapshot_index: LogIndex(40),
-                received_bytes: 70,
             },
             MessageBody::TimeoutNow,
             MessageBody::ReadIndexRequest {

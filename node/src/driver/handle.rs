@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 
-use bytes::Bytes;
 use raftcfg_raft::{ClusterId, LogIndex, MembershipChange, Message, NodeId, ProposalError, Status};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::kv::{
-    ChangePage, Command, Digest, Key, KeyPrefix, KeyRecord, MemberAddress, Outcome, Page, Revision,
+    Change, ChangePage, Command, Key, KeyPrefix, KeyRecord, MemberAddress, Outcome, Page, Revision,
 };
 use crate::storage::Identity;
 
@@ -116,17 +115,6 @@ pub enum QueryResult {
     Changes(Result<ChangePage, Revision>, Revision),
 }
 
-/// A consistent copy of the whole state (`GET /v1/snapshot`).
-#[derive(Clone, Debug)]
-pub struct Backup {
-    /// The snapshot bytes (the key-value snapshot format, with its SHA-256).
-    pub data: Bytes,
-    /// The applied index it reflects.
-    pub applied: LogIndex,
-    /// The revision it reflects.
-    pub revision: Revision,
-}
-
 /// What the node looks like now; published by the driver after each round.
 #[derive(Clone, Debug)]
 pub struct NodeView {
@@ -189,11 +177,9 @@ pub(super) enum Request {
     Bootstrap {
         reply: oneshot::Sender<Result<ClusterId, DriverError>>,
     },
-    Digest {
-        reply: oneshot::Sender<Result<(LogIndex, Digest), DriverError>>,
-    },
-    Backup {
-        reply: oneshot::Sender<Result<Backup, DriverError>>,
+    /// Answered once every request queued before it was handled.
+    Barrier {
+        reply: oneshot::Sender<Result<(), DriverError>>,
     },
 }
 
@@ -202,8 +188,13 @@ pub(super) enum Request {
 pub struct NodeHandle {
     pub(super) requests: SyncSender<Request>,
     pub(super) view: watch::Receiver<NodeView>,
+    pub(super) changes: broadcast::Sender<ChangeBatch>,
     pub(super) stop: Arc<AtomicBool>,
 }
+
+/// The changes one round applied, in revision order (never empty), as the
+/// driver publishes them to watchers.
+pub type ChangeBatch = Arc<Vec<Change>>;
 
 impl NodeHandle {
     /// Asks the driver to stop after its current round (within a tick).
@@ -221,6 +212,13 @@ impl NodeHandle {
     /// A receiver that sees every new view (for waiting on the revision).
     pub fn subscribe(&self) -> watch::Receiver<NodeView> {
         self.view.clone()
+    }
+
+    /// A receiver of every batch of changes applied from now on. A
+    /// receiver that falls behind by more than the channel holds gets
+    /// `Lagged` and must read the change log for what it missed.
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<ChangeBatch> {
+        self.changes.subscribe()
     }
 
     /// Proposes a write (on the leader) and waits until it is applied.
@@ -290,15 +288,10 @@ impl NodeHandle {
             .await
     }
 
-    /// The digest of the state and the applied index it belongs to.
-    pub async fn digest(&self) -> Result<(LogIndex, Digest), DriverError> {
-        self.ask(DriverError::Stopped, |reply| Request::Digest { reply })
-            .await
-    }
-
-    /// A consistent copy of the state.
-    pub async fn backup(&self) -> Result<Backup, DriverError> {
-        self.ask(DriverError::Stopped, |reply| Request::Backup { reply })
+    /// Resolves once the driver handled every request sent before this
+    /// one (their effects are in the published view).
+    pub async fn barrier(&self) -> Result<(), DriverError> {
+        self.ask(DriverError::Stopped, |reply| Request::Barrier { reply })
             .await
     }
 

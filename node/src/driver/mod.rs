@@ -7,16 +7,19 @@
 //! reached, and publish a fresh [`NodeView`].
 //!
 //! It is a thread rather than a tokio task because each round blocks on
-//! fsync; everything else talks to it through a [`NodeHandle`].
+//! fsync; everything else talks to it through a [`NodeHandle`]. Work that
+//! costs the state's size never runs on it: a second thread writes the
+//! snapshot files (`snapshotter`), and the transport streams them.
 
 mod handle;
+mod snapshotter;
 mod waiters;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,21 +31,47 @@ use raftcfg_raft::{
 use tokio::sync::watch;
 
 use handle::Request;
-pub use handle::{Backup, Consistency, DriverError, NodeHandle, NodeView, Query, QueryResult};
+pub use handle::{ChangeBatch, Consistency, DriverError, NodeHandle, NodeView, Query, QueryResult};
+use snapshotter::Snapshotter;
 use waiters::{PendingRead, Waiter, Waiters};
 
-use crate::kv::{ChangesError, Command, KvStore, MemberAddress};
+use crate::kv::{ChangesError, Command, KvStore, MemberAddress, SnapshotDir, SnapshotRef};
 use crate::metrics::Metrics;
 use crate::replica::{Replica, ReplicaError};
-use crate::storage::StorageOptions;
+use crate::storage::{Db, StorageOptions};
 
 /// Requests taken in one round at most (bounds the latency of a round).
 const MAX_REQUESTS_PER_ROUND: usize = 4096;
+/// The wait before another snapshot after one failed (a full disk, say).
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(10);
+/// The default bytes of applied entries that call for a snapshot.
+pub const DEFAULT_SNAPSHOT_THRESHOLD_BYTES: u64 = 256 << 20;
+/// The default most bytes of log kept behind a snapshot.
+pub const DEFAULT_COMPACTION_TAIL_BYTES: u64 = 64 << 20;
+/// Rounds of applied changes the watch feed holds for a slow watcher.
+const CHANGE_FEED_BATCHES: usize = 1024;
 
 /// Where the driver sends peer messages: the transport.
 pub trait Outbox: Send + 'static {
     /// Queues `messages` for `to`, reached at `peer_url`. Never blocks.
     fn send(&self, to: NodeId, peer_url: &str, messages: Vec<Message>);
+
+    /// Sends `to` an `InstallSnapshot` message whose snapshot data is a
+    /// [`SnapshotRef`]: the transport streams the file it names, then calls
+    /// `done` with whether the peer took it. Never blocks.
+    fn send_snapshot(&self, to: NodeId, peer_url: &str, message: Message, done: SnapshotDone);
+}
+
+/// How a snapshot transfer ended: called once, from any thread.
+pub type SnapshotDone = Box<dyn FnOnce(bool) + Send>;
+
+/// What other threads of the node tell the driver (never refused, unlike
+/// requests: losing one would leave the driver waiting).
+enum Internal {
+    /// The snapshotter wrote a snapshot file, or failed to.
+    SnapshotWritten(Result<SnapshotRef, crate::kv::SnapshotError>),
+    /// A snapshot transfer to `to` ended.
+    SnapshotSent { to: NodeId, delivered: bool },
 }
 
 /// How a node runs.
@@ -58,10 +87,15 @@ pub struct DriverConfig {
     pub raft: Config,
     /// Snapshot and compact every this many applied entries.
     pub snapshot_threshold: u64,
+    /// Or once the entries applied since the last snapshot hold this many
+    /// bytes.
+    pub snapshot_threshold_bytes: u64,
     /// Revisions of watch history kept at each snapshot.
     pub change_log_retention: u64,
     /// Log entries kept behind each snapshot for slow followers.
     pub compaction_tail: u64,
+    /// At most this many bytes of them.
+    pub compaction_tail_bytes: u64,
     /// Requests queued at most before callers get `Busy`.
     pub queue_capacity: usize,
     /// A known bug to plant, so the fault tests can show they catch it.
@@ -93,8 +127,10 @@ impl DriverConfig {
             tick: Duration::from_millis(100),
             raft: Config::new(NodeId(0)),
             snapshot_threshold: 10_000,
+            snapshot_threshold_bytes: DEFAULT_SNAPSHOT_THRESHOLD_BYTES,
             change_log_retention: 100_000,
             compaction_tail: 5_000,
+            compaction_tail_bytes: DEFAULT_COMPACTION_TAIL_BYTES,
             queue_capacity: 65_536,
             planted_bug: None,
             simulate_power_loss: false,
@@ -106,6 +142,11 @@ impl DriverConfig {
 pub struct Driver {
     /// The handle to give out.
     pub handle: NodeHandle,
+    /// The node's database, for reads that need no driver (backups,
+    /// digests).
+    pub db: Db,
+    /// Where the snapshot files are.
+    pub snapshots: SnapshotDir,
     /// The thread; it ends when every handle is dropped, or with the
     /// storage failure that stopped it.
     pub thread: JoinHandle<Result<(), ReplicaError>>,
@@ -125,13 +166,28 @@ pub fn start(
     };
     let replica = Replica::open_with(dir, &config.name, fresh_id, config.raft.clone(), storage)?
         .with_snapshot_threshold(config.snapshot_threshold)
+        .with_snapshot_threshold_bytes(config.snapshot_threshold_bytes)
+        .with_compaction_tail_bytes(config.compaction_tail_bytes)
         .with_change_log_retention(config.change_log_retention)
         .with_compaction_tail(config.compaction_tail);
+    let (db, snapshots) = replica.snapshot_source();
     let (requests, inbox) = sync_channel(config.queue_capacity);
+    let (internal_tx, internal) = channel();
+    let snapshotter = Snapshotter::start(db.clone(), snapshots.clone(), {
+        let internal_tx = internal_tx.clone();
+        move |written| {
+            let _ = internal_tx.send(Internal::SnapshotWritten(written));
+        }
+    })
+    .map_err(|e| ReplicaError::Thread(e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut state = Loop::new(replica, config, outbox, metrics, stop.clone());
+    state.internal = Some((internal_tx, internal));
+    state.snapshotter = Some(snapshotter);
     let (view_tx, view) = watch::channel(state.view());
     state.published = Some(view_tx);
+    let (changes, _) = tokio::sync::broadcast::channel(CHANGE_FEED_BATCHES);
+    state.change_feed = Some(changes.clone());
     let thread = std::thread::Builder::new()
         .name("raftcfg-driver".into())
         .spawn(move || state.run(inbox))
@@ -140,8 +196,11 @@ pub fn start(
         handle: NodeHandle {
             requests,
             view,
+            changes,
             stop,
         },
+        db,
+        snapshots,
         thread,
     })
 }
@@ -161,6 +220,8 @@ struct Loop {
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
     published: Option<watch::Sender<NodeView>>,
+    /// Where each round's applied changes go, for watchers.
+    change_feed: Option<tokio::sync::broadcast::Sender<ChangeBatch>>,
     waiters: Waiters,
     /// Linearizable reads taken this round, sent as one ReadIndex.
     new_reads: Vec<PendingRead>,
@@ -174,6 +235,14 @@ struct Loop {
     known_leader: Option<NodeId>,
     /// Whether this leader's own `SetMember` is pending.
     announcing: bool,
+    /// Messages from the node's other threads, and a sender for them.
+    internal: Option<(Sender<Internal>, Receiver<Internal>)>,
+    /// Writes snapshot files.
+    snapshotter: Option<Snapshotter>,
+    /// Whether the snapshotter is writing one now.
+    snapshot_in_flight: bool,
+    /// No new snapshot is started before this (after a failed one).
+    next_snapshot_attempt: Instant,
 }
 
 impl Loop {
@@ -192,6 +261,7 @@ impl Loop {
             metrics,
             stop,
             published: None,
+            change_feed: None,
             waiters: Waiters::default(),
             new_reads: Vec::new(),
             next_read_context: 1,
@@ -201,6 +271,10 @@ impl Loop {
             last_heard: BTreeMap::new(),
             known_leader,
             announcing: false,
+            internal: None,
+            snapshotter: None,
+            snapshot_in_flight: false,
+            next_snapshot_attempt: Instant::now(),
         }
     }
 
@@ -256,10 +330,12 @@ impl Loop {
                     next_tick = now + tick;
                 }
             }
+            self.handle_internal()?;
             self.send_read_index();
             self.process()?;
             self.after_round()?;
-            let now_term = self.replica.status().term;
+            self.start_snapshot_if_due();
+            let now_term = self.replica.raft().term();
             if term != Some(now_term) {
                 span.record("term", now_term.get());
                 term = Some(now_term);
@@ -278,7 +354,7 @@ impl Loop {
                         }));
                     }
                     Ok(index) => {
-                        let term = self.replica.status().term;
+                        let term = self.replica.raft().term();
                         self.waiters.add_proposal(index, term, Waiter::Write(reply));
                     }
                     Err(e) => {
@@ -332,35 +408,68 @@ impl Loop {
                     let _ = reply.send(Ok(cluster_id));
                 }
             }
-            Request::Digest { reply } => {
-                let kv = self.replica.kv();
-                let answer = kv
-                    .digest()
-                    .map(|digest| (kv.applied_index(), digest))
-                    .map_err(|e| DriverError::Storage(e.to_string()));
-                let _ = reply.send(answer);
-            }
-            Request::Backup { reply } => {
-                let kv = self.replica.kv();
-                let answer = if self.initialized() {
-                    kv.snapshot()
-                        .map(|data| Backup {
-                            data,
-                            applied: kv.applied_index(),
-                            revision: kv.revision(),
-                        })
-                        .map_err(|e| DriverError::Storage(e.to_string()))
-                } else {
-                    Err(DriverError::NotInitialized)
-                };
-                let _ = reply.send(answer);
+            Request::Barrier { reply } => {
+                let _ = reply.send(Ok(()));
             }
         }
         Ok(())
     }
 
     fn initialized(&self) -> bool {
-        self.replica.status().cluster_id.is_some()
+        self.replica.raft().cluster_id().is_some()
+    }
+
+    /// Adopts snapshot files the snapshotter wrote and passes on how
+    /// snapshot transfers ended.
+    fn handle_internal(&mut self) -> Result<(), ReplicaError> {
+        let Some((_, internal)) = &self.internal else {
+            return Ok(());
+        };
+        let events: Vec<Internal> = internal.try_iter().collect();
+        for event in events {
+            match event {
+                Internal::SnapshotWritten(written) => {
+                    self.snapshot_in_flight = false;
+                    self.metrics
+                        .snapshot_writing
+                        .store(false, Ordering::Relaxed);
+                    match written {
+                        Ok(snapshot) => {
+                            self.metrics.snapshots_taken.inc();
+                            self.replica.adopt_snapshot(snapshot)?;
+                        }
+                        Err(crate::kv::SnapshotError::Restoring) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "taking a snapshot failed; retrying in 10 s");
+                            self.next_snapshot_attempt = Instant::now() + SNAPSHOT_RETRY;
+                        }
+                    }
+                }
+                Internal::SnapshotSent { to, delivered } => {
+                    if !delivered {
+                        self.metrics.snapshots_failed.inc();
+                    }
+                    self.replica.report_snapshot(to, delivered);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the snapshotter for a snapshot file once one is due.
+    fn start_snapshot_if_due(&mut self) {
+        if self.snapshot_in_flight
+            || Instant::now() < self.next_snapshot_attempt
+            || !self.replica.snapshot_due()
+        {
+            return;
+        }
+        if let Some(snapshotter) = &self.snapshotter
+            && snapshotter.request()
+        {
+            self.snapshot_in_flight = true;
+            self.metrics.snapshot_writing.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The driver error for a refusal of the core.
@@ -393,7 +502,7 @@ impl Loop {
                 if let (MembershipChange::AddLearner(id), Some(address)) = (change, address) {
                     self.adding.insert(id, address);
                 }
-                let term = self.replica.status().term;
+                let term = self.replica.raft().term();
                 self.waiters
                     .add_proposal(index, term, Waiter::Membership(reply));
             }
@@ -486,14 +595,22 @@ impl Loop {
     /// Carries out the Readys, shipping messages as soon as each allows.
     fn process(&mut self) -> Result<(), ReplicaError> {
         let addresses = self.addresses();
+        let reports = self.internal.as_ref().map(|(tx, _)| tx.clone());
         let Self {
             replica,
             outbox,
             metrics,
             ..
         } = self;
-        replica
-            .process_sending(&mut |messages| ship(outbox.as_ref(), metrics, messages, &addresses))
+        replica.process_sending(&mut |messages| {
+            ship(
+                outbox.as_ref(),
+                metrics,
+                messages,
+                &addresses,
+                reports.as_ref(),
+            )
+        })
     }
 
     fn after_round(&mut self) -> Result<(), ReplicaError> {
@@ -508,13 +625,14 @@ impl Loop {
             .snapshots_received
             .add(effects.snapshots_installed);
 
-        let status = self.replica.status();
-        if status.leader_id != self.known_leader {
-            if status.leader_id.is_some() {
+        let leader_id = self.replica.raft().leader_id();
+        if leader_id != self.known_leader {
+            if leader_id.is_some() {
                 self.metrics.leader_changes.inc();
             }
-            tracing::info!(leader = ?status.leader_id, term = %status.term, "leader changed");
-            self.known_leader = status.leader_id;
+            let term = self.replica.raft().term();
+            tracing::info!(leader = ?leader_id, %term, "leader changed");
+            self.known_leader = leader_id;
         }
         self.adding
             .retain(|id, _| !self.replica.kv().members().contains_key(id));
@@ -523,6 +641,12 @@ impl Loop {
         let view = self.view();
         if let Some(published) = &self.published {
             published.send_replace(view);
+        }
+        if let Some(feed) = &self.change_feed
+            && !effects.changes.is_empty()
+        {
+            // No receiver (no watch open) is not an error.
+            let _ = feed.send(Arc::new(effects.changes));
         }
 
         let applied_index = self.replica.kv().applied_index();
@@ -535,7 +659,7 @@ impl Loop {
         self.waiters
             .serve_reads(self.replica.kv(), applied_index, run_query);
         if let Some(transfer) = self.transfer.take() {
-            if status.leader_id == Some(transfer.target) {
+            if leader_id == Some(transfer.target) {
                 let _ = transfer.reply.send(Ok(transfer.target));
             } else {
                 self.transfer = Some(transfer);
@@ -550,11 +674,10 @@ impl Loop {
     /// member is in no `AddLearner` entry; a restarted one may have moved).
     fn announce_if_needed(&mut self) {
         self.announcing &= self.waiters.announcement_pending();
-        let status = self.replica.status();
-        if status.role != Role::Leader || self.announcing {
+        if self.replica.raft().role() != Role::Leader || self.announcing {
             return;
         }
-        let id = status.id;
+        let id = self.replica.identity().node_id;
         if self.replica.kv().members().get(&id) == Some(&self.config.address) {
             return;
         }
@@ -563,8 +686,8 @@ impl Loop {
             address: self.config.address.clone(),
         };
         if let Ok(index) = self.replica.propose(&command) {
-            self.waiters
-                .add_proposal(index, status.term, Waiter::Announce);
+            let term = self.replica.raft().term();
+            self.waiters.add_proposal(index, term, Waiter::Announce);
             self.announcing = true;
         }
     }
@@ -607,17 +730,34 @@ impl Loop {
     }
 }
 
-/// Sends `messages`, grouped by destination, to the addresses known.
+/// Sends `messages`, grouped by destination, to the addresses known; a
+/// snapshot goes on its own, streamed, and its end is reported to
+/// `reports`.
 fn ship(
     outbox: &dyn Outbox,
     metrics: &Metrics,
     messages: Vec<Message>,
     addresses: &BTreeMap<NodeId, MemberAddress>,
+    reports: Option<&Sender<Internal>>,
 ) {
     let mut by_peer: BTreeMap<NodeId, Vec<Message>> = BTreeMap::new();
     for message in messages {
-        if let MessageBody::InstallSnapshot { offset: 0, .. } = message.body {
-            metrics.snapshots_sent.inc();
+        if let MessageBody::InstallSnapshot { .. } = message.body {
+            let to = message.to;
+            match addresses.get(&to) {
+                Some(address) if !address.peer_url.is_empty() => {
+                    metrics.snapshots_sent.inc();
+                    let reports = reports.cloned();
+                    let done: SnapshotDone = Box::new(move |delivered| {
+                        if let Some(reports) = reports {
+                            let _ = reports.send(Internal::SnapshotSent { to, delivered });
+                        }
+                    });
+                    outbox.send_snapshot(to, &address.peer_url, message, done);
+                }
+                _ => metrics.messages_unroutable.inc(),
+            }
+            continue;
         }
         by_peer.entry(message.to).or_default().push(message);
     }

@@ -78,6 +78,15 @@ impl KvStore {
     /// On `Err` nothing was written and the store is unchanged: the same
     /// entries may be applied again.
     pub fn apply(&mut self, entries: &[Entry]) -> Result<Vec<Applied>, StorageError> {
+        Ok(self.apply_with_changes(entries)?.0)
+    }
+
+    /// [`KvStore::apply`], also returning the changes it made to keys, in
+    /// revision order (what it added to the change log).
+    pub fn apply_with_changes(
+        &mut self,
+        entries: &[Entry],
+    ) -> Result<(Vec<Applied>, Vec<Change>), StorageError> {
         let mut batch = Batch::new(&self.db, self.meta.revision);
         let mut applied = Vec::new();
         let mut last = self.meta.applied_index;
@@ -117,7 +126,7 @@ impl KvStore {
             }
         }
         if last == self.meta.applied_index {
-            return Ok(applied);
+            return Ok((applied, Vec::new()));
         }
         let meta = Meta {
             applied_index: last,
@@ -134,7 +143,7 @@ impl KvStore {
                 None => self.members.remove(&id),
             };
         }
-        Ok(applied)
+        Ok((applied, batch.changes))
     }
 }
 
@@ -148,6 +157,8 @@ struct Batch<'a> {
     touched: BTreeMap<Key, Option<KeyRecord>>,
     /// Member directory changes (`None` = removed), in order.
     members: Vec<(NodeId, Option<MemberAddress>)>,
+    /// The changes logged, in revision order.
+    changes: Vec<Change>,
     write: WriteBatch,
 }
 
@@ -158,6 +169,7 @@ impl<'a> Batch<'a> {
             revision,
             touched: BTreeMap::new(),
             members: Vec::new(),
+            changes: Vec::new(),
             write: WriteBatch::default(),
         }
     }
@@ -278,5 +290,6 @@ impl<'a> Batch<'a> {
             revision_key(change.revision),
             seal(&change.encode_row()),
         );
+        self.changes.push(change);
     }
 }

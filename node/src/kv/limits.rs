@@ -19,6 +19,41 @@ impl Limits {
     /// The default largest value: 1 MiB.
     pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
 
+    /// The most `--max-key-bytes` may be set to: 64 KiB.
+    pub const MAX_KEY_BYTES_CEILING: usize = 64 * 1024;
+    /// The most `--max-value-bytes` may be set to: 32 MiB. A value travels
+    /// whole in one Raft entry, one peer request and one apply batch, and
+    /// readers hold it whole, so the ceiling bounds what one write can make
+    /// every member buffer.
+    pub const MAX_VALUE_BYTES_CEILING: usize = 32 * 1024 * 1024;
+
+    /// Limits within the ceilings, or why not.
+    pub fn new(max_key_bytes: usize, max_value_bytes: usize) -> Result<Self, String> {
+        if max_key_bytes == 0 || max_key_bytes > Self::MAX_KEY_BYTES_CEILING {
+            return Err(format!(
+                "the largest key must be between 1 and {} bytes, got {max_key_bytes}",
+                Self::MAX_KEY_BYTES_CEILING
+            ));
+        }
+        if max_value_bytes > Self::MAX_VALUE_BYTES_CEILING {
+            return Err(format!(
+                "the largest value must be at most {} bytes ({} MiB), got {max_value_bytes}",
+                Self::MAX_VALUE_BYTES_CEILING,
+                Self::MAX_VALUE_BYTES_CEILING >> 20
+            ));
+        }
+        Ok(Self {
+            max_key_bytes,
+            max_value_bytes,
+        })
+    }
+
+    /// The largest encoded write command these limits admit (key, value
+    /// and framing), which bounds a Raft entry's size.
+    pub fn max_command_bytes(&self) -> usize {
+        self.max_key_bytes + self.max_value_bytes + 64
+    }
+
     /// Checks a value's size against [`Limits::max_value_bytes`].
     pub fn check_value(&self, value: &[u8]) -> Result<(), ValueTooLarge> {
         if value.len() > self.max_value_bytes {
@@ -69,6 +104,15 @@ mod tests {
         let limits = Limits::default();
         assert_eq!(limits.max_key_bytes, 4096);
         assert_eq!(limits.max_value_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn limits_beyond_the_ceilings_are_refused_with_the_ceiling() {
+        assert!(Limits::new(4096, Limits::MAX_VALUE_BYTES_CEILING).is_ok());
+        let error = Limits::new(4096, Limits::MAX_VALUE_BYTES_CEILING + 1).unwrap_err();
+        assert!(error.contains("32 MiB"), "{error}");
+        assert!(Limits::new(0, 10).is_err());
+        assert!(Limits::new(Limits::MAX_KEY_BYTES_CEILING + 1, 10).is_err());
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //!        │                     kv rows + change log + revision + applied index
 //!        ├─► Vec<Applied { index, outcome }>     (driver answers proposals)
 //!  reads: get, list (pages in key order), changes_since (watch; Compacted = 410)
-//!  Raft:  snapshot() / restore(bytes, index); status: digest()
+//!  Raft:  write_snapshot_file (any thread, a RocksDB snapshot) / restore_file(path, index)
+//!  status: digest()
 //! ```
 //!
 //! Revisions follow etcd: one cluster-wide counter that each successful put
@@ -37,6 +38,7 @@ mod prefix;
 mod record;
 mod revision;
 mod snapshot;
+mod snapshot_files;
 mod store;
 
 pub use apply::{Applied, Outcome};
@@ -48,5 +50,9 @@ pub use member::{MAX_FIELD_BYTES as MAX_ADDRESS_FIELD_BYTES, MemberAddress};
 pub use prefix::KeyPrefix;
 pub use record::{Change, ChangeKind, KeyRecord};
 pub use revision::Revision;
-pub use snapshot::{Digest, RestoreError};
+pub use snapshot::{
+    Digest, RestoreError, SNAPSHOT_VERSION, SnapshotError, StateSummary, verify_state,
+    verify_state_file, write_snapshot_file, write_state, write_state_with,
+};
+pub use snapshot_files::{PartialFile, SnapshotDir, SnapshotRef};
 pub use store::{ChangePage, ChangesError, KvStore, Page};

@@ -1,4 +1,6 @@
-//! Snapshots of the key-value state for Raft, and its [`Digest`].
+//! Snapshots of the key-value state — for Raft, for backups and for the
+//! state's [`Digest`] — written and read as streams, so that neither side
+//! ever holds the state in memory.
 //!
 //! Encoding, version [`SNAPSHOT_VERSION`]:
 //!
@@ -13,25 +15,38 @@
 //! and its SHA-256 — the trailer — is the state's [`Digest`]: members that
 //! applied the same commands have equal digests. The body holds what is
 //! replicated (keys, values, their revisions and versions, the revision, the
-//! member directory) and
-//! nothing local to a member: not the applied index (the caller's, with the
-//! Raft snapshot metadata), not the change log or its compaction point.
-
-use std::fmt;
+//! member directory) and nothing local to a member: not the applied index
+//! (the caller's, with the Raft snapshot metadata), not the change log or
+//! its compaction point.
+//!
+//! [`write_state`] reads one RocksDB snapshot, so it may run on any thread
+//! while the driver goes on applying: the state it writes is the one at the
+//! applied index stored with it. [`KvStore::restore_file`] replaces the
+//! state in bounded batches; a marker row says a restore is under way, so a
+//! crash in the middle is finished at the next start (see `Replica::open`)
+//! and a reader on another thread never takes a half-restored state for a
+//! whole one.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{BufMut, Bytes};
 use raftcfg_raft::{LogIndex, NodeId};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sha2::{Digest as _, Sha256};
 
-use super::format::{FormatError, check_version, get_bytes, get_key, get_revision, put_key};
+use super::format::{FormatError, put_key};
+use super::key::Key;
+use super::limits::Limits;
 use super::member::{self, MemberAddress};
 use super::record::KeyRecord;
 use super::revision::Revision;
-use super::store::{KvStore, Meta, decode_kv_row};
-use crate::storage::checksum::seal;
+use super::snapshot_files::{SnapshotDir, SnapshotRef};
+use super::store::{KvStore, META_KEY, Meta, decode_kv_row};
+use crate::storage::checksum::{seal, unseal};
 use crate::storage::db::{CF_KV, CF_KV_CHANGES, CF_KV_META};
 use crate::storage::{Db, StorageError};
 
@@ -42,6 +57,13 @@ const RECORD: u8 = 1;
 const MEMBER: u8 = 2;
 const END: u8 = 0;
 const DIGEST_BYTES: usize = 32;
+/// The row of `kv_meta` that exists while a restore is under way; it holds
+/// the index being restored.
+pub(crate) const RESTORING_KEY: &[u8] = b"restoring";
+/// Bytes of key rows written in one batch while restoring.
+const RESTORE_BATCH_BYTES: usize = 4 << 20;
+/// Buffer sizes for reading and writing snapshot files.
+const IO_BUFFER_BYTES: usize = 256 << 10;
 
 /// The SHA-256 of the key-value state's canonical form.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,238 +81,471 @@ impl fmt::Debug for Digest {
     }
 }
 
-/// Why a snapshot could not be restored. The store is unchanged.
+/// What was written by [`write_state`] or found by [`verify_state`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateSummary {
+    /// The applied index the state is at (0 for a backup read back, which
+    /// does not record it).
+    pub applied_index: LogIndex,
+    /// The state's revision.
+    pub revision: Revision,
+    /// Bytes in the snapshot, trailer included.
+    pub size: u64,
+    /// The state's digest (the trailer).
+    pub digest: Digest,
+}
+
+/// Why a snapshot could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Reading the state failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Writing the snapshot out failed.
+    #[error("writing the snapshot failed: {0}")]
+    Write(#[from] io::Error),
+    /// A snapshot from the leader is being installed: the state is not
+    /// whole until it is done.
+    #[error("a snapshot is being installed; the state is incomplete until it is done")]
+    Restoring,
+}
+
+/// Why a snapshot could not be read or restored. A restore that fails
+/// before it starts writing leaves the store unchanged.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    /// The snapshot is shorter than its trailer.
-    #[error("the snapshot is {0} bytes, too short to be one")]
-    TooShort(usize),
+    /// The snapshot ended early.
+    #[error("the snapshot is truncated")]
+    Truncated,
     /// The bytes do not match their SHA-256 trailer.
     #[error("the snapshot's bytes do not match its checksum")]
     Checksum,
     /// The body is malformed.
     #[error("the snapshot is malformed: {0}")]
     Invalid(#[from] FormatError),
+    /// The snapshot is not the one expected (size or digest).
+    #[error("the snapshot is not the one expected: {0}")]
+    Unexpected(String),
+    /// Reading the file failed.
+    #[error("reading the snapshot failed: {0}")]
+    Read(io::Error),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
-impl KvStore {
-    /// The whole state at [`KvStore::applied_index`], for a Raft snapshot
-    /// (or a backup). It is read from one RocksDB snapshot, so it is
-    /// consistent even if the store is written meanwhile by another handle.
-    pub fn snapshot(&self) -> Result<Bytes, StorageError> {
-        let mut out = Vec::new();
-        let mut hasher = Sha256::new();
-        self.visit_state(|bytes| {
-            out.extend_from_slice(bytes);
-            hasher.update(bytes);
-        })?;
-        out.extend_from_slice(&hasher.finalize());
-        Ok(out.into())
-    }
-
-    /// The digest of the state at [`KvStore::applied_index`]: the SHA-256
-    /// of the canonical form [`KvStore::snapshot`] writes (which is also its
-    /// trailer). It reads the whole state; callers that show it often should
-    /// cache it by applied index.
-    pub fn digest(&self) -> Result<Digest, StorageError> {
-        let mut hasher = Sha256::new();
-        self.visit_state(|bytes| hasher.update(bytes))?;
-        Ok(Digest(hasher.finalize().into()))
-    }
-
-    /// Checks that `snapshot` is a whole, well-formed snapshot (checksum and
-    /// body) without writing anything.
-    pub fn check_snapshot(snapshot: &[u8]) -> Result<(), RestoreError> {
-        let Some(body_len) = snapshot.len().checked_sub(DIGEST_BYTES) else {
-            return Err(RestoreError::TooShort(snapshot.len()));
-        };
-        let (body, trailer) = snapshot.split_at(body_len);
-        if Sha256::digest(body)[..] != *trailer {
-            return Err(RestoreError::Checksum);
+impl From<io::Error> for RestoreError {
+    fn from(error: io::Error) -> Self {
+        if error.kind() == io::ErrorKind::UnexpectedEof {
+            Self::Truncated
+        } else {
+            Self::Read(error)
         }
-        decode_body(body)?;
-        Ok(())
     }
+}
 
-    /// Replaces the whole state with `snapshot`, taken at `applied_index`,
-    /// in one synced write. The change log is cleared and its compaction
-    /// point set to the snapshot's revision, so watches from before it get
-    /// `Compacted`. On `Err` the store is unchanged.
-    pub fn restore(
-        &mut self,
-        snapshot: &[u8],
-        applied_index: LogIndex,
-    ) -> Result<(), RestoreError> {
-        let Some(body_len) = snapshot.len().checked_sub(DIGEST_BYTES) else {
-            return Err(RestoreError::TooShort(snapshot.len()));
-        };
-        let (body, trailer) = snapshot.split_at(body_len);
-        if Sha256::digest(body)[..] != *trailer {
-            return Err(RestoreError::Checksum);
-        }
-        let state = decode_body(body)?;
-        let meta = Meta {
-            applied_index,
-            revision: state.revision,
-            compacted: state.revision,
-        };
-        let batch = replace_all(&self.db, &state, meta);
-        self.db.write_synced(batch)?;
-        self.meta = meta;
-        self.members = state.members;
-        Ok(())
+/// Writes the state as stored in `db` now — one RocksDB snapshot, so it is
+/// consistent while others write — to `out`, and says what it wrote.
+pub fn write_state(db: &Db, out: &mut impl Write) -> Result<StateSummary, SnapshotError> {
+    write_state_with(db, out, |_, _| {})
+}
+
+/// [`write_state`], telling `on_start` the applied index and revision of the
+/// state before the first byte is written (a backup sends them as headers).
+pub fn write_state_with(
+    db: &Db,
+    out: &mut impl Write,
+    on_start: impl FnOnce(LogIndex, Revision),
+) -> Result<StateSummary, SnapshotError> {
+    let snapshot = db.raw().snapshot();
+    let meta_cf = db.cf(CF_KV_META);
+    if snapshot
+        .get_cf(meta_cf, RESTORING_KEY)
+        .map_err(StorageError::Read)?
+        .is_some()
+    {
+        return Err(SnapshotError::Restoring);
     }
-
-    /// Feeds the canonical body to `emit`, piece by piece.
-    fn visit_state(&self, mut emit: impl FnMut(&[u8])) -> Result<(), StorageError> {
-        let snapshot = self.db.raw().snapshot();
-        let meta = match snapshot
-            .get_cf(self.db.cf(CF_KV_META), super::store::META_KEY)
-            .map_err(StorageError::Read)?
-        {
-            Some(row) => Meta::decode(&row)?,
-            None => Meta::default(),
+    let meta = match snapshot
+        .get_cf(meta_cf, META_KEY)
+        .map_err(StorageError::Read)?
+    {
+        Some(row) => Meta::decode(&row)?,
+        None => Meta::default(),
+    };
+    on_start(meta.applied_index, meta.revision);
+    let mut out = HashingWriter {
+        inner: out,
+        hasher: Sha256::new(),
+        written: 0,
+    };
+    let mut piece = Vec::new();
+    piece.put_u8(SNAPSHOT_VERSION);
+    piece.put_u64(meta.revision.get());
+    out.write_all(&piece)?;
+    for row in snapshot.iterator_cf(db.cf(CF_KV), IteratorMode::Start) {
+        let (key, value) = row.map_err(StorageError::Read)?;
+        let record = decode_kv_row(&key, &value)?;
+        piece.clear();
+        piece.put_u8(RECORD);
+        put_key(&mut piece, &record.key);
+        piece.put_u64(record.create_revision.get());
+        piece.put_u64(record.mod_revision.get());
+        piece.put_u64(record.version);
+        let len = u32::try_from(record.value.len()).expect("a value is shorter than 4 GiB");
+        piece.put_u32(len);
+        out.write_all(&piece)?;
+        out.write_all(&record.value)?;
+    }
+    let members = snapshot.iterator_cf(
+        meta_cf,
+        IteratorMode::From(member::row_key_start(), Direction::Forward),
+    );
+    for row in members {
+        let (key, value) = row.map_err(StorageError::Read)?;
+        let Some(id) = member::parse_row_key(&key) else {
+            break;
         };
-        let mut piece = Vec::new();
-        piece.put_u8(SNAPSHOT_VERSION);
-        piece.put_u64(meta.revision.get());
-        emit(&piece);
-        for row in snapshot.iterator_cf(self.db.cf(CF_KV), IteratorMode::Start) {
-            let (key, value) = row.map_err(StorageError::Read)?;
-            let record = decode_kv_row(&key, &value)?;
-            piece.clear();
-            piece.put_u8(RECORD);
-            put_key(&mut piece, &record.key);
-            piece.put_u64(record.create_revision.get());
-            piece.put_u64(record.mod_revision.get());
-            piece.put_u64(record.version);
-            emit(&piece);
-            // The value goes out as-is rather than copied into `piece`.
-            let len = u32::try_from(record.value.len()).expect("a value is shorter than 4 GiB");
-            emit(&len.to_be_bytes());
-            emit(&record.value);
-        }
-        let members = snapshot.iterator_cf(
-            self.db.cf(CF_KV_META),
-            IteratorMode::From(member::row_key_start(), Direction::Forward),
+        piece.clear();
+        piece.put_u8(MEMBER);
+        piece.put_u64(id.get());
+        piece.extend_from_slice(
+            unseal(&value).map_err(|e| StorageError::Corrupt(format!("member row: {e}")))?,
         );
-        for row in members {
-            let (key, value) = row.map_err(StorageError::Read)?;
-            let Some(id) = member::parse_row_key(&key) else {
-                break;
-            };
-            piece.clear();
-            piece.put_u8(MEMBER);
-            piece.put_u64(id.get());
-            piece.extend_from_slice(
-                crate::storage::checksum::unseal(&value)
-                    .map_err(|e| StorageError::Corrupt(format!("member row: {e}")))?,
-            );
-            emit(&piece);
-        }
-        emit(&[END]);
-        Ok(())
+        out.write_all(&piece)?;
     }
-}
-
-/// A decoded snapshot body.
-struct State {
-    revision: Revision,
-    records: Vec<KeyRecord>,
-    members: BTreeMap<NodeId, MemberAddress>,
-}
-
-/// Reads and checks a snapshot body.
-fn decode_body(body: &[u8]) -> Result<State, FormatError> {
-    let mut input = Bytes::copy_from_slice(body);
-    check_version(&mut input, "snapshot", SNAPSHOT_VERSION)?;
-    let revision = get_revision(&mut input)?;
-    let mut records: Vec<KeyRecord> = Vec::new();
-    let mut members = BTreeMap::new();
-    loop {
-        match input.try_get_u8()? {
-            END => break,
-            RECORD if members.is_empty() => {}
-            MEMBER => {
-                let id = NodeId(input.try_get_u64()?);
-                let address = MemberAddress::get(&mut input)?;
-                if members
-                    .last_key_value()
-                    .is_some_and(|(last, _)| *last >= id)
-                {
-                    return Err(FormatError::Invalid(
-                        "snapshot members are not in strictly ascending id order",
-                    ));
-                }
-                members.insert(id, address);
-                continue;
-            }
-            tag => {
-                return Err(FormatError::UnknownTag {
-                    what: "snapshot record",
-                    tag,
-                });
-            }
-        }
-        let record = KeyRecord {
-            key: get_key(&mut input)?,
-            create_revision: get_revision(&mut input)?,
-            mod_revision: get_revision(&mut input)?,
-            version: input.try_get_u64()?,
-            value: get_bytes(&mut input)?,
-        };
-        record.check()?;
-        if record.mod_revision > revision {
-            return Err(FormatError::Invalid(
-                "a record was modified after the snapshot's revision",
-            ));
-        }
-        if records.last().is_some_and(|last| last.key >= record.key) {
-            return Err(FormatError::Invalid(
-                "snapshot records are not in strictly ascending key order",
-            ));
-        }
-        records.push(record);
-    }
-    super::format::check_end(&input)?;
-    Ok(State {
-        revision,
-        records,
-        members,
+    out.write_all(&[END])?;
+    let digest = Digest(out.hasher.finalize_reset().into());
+    out.inner.write_all(&digest.0)?;
+    out.inner.flush()?;
+    Ok(StateSummary {
+        applied_index: meta.applied_index,
+        revision: meta.revision,
+        size: out.written + DIGEST_BYTES as u64,
+        digest,
     })
 }
 
-/// A batch that replaces the key rows, the member directory and the change
-/// log with `state` and `meta`.
-fn replace_all(db: &Db, state: &State, meta: Meta) -> WriteBatch {
-    let mut batch = WriteBatch::default();
-    // Keys are UTF-8, which never contains the byte 0xff, so ["", "\xff")
-    // covers every key; the change log's keys are 8 bytes, all below nine
-    // 0xff bytes. Later writes in a batch take effect after earlier ones.
-    batch.delete_range_cf(db.cf(CF_KV), &b""[..], &b"\xff"[..]);
-    batch.delete_range_cf(db.cf(CF_KV_CHANGES), &[0u8; 8][..], &[0xffu8; 9][..]);
-    batch.delete_range_cf(
-        db.cf(CF_KV_META),
-        member::row_key_start().to_vec(),
-        member::row_key_end(),
-    );
-    for (id, address) in &state.members {
-        batch.put_cf(
-            db.cf(CF_KV_META),
-            member::row_key(*id),
-            seal(&address.encode()),
-        );
+/// Writes the state in `db` now into a new file of `dir` and returns the
+/// reference the Raft log store keeps for it.
+pub fn write_snapshot_file(db: &Db, dir: &SnapshotDir) -> Result<SnapshotRef, SnapshotError> {
+    let partial = dir.create_partial()?;
+    let mut out = BufWriter::with_capacity(IO_BUFFER_BYTES, &partial.file);
+    let summary = write_state(db, &mut out)?;
+    drop(out);
+    let snapshot = SnapshotRef {
+        index: summary.applied_index,
+        size: summary.size,
+        digest: summary.digest,
+    };
+    dir.commit(partial, &snapshot)?;
+    Ok(snapshot)
+}
+
+/// Reads a whole snapshot from `input` and checks it (format, rules,
+/// checksum) without writing anything.
+pub fn verify_state(input: impl Read) -> Result<StateSummary, RestoreError> {
+    let mut reader = StateReader::new(input)?;
+    while reader.next_item()?.is_some() {}
+    reader.finish()
+}
+
+/// [`verify_state`] of a file, which must also be `expected` (its size and
+/// digest) if given.
+pub fn verify_state_file(
+    path: &Path,
+    expected: Option<&SnapshotRef>,
+) -> Result<StateSummary, RestoreError> {
+    let file = File::open(path).map_err(RestoreError::Read)?;
+    let summary = verify_state(BufReader::with_capacity(IO_BUFFER_BYTES, file))?;
+    if let Some(expected) = expected
+        && (expected.size, expected.digest) != (summary.size, summary.digest)
+    {
+        return Err(RestoreError::Unexpected(format!(
+            "{} holds {} bytes with digest {}, not {} bytes with digest {}",
+            path.display(),
+            summary.size,
+            summary.digest,
+            expected.size,
+            expected.digest
+        )));
     }
-    for record in &state.records {
-        batch.put_cf(
-            db.cf(CF_KV),
-            record.key.as_bytes(),
-            seal(&record.encode_row()),
-        );
+    Ok(summary)
+}
+
+impl KvStore {
+    /// The digest of the state at [`KvStore::applied_index`] (the trailer
+    /// [`write_state`] would write). It reads the whole state; callers that
+    /// show it often should cache it by applied index.
+    pub fn digest(&self) -> Result<Digest, SnapshotError> {
+        Ok(write_state(&self.db, &mut io::sink())?.digest)
     }
-    meta.put(db, &mut batch);
-    batch
+
+    /// Replaces the whole state with the snapshot in the file at `path`,
+    /// taken at `applied_index`. The file is checked first; if it is not a
+    /// whole, well-formed snapshot the store is unchanged. The state is then
+    /// replaced in bounded batches under a marker row (see the module doc):
+    /// if this fails or the process dies part-way, the store says so (see
+    /// [`KvStore::restore_pending`]) and the same file must be restored
+    /// again. The change log is cleared and its compaction point set to the
+    /// snapshot's revision, so watches from before it get `Compacted`.
+    pub fn restore_file(
+        &mut self,
+        path: &Path,
+        applied_index: LogIndex,
+    ) -> Result<(), RestoreError> {
+        verify_state_file(path, None)?;
+        let file = File::open(path).map_err(RestoreError::Read)?;
+        let mut reader = StateReader::new(BufReader::with_capacity(IO_BUFFER_BYTES, file))?;
+
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.db.cf(CF_KV_META),
+            RESTORING_KEY,
+            seal(&applied_index.get().to_be_bytes()),
+        );
+        // Keys are UTF-8, which never contains the byte 0xff, so ["", "\xff")
+        // covers every key; the change log's keys are 8 bytes, all below nine
+        // 0xff bytes.
+        batch.delete_range_cf(self.db.cf(CF_KV), &b""[..], &b"\xff"[..]);
+        batch.delete_range_cf(self.db.cf(CF_KV_CHANGES), &[0u8; 8][..], &[0xffu8; 9][..]);
+        batch.delete_range_cf(
+            self.db.cf(CF_KV_META),
+            member::row_key_start().to_vec(),
+            member::row_key_end(),
+        );
+        self.db.write_synced(batch)?;
+        self.restore_pending = Some(applied_index);
+
+        let mut batch = WriteBatch::default();
+        let mut members = BTreeMap::new();
+        while let Some(item) = reader.next_item()? {
+            match item {
+                Item::Record(record) => {
+                    batch.put_cf(
+                        self.db.cf(CF_KV),
+                        record.key.as_bytes(),
+                        seal(&record.encode_row()),
+                    );
+                    if batch.size_in_bytes() >= RESTORE_BATCH_BYTES {
+                        self.db
+                            .write_unsynced(std::mem::take(&mut batch))
+                            .map_err(RestoreError::Storage)?;
+                    }
+                }
+                Item::Member(id, address) => {
+                    batch.put_cf(
+                        self.db.cf(CF_KV_META),
+                        member::row_key(id),
+                        seal(&address.encode()),
+                    );
+                    members.insert(id, address);
+                }
+            }
+        }
+        let summary = reader.finish()?;
+        let meta = Meta {
+            applied_index,
+            revision: summary.revision,
+            compacted: summary.revision,
+        };
+        meta.put(&self.db, &mut batch);
+        batch.delete_cf(self.db.cf(CF_KV_META), RESTORING_KEY);
+        // Synced: it also makes every earlier batch of the restore durable.
+        self.db.write_synced(batch)?;
+        self.meta = meta;
+        self.members = members;
+        self.restore_pending = None;
+        Ok(())
+    }
+}
+
+/// One item of a snapshot body.
+enum Item {
+    Record(KeyRecord),
+    Member(NodeId, MemberAddress),
+}
+
+/// Reads a snapshot item by item, hashing what it reads, holding at most
+/// one record in memory.
+struct StateReader<R> {
+    input: R,
+    hasher: Sha256,
+    read: u64,
+    revision: Revision,
+    last_key: Option<Key>,
+    last_member: Option<NodeId>,
+    ended: bool,
+}
+
+impl<R: Read> StateReader<R> {
+    fn new(input: R) -> Result<Self, RestoreError> {
+        let mut reader = Self {
+            input,
+            hasher: Sha256::new(),
+            read: 0,
+            revision: Revision(0),
+            last_key: None,
+            last_member: None,
+            ended: false,
+        };
+        let version = reader.u8()?;
+        if version != SNAPSHOT_VERSION {
+            return Err(FormatError::UnknownVersion {
+                what: "snapshot",
+                version,
+                expected: SNAPSHOT_VERSION,
+            }
+            .into());
+        }
+        reader.revision = Revision(reader.u64()?);
+        Ok(reader)
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), RestoreError> {
+        self.input.read_exact(buf)?;
+        self.hasher.update(&*buf);
+        self.read += buf.len() as u64;
+        Ok(())
+    }
+
+    fn u8(&mut self) -> Result<u8, RestoreError> {
+        let mut buf = [0; 1];
+        self.fill(&mut buf)?;
+        Ok(buf[0])
+    }
+
+    fn u64(&mut self) -> Result<u64, RestoreError> {
+        let mut buf = [0; 8];
+        self.fill(&mut buf)?;
+        Ok(u64::from_be_bytes(buf))
+    }
+
+    /// A length-prefixed byte string of at most `max` bytes (checked
+    /// before anything is allocated).
+    fn bytes(&mut self, max: usize, what: &'static str) -> Result<Vec<u8>, RestoreError> {
+        let mut len = [0; 4];
+        self.fill(&mut len)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len > max {
+            return Err(FormatError::Invalid(what).into());
+        }
+        let mut out = vec![0; len];
+        self.fill(&mut out)?;
+        Ok(out)
+    }
+
+    /// The next item, or `None` at the end of the body.
+    fn next_item(&mut self) -> Result<Option<Item>, RestoreError> {
+        if self.ended {
+            return Ok(None);
+        }
+        match self.u8()? {
+            END => {
+                self.ended = true;
+                Ok(None)
+            }
+            RECORD if self.last_member.is_none() => self.record().map(|r| Some(Item::Record(r))),
+            MEMBER => {
+                let id = NodeId(self.u64()?);
+                if self.last_member.is_some_and(|last| last >= id) {
+                    return Err(FormatError::Invalid(
+                        "snapshot members are not in strictly ascending id order",
+                    )
+                    .into());
+                }
+                self.last_member = Some(id);
+                // The address, re-assembled from its fields to decode it.
+                let mut encoded = vec![self.u8()?];
+                for _ in 0..3 {
+                    let field =
+                        self.bytes(member::MAX_FIELD_BYTES, "a member field is too long")?;
+                    encoded.put_u32(field.len() as u32);
+                    encoded.extend_from_slice(&field);
+                }
+                let address = MemberAddress::get(&mut &encoded[..])?;
+                Ok(Some(Item::Member(id, address)))
+            }
+            tag => Err(FormatError::UnknownTag {
+                what: "snapshot record",
+                tag,
+            }
+            .into()),
+        }
+    }
+
+    fn record(&mut self) -> Result<KeyRecord, RestoreError> {
+        let key = self.bytes(Limits::MAX_KEY_BYTES_CEILING, "a key is too long")?;
+        let key = String::from_utf8(key).map_err(|_| FormatError::InvalidUtf8)?;
+        let key = Key::parse_replicated(&key).map_err(FormatError::InvalidKey)?;
+        let record = KeyRecord {
+            key,
+            create_revision: Revision(self.u64()?),
+            mod_revision: Revision(self.u64()?),
+            version: self.u64()?,
+            value: Bytes::from(self.bytes(Limits::MAX_VALUE_BYTES_CEILING, "a value is too long")?),
+        };
+        record.check()?;
+        if record.mod_revision > self.revision {
+            return Err(FormatError::Invalid(
+                "a record was modified after the snapshot's revision",
+            )
+            .into());
+        }
+        if self
+            .last_key
+            .as_ref()
+            .is_some_and(|last| *last >= record.key)
+        {
+            return Err(FormatError::Invalid(
+                "snapshot records are not in strictly ascending key order",
+            )
+            .into());
+        }
+        self.last_key = Some(record.key.clone());
+        Ok(record)
+    }
+
+    /// Checks the trailer against what was read and that nothing follows.
+    fn finish(mut self) -> Result<StateSummary, RestoreError> {
+        if !self.ended {
+            return Err(FormatError::Invalid("the snapshot body did not end").into());
+        }
+        let digest = Digest(self.hasher.finalize_reset().into());
+        let mut trailer = [0; DIGEST_BYTES];
+        self.input.read_exact(&mut trailer)?;
+        if trailer != digest.0 {
+            return Err(RestoreError::Checksum);
+        }
+        let mut rest = [0; 1];
+        if self.input.read(&mut rest)? != 0 {
+            return Err(FormatError::Invalid("bytes follow the snapshot's checksum").into());
+        }
+        Ok(StateSummary {
+            applied_index: LogIndex(0),
+            revision: self.revision,
+            size: self.read + DIGEST_BYTES as u64,
+            digest,
+        })
+    }
+}
+
+/// Hashes and counts what goes through it.
+struct HashingWriter<'a, W> {
+    inner: &'a mut W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }

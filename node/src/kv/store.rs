@@ -42,6 +42,8 @@ pub struct KvStore {
     pub(crate) meta: Meta,
     /// The member directory, as stored.
     pub(crate) members: BTreeMap<NodeId, MemberAddress>,
+    /// The index of a snapshot whose restore began and did not finish.
+    pub(crate) restore_pending: Option<LogIndex>,
 }
 
 /// The state's metadata, kept in memory and written with every change.
@@ -99,7 +101,27 @@ impl KvStore {
             None => Meta::default(),
         };
         let members = read_members(&db)?;
-        Ok(Self { db, meta, members })
+        let restore_pending = match db.get(CF_KV_META, super::snapshot::RESTORING_KEY)? {
+            Some(row) => {
+                let bytes: [u8; 8] = unseal_row("restore marker", &row)?
+                    .try_into()
+                    .map_err(|_| corrupt("restore marker", "not 8 bytes"))?;
+                Some(LogIndex(u64::from_be_bytes(bytes)))
+            }
+            None => None,
+        };
+        Ok(Self {
+            db,
+            meta,
+            members,
+            restore_pending,
+        })
+    }
+
+    /// The index of a snapshot whose restore began and did not finish: the
+    /// state is incomplete until that snapshot is restored again.
+    pub fn restore_pending(&self) -> Option<LogIndex> {
+        self.restore_pending
     }
 
     /// The member directory: every member's name and URLs that the applied

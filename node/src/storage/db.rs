@@ -57,6 +57,9 @@ pub struct StorageOptions {
     pub skip_log_sync: bool,
 }
 
+/// The most write-ahead log RocksDB keeps before flushing memtables.
+const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
+
 /// The node's database, shared by the Raft log store and the key-value state.
 #[derive(Clone)]
 pub struct Db {
@@ -78,6 +81,13 @@ impl Db {
         // Unsynced writes wait in the write-ahead log's buffer in memory
         // until a synced write flushes it, so kill -9 drops them.
         options.set_manual_wal_flush(storage.simulate_power_loss);
+        // Bounded, so table files can never take the descriptors the
+        // process budgets for connections (see `fd_budget`).
+        options.set_max_open_files(crate::fd_budget::ROCKSDB_MAX_OPEN_FILES);
+        // Memtables are flushed once the write-ahead log holds this much, so
+        // a restart after kill -9 replays at most this much of it (by
+        // default it may grow to several times all memtables together).
+        options.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
         let families = COLUMN_FAMILIES
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));

@@ -12,9 +12,9 @@
 //! to `s - n`, so a follower a little behind is still sent entries rather
 //! than the whole snapshot. The log then starts at or before `s + 1`.
 //!
-//! The snapshot's data is one RocksDB value, read and written whole: fine
-//! for a configuration store's state (megabytes, well below RocksDB's
-//! 4 GiB value limit), not for large state.
+//! The snapshot's data is one RocksDB value, read and written whole; the
+//! node keeps only a small reference there (the state itself is a file,
+//! see `kv::snapshot_files`).
 //!
 //! [`RocksLogStore::open`] checks the whole log before it answers anything:
 //! a directory that is corrupt, has lost entries, or belongs to another node
@@ -188,6 +188,28 @@ impl RocksLogStore {
     /// for followers that are only a little behind.
     pub fn set_compaction_tail(&mut self, entries: u64) {
         self.compaction_tail = entries;
+    }
+
+    /// How many entries the log holds.
+    pub fn entry_count(&self) -> u64 {
+        (self.last_index.get() + 1).saturating_sub(self.first_index.get())
+    }
+
+    /// Replaces the stored snapshot's data, keeping its metadata (used once,
+    /// to move a snapshot stored inline by an earlier build into a file).
+    pub fn replace_snapshot_data(&mut self, data: bytes::Bytes) -> Result<(), RaftStorageError> {
+        let mut batch = WriteBatch::default();
+        put_snapshot(
+            &mut batch,
+            self.db.cf(CF_RAFT_META),
+            &Snapshot {
+                metadata: self.snapshot.clone(),
+                data,
+            },
+        );
+        self.db
+            .write_synced(batch)
+            .map_err(|e| failed("replace the snapshot data", e))
     }
 
     /// The durations of the synced writes since the last call.

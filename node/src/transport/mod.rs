@@ -7,6 +7,8 @@
 //!   the client side of write forwarding.
 //! - `server`: the peer port's routes, which hand messages to the driver and
 //!   propose forwarded writes.
+//! - `snapshots`: snapshots streamed from file to file, on a connection of
+//!   their own.
 //!
 //! Every request names its sender's peer URL in [`SENDER_URL_HEADER`], so a
 //! new member can answer a leader it has no directory entry for yet.
@@ -15,9 +17,11 @@
 
 mod sender;
 mod server;
+mod snapshots;
 
 pub use sender::Transport;
-pub use server::peer_router;
+pub use server::{PeerLimits, PeerState, peer_router};
+pub use snapshots::{SNAPSHOT_PATH, SnapshotReceiver};
 
 /// The header carrying the sending member's peer URL.
 pub const SENDER_URL_HEADER: &str = "x-raftcfg-sender-url";

@@ -1,7 +1,7 @@
 //! The sending side of the peer transport: per-peer queues and tasks, and
 //! forwarding a write to the leader.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,14 +9,19 @@ use raftcfg_raft::{Message, NodeId};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use super::snapshots::{self, SNAPSHOT_PATH};
 use super::{MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
 use crate::codec::{self, ForwardReply, MessageBatch};
-use crate::driver::{DriverError, Outbox};
-use crate::kv::{Command, Outcome};
+use crate::driver::{DriverError, Outbox, SnapshotDone};
+use crate::kv::{Command, Outcome, SnapshotDir};
 use crate::metrics::{Metrics, PeerStats};
 
 /// At most this many messages go in one request.
 const MAX_BATCH_MESSAGES: usize = 512;
+/// A batch stops growing once its messages' entries hold this many bytes
+/// (a single larger message still goes, alone), so one request stays well
+/// below the peer port's body limit (see `server::PeerLimits`).
+pub(super) const MAX_BATCH_ENTRY_BYTES: u64 = 4 << 20;
 /// The first wait after a failed request; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -30,6 +35,10 @@ pub struct Transport {
     runtime: Handle,
     metrics: Arc<Metrics>,
     peers: Mutex<HashMap<NodeId, PeerQueue>>,
+    /// Where snapshot files are, to stream them.
+    snapshots: SnapshotDir,
+    /// The snapshot transfer in progress to each peer.
+    transfers: Mutex<HashMap<NodeId, tokio::task::AbortHandle>>,
 }
 
 struct PeerQueue {
@@ -38,9 +47,14 @@ struct PeerQueue {
 }
 
 impl Transport {
-    /// A transport for the member whose peer URL is `own_url`; its tasks
-    /// run on `runtime`.
-    pub fn new(own_url: String, runtime: Handle, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// A transport for the member whose peer URL is `own_url`, streaming
+    /// snapshots from `snapshots`; its tasks run on `runtime`.
+    pub fn new(
+        own_url: String,
+        runtime: Handle,
+        metrics: Arc<Metrics>,
+        snapshots: SnapshotDir,
+    ) -> Arc<Self> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .pool_idle_timeout(Duration::from_secs(60))
@@ -53,6 +67,8 @@ impl Transport {
             runtime,
             metrics,
             peers: Mutex::new(HashMap::new()),
+            snapshots,
+            transfers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -123,6 +139,55 @@ impl Outbox for Arc<Transport> {
         // A closed queue means the task ended; the next send starts another.
         let _ = self.queue_for(to, peer_url).send(messages);
     }
+
+    /// A new snapshot for a peer replaces any transfer still going to it:
+    /// the core sends one only after the last one failed or timed out.
+    fn send_snapshot(&self, to: NodeId, peer_url: &str, message: Message, done: SnapshotDone) {
+        let task = self.runtime.spawn(snapshots::send(
+            self.client.clone(),
+            format!("{peer_url}{SNAPSHOT_PATH}"),
+            self.own_url.clone(),
+            self.snapshots.clone(),
+            message,
+            done,
+        ));
+        let mut transfers = self
+            .transfers
+            .lock()
+            .expect("transfer map lock is never poisoned");
+        if let Some(previous) = transfers.insert(to, task.abort_handle()) {
+            previous.abort();
+        }
+    }
+}
+
+/// The next request's messages, in order: at most
+/// [`MAX_BATCH_MESSAGES`], and no more once their entries reach
+/// [`MAX_BATCH_ENTRY_BYTES`] (the first message always goes).
+fn take_batch(queued: &mut VecDeque<Message>) -> Vec<Message> {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while let Some(message) = queued.front() {
+        let size = entry_bytes(message);
+        if !batch.is_empty()
+            && (batch.len() >= MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_ENTRY_BYTES)
+        {
+            break;
+        }
+        bytes += size;
+        batch.extend(queued.pop_front());
+    }
+    batch
+}
+
+/// The bytes of entries `message` carries.
+fn entry_bytes(message: &Message) -> u64 {
+    match &message.body {
+        raftcfg_raft::MessageBody::AppendEntries { entries, .. } => {
+            entries.iter().map(raftcfg_raft::Entry::size_bytes).sum()
+        }
+        _ => 0,
+    }
 }
 
 /// The task that delivers one peer's queue, in order.
@@ -136,13 +201,18 @@ struct PeerTask {
 impl PeerTask {
     async fn run(self, mut pending: UnboundedReceiver<Vec<Message>>) {
         let mut backoff = MIN_BACKOFF;
-        while let Some(mut batch) = pending.recv().await {
-            while batch.len() < MAX_BATCH_MESSAGES {
-                match pending.try_recv() {
-                    Ok(more) => batch.extend(more),
-                    Err(_) => break,
+        let mut queued: VecDeque<Message> = VecDeque::new();
+        loop {
+            if queued.is_empty() {
+                match pending.recv().await {
+                    Some(messages) => queued.extend(messages),
+                    None => return,
                 }
             }
+            while let Ok(more) = pending.try_recv() {
+                queued.extend(more);
+            }
+            let batch = take_batch(&mut queued);
             let started = Instant::now();
             if self.deliver(batch).await {
                 self.stats.round_trip.observe(started.elapsed());
@@ -154,6 +224,7 @@ impl PeerTask {
             backoff = (backoff * 2).min(MAX_BACKOFF);
             // Raft resends what matters; a backlog from while the peer was
             // away would only arrive stale and in a burst.
+            queued.clear();
             while pending.try_recv().is_ok() {}
         }
     }

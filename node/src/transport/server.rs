@@ -1,38 +1,160 @@
 //! The peer port's routes: `POST /raft/v1/messages` (a [`MessageBatch`]
-//! for the driver) and `POST /raft/v1/propose` (a write forwarded by a
-//! follower, answered with a [`ForwardReply`]).
+//! for the driver), `POST /raft/v1/propose` (a write forwarded by a
+//! follower, answered with a [`ForwardReply`]) and `POST /raft/v1/snapshot`
+//! (a streamed snapshot, see `snapshots`). Each body is bounded by what a
+//! legitimate request can be under the configured limits ([`PeerLimits`]),
+//! and all the bodies being buffered at once by a byte budget, so junk
+//! sent to the peer port cannot make the node hold more than that.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
+use super::sender::MAX_BATCH_ENTRY_BYTES;
+use super::snapshots::{self, SNAPSHOT_PATH, SnapshotReceiver};
 use super::{MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
 use crate::codec::{self, ForwardReply, MessageBatch};
 use crate::driver::{DriverError, NodeHandle};
-use crate::kv::Command;
+use crate::kv::{Command, Limits};
 
-/// The largest peer request accepted (a batch of appends or a snapshot
-/// chunk plus framing).
-const MAX_PEER_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of message framing allowed on top of the entries a request
+/// carries (headers of up to 512 messages and their entries).
+const FRAMING_BYTES: usize = 1 << 20;
+
+/// How large each kind of peer request may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// A batch of Raft messages.
+    pub messages_bytes: usize,
+    /// A forwarded write.
+    pub propose_bytes: usize,
+}
+
+impl PeerLimits {
+    /// The limits that fit `limits` (the largest write) and the Raft
+    /// core's largest append: a batch holds entries up to the transport's
+    /// batch size, or one append of the largest entry, plus framing.
+    pub fn for_limits(limits: &Limits, max_append_bytes: u64) -> Self {
+        let largest_entry = limits.max_command_bytes();
+        let largest_append = (max_append_bytes as usize).max(largest_entry);
+        Self {
+            messages_bytes: (MAX_BATCH_ENTRY_BYTES as usize).max(largest_append) + FRAMING_BYTES,
+            propose_bytes: largest_entry + 1024,
+        }
+    }
+}
+
+/// Bytes of request bodies the peer port buffers at once, at least: room
+/// for a batch from each of several peers and a forwarded write or two.
+const MIN_BUFFER_BYTES: usize = 64 << 20;
+
+/// What the peer routes share.
+#[derive(Clone)]
+pub struct PeerState {
+    /// The driver.
+    pub node: NodeHandle,
+    /// Body limits.
+    pub limits: PeerLimits,
+    /// Where received snapshots go.
+    pub snapshots: SnapshotReceiver,
+    /// KiB of request bodies that may be buffered at once.
+    buffers: Arc<tokio::sync::Semaphore>,
+}
+
+impl PeerState {
+    /// The state of a peer port with these limits.
+    pub fn new(node: NodeHandle, limits: PeerLimits, snapshots: SnapshotReceiver) -> Self {
+        let budget = MIN_BUFFER_BYTES.max(2 * limits.messages_bytes);
+        Self {
+            node,
+            limits,
+            snapshots,
+            buffers: Arc::new(tokio::sync::Semaphore::new(kib(budget))),
+        }
+    }
+
+    /// Reads a whole body of at most `limit` bytes, waiting first until the
+    /// buffer budget has room for it (its declared length, or `limit`).
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+        limit: usize,
+    ) -> Result<Bytes, Response> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+        if let Some(declared) = declared
+            && declared > limit
+        {
+            return Err(too_large(declared, limit));
+        }
+        let reserve = u32::try_from(kib(declared.unwrap_or(limit))).unwrap_or(u32::MAX);
+        let _permit = self
+            .buffers
+            .acquire_many(reserve)
+            .await
+            .expect("the buffer budget is never closed");
+        axum::body::to_bytes(body, limit).await.map_err(|e| {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body could not be read within {limit} bytes: {e}"),
+            )
+                .into_response()
+        })
+    }
+}
+
+/// Whole KiB needed for `bytes`.
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024).max(1)
+}
+
+fn too_large(declared: usize, limit: usize) -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is {declared} bytes, more than the {limit} a peer request may be"),
+    )
+        .into_response()
+}
 
 /// How long a forwarded write may wait for its entry to be applied.
 const FORWARDED_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The peer port's router.
-pub fn peer_router(node: NodeHandle) -> Router {
+pub fn peer_router(state: PeerState) -> Router {
     Router::new()
         .route(MESSAGES_PATH, post(messages))
         .route(PROPOSE_PATH, post(propose))
-        .layer(DefaultBodyLimit::max(MAX_PEER_BODY_BYTES))
-        .with_state(node)
+        // Streamed to disk and bounded by --max-snapshot-bytes there.
+        .route(SNAPSHOT_PATH, post(snapshot))
+        .with_state(state)
 }
 
-async fn messages(State(node): State<NodeHandle>, headers: HeaderMap, body: Bytes) -> Response {
+async fn snapshot(
+    State(state): State<PeerState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    snapshots::receive(state.snapshots, headers, body).await
+}
+
+async fn messages(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match state
+        .read_body(&headers, body, state.limits.messages_bytes)
+        .await
+    {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let node = state.node;
     let batch = match codec::decode::<MessageBatch>(body) {
         Ok(batch) => batch,
         Err(e) => {
@@ -54,7 +176,15 @@ async fn messages(State(node): State<NodeHandle>, headers: HeaderMap, body: Byte
     }
 }
 
-async fn propose(State(node): State<NodeHandle>, body: Bytes) -> Response {
+async fn propose(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match state
+        .read_body(&headers, body, state.limits.propose_bytes)
+        .await
+    {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let node = state.node;
     let command = match Command::decode(&body) {
         Ok(command @ (Command::Put { .. } | Command::Delete { .. })) => command,
         Ok(Command::SetMember { .. }) => {

@@ -45,6 +45,8 @@ pub struct Node {
     pub extra_args: Vec<String>,
     /// The peer URL advertised, if not the peer port itself (a proxy).
     pub advertise_peer: Option<String>,
+    /// Shell `ulimit` options the process starts under (e.g. `-Sn 1024`).
+    pub ulimit: Option<String>,
     _ports: [ReservedPort; 2],
     child: Option<Child>,
 }
@@ -61,6 +63,7 @@ impl Node {
             data_dir,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             advertise_peer: None,
+            ulimit: None,
             _ports: [client, peer],
             child: None,
         }
@@ -90,7 +93,20 @@ impl Node {
             .append(true)
             .open(self.data_dir.with_extension("log"))
             .unwrap();
-        let child = Command::new(RAFTCFG)
+        // With limits, the process is started by a shell that sets them
+        // and then becomes it (exec).
+        let mut command = match &self.ulimit {
+            None => Command::new(RAFTCFG),
+            Some(options) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit {options} && exec \"$0\" \"$@\""))
+                    .arg(RAFTCFG);
+                shell
+            }
+        };
+        let child = command
             .arg("serve")
             .args(["--name", &self.name])
             .arg("--data-dir")
@@ -169,6 +185,23 @@ impl Node {
         self.child.is_some()
     }
 
+    /// Whether the process it started is still alive (not merely started).
+    pub fn is_alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().expect("poll the process").is_none())
+    }
+
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the node runs").id()
+    }
+
+    /// The process's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib_of(self.pid()).expect("the node runs")
+    }
+
     fn signal(&self, signal: &str) {
         if let Some(child) = &self.child {
             let status = Command::new("kill")
@@ -194,6 +227,14 @@ impl Node {
 
     pub async fn status(&self) -> NodeStatus {
         self.client().node_status().await.expect("node status")
+    }
+
+    /// The status with the digest of the node's state.
+    pub async fn status_with_digest(&self) -> NodeStatus {
+        self.client()
+            .node_status_with_digest_of(&self.client_url())
+            .await
+            .expect("node status")
     }
 
     pub fn add_request(&self, node_id: u64) -> AddMemberRequest {
@@ -333,6 +374,15 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("get {key} via {}: {e}", self.nodes[i].name))
             .map(|value| String::from_utf8(value.bytes.to_vec()).unwrap())
     }
+}
+
+/// The resident memory of process `pid`, in KiB (`None` once it is gone).
+pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Polls `check` every 50 ms until it gives a value (30 s at most, scaled

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use raftcfg_node::api::ApiState;
 use raftcfg_node::driver::{self, DriverConfig, NodeHandle};
-use raftcfg_node::kv::{Limits, MemberAddress};
+use raftcfg_node::kv::{Limits, MemberAddress, SnapshotDir};
 use raftcfg_node::metrics::Metrics;
 use raftcfg_node::replica::ReplicaError;
-use raftcfg_node::transport::Transport;
+use raftcfg_node::transport::{PeerLimits, PeerState, SnapshotReceiver, Transport};
 
 /// A one-node cluster (or an uninitialized node) and its API state.
 pub struct Solo {
@@ -49,6 +49,7 @@ impl Solo {
             address.peer_url.clone(),
             tokio::runtime::Handle::current(),
             metrics.clone(),
+            SnapshotDir::open(dir.path()).unwrap(),
         );
         let driver = driver::start(
             dir.path(),
@@ -58,7 +59,13 @@ impl Solo {
         )
         .unwrap();
         let solo = Self {
-            state: ApiState::new(driver.handle, transport, Limits::default(), metrics),
+            state: ApiState::new(
+                driver.handle,
+                driver.db,
+                transport,
+                Limits::default(),
+                metrics,
+            ),
             driver: Some(driver.thread),
             _dir: dir,
         };
@@ -78,10 +85,25 @@ impl Solo {
         self.state.node.clone()
     }
 
+    /// What the peer routes of this node need, with default limits.
+    pub fn peer_state(&self) -> PeerState {
+        let max_append_bytes = raftcfg_raft::Config::new(raftcfg_raft::NodeId(0)).max_append_bytes;
+        PeerState::new(
+            self.handle(),
+            PeerLimits::for_limits(&Limits::default(), max_append_bytes),
+            SnapshotReceiver {
+                node: self.handle(),
+                dir: SnapshotDir::open(self._dir.path()).unwrap(),
+                max_bytes: 1 << 30,
+                slots: Arc::new(tokio::sync::Semaphore::new(1)),
+            },
+        )
+    }
+
     /// The store's revision once the driver finished every earlier round
-    /// (a digest request is answered in a later round than they were).
+    /// (a barrier is answered in a later round than they were).
     pub async fn settled_revision(&self) -> u64 {
-        self.handle().digest().await.unwrap();
+        self.handle().barrier().await.unwrap();
         self.handle().view().revision.get()
     }
 }

@@ -1,15 +1,13 @@
 //! The follower's side of replication: appending the leader's entries,
-//! following its commit index, and receiving snapshots chunk by chunk.
-
-use bytes::Bytes;
+//! following its commit index, and taking the leader's snapshot.
 
 use crate::entry::Entry;
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::message::MessageBody;
-use crate::snapshot::{Snapshot, SnapshotMetadata};
+use crate::snapshot::Snapshot;
 use crate::storage::LogStorage;
 
-use super::{IncomingSnapshot, Raft};
+use super::Raft;
 
 impl<S: LogStorage> Raft<S> {
     fn reply_appended(&mut self, to: NodeId, match_index: LogIndex) {
@@ -85,65 +83,12 @@ impl<S: LogStorage> Raft<S> {
         self.send(from, MessageBody::HeartbeatResponse { read_round });
     }
 
-    pub(super) fn handle_snapshot_chunk(
-        &mut self,
-        from: NodeId,
-        metadata: SnapshotMetadata,
-        offset: u64,
-        total_bytes: u64,
-        data: Bytes,
-    ) {
-        if metadata.index <= self.log.committed {
-            self.incoming_snapshot = None;
-            let committed = self.log.committed;
-            self.reply_appended(from, committed);
-            return;
+    /// Takes the leader's snapshot unless the log already holds its last
+    /// entry, and answers with how far the log now matches.
+    pub(super) fn handle_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
+        if snapshot.metadata.index > self.log.committed {
+            self.restore(snapshot);
         }
-        let same_transfer = self
-            .incoming_snapshot
-            .as_ref()
-            .is_some_and(|s| s.metadata == metadata && s.leader == from && s.term == self.term);
-        if offset == 0 {
-            self.incoming_snapshot = Some(IncomingSnapshot {
-                metadata: metadata.clone(),
-                leader: from,
-                term: self.term,
-                data: Vec::with_capacity(total_bytes.min(64 << 20) as usize),
-            });
-        } else if !same_transfer
-            || self.incoming_snapshot.as_ref().map(|s| s.data.len() as u64) != Some(offset)
-        {
-            let received = match &self.incoming_snapshot {
-                Some(s) if same_transfer => s.data.len() as u64,
-                _ => 0,
-            };
-            self.send(
-                from,
-                MessageBody::InstallSnapshotResponse {
-                    snapshot_index: metadata.index,
-                    received_bytes: received,
-                },
-            );
-            return;
-        }
-        let incoming = self.incoming_snapshot.as_mut().expect("set above");
-        incoming.data.extend_from_slice(&data);
-        let received = incoming.data.len() as u64;
-        if received < total_bytes {
-            self.send(
-                from,
-                MessageBody::InstallSnapshotResponse {
-                    snapshot_index: metadata.index,
-                    received_bytes: received,
-                },
-            );
-            return;
-        }
-        let incoming = self.incoming_snapshot.take().expect("set above");
-        self.restore(Snapshot {
-            metadata: incoming.metadata,
-            data: Bytes::from(incoming.data),
-        });
         let matched = self.log.committed;
         self.reply_appended(from, matched);
     }

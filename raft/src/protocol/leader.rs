@@ -241,20 +241,18 @@ impl<S: LogStorage> Raft<S> {
         self.configs.current().is_quorum(&active)
     }
 
+    /// A snapshot neither taken nor reported within the snapshot timeout
+    /// is taken for lost: the follower is probed again, which sends it anew
+    /// if it is still needed.
     fn tick_snapshot_transfers(&mut self) {
-        let timeout = self.config.election_timeout_ticks;
-        let mut resend = Vec::new();
-        for (id, progress) in self.progress.iter_mut() {
-            if let ReplicationState::Snapshot { idle_ticks, .. } = &mut progress.state {
-                *idle_ticks += 1;
-                if *idle_ticks >= timeout {
-                    *idle_ticks = 0;
-                    resend.push(*id);
+        let timeout = self.config.snapshot_timeout_ticks;
+        for progress in self.progress.values_mut() {
+            if let ReplicationState::Snapshot { ticks, .. } = &mut progress.state {
+                *ticks += 1;
+                if *ticks >= timeout {
+                    progress.snapshot_failed();
                 }
             }
-        }
-        for id in resend {
-            self.send_snapshot_chunk(id);
         }
     }
 
@@ -512,81 +510,28 @@ impl<S: LogStorage> Raft<S> {
     // ---- snapshots ----
 
     fn start_snapshot(&mut self, to: NodeId) {
-        let index = match self.log.storage.snapshot_metadata() {
-            Ok(metadata) => metadata.index,
+        let snapshot = match self.log.storage.snapshot() {
+            Ok(snapshot) => snapshot,
             Err(e) => panic!("cannot read the snapshot to send to {to}: {e}"),
         };
-        if let Some(progress) = self.progress.get_mut(&to) {
-            progress.become_snapshot(index);
-        }
-        self.send_snapshot_chunk(to);
+        let Some(progress) = self.progress.get_mut(&to) else {
+            return;
+        };
+        progress.become_snapshot(snapshot.metadata.index);
+        self.send(to, MessageBody::InstallSnapshot { snapshot });
     }
 
-    fn send_snapshot_chunk(&mut self, to: NodeId) {
-        let Some(progress) = self.progress.get(&to) else {
-            return;
-        };
-        let ReplicationState::Snapshot {
-            index, received, ..
-        } = progress.state
-        else {
-            return;
-        };
-        let snapshot = self
-            .log
-            .storage
-            .snapshot()
-            .unwrap_or_else(|e| panic!("cannot read the snapshot to send to {to}: {e}"));
-        if snapshot.metadata.index != index {
-            // A newer snapshot replaced it: start over with that one.
-            if let Some(progress) = self.progress.get_mut(&to) {
-                progress.become_snapshot(snapshot.metadata.index);
-            }
-            return self.send_snapshot_chunk(to);
-        }
-        let total_bytes = snapshot.data.len() as u64;
-        let offset = received.min(total_bytes);
-        let end = (offset + self.config.snapshot_chunk_bytes).min(total_bytes);
-        let data = snapshot.data.slice(offset as usize..end as usize);
-        self.send(
-            to,
-            MessageBody::InstallSnapshot {
-                metadata: snapshot.metadata,
-                offset,
-                total_bytes,
-                data,
-            },
-        );
-    }
-
-    pub(super) fn handle_snapshot_ack(
-        &mut self,
-        from: NodeId,
-        snapshot_index: LogIndex,
-        received_bytes: u64,
-    ) {
-        if self.role != Role::Leader {
-            self.drops.stale += 1;
+    /// The application says how sending the snapshot to `to` ended: a
+    /// failed transfer is sent again (after a probe); a finished one waits
+    /// for the follower's answer.
+    pub(crate) fn report_snapshot(&mut self, to: NodeId, delivered: bool) {
+        if self.role != Role::Leader || delivered {
             return;
         }
-        let Some(progress) = self.progress.get_mut(&from) else {
-            self.drops.stale += 1;
-            return;
-        };
-        progress.recently_active = true;
-        let ReplicationState::Snapshot {
-            index,
-            received,
-            idle_ticks,
-        } = &mut progress.state
-        else {
-            return;
-        };
-        if *index != snapshot_index || *received == received_bytes {
-            return;
+        if let Some(progress) = self.progress.get_mut(&to)
+            && matches!(progress.state, ReplicationState::Snapshot { .. })
+        {
+            progress.snapshot_failed();
         }
-        *received = received_bytes;
-        *idle_ticks = 0;
-        self.send_snapshot_chunk(from);
     }
 }

@@ -60,15 +60,10 @@ pub struct DropCounters {
     pub malformed: u64,
     /// Messages from an older term or for a role this node no longer has.
     pub stale: u64,
-}
-
-/// A snapshot being received chunk by chunk.
-#[derive(Debug)]
-struct IncomingSnapshot {
-    metadata: SnapshotMetadata,
-    leader: NodeId,
-    term: Term,
-    data: Vec<u8>,
+    /// Messages carrying a term or log index at the largest value, which
+    /// could never be followed by another (only a broken or hostile sender
+    /// sends one; taking it would stop the cluster for good).
+    pub overflowing: u64,
 }
 
 /// The protocol state of one node.
@@ -92,7 +87,6 @@ pub(crate) struct Raft<S> {
     /// The target of a leadership transfer and the ticks it has taken.
     pub(crate) transfer: Option<(NodeId, u32)>,
     reads: ReadQueue,
-    incoming_snapshot: Option<IncomingSnapshot>,
     pub(crate) pending_compaction: Option<Snapshot>,
     /// New entries wait for the next `Ready` to be sent, so that proposals
     /// made between two `Ready`s travel in one `AppendEntries`.
@@ -151,7 +145,6 @@ impl<S: LogStorage> Raft<S> {
             randomized_election_timeout: 0,
             transfer: None,
             reads: ReadQueue::default(),
-            incoming_snapshot: None,
             pending_compaction: None,
             broadcast_pending: false,
             messages: Vec::new(),
@@ -278,6 +271,10 @@ impl<S: LogStorage> Raft<S> {
             self.drops.misaddressed += 1;
             return;
         }
+        if is_overflowing(&message) {
+            self.drops.overflowing += 1;
+            return;
+        }
         if !is_well_formed(&message) {
             self.drops.malformed += 1;
             return;
@@ -315,10 +312,6 @@ impl<S: LogStorage> Raft<S> {
             MessageBody::HeartbeatResponse { read_round } => {
                 self.handle_heartbeat_response(from, read_round)
             }
-            MessageBody::InstallSnapshotResponse {
-                snapshot_index,
-                received_bytes,
-            } => self.handle_snapshot_ack(from, snapshot_index, received_bytes),
             MessageBody::TimeoutNow => self.handle_timeout_now(from),
             MessageBody::ReadIndexRequest { context } => self.handle_read_request(from, context),
             MessageBody::ReadIndexResponse { context, index } => {
@@ -427,12 +420,7 @@ impl<S: LogStorage> Raft<S> {
             MessageBody::Heartbeat { commit, read_round } => {
                 self.handle_heartbeat(from, commit, read_round)
             }
-            MessageBody::InstallSnapshot {
-                metadata,
-                offset,
-                total_bytes,
-                data,
-            } => self.handle_snapshot_chunk(from, metadata, offset, total_bytes, data),
+            MessageBody::InstallSnapshot { snapshot } => self.handle_snapshot(from, snapshot),
             _ => unreachable!("step_from_leader takes only leader messages"),
         }
     }
@@ -516,6 +504,52 @@ fn asserts_leadership(body: &MessageBody) -> bool {
     )
 }
 
+/// Whether a message carries a term or log index that has no successor.
+/// Terms and indexes only grow by one at a time from 0, so such a number
+/// never comes from a correct member; adopting it would leave no next term
+/// to campaign in or no next index to append at.
+fn is_overflowing(message: &Message) -> bool {
+    let at_max = |index: &LogIndex| index.get() == u64::MAX;
+    if message.term.get() == u64::MAX {
+        return true;
+    }
+    match &message.body {
+        MessageBody::RequestVote {
+            last_log_index,
+            last_log_term,
+            ..
+        } => at_max(last_log_index) || last_log_term.get() == u64::MAX,
+        MessageBody::AppendEntries {
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } => {
+            at_max(prev_log_index)
+                || prev_log_term.get() == u64::MAX
+                || at_max(leader_commit)
+                || entries
+                    .iter()
+                    .any(|e| at_max(&e.index) || e.term.get() == u64::MAX)
+        }
+        MessageBody::AppendEntriesResponse {
+            match_index,
+            hint_index,
+            hint_term,
+            ..
+        } => at_max(match_index) || at_max(hint_index) || hint_term.get() == u64::MAX,
+        MessageBody::Heartbeat { commit, .. } => at_max(commit),
+        MessageBody::InstallSnapshot { snapshot } => {
+            at_max(&snapshot.metadata.index) || snapshot.metadata.term.get() == u64::MAX
+        }
+        MessageBody::ReadIndexResponse { index, .. } => index.as_ref().is_some_and(at_max),
+        MessageBody::RequestVoteResponse { .. }
+        | MessageBody::HeartbeatResponse { .. }
+        | MessageBody::TimeoutNow
+        | MessageBody::ReadIndexRequest { .. } => false,
+    }
+}
+
 /// Rejects messages that contradict themselves.
 fn is_well_formed(message: &Message) -> bool {
     if message.term == Term(0) || message.from == message.to || message.from == NodeId(0) {
@@ -540,17 +574,8 @@ fn is_well_formed(message: &Message) -> bool {
             }
             *prev_log_term <= message.term
         }
-        MessageBody::InstallSnapshot {
-            metadata,
-            offset,
-            total_bytes,
-            data,
-        } => {
-            metadata.index > LogIndex(0)
-                && metadata.term <= message.term
-                && offset
-                    .checked_add(data.len() as u64)
-                    .is_some_and(|end| end <= *total_bytes)
+        MessageBody::InstallSnapshot { snapshot } => {
+            snapshot.metadata.index > LogIndex(0) && snapshot.metadata.term <= message.term
         }
         _ => true,
     }

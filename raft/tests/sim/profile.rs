@@ -66,7 +66,8 @@ pub struct Profile {
     pub max_append_bytes: u64,
     pub max_inflight_appends: usize,
     pub max_inflight_bytes: u64,
-    pub snapshot_chunk_bytes: u64,
+    /// Ticks a leader waits for a sent snapshot to be taken.
+    pub snapshot_timeout_ticks: u32,
     pub max_apply_bytes: u64,
     /// Range of sim time units per tick (each node draws its own rate).
     pub tick_units: (u64, u64),
@@ -123,7 +124,7 @@ impl Profile {
             max_append_bytes: [64, 256, 4096, 1 << 20][dice.range(0, 3) as usize],
             max_inflight_appends: dice.range(1, 8) as usize,
             max_inflight_bytes: [200, 2_000, 32 << 20][dice.range(0, 2) as usize],
-            snapshot_chunk_bytes: [16, 64, 64, 128][dice.range(0, 3) as usize],
+            snapshot_timeout_ticks: election_timeout_ticks * dice.range(1, 3) as u32,
             max_apply_bytes: [64, 1 << 20][dice.range(0, 1) as usize],
             // Clocks drift by up to ±10%, on some seeds by up to ±40%.
             tick_units: if dice.chance(200) { (6, 14) } else { (9, 11) },
@@ -262,7 +263,7 @@ impl Profile {
         config.max_append_bytes = self.max_append_bytes;
         config.max_inflight_appends = self.max_inflight_appends;
         config.max_inflight_bytes = self.max_inflight_bytes;
-        config.snapshot_chunk_bytes = self.snapshot_chunk_bytes;
+        config.snapshot_timeout_ticks = self.snapshot_timeout_ticks;
         config.max_apply_bytes = self.max_apply_bytes;
         config.planted_bug = self.planted_bug;
         config
@@ -274,7 +275,7 @@ impl fmt::Display for Profile {
         write!(
             f,
             "{:?}, {} nodes{}, election timeout {} ticks, heartbeat {} ticks, append {} B x{} \
-             (in flight {} B), chunk {} B, apply {} B, ready delay {}, \
+             (in flight {} B), snapshot timeout {} ticks, apply {} B, ready delay {}, \
              drop {}‰, dup {}‰, delay +{}‰ up to {}, faults {:?}, ops {:?}, \
              compact every {}, {} fault steps",
             self.kind,
@@ -285,7 +286,7 @@ impl fmt::Display for Profile {
             self.max_append_bytes,
             self.max_inflight_appends,
             self.max_inflight_bytes,
-            self.snapshot_chunk_bytes,
+            self.snapshot_timeout_ticks,
             self.max_apply_bytes,
             self.ready_delay_units,
             self.drop_permille,

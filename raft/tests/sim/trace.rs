@@ -48,13 +48,7 @@ enum BodyBrief {
     },
     Snapshot {
         at: (LogIndex, Term),
-        offset: u64,
         len: u64,
-        total: u64,
-    },
-    SnapshotResponse {
-        index: LogIndex,
-        received: u64,
     },
     TimeoutNow,
     ReadRequest {
@@ -113,23 +107,9 @@ impl MessageBrief {
             MessageBody::HeartbeatResponse { read_round } => {
                 BodyBrief::HeartbeatResponse { round: *read_round }
             }
-            MessageBody::InstallSnapshot {
-                metadata,
-                offset,
-                total_bytes,
-                data,
-            } => BodyBrief::Snapshot {
-                at: (metadata.index, metadata.term),
-                offset: *offset,
-                len: data.len() as u64,
-                total: *total_bytes,
-            },
-            MessageBody::InstallSnapshotResponse {
-                snapshot_index,
-                received_bytes,
-            } => BodyBrief::SnapshotResponse {
-                index: *snapshot_index,
-                received: *received_bytes,
+            MessageBody::InstallSnapshot { snapshot } => BodyBrief::Snapshot {
+                at: (snapshot.metadata.index, snapshot.metadata.term),
+                len: snapshot.data.len() as u64,
             },
             MessageBody::TimeoutNow => BodyBrief::TimeoutNow,
             MessageBody::ReadIndexRequest { context } => {
@@ -204,22 +184,8 @@ impl fmt::Display for MessageBrief {
                 write!(f, "Heartbeat commit {commit} round {round}")
             }
             BodyBrief::HeartbeatResponse { round } => write!(f, "HeartbeatResponse round {round}"),
-            BodyBrief::Snapshot {
-                at,
-                offset,
-                len,
-                total,
-            } => write!(
-                f,
-                "InstallSnapshot {}@{} bytes {}..{} of {}",
-                at.0,
-                at.1,
-                offset,
-                offset + len,
-                total
-            ),
-            BodyBrief::SnapshotResponse { index, received } => {
-                write!(f, "InstallSnapshotResponse {index} received {received}")
+            BodyBrief::Snapshot { at, len } => {
+                write!(f, "InstallSnapshot {}@{} ({len} bytes)", at.0, at.1)
             }
             BodyBrief::TimeoutNow => write!(f, "TimeoutNow"),
             BodyBrief::ReadRequest { context } => write!(f, "ReadIndexRequest ctx {context}"),

@@ -91,21 +91,28 @@ fn malformed_messages_are_dropped_and_counted() {
         },
         ..heartbeat(2, 1, CLUSTER, 1)
     };
-    let oversized_chunk = Message {
+    let snapshot_from_the_future = Message {
         body: MessageBody::InstallSnapshot {
-            metadata: crate::SnapshotMetadata {
-                index: LogIndex(3),
-                ..Default::default()
+            snapshot: crate::Snapshot {
+                metadata: crate::SnapshotMetadata {
+                    index: LogIndex(3),
+                    term: Term(9),
+                    ..Default::default()
+                },
+                data: Bytes::from_static(b"state"),
             },
-            offset: 10,
-            total_bytes: 11,
-            data: Bytes::from_static(b"too long"),
         },
         ..heartbeat(2, 1, CLUSTER, 1)
     };
     let from_itself = heartbeat(1, 1, CLUSTER, 1);
     let term_zero = heartbeat(2, 1, CLUSTER, 0);
-    for message in [gap, future_entry, oversized_chunk, from_itself, term_zero] {
+    for message in [
+        gap,
+        future_entry,
+        snapshot_from_the_future,
+        from_itself,
+        term_zero,
+    ] {
         cluster.node(1).step(message);
     }
     let status = cluster.node(1).status();
@@ -176,4 +183,38 @@ fn bootstrapping_a_store_that_holds_state_is_refused() {
         crate::bootstrap(&mut storage, [id(1)], CLUSTER),
         Err(crate::BootstrapError::AlreadyInitialized)
     );
+}
+
+#[test]
+fn a_message_at_the_largest_term_is_dropped_and_counted() {
+    let mut cluster = Cluster::new(3);
+    cluster.node(2).step(heartbeat(1, 2, CLUSTER, u64::MAX));
+    let status = cluster.node(2).status();
+    assert_eq!(status.drops.overflowing, 1);
+    assert_eq!(status.term, Term(0), "the term did not move");
+    assert!(cluster.take_messages().is_empty());
+    // The cluster still elects a leader, in the next term.
+    cluster.elect(2);
+    cluster.deliver_all();
+    assert_eq!(cluster.node(2).status().role, crate::Role::Leader);
+}
+
+#[test]
+fn a_message_with_an_index_that_has_no_successor_is_dropped_and_counted() {
+    let mut cluster = Cluster::three_led_by_one();
+    let term = cluster.node(2).status().term.get();
+    let mut message = heartbeat(1, 2, CLUSTER, term);
+    message.body = MessageBody::AppendEntries {
+        prev_log_index: LogIndex(u64::MAX - 1),
+        prev_log_term: Term(term),
+        entries: vec![Entry {
+            index: LogIndex(u64::MAX),
+            term: Term(term),
+            payload: EntryPayload::Command(Bytes::from_static(b"x")),
+        }],
+        leader_commit: LogIndex(0),
+    };
+    cluster.node(2).step(message);
+    assert_eq!(cluster.node(2).status().drops.overflowing, 1);
+    assert!(cluster.take_messages().is_empty());
 }

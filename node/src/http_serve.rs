@@ -1,0 +1,340 @@
+//! Serving one port's HTTP/1.1: the accept loop, the cap on open
+//! connections and the timeouts that keep slow, idle or hostile clients
+//! from holding descriptors and memory.
+//!
+//! - A request's headers must arrive within [`ConnectionLimits::header_read_timeout`]
+//!   (hyper's timer), and each piece of its body within
+//!   [`ConnectionLimits::body_read_timeout`]; otherwise the connection is
+//!   closed.
+//! - A connection with no request in progress (no request being read, no
+//!   response being written) for [`ConnectionLimits::idle_timeout`] is
+//!   closed.
+//! - At most [`ConnectionLimits::max_connections`] are open. A new one
+//!   beyond that closes the connection idle the longest; if none is idle,
+//!   the new one is refused (closed at once). Open connections therefore
+//!   never exhaust the process's descriptors (see [`crate::fd_budget`]).
+//! - Failing to accept (out of descriptors, say) is logged at most every
+//!   few seconds and retried after a pause instead of spinning.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tower::Service as _;
+use tower_http::timeout::TimeoutBody;
+
+use crate::metrics::Metrics;
+
+/// How often a connection checks whether it has been idle too long.
+const IDLE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// The pause after a failed accept.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// The least time between two logs of failed accepts.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The bounds one port's connections are held to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Time to receive a request's headers, from its first byte (or from
+    /// the connection's opening, for the first request).
+    pub header_read_timeout: Duration,
+    /// Time to receive each piece of a request's body.
+    pub body_read_timeout: Duration,
+    /// Time a connection may stay open with no request in progress.
+    pub idle_timeout: Duration,
+}
+
+impl ConnectionLimits {
+    /// The client port's defaults, for `max_connections` connections.
+    pub fn client(max_connections: usize) -> Self {
+        Self {
+            max_connections,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `stopping` turns
+/// true; then stops accepting, lets requests in progress finish and closes
+/// every connection.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    metrics: Arc<Metrics>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let registry = Arc::new(Registry::default());
+    let mut connections = JoinSet::new();
+    let mut accept_errors = AcceptErrors::default();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.wait_for(|stop| *stop) => break,
+        };
+        // Reap finished connection tasks so the set does not grow.
+        while connections.try_join_next().is_some() {}
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                metrics.accept_errors.inc();
+                accept_errors.log(&error);
+                tokio::time::sleep(ACCEPT_RETRY_PAUSE).await;
+                continue;
+            }
+        };
+        let Some(connection) = registry.admit(limits.max_connections, &metrics) else {
+            metrics.connections_refused.inc();
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        connections.spawn(serve_connection(
+            stream,
+            router.clone(),
+            limits,
+            connection,
+            registry.clone(),
+            metrics.clone(),
+            stopping.clone(),
+        ));
+    }
+    registry.close_all();
+    while connections.join_next().await.is_some() {}
+}
+
+/// Serves one connection until it closes, is closed for idleness, or the
+/// server stops.
+async fn serve_connection(
+    stream: TcpStream,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    connection: Arc<Connection>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let service = {
+        let connection = connection.clone();
+        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let busy = Busy::begin(&connection);
+            let mut router = router.clone();
+            let request =
+                request.map(|body| Body::new(TimeoutBody::new(limits.body_read_timeout, body)));
+            async move {
+                let response = router.call(request).await?;
+                Ok::<_, Infallible>(response.map(|body| Body::new(Tracked { body, _busy: busy })))
+            }
+        })
+    };
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(served);
+    let mut idle_check = tokio::time::interval(IDLE_CHECK_INTERVAL);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = served.as_mut() => {
+                if let Err(error) = result {
+                    if error.is_timeout() {
+                        metrics.connections_timed_out.inc();
+                    }
+                    tracing::debug!(%error, "a connection ended with an error");
+                }
+                break;
+            }
+            _ = connection.close.notified(), if !closing => {
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+            _ = stopping.wait_for(|stop| *stop), if !closing => {
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+            _ = idle_check.tick(), if !closing => {
+                if connection.idle_for() >= Some(limits.idle_timeout) {
+                    closing = true;
+                    metrics.connections_closed_idle.inc();
+                    served.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+    registry.remove(connection.id);
+}
+
+/// One open connection, as the registry and its own task see it.
+struct Connection {
+    id: u64,
+    /// Requests in progress (being read, handled or answered).
+    busy: AtomicUsize,
+    /// When the connection last finished a request (or opened), in
+    /// milliseconds since the registry's epoch.
+    last_active_ms: AtomicU64,
+    epoch: Instant,
+    /// Tells the connection's task to close it once idle.
+    close: Notify,
+}
+
+impl Connection {
+    fn touch(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_active_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// How long it has had no request in progress, if none is.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.busy.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let last = Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed));
+        Some(self.epoch.elapsed().saturating_sub(last))
+    }
+}
+
+/// Marks a request in progress on a connection until dropped (when the
+/// response's body is finished or abandoned).
+struct Busy(Arc<Connection>);
+
+impl Busy {
+    fn begin(connection: &Arc<Connection>) -> Self {
+        connection.busy.fetch_add(1, Ordering::AcqRel);
+        Self(connection.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request marked in progress.
+struct Tracked {
+    body: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The open connections of one port.
+#[derive(Default)]
+struct Registry {
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    next_id: u64,
+    connections: HashMap<u64, Arc<Connection>>,
+    epoch: Option<Instant>,
+}
+
+impl Registry {
+    /// Registers a new connection, closing the connection idle the longest
+    /// to make room at `max`; `None` if the port is full of busy ones.
+    fn admit(&self, max: usize, metrics: &Metrics) -> Option<Arc<Connection>> {
+        let mut open = self.open.lock().expect("registry lock is never poisoned");
+        if open.connections.len() >= max {
+            let idlest = open
+                .connections
+                .values()
+                .filter_map(|c| c.idle_for().map(|idle| (idle, c.id)))
+                .max()
+                .map(|(_, id)| id)?;
+            let evicted = open.connections.remove(&idlest)?;
+            evicted.close.notify_one();
+            metrics.connections_closed_idle.inc();
+        }
+        let epoch = *open.epoch.get_or_insert_with(Instant::now);
+        open.next_id += 1;
+        let connection = Arc::new(Connection {
+            id: open.next_id,
+            busy: AtomicUsize::new(0),
+            last_active_ms: AtomicU64::new(0),
+            epoch,
+            close: Notify::new(),
+        });
+        connection.touch();
+        open.connections.insert(connection.id, connection.clone());
+        Some(connection)
+    }
+
+    fn remove(&self, id: u64) {
+        self.open
+            .lock()
+            .expect("registry lock is never poisoned")
+            .connections
+            .remove(&id);
+    }
+
+    fn close_all(&self) {
+        let open = self.open.lock().expect("registry lock is never poisoned");
+        for connection in open.connections.values() {
+            connection.close.notify_one();
+        }
+    }
+}
+
+/// Rate-limited logging of failed accepts.
+#[derive(Default)]
+struct AcceptErrors {
+    last_logged: Option<Instant>,
+    since_logged: u64,
+}
+
+impl AcceptErrors {
+    fn log(&mut self, error: &std::io::Error) {
+        self.since_logged += 1;
+        if self
+            .last_logged
+            .is_some_and(|at| at.elapsed() < ACCEPT_ERROR_LOG_INTERVAL)
+        {
+            return;
+        }
+        tracing::warn!(
+            %error,
+            failures = self.since_logged,
+            "cannot accept connections; retrying"
+        );
+        self.last_logged = Some(Instant::now());
+        self.since_logged = 0;
+    }
+}
