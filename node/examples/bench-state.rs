@@ -40,7 +40,9 @@ struct Args {
     /// Snapshots each member takes while measured.
     #[arg(long, default_value_t = 3)]
     rounds: u64,
-    /// `--snapshot-threshold` of the nodes [default: a sixth of the keys].
+    /// `--snapshot-threshold` of the nodes, in entries, and the same in
+    /// bytes of values [default: a quarter of the keys, or half of them
+    /// for 1 MiB values].
     #[arg(long)]
     snapshot_threshold: Option<u64>,
     /// Where the data directories and logs go (emptied first).
@@ -90,7 +92,7 @@ impl Node {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
-    fn start(&mut self, bin: &Path, threshold: u64) -> anyhow::Result<Instant> {
+    fn start(&mut self, bin: &Path, threshold: u64, value_bytes: usize) -> anyhow::Result<Instant> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -107,6 +109,10 @@ impl Node {
             ])
             .args(["--listen-peer", &format!("127.0.0.1:{}", self.peer_port)])
             .args(["--snapshot-threshold", &threshold.to_string()])
+            .args([
+                "--snapshot-threshold-bytes",
+                &(threshold * value_bytes as u64).to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -400,7 +406,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let value_bytes = args.shape.value_bytes();
     let keys = (args.state_mib << 20) / value_bytes as u64;
-    let threshold = args.snapshot_threshold.unwrap_or((keys / 6).max(50));
+    let share = match args.shape {
+        Shape::Keys => 4,
+        Shape::Values => 2,
+    };
+    let threshold = args.snapshot_threshold.unwrap_or((keys / share).max(50));
     let _ = std::fs::remove_dir_all(&args.work_dir);
     std::fs::create_dir_all(&args.work_dir)?;
     println!(
@@ -416,7 +426,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| Node::new(&args.work_dir, n))
         .collect::<anyhow::Result<Vec<_>>>()?;
     for node in &mut nodes {
-        node.start(&bin, threshold)?;
+        node.start(&bin, threshold, value_bytes)?;
     }
     for node in &nodes {
         node.wait_serving().await?;
@@ -533,7 +543,7 @@ async fn main() -> anyhow::Result<()> {
 
     // A fourth member catches up from the snapshot.
     let mut joiner = Node::new(&args.work_dir, 4)?;
-    joiner.start(&bin, threshold)?;
+    joiner.start(&bin, threshold, value_bytes)?;
     joiner.wait_serving().await?;
     let (leader, status) = leader_of(&nodes).await?;
     let id = joiner.status().await.context("status")?.node_id;
@@ -589,7 +599,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let restarted = Instant::now();
     for node in &mut nodes {
-        node.start(&bin, threshold)?;
+        node.start(&bin, threshold, value_bytes)?;
     }
     let client = Client::new(nodes.iter().map(Node::url))?;
     let mut first_serving = None;

@@ -695,3 +695,47 @@ async fn a_watch_that_falls_behind_the_feed_reads_the_log_and_misses_nothing() {
     // Every w/ write, in order; the interleaved writes to "other" are not.
     assert_eq!(revisions, expected);
 }
+
+#[tokio::test]
+async fn a_watch_gets_values_too_large_for_the_feed_from_the_log() {
+    let node = TestNode::start(true).await;
+    let response = router(node.0.state.clone())
+        .oneshot(
+            Request::builder()
+                .uri("/v1/watch?prefix=big/")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Each round writes more than the feed publishes (256 KiB).
+    let large = "x".repeat(300 << 10);
+    let mut expected = Vec::new();
+    for i in 0..3 {
+        expected.push(node.put(&format!("big/{i}"), &large).await);
+    }
+    let mut body = response.into_body();
+    let mut text = String::new();
+    let mut revisions = Vec::new();
+    while revisions.len() < expected.len() {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(30), body.frame())
+            .await
+            .expect("events in time")
+            .expect("the stream goes on")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(std::str::from_utf8(&data).unwrap());
+        }
+        revisions = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("id: ")?.parse::<u64>().ok())
+            .collect();
+        assert!(
+            !text.contains("event: error"),
+            "{}",
+            &text[..text.len().min(500)]
+        );
+    }
+    assert_eq!(revisions, expected);
+}

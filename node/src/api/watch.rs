@@ -111,17 +111,15 @@ impl Watcher {
                     }
                 },
             };
-            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-                continue;
-            };
-            if last.revision < self.next {
+            if batch.last < self.next {
                 continue;
             }
-            if first.revision > self.next {
-                // A gap (the feed lagged, or a snapshot was installed):
-                // the log has it, or says it was compacted.
+            let Some(changes) = batch.changes.as_ref().filter(|_| batch.first <= self.next) else {
+                // A gap (the feed lagged, or a snapshot was installed) or
+                // values too large for the feed: the log has them, or says
+                // they were compacted.
                 let before = self.next;
-                let missing = format!("{before} to {}", first.revision);
+                let missing = format!("{before} to {}", batch.last);
                 self.pending = Some(batch);
                 if let Err(event) = self.read_log().await {
                     return Some(event);
@@ -136,15 +134,15 @@ impl Watcher {
                     ));
                 }
                 continue;
-            }
+            };
             let next = self.next;
             self.buffered.extend(
-                batch
+                changes
                     .iter()
                     .filter(|change| change.revision >= next && self.prefix.matches(&change.key))
                     .cloned(),
             );
-            self.next = last.revision.next();
+            self.next = batch.last.next();
         }
     }
 

@@ -192,9 +192,21 @@ pub struct NodeHandle {
     pub(super) stop: Arc<AtomicBool>,
 }
 
-/// The changes one round applied, in revision order (never empty), as the
-/// driver publishes them to watchers.
-pub type ChangeBatch = Arc<Vec<Change>>;
+/// The changes one round applied, as the driver publishes them to watchers.
+pub type ChangeBatch = Arc<AppliedChanges>;
+
+/// The revisions one round applied, and their changes unless they were too
+/// large to publish (a watcher then reads them from the change log), so
+/// the feed holds a bounded number of bytes whatever the values' sizes.
+#[derive(Debug)]
+pub struct AppliedChanges {
+    /// The first revision applied.
+    pub first: Revision,
+    /// The last revision applied.
+    pub last: Revision,
+    /// The changes, in revision order; `None` if left out.
+    pub changes: Option<Vec<Change>>,
+}
 
 impl NodeHandle {
     /// Asks the driver to stop after its current round (within a tick).

@@ -31,11 +31,13 @@ use raftcfg_raft::{
 use tokio::sync::watch;
 
 use handle::Request;
-pub use handle::{ChangeBatch, Consistency, DriverError, NodeHandle, NodeView, Query, QueryResult};
+pub use handle::{
+    AppliedChanges, ChangeBatch, Consistency, DriverError, NodeHandle, NodeView, Query, QueryResult,
+};
 use snapshotter::Snapshotter;
 use waiters::{PendingRead, Waiter, Waiters};
 
-use crate::kv::{ChangesError, Command, KvStore, MemberAddress, SnapshotDir, SnapshotRef};
+use crate::kv::{Change, ChangesError, Command, KvStore, MemberAddress, SnapshotDir, SnapshotRef};
 use crate::metrics::Metrics;
 use crate::replica::{Replica, ReplicaError};
 use crate::storage::{Db, StorageOptions};
@@ -49,7 +51,11 @@ pub const DEFAULT_SNAPSHOT_THRESHOLD_BYTES: u64 = 256 << 20;
 /// The default most bytes of log kept behind a snapshot.
 pub const DEFAULT_COMPACTION_TAIL_BYTES: u64 = 64 << 20;
 /// Rounds of applied changes the watch feed holds for a slow watcher.
-const CHANGE_FEED_BATCHES: usize = 1024;
+const CHANGE_FEED_BATCHES: usize = 256;
+/// Values a round may publish on the feed, in bytes; a round that wrote
+/// more publishes only its revisions. The feed holds at most
+/// `CHANGE_FEED_BATCHES` times this.
+const CHANGE_FEED_BATCH_BYTES: usize = 256 << 10;
 
 /// Where the driver sends peer messages: the transport.
 pub trait Outbox: Send + 'static {
@@ -643,10 +649,17 @@ impl Loop {
             published.send_replace(view);
         }
         if let Some(feed) = &self.change_feed
-            && !effects.changes.is_empty()
+            && let (Some(first), Some(last)) = (effects.changes.first(), effects.changes.last())
         {
+            let (first, last) = (first.revision, last.revision);
+            let bytes: usize = effects.changes.iter().map(Change::value_bytes).sum();
+            let changes = (bytes <= CHANGE_FEED_BATCH_BYTES).then_some(effects.changes);
             // No receiver (no watch open) is not an error.
-            let _ = feed.send(Arc::new(effects.changes));
+            let _ = feed.send(Arc::new(AppliedChanges {
+                first,
+                last,
+                changes,
+            }));
         }
 
         let applied_index = self.replica.kv().applied_index();

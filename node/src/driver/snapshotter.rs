@@ -10,9 +10,21 @@ use std::time::Instant;
 use crate::kv::{SnapshotDir, SnapshotError, SnapshotRef, write_snapshot_file};
 use crate::storage::Db;
 
-/// The snapshot-writing thread; it stops when this is dropped.
+/// The snapshot-writing thread. Dropping this stops it and waits for it
+/// (for the snapshot being written, if any), so the process never exits
+/// while the thread is inside RocksDB: that aborts the process.
 pub(super) struct Snapshotter {
-    requests: SyncSender<()>,
+    requests: Option<SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Snapshotter {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Snapshotter {
@@ -23,7 +35,7 @@ impl Snapshotter {
         written: impl Fn(Result<SnapshotRef, SnapshotError>) + Send + 'static,
     ) -> std::io::Result<Self> {
         let (requests, pending) = sync_channel::<()>(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("raftcfg-snapshot".into())
             .spawn(move || {
                 while pending.recv().is_ok() {
@@ -40,14 +52,17 @@ impl Snapshotter {
                     written(result);
                 }
             })?;
-        Ok(Self { requests })
+        Ok(Self {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
     }
 
     /// Asks for a snapshot; false if one is already asked for.
     pub(super) fn request(&self) -> bool {
-        match self.requests.try_send(()) {
-            Ok(()) => true,
-            Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => false,
+        match self.requests.as_ref().map(|requests| requests.try_send(())) {
+            Some(Ok(())) => true,
+            Some(Err(TrySendError::Full(()) | TrySendError::Disconnected(()))) | None => false,
         }
     }
 }

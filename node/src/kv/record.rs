@@ -51,6 +51,16 @@ pub struct Change {
     pub kind: ChangeKind,
 }
 
+impl Change {
+    /// The size of the value it wrote (0 for a delete).
+    pub fn value_bytes(&self) -> usize {
+        match &self.kind {
+            ChangeKind::Put { value, .. } => value.len(),
+            ChangeKind::Delete => 0,
+        }
+    }
+}
+
 /// What a change did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangeKind {

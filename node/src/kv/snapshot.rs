@@ -230,7 +230,7 @@ pub fn write_state_with(
 /// reference the Raft log store keeps for it.
 pub fn write_snapshot_file(db: &Db, dir: &SnapshotDir) -> Result<SnapshotRef, SnapshotError> {
     let partial = dir.create_partial()?;
-    let mut out = BufWriter::with_capacity(IO_BUFFER_BYTES, &partial.file);
+    let mut out = BufWriter::with_capacity(IO_BUFFER_BYTES, partial.paced());
     let summary = write_state(db, &mut out)?;
     drop(out);
     let snapshot = SnapshotRef {

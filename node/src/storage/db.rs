@@ -60,6 +60,9 @@ pub struct StorageOptions {
 /// The most write-ahead log RocksDB keeps before flushing memtables.
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 
+/// The memory all memtables together may hold.
+const MEMTABLES_BYTES: usize = 128 << 20;
+
 /// The node's database, shared by the Raft log store and the key-value state.
 #[derive(Clone)]
 pub struct Db {
@@ -88,6 +91,10 @@ impl Db {
         // a restart after kill -9 replays at most this much of it (by
         // default it may grow to several times all memtables together).
         options.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        // One budget for the memtables of every column family, so large
+        // values (written to the log, the state and the change log alike)
+        // cannot grow the process by a few hundred MiB of memtables.
+        options.set_db_write_buffer_size(MEMTABLES_BYTES);
         let families = COLUMN_FAMILIES
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));

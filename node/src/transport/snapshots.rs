@@ -29,7 +29,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use super::SENDER_URL_HEADER;
 use crate::codec;
 use crate::driver::{NodeHandle, SnapshotDone};
-use crate::kv::{SnapshotDir, SnapshotRef};
+use crate::kv::{SYNC_EVERY_BYTES, SnapshotDir, SnapshotRef};
 
 /// Path of the snapshot endpoint on the peer port.
 pub const SNAPSHOT_PATH: &str = "/raft/v1/snapshot";
@@ -228,6 +228,7 @@ async fn receive_file(receiver: &SnapshotReceiver, body: Body) -> Result<Message
         hasher: Sha256::new(),
         received: 0,
         size: reference.size,
+        unsynced: 0,
     };
     incoming.write(&buffered).await?;
     while let Some(chunk) = next_chunk(&mut stream).await? {
@@ -249,6 +250,9 @@ struct Incoming {
     hasher: Sha256,
     received: u64,
     size: u64,
+    /// Bytes written since the file's data was last synced (see
+    /// `PartialFile::paced`).
+    unsynced: u64,
 }
 
 impl Incoming {
@@ -273,7 +277,16 @@ impl Incoming {
         self.file
             .write_all(bytes)
             .await
-            .map_err(|e| internal(format!("cannot write the snapshot file: {e}")))
+            .map_err(|e| internal(format!("cannot write the snapshot file: {e}")))?;
+        self.unsynced += bytes.len() as u64;
+        if self.unsynced >= SYNC_EVERY_BYTES {
+            self.file
+                .sync_data()
+                .await
+                .map_err(|e| internal(format!("cannot write the snapshot file: {e}")))?;
+            self.unsynced = 0;
+        }
+        Ok(())
     }
 
     /// Checks the size and digest against `reference` and flushes.

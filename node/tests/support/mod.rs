@@ -221,7 +221,12 @@ impl Node {
                 .expect("run kill");
             assert!(status.success());
             let exit = child.wait().expect("wait for the node");
-            assert!(exit.success(), "{} exited with {exit}", self.name);
+            assert!(
+                exit.success(),
+                "{} exited with {exit}; its log ends:\n{}",
+                self.name,
+                self.log_tail()
+            );
         }
     }
 
