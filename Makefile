@@ -1,7 +1,7 @@
 # cargo may not be on PATH in a fresh shell (rustup installs it here).
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps test fmt lint chart crds bench bench-etcd bench-state sim dev
+.PHONY: deps test fmt lint chart crds check-release-flags bench bench-etcd bench-state sim dev
 
 # Build prerequisites: cargo, clang and libclang (for rocksdb's bindgen).
 deps:
@@ -25,6 +25,12 @@ lint:
 # kubernetes-validate: ../shared/tools/install-k8s-tools; skipped without).
 chart:
 	scripts/check-chart.sh
+
+# A normal build of `raftcfg` must refuse the test-only fault-injection
+# flags. Not part of `test`: building the binary alone resolves build
+# dependencies' features differently and compiles RocksDB once more.
+check-release-flags: deps
+	scripts/check-release-flags.sh
 
 # Regenerate the RaftCluster CRD from operator/src/crd.rs (and the chart's
 # copy); `make test` fails while either differs from crdgen's output.

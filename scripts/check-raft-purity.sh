@@ -38,7 +38,7 @@ for pattern in "${forbidden_code[@]}"; do
 done
 
 if [[ $failed -ne 0 ]]; then
-    echo "raft purity: FAILED (the Raft core must not do I/O; see DESIGN.md §1)" >&2
+    echo "raft purity: FAILED (the Raft core must not do I/O; see docs/design.md §1)" >&2
     exit 1
 fi
 

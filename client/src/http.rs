@@ -1,4 +1,4 @@
-//! [`Client`]: a typed async client for the node's HTTP API (DESIGN.md §3).
+//! [`Client`]: a typed async client for the node's HTTP API (docs/design.md §3).
 //!
 //! A client holds a list of endpoints (the client URLs of some members) and
 //! one pooled HTTP connection set. Each request goes to the endpoint that

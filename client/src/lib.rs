@@ -1,4 +1,4 @@
-//! The client side of the raftcfg HTTP API (DESIGN.md §3).
+//! The client side of the raftcfg HTTP API (docs/design.md §3).
 //!
 //! `wire` holds the JSON bodies the node sends and accepts, shared by the
 //! server in `raftcfg-node` and by clients (the CLI, the operator). `http`

@@ -192,6 +192,14 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     driver_config.compaction_tail_bytes = config.compaction_tail_bytes;
     driver_config.planted_bug = config.planted_bug;
     driver_config.simulate_power_loss = config.simulate_power_loss;
+    if !cfg!(feature = "fault-injection")
+        && (config.planted_bug.is_some() || config.simulate_power_loss)
+    {
+        anyhow::bail!(
+            "planted bugs and simulated power loss exist only in test builds \
+             (the fault-injection feature)"
+        );
+    }
     if let Some(bug) = config.planted_bug {
         tracing::warn!(
             ?bug,

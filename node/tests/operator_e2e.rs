@@ -1,4 +1,4 @@
-//! The operator's reconcile core against real nodes (DESIGN §4): the pods
+//! The operator's reconcile core against real nodes (docs/design.md §4): the pods
 //! are `raftcfg serve` processes on loopback
 //! ([`ProcessPlatform`](support::process_platform::ProcessPlatform)), and
 //! this test plays the controller: it reconciles, writes back the status

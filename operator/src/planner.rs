@@ -1,9 +1,9 @@
 //! The planner: given what a reconcile observed, what the spec asks for and
-//! what the operator recorded before, the single next step (DESIGN §4).
+//! what the operator recorded before, the single next step (docs/design.md §4).
 //!
 //! [`next_step`] is a pure function. It never does anything; the reconcile
 //! loop carries out at most the one step it returns and asks again. Each
-//! rule below is one of DESIGN §4's steps, tried in its order:
+//! rule below is one of docs/design.md §4's steps, tried in its order:
 //!
 //! 1. bootstrap pod 0 once; never again once a cluster id is recorded;
 //! 2. a membership change in flight: wait for it, then record its outcome;

@@ -1,4 +1,4 @@
-//! Table-driven tests of the operator's planner, `next_step` (DESIGN §4).
+//! Table-driven tests of the operator's planner, `next_step` (docs/design.md §4).
 //!
 //! Each row is one situation a reconcile can observe (described in a few
 //! words with the builders below), what the spec asks for, what earlier
@@ -412,7 +412,7 @@ fn check(rows: &[Row]) {
 }
 
 // ---------------------------------------------------------------------------
-// The table, one group per rule of DESIGN §4
+// The table, one group per rule of docs/design.md §4
 // ---------------------------------------------------------------------------
 
 /// Rule 1: bootstrap pod 0 once, record the cluster id; never again.

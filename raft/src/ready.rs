@@ -2,7 +2,7 @@
 //! [`Ready`] in the contract's order. The node's driver and the simulator
 //! both call it, so the simulator exercises the production path.
 //!
-//! A leader's replication messages (appends, heartbeats, snapshot chunks)
+//! A leader's replication messages (appends, heartbeats, snapshots)
 //! are sent *before* the write, so its own fsync overlaps the followers'
 //! (Raft dissertation §10.2.1). They promise nothing about this node's
 //! log, and the acknowledgments they bring are stepped only after this

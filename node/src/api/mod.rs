@@ -1,4 +1,4 @@
-//! The client HTTP API (DESIGN.md §3): [`router`] over an [`ApiState`].
+//! The client HTTP API (docs/design.md §3): [`router`] over an [`ApiState`].
 //!
 //! Handlers are grouped by resource — `kv` (keys), `watch` (Server-Sent
 //! Events), `cluster` (members, leadership, bootstrap) and `node` (this

@@ -80,11 +80,14 @@ pub struct ServeArgs {
     #[arg(long, env = "RAFTCFG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Plants a known bug so the fault-injection tests can show they catch
-    /// it. Makes the node unsafe; for tests only.
+    /// it. Makes the node unsafe; only in builds with the `fault-injection`
+    /// feature, which only the tests enable.
+    #[cfg(feature = "fault-injection")]
     #[arg(long, value_enum, hide = true)]
     pub planted_bug: Option<crate::driver::PlantedBug>,
     /// Keeps unsynced writes in the process until the next sync, so kill -9
-    /// acts as a power cut. For tests only.
+    /// acts as a power cut. Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
     #[arg(long, hide = true)]
     pub simulate_power_loss: bool,
 }
@@ -153,8 +156,14 @@ impl ServeArgs {
             max_client_connections: self.max_client_connections as usize,
             client_read_timeout: Duration::from_secs(self.client_read_timeout),
             client_idle_timeout: Duration::from_secs(self.client_idle_timeout),
+            #[cfg(feature = "fault-injection")]
             planted_bug: self.planted_bug,
+            #[cfg(not(feature = "fault-injection"))]
+            planted_bug: None,
+            #[cfg(feature = "fault-injection")]
             simulate_power_loss: self.simulate_power_loss,
+            #[cfg(not(feature = "fault-injection"))]
+            simulate_power_loss: false,
         })
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! The protocol is split by concern: `election` (PreVote, votes, terms),
 //! `leader` (replication, commit, membership, transfer, ReadIndex) and
-//! `follower` (appending, heartbeats, snapshot chunks).
+//! `follower` (appending, heartbeats, whole snapshots).
 
 mod election;
 mod follower;
