@@ -10,16 +10,19 @@
 //!   response being written) for [`ConnectionLimits::idle_timeout`] is
 //!   closed.
 //! - At most [`ConnectionLimits::max_connections`] are open. A new one
-//!   beyond that closes the connection idle the longest; if none is idle,
-//!   the new one is refused (closed at once). Open connections therefore
-//!   never exhaust the process's descriptors (see [`crate::fd_budget`]).
+//!   beyond that closes an idle connection to make room: the oldest of
+//!   those that never sent a request, else the one idle the longest. A
+//!   flood of connections that send nothing thus never pushes out a client
+//!   that is between two requests. If none is idle, the new one is refused
+//!   (closed at once). Open connections therefore never exhaust the
+//!   process's descriptors (see [`crate::fd_budget`]).
 //! - Failing to accept (out of descriptors, say) is logged at most every
 //!   few seconds and retried after a pause instead of spinning.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -186,6 +189,8 @@ struct Connection {
     id: u64,
     /// Requests in progress (being read, handled or answered).
     busy: AtomicUsize,
+    /// Whether a request has ever begun on it.
+    served: AtomicBool,
     /// When the connection last finished a request (or opened), in
     /// milliseconds since the registry's epoch.
     last_active_ms: AtomicU64,
@@ -198,6 +203,14 @@ impl Connection {
     fn touch(&self) {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_active_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// How strongly it should be closed to make room, if it is idle: a
+    /// connection that never sent a request before any that did, then the
+    /// longer idle first.
+    fn eviction_rank(&self) -> Option<(bool, Duration)> {
+        let idle = self.idle_for()?;
+        Some((!self.served.load(Ordering::Relaxed), idle))
     }
 
     /// How long it has had no request in progress, if none is.
@@ -217,6 +230,7 @@ struct Busy(Arc<Connection>);
 impl Busy {
     fn begin(connection: &Arc<Connection>) -> Self {
         connection.busy.fetch_add(1, Ordering::AcqRel);
+        connection.served.store(true, Ordering::Relaxed);
         Self(connection.clone())
     }
 }
@@ -268,18 +282,19 @@ struct Open {
 }
 
 impl Registry {
-    /// Registers a new connection, closing the connection idle the longest
-    /// to make room at `max`; `None` if the port is full of busy ones.
+    /// Registers a new connection, closing an idle one (see
+    /// [`Connection::eviction_rank`]) to make room at `max`; `None` if the
+    /// port is full of busy ones.
     fn admit(&self, max: usize, metrics: &Metrics) -> Option<Arc<Connection>> {
         let mut open = self.open.lock().expect("registry lock is never poisoned");
         if open.connections.len() >= max {
-            let idlest = open
+            let victim = open
                 .connections
                 .values()
-                .filter_map(|c| c.idle_for().map(|idle| (idle, c.id)))
+                .filter_map(|c| c.eviction_rank().map(|rank| (rank, c.id)))
                 .max()
                 .map(|(_, id)| id)?;
-            let evicted = open.connections.remove(&idlest)?;
+            let evicted = open.connections.remove(&victim)?;
             evicted.close.notify_one();
             metrics.connections_closed_idle.inc();
         }
@@ -288,6 +303,7 @@ impl Registry {
         let connection = Arc::new(Connection {
             id: open.next_id,
             busy: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
             last_active_ms: AtomicU64::new(0),
             epoch,
             close: Notify::new(),
@@ -336,5 +352,46 @@ impl AcceptErrors {
         );
         self.last_logged = Some(Instant::now());
         self.since_logged = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(registry: &Registry) -> Vec<u64> {
+        let open = registry.open.lock().unwrap();
+        let mut ids: Vec<u64> = open.connections.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn at_the_cap_a_silent_connection_makes_room_before_a_client_between_requests() {
+        let (registry, metrics) = (Registry::default(), Metrics::default());
+        let client = registry.admit(2, &metrics).unwrap();
+        drop(Busy::begin(&client));
+        std::thread::sleep(Duration::from_millis(20));
+        // The client has been idle longer than this silent connection.
+        let _silent = registry.admit(2, &metrics).unwrap();
+        let newcomer = registry.admit(2, &metrics).unwrap();
+        assert_eq!(ids(&registry), vec![client.id, newcomer.id]);
+        assert_eq!(metrics.connections_closed_idle.get(), 1);
+    }
+
+    #[test]
+    fn among_clients_the_one_idle_the_longest_makes_room_and_a_busy_one_never() {
+        let (registry, metrics) = (Registry::default(), Metrics::default());
+        let busy = registry.admit(2, &metrics).unwrap();
+        let _request = Busy::begin(&busy);
+        let idle = registry.admit(2, &metrics).unwrap();
+        drop(Busy::begin(&idle));
+        let newcomer = registry.admit(2, &metrics).unwrap();
+        assert_eq!(ids(&registry), vec![busy.id, newcomer.id]);
+        let _in_progress = Busy::begin(&newcomer);
+        assert!(
+            registry.admit(2, &metrics).is_none(),
+            "refused when every connection is busy"
+        );
     }
 }

@@ -64,8 +64,9 @@ pub struct ServeArgs {
     /// refuses a larger one before writing it to disk.
     #[arg(long, env = "RAFTCFG_MAX_SNAPSHOT_BYTES", default_value_t = server::DEFAULT_MAX_SNAPSHOT_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_snapshot_bytes: u64,
-    /// Client connections open at once at most; beyond it the connection
-    /// idle the longest is closed, or the new one refused if none is idle.
+    /// Client connections open at once at most; beyond it an idle one is
+    /// closed (one that never sent a request first, else the one idle the
+    /// longest), or the new one refused if none is idle.
     /// Lowered at start if the open-file limit cannot hold it.
     #[arg(long, env = "RAFTCFG_MAX_CLIENT_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CLIENT_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_client_connections: u64,
