@@ -8,10 +8,14 @@
 //!     4 not leader opt_u64 leader | 5 lost | 6 unknown | 7 busy | 8 stopped
 //!     9 not initialized           | 10 refused string
 //!    11 leader not ready          | 12 transferring u64 to
+//!    13 leader unreachable        | 14 storage failed string
 //! ```
 //!
-//! Tags 11 and 12 are the leader's retryable refusals: the follower answers
-//! them as the leader would (503), not as an opaque refusal.
+//! A refusal travels as a [`ForwardError`], a type of its own: the
+//! conversions between it and the driver's [`DriverError`] name every
+//! variant, so a new driver error does not compile until it has a wire
+//! form, and a retryable refusal of the leader (503) stays retryable
+//! through a follower instead of turning into an opaque `leader_error`.
 
 use bytes::{Buf, BufMut};
 use raftcfg_raft::{NodeId, ProposalError};
@@ -22,7 +26,102 @@ use crate::kv::{Outcome, Revision};
 
 /// What the leader answered to a forwarded write.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ForwardReply(pub Result<Outcome, DriverError>);
+pub struct ForwardReply(pub Result<Outcome, ForwardError>);
+
+/// Why the leader did not carry out a forwarded write, as it travels to the
+/// follower that forwarded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForwardError {
+    /// The leader is not part of a cluster (it cannot be, but says so).
+    NotInitialized,
+    /// It is no longer the leader; `leader` is the one it knows of.
+    NotLeader {
+        /// The leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// A new leader that has not committed an entry of its term.
+    LeaderNotReady,
+    /// Leadership is being handed to `to`.
+    TransferInProgress {
+        /// The transfer's target.
+        to: NodeId,
+    },
+    /// Overwritten by another leader's entry; it did not take effect.
+    Lost,
+    /// It may or may not take effect.
+    Unknown,
+    /// The leader's queue is full.
+    Busy,
+    /// The leader is stopping.
+    Stopped,
+    /// The leader could not reach the leader it knows of.
+    LeaderUnreachable,
+    /// The leader's storage failed.
+    Storage(String),
+    /// Any other refusal, by its message: not retryable.
+    Refused(String),
+}
+
+impl From<DriverError> for ForwardError {
+    fn from(error: DriverError) -> Self {
+        match error {
+            DriverError::NotInitialized => Self::NotInitialized,
+            DriverError::NotLeader { leader } => Self::NotLeader { leader },
+            DriverError::Lost => Self::Lost,
+            DriverError::Unknown => Self::Unknown,
+            DriverError::Busy => Self::Busy,
+            DriverError::Stopped => Self::Stopped,
+            DriverError::LeaderUnreachable => Self::LeaderUnreachable,
+            DriverError::Storage(message) => Self::Storage(message),
+            DriverError::Remote(message) => Self::Refused(message),
+            DriverError::Refused(refusal) => Self::from(refusal),
+            // Answers to cluster operations, never to a write.
+            error @ (DriverError::AlreadyInitialized
+            | DriverError::TransferInProgress
+            | DriverError::NoTransferTarget
+            | DriverError::TransferTimedOut(_)) => Self::Refused(error.to_string()),
+        }
+    }
+}
+
+impl From<ProposalError> for ForwardError {
+    fn from(refusal: ProposalError) -> Self {
+        match refusal {
+            ProposalError::NotLeader { leader_hint } => Self::NotLeader {
+                leader: leader_hint,
+            },
+            ProposalError::LeaderNotReady => Self::LeaderNotReady,
+            ProposalError::TransferInProgress { to } => Self::TransferInProgress { to },
+            // Refusals of membership changes, never of a write.
+            refusal @ (ProposalError::MembershipChangeInProgress
+            | ProposalError::Membership(_)
+            | ProposalError::LearnerNotCaughtUp { .. }
+            | ProposalError::NotAVoter(_)) => Self::Refused(refusal.to_string()),
+        }
+    }
+}
+
+impl From<ForwardError> for DriverError {
+    fn from(error: ForwardError) -> Self {
+        match error {
+            ForwardError::NotInitialized => Self::NotInitialized,
+            ForwardError::NotLeader { leader } => Self::NotLeader { leader },
+            ForwardError::LeaderNotReady => Self::Refused(ProposalError::LeaderNotReady),
+            ForwardError::TransferInProgress { to } => {
+                Self::Refused(ProposalError::TransferInProgress { to })
+            }
+            ForwardError::Lost => Self::Lost,
+            ForwardError::Unknown => Self::Unknown,
+            ForwardError::Busy => Self::Busy,
+            ForwardError::Stopped => Self::Stopped,
+            ForwardError::LeaderUnreachable => Self::LeaderUnreachable,
+            ForwardError::Storage(message) => {
+                Self::Remote(format!("the leader's storage failed: {message}"))
+            }
+            ForwardError::Refused(message) => Self::Remote(message),
+        }
+    }
+}
 
 impl Encode for ForwardReply {
     fn encode_to<B: BufMut>(&self, out: &mut B) {
@@ -47,31 +146,28 @@ impl Encode for ForwardReply {
                 out.put_u8(10);
                 put_str(out, &format!("unexpected outcome {other:?}"));
             }
-            Err(DriverError::NotLeader { leader }) => {
+            Err(ForwardError::NotLeader { leader }) => {
                 out.put_u8(4);
                 put_opt_u64(out, leader.map(NodeId::get));
             }
-            Err(DriverError::Lost) => out.put_u8(5),
-            Err(DriverError::Unknown) => out.put_u8(6),
-            Err(DriverError::Busy) => out.put_u8(7),
-            Err(DriverError::Stopped) => out.put_u8(8),
-            Err(DriverError::NotInitialized) => out.put_u8(9),
-            Err(DriverError::Refused(ProposalError::NotLeader { leader_hint })) => {
-                out.put_u8(4);
-                put_opt_u64(out, leader_hint.map(NodeId::get));
-            }
-            Err(DriverError::Refused(ProposalError::LeaderNotReady)) => out.put_u8(11),
-            Err(DriverError::Refused(ProposalError::TransferInProgress { to })) => {
-                out.put_u8(12);
-                out.put_u64(to.get());
-            }
-            Err(DriverError::Remote(message)) => {
+            Err(ForwardError::Lost) => out.put_u8(5),
+            Err(ForwardError::Unknown) => out.put_u8(6),
+            Err(ForwardError::Busy) => out.put_u8(7),
+            Err(ForwardError::Stopped) => out.put_u8(8),
+            Err(ForwardError::NotInitialized) => out.put_u8(9),
+            Err(ForwardError::Refused(message)) => {
                 out.put_u8(10);
                 put_str(out, message);
             }
-            Err(other) => {
-                out.put_u8(10);
-                put_str(out, &other.to_string());
+            Err(ForwardError::LeaderNotReady) => out.put_u8(11),
+            Err(ForwardError::TransferInProgress { to }) => {
+                out.put_u8(12);
+                out.put_u64(to.get());
+            }
+            Err(ForwardError::LeaderUnreachable) => out.put_u8(13),
+            Err(ForwardError::Storage(message)) => {
+                out.put_u8(14);
+                put_str(out, message);
             }
         }
     }
@@ -87,23 +183,25 @@ impl Decode for ForwardReply {
                 current_mod_revision: get_opt_u64(input)?.map(Revision),
             }),
             2 => Ok(Outcome::NotFound),
-            3 => Err(DriverError::Remote(format!(
+            3 => Err(ForwardError::Refused(format!(
                 "the leader could not apply the command: {}",
                 get_string(input)?
             ))),
-            4 => Err(DriverError::NotLeader {
+            4 => Err(ForwardError::NotLeader {
                 leader: get_opt_u64(input)?.map(NodeId),
             }),
-            5 => Err(DriverError::Lost),
-            6 => Err(DriverError::Unknown),
-            7 => Err(DriverError::Busy),
-            8 => Err(DriverError::Stopped),
-            9 => Err(DriverError::NotInitialized),
-            10 => Err(DriverError::Remote(get_string(input)?)),
-            11 => Err(DriverError::Refused(ProposalError::LeaderNotReady)),
-            12 => Err(DriverError::Refused(ProposalError::TransferInProgress {
+            5 => Err(ForwardError::Lost),
+            6 => Err(ForwardError::Unknown),
+            7 => Err(ForwardError::Busy),
+            8 => Err(ForwardError::Stopped),
+            9 => Err(ForwardError::NotInitialized),
+            10 => Err(ForwardError::Refused(get_string(input)?)),
+            11 => Err(ForwardError::LeaderNotReady),
+            12 => Err(ForwardError::TransferInProgress {
                 to: NodeId(input.try_get_u64()?),
-            })),
+            }),
+            13 => Err(ForwardError::LeaderUnreachable),
+            14 => Err(ForwardError::Storage(get_string(input)?)),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "forward reply",
@@ -119,17 +217,82 @@ mod tests {
     use super::super::testing::assert_every_truncation_fails;
     use super::super::{decode, encode};
     use super::*;
+    use crate::api::ApiError;
+    use raftcfg_raft::MembershipError;
+
+    /// Every error the driver has, one of each variant.
+    fn every_driver_error() -> Vec<DriverError> {
+        vec![
+            DriverError::NotInitialized,
+            DriverError::NotLeader {
+                leader: Some(NodeId(4)),
+            },
+            DriverError::NotLeader { leader: None },
+            DriverError::Lost,
+            DriverError::Unknown,
+            DriverError::Refused(ProposalError::NotLeader {
+                leader_hint: Some(NodeId(2)),
+            }),
+            DriverError::Refused(ProposalError::MembershipChangeInProgress),
+            DriverError::Refused(ProposalError::LeaderNotReady),
+            DriverError::Refused(ProposalError::TransferInProgress { to: NodeId(3) }),
+            DriverError::Refused(ProposalError::Membership(MembershipError::NotAMember(
+                NodeId(9),
+            ))),
+            DriverError::Refused(ProposalError::NotAVoter(NodeId(5))),
+            DriverError::Busy,
+            DriverError::Stopped,
+            DriverError::AlreadyInitialized,
+            DriverError::TransferInProgress,
+            DriverError::NoTransferTarget,
+            DriverError::TransferTimedOut(NodeId(2)),
+            DriverError::LeaderUnreachable,
+            DriverError::Remote("no".into()),
+            DriverError::Storage("disk full".into()),
+        ]
+    }
+
+    /// The leader's error as the follower's client sees it.
+    fn through_a_follower(error: DriverError) -> DriverError {
+        let reply = ForwardReply(Err(ForwardError::from(error)));
+        let bytes = encode(&reply);
+        let relayed = decode::<ForwardReply>(&bytes[..]).unwrap().0;
+        DriverError::from(relayed.unwrap_err())
+    }
 
     #[test]
-    fn a_leader_refusing_during_a_transfer_is_retryable_through_a_follower() {
-        let refusal = Err(DriverError::Refused(ProposalError::TransferInProgress {
-            to: NodeId(2),
-        }));
-        let bytes = encode(&ForwardReply(refusal.clone()));
-        let relayed = decode::<ForwardReply>(&bytes[..]).unwrap().0;
-        assert_eq!(relayed, refusal);
-        let error = crate::api::ApiError::from(relayed.unwrap_err());
-        assert_eq!(error.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    fn a_retryable_or_unknown_refusal_of_the_leader_keeps_its_status_through_a_follower() {
+        for error in every_driver_error() {
+            let direct = ApiError::from(error.clone());
+            if !matches!(direct.status.as_u16(), 503 | 504) {
+                continue;
+            }
+            let relayed = ApiError::from(through_a_follower(error.clone()));
+            assert_eq!(
+                (relayed.status, relayed.code),
+                (direct.status, direct.code),
+                "{error:?} through a follower"
+            );
+        }
+    }
+
+    #[test]
+    fn any_other_refusal_reaches_the_follower_with_its_message() {
+        for error in every_driver_error() {
+            let direct = ApiError::from(error.clone());
+            if matches!(direct.status.as_u16(), 503 | 504) || error == DriverError::NotInitialized {
+                continue;
+            }
+            let relayed = through_a_follower(error.clone());
+            let DriverError::Remote(message) = relayed else {
+                panic!("{error:?} arrived as {relayed:?}");
+            };
+            let original = match error {
+                DriverError::Remote(message) => message,
+                other => other.to_string(),
+            };
+            assert!(message.contains(&original), "{message} lacks {original}");
+        }
     }
 
     #[test]
@@ -145,20 +308,20 @@ mod tests {
                 current_mod_revision: None,
             }),
             Ok(Outcome::NotFound),
-            Err(DriverError::NotLeader {
+            Err(ForwardError::NotInitialized),
+            Err(ForwardError::NotLeader {
                 leader: Some(NodeId(4)),
             }),
-            Err(DriverError::NotLeader { leader: None }),
-            Err(DriverError::Lost),
-            Err(DriverError::Unknown),
-            Err(DriverError::Busy),
-            Err(DriverError::Stopped),
-            Err(DriverError::NotInitialized),
-            Err(DriverError::Remote("no".into())),
-            Err(DriverError::Refused(ProposalError::LeaderNotReady)),
-            Err(DriverError::Refused(ProposalError::TransferInProgress {
-                to: NodeId(3),
-            })),
+            Err(ForwardError::NotLeader { leader: None }),
+            Err(ForwardError::LeaderNotReady),
+            Err(ForwardError::TransferInProgress { to: NodeId(3) }),
+            Err(ForwardError::Lost),
+            Err(ForwardError::Unknown),
+            Err(ForwardError::Busy),
+            Err(ForwardError::Stopped),
+            Err(ForwardError::LeaderUnreachable),
+            Err(ForwardError::Storage("disk full".into())),
+            Err(ForwardError::Refused("no".into())),
         ];
         for answer in answers {
             let bytes = encode(&ForwardReply(answer.clone()));

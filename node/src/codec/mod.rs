@@ -22,7 +22,7 @@ mod message;
 mod raft;
 
 pub use batch::MessageBatch;
-pub use forward::ForwardReply;
+pub use forward::{ForwardError, ForwardReply};
 
 use bytes::{Buf, BufMut, Bytes};
 

@@ -105,6 +105,7 @@ impl Transport {
         codec::decode::<ForwardReply>(body)
             .map_err(|e| DriverError::Remote(format!("undecodable answer: {e}")))?
             .0
+            .map_err(DriverError::from)
     }
 
     fn queue_for(&self, to: NodeId, url: &str) -> UnboundedSender<Vec<Message>> {

@@ -20,7 +20,7 @@ use axum::routing::post;
 use super::sender::MAX_BATCH_ENTRY_BYTES;
 use super::snapshots::{self, SNAPSHOT_PATH, SnapshotReceiver};
 use super::{MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
-use crate::codec::{self, ForwardReply, MessageBatch};
+use crate::codec::{self, ForwardError, ForwardReply, MessageBatch};
 use crate::driver::{DriverError, NodeHandle};
 use crate::kv::{Command, Limits};
 
@@ -204,7 +204,7 @@ async fn propose(State(state): State<PeerState>, headers: HeaderMap, body: Body)
     };
     (
         [(header::CONTENT_TYPE, "application/octet-stream")],
-        codec::encode(&ForwardReply(answer)),
+        codec::encode(&ForwardReply(answer.map_err(ForwardError::from))),
     )
         .into_response()
 }
