@@ -14,13 +14,15 @@
 //! to the Raft core; `driver` runs a replica on its own thread; `transport`
 //! carries peer messages and forwarded writes; `api` is the client HTTP
 //! API; `metrics` counts; `server` starts all of it; `history` checks
-//! recorded client histories for linearizability; `cli` is the `raftcfg`
+//! recorded client histories for linearizability; `faults` are what the
+//! fault-injection tests plant (test builds only); `cli` is the `raftcfg`
 //! command, a thin wrapper around this library.
 
 pub mod api;
 pub mod cli;
 pub mod codec;
 pub mod driver;
+pub mod faults;
 pub mod fd_budget;
 pub mod history;
 pub mod http_serve;

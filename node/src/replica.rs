@@ -24,11 +24,12 @@ use raftcfg_raft::{
     ReadyHandler, Snapshot, SnapshotMetadata, StartError, Status, Term, bootstrap, handle_ready,
 };
 
+use crate::faults::Faults;
 use crate::kv::{
     Applied, Change, Command, KvStore, RestoreError, Revision, SnapshotDir, SnapshotError,
     SnapshotRef, write_snapshot_file,
 };
-use crate::storage::{Db, ExpectedIdentity, Identity, RocksLogStore, StorageError, StorageOptions};
+use crate::storage::{Db, ExpectedIdentity, Identity, RocksLogStore, StorageError};
 
 /// Why a replica could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -196,20 +197,20 @@ impl Replica {
         fresh_node_id: NodeId,
         config: Config,
     ) -> Result<Self, ReplicaError> {
-        Self::open_with(dir, name, fresh_node_id, config, StorageOptions::default())
+        Self::open_with(dir, name, fresh_node_id, config, Faults::default())
     }
 
-    /// [`Replica::open`] with storage options (tests simulate power loss).
+    /// [`Replica::open`] with `faults` planted (tests simulate power loss).
     /// Each step of the start is logged with how long it took.
     pub fn open_with(
         dir: &Path,
         name: &str,
         fresh_node_id: NodeId,
         mut config: Config,
-        storage: StorageOptions,
+        faults: Faults,
     ) -> Result<Self, ReplicaError> {
         let step = Instant::now();
-        let db = Db::open_with(dir, storage)?;
+        let db = Db::open_with(dir, faults)?;
         tracing::info!(elapsed_ms = ms(step), "opened RocksDB in {}", dir.display());
         let snapshots = SnapshotDir::open(dir).map_err(|source| ReplicaError::SnapshotDir {
             path: dir.join("snapshots"),

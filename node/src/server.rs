@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState};
 use crate::driver::{self, DriverConfig, NodeHandle};
+use crate::faults::Faults;
 use crate::fd_budget::{self, FdBudget};
 use crate::http_serve::{self, ConnectionLimits};
 use crate::kv::{Limits, MemberAddress, SnapshotDir};
@@ -88,10 +89,8 @@ pub struct NodeConfig {
     pub client_read_timeout: Duration,
     /// Time a client connection may stay open with no request.
     pub client_idle_timeout: Duration,
-    /// A bug to plant (fault-injection tests only).
-    pub planted_bug: Option<crate::driver::PlantedBug>,
-    /// Make kill -9 lose unsynced writes (fault-injection tests only).
-    pub simulate_power_loss: bool,
+    /// Faults the fault-injection tests plant (none in other builds).
+    pub faults: Faults,
 }
 
 impl NodeConfig {
@@ -118,8 +117,7 @@ impl NodeConfig {
             max_client_connections: DEFAULT_MAX_CLIENT_CONNECTIONS,
             client_read_timeout: DEFAULT_CLIENT_READ_TIMEOUT,
             client_idle_timeout: DEFAULT_CLIENT_IDLE_TIMEOUT,
-            planted_bug: None,
-            simulate_power_loss: false,
+            faults: Faults::default(),
         }
     }
 }
@@ -190,20 +188,12 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     driver_config.snapshot_threshold_bytes = config.snapshot_threshold_bytes;
     driver_config.compaction_tail = config.compaction_tail;
     driver_config.compaction_tail_bytes = config.compaction_tail_bytes;
-    driver_config.planted_bug = config.planted_bug;
-    driver_config.simulate_power_loss = config.simulate_power_loss;
-    if !cfg!(feature = "fault-injection")
-        && (config.planted_bug.is_some() || config.simulate_power_loss)
-    {
-        anyhow::bail!(
-            "planted bugs and simulated power loss exist only in test builds \
-             (the fault-injection feature)"
-        );
-    }
-    if let Some(bug) = config.planted_bug {
+    driver_config.faults = config.faults;
+    if config.faults.any() {
         tracing::warn!(
-            ?bug,
-            "a known bug is planted: this node is unsafe, for tests only"
+            bug = config.faults.planted_bug_name(),
+            power_loss = config.faults.simulates_power_loss(),
+            "faults are planted: this node is unsafe, for tests only"
         );
     }
     let max_append_bytes = driver_config.raft.max_append_bytes;

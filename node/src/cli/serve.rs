@@ -85,7 +85,7 @@ pub struct ServeArgs {
     /// feature, which only the tests enable.
     #[cfg(feature = "fault-injection")]
     #[arg(long, value_enum, hide = true)]
-    pub planted_bug: Option<crate::driver::PlantedBug>,
+    pub planted_bug: Option<crate::faults::PlantedBug>,
     /// Keeps unsynced writes in the process until the next sync, so kill -9
     /// acts as a power cut. Only with the `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
@@ -157,15 +157,21 @@ impl ServeArgs {
             max_client_connections: self.max_client_connections as usize,
             client_read_timeout: Duration::from_secs(self.client_read_timeout),
             client_idle_timeout: Duration::from_secs(self.client_idle_timeout),
-            #[cfg(feature = "fault-injection")]
-            planted_bug: self.planted_bug,
-            #[cfg(not(feature = "fault-injection"))]
-            planted_bug: None,
-            #[cfg(feature = "fault-injection")]
-            simulate_power_loss: self.simulate_power_loss,
-            #[cfg(not(feature = "fault-injection"))]
-            simulate_power_loss: false,
+            faults: self.faults(),
         })
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn faults(&self) -> crate::faults::Faults {
+        crate::faults::Faults {
+            planted_bug: self.planted_bug,
+            simulate_power_loss: self.simulate_power_loss,
+        }
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn faults(&self) -> crate::faults::Faults {
+        crate::faults::Faults::default()
     }
 }
 

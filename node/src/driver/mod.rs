@@ -37,10 +37,11 @@ pub use handle::{
 use snapshotter::Snapshotter;
 use waiters::{PendingRead, Waiter, Waiters};
 
+use crate::faults::Faults;
 use crate::kv::{Change, ChangesError, Command, KvStore, MemberAddress, SnapshotDir, SnapshotRef};
 use crate::metrics::Metrics;
 use crate::replica::{Replica, ReplicaError};
-use crate::storage::{Db, StorageOptions};
+use crate::storage::Db;
 
 /// Requests taken in one round at most (bounds the latency of a round).
 const MAX_REQUESTS_PER_ROUND: usize = 4096;
@@ -104,24 +105,8 @@ pub struct DriverConfig {
     pub compaction_tail_bytes: u64,
     /// Requests queued at most before callers get `Busy`.
     pub queue_capacity: usize,
-    /// A known bug to plant, so the fault tests can show they catch it.
-    /// Never set outside tests.
-    pub planted_bug: Option<PlantedBug>,
-    /// Tests only: make kill -9 lose unsynced writes, as a power cut would.
-    pub simulate_power_loss: bool,
-}
-
-/// Bugs the fault-injection tests plant to prove they would see them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum PlantedBug {
-    /// Answer linearizable reads from the local state, without ReadIndex.
-    StaleReads,
-    /// Acknowledge a write as soon as the leader appended it, before it is
-    /// durable on a quorum.
-    EarlyAck,
-    /// Write the Raft log without syncing it (caught only with power loss
-    /// simulated, since kill -9 keeps the page cache).
-    UnsyncedLog,
+    /// Faults the fault-injection tests plant (none in other builds).
+    pub faults: Faults,
 }
 
 impl DriverConfig {
@@ -138,8 +123,7 @@ impl DriverConfig {
             compaction_tail: 5_000,
             compaction_tail_bytes: DEFAULT_COMPACTION_TAIL_BYTES,
             queue_capacity: 65_536,
-            planted_bug: None,
-            simulate_power_loss: false,
+            faults: Faults::default(),
         }
     }
 }
@@ -166,16 +150,18 @@ pub fn start(
     metrics: Arc<Metrics>,
 ) -> Result<Driver, ReplicaError> {
     let fresh_id = NodeId(rand::random::<u64>().max(1));
-    let storage = StorageOptions {
-        simulate_power_loss: config.simulate_power_loss,
-        skip_log_sync: config.planted_bug == Some(PlantedBug::UnsyncedLog),
-    };
-    let replica = Replica::open_with(dir, &config.name, fresh_id, config.raft.clone(), storage)?
-        .with_snapshot_threshold(config.snapshot_threshold)
-        .with_snapshot_threshold_bytes(config.snapshot_threshold_bytes)
-        .with_compaction_tail_bytes(config.compaction_tail_bytes)
-        .with_change_log_retention(config.change_log_retention)
-        .with_compaction_tail(config.compaction_tail);
+    let replica = Replica::open_with(
+        dir,
+        &config.name,
+        fresh_id,
+        config.raft.clone(),
+        config.faults,
+    )?
+    .with_snapshot_threshold(config.snapshot_threshold)
+    .with_snapshot_threshold_bytes(config.snapshot_threshold_bytes)
+    .with_compaction_tail_bytes(config.compaction_tail_bytes)
+    .with_change_log_retention(config.change_log_retention)
+    .with_compaction_tail(config.compaction_tail);
     let (db, snapshots) = replica.snapshot_source();
     let (requests, inbox) = sync_channel(config.queue_capacity);
     let (internal_tx, internal) = channel();
@@ -354,7 +340,7 @@ impl Loop {
             Request::Propose { command, reply } => {
                 self.metrics.proposals.inc();
                 match self.replica.propose(&command) {
-                    Ok(_) if self.config.planted_bug == Some(PlantedBug::EarlyAck) => {
+                    Ok(_) if self.config.faults.acks_early() => {
                         let _ = reply.send(Ok(crate::kv::Outcome::Written {
                             revision: crate::kv::Revision(0),
                         }));
@@ -377,7 +363,7 @@ impl Loop {
                 if !self.initialized() {
                     let _ = reply.send(Err(DriverError::NotInitialized));
                 } else if consistency == Consistency::Serializable
-                    || self.config.planted_bug == Some(PlantedBug::StaleReads)
+                    || self.config.faults.serves_stale_reads()
                 {
                     let _ = reply.send(run_query(self.replica.kv(), query));
                 } else {

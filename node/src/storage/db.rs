@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
+use crate::faults::Faults;
+
 /// Raft log entries, keyed by big-endian index.
 pub const CF_RAFT_LOG: &str = "raft_log";
 /// Raft metadata: hard state, snapshot, node identity.
@@ -46,17 +48,6 @@ pub enum StorageError {
     InvalidIdentity(String),
 }
 
-/// How the database treats durability; the defaults are for production.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StorageOptions {
-    /// Tests only: keep unsynced writes inside the process until the next
-    /// synced write, so that kill -9 loses them as a power cut would (the
-    /// operating system's page cache survives a kill, not a power cut).
-    pub simulate_power_loss: bool,
-    /// A planted bug (tests only): write the Raft log without syncing.
-    pub skip_log_sync: bool,
-}
-
 /// The most write-ahead log RocksDB keeps before flushing memtables.
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 
@@ -67,23 +58,23 @@ const MEMTABLES_BYTES: usize = 128 << 20;
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DB>,
-    options: StorageOptions,
+    faults: Faults,
 }
 
 impl Db {
     /// Opens (creating if needed) the database in `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        Self::open_with(path, StorageOptions::default())
+        Self::open_with(path, Faults::default())
     }
 
-    /// Opens the database in `path` with `storage` options.
-    pub fn open_with(path: &Path, storage: StorageOptions) -> Result<Self, StorageError> {
+    /// Opens the database in `path` with `faults` planted (tests only).
+    pub fn open_with(path: &Path, faults: Faults) -> Result<Self, StorageError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         // Unsynced writes wait in the write-ahead log's buffer in memory
         // until a synced write flushes it, so kill -9 drops them.
-        options.set_manual_wal_flush(storage.simulate_power_loss);
+        options.set_manual_wal_flush(faults.simulates_power_loss());
         // Bounded, so table files can never take the descriptors the
         // process budgets for connections (see `fd_budget`).
         options.set_max_open_files(crate::fd_budget::ROCKSDB_MAX_OPEN_FILES);
@@ -106,7 +97,7 @@ impl Db {
         })?;
         Ok(Self {
             inner: Arc::new(db),
-            options: storage,
+            faults,
         })
     }
 
@@ -124,15 +115,15 @@ impl Db {
             .map_err(StorageError::Read)
     }
 
-    /// The options the database was opened with.
-    pub fn options(&self) -> StorageOptions {
-        self.options
+    /// The faults the database was opened with.
+    pub fn faults(&self) -> Faults {
+        self.faults
     }
 
     /// Writes `batch` atomically and syncs it to disk before returning,
     /// with every earlier write.
     pub fn write_synced(&self, batch: WriteBatch) -> Result<(), StorageError> {
-        if self.options.simulate_power_loss {
+        if self.faults.simulates_power_loss() {
             self.inner.write(batch).map_err(StorageError::WriteBatch)?;
             return self.inner.flush_wal(true).map_err(StorageError::WriteBatch);
         }

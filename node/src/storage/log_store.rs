@@ -576,7 +576,7 @@ impl LogStore for RocksLogStore {
                 .map_err(|e| failed("persist the commit index", e))?;
         } else {
             let started = Instant::now();
-            if self.db.options().skip_log_sync {
+            if self.db.faults().skips_log_sync() {
                 self.db
                     .write_unsynced(batch)
                     .map_err(|e| failed("persist the Raft log", e))?;
