@@ -659,39 +659,13 @@ async fn a_watch_that_falls_behind_the_feed_reads_the_log_and_misses_nothing() {
     const WRITES: usize = 1_100;
     let node = TestNode::start(true).await;
     let first = node.put("w/0", "0").await;
-    let response = router(node.0.state.clone())
-        .oneshot(
-            Request::builder()
-                .uri(format!("/v1/watch?prefix=w/&from_revision={first}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let watch = open_watch(&node, &format!("/v1/watch?prefix=w/&from_revision={first}")).await;
     let mut expected = vec![first];
     for i in 1..WRITES {
         expected.push(node.put(&format!("w/{i}"), "v").await);
         node.put("other", "x").await;
     }
-    let mut body = response.into_body();
-    let mut text = String::new();
-    let mut revisions = Vec::new();
-    while revisions.len() < WRITES {
-        let frame = tokio::time::timeout(std::time::Duration::from_secs(30), body.frame())
-            .await
-            .expect("events in time")
-            .expect("the stream goes on")
-            .unwrap();
-        if let Ok(data) = frame.into_data() {
-            text.push_str(std::str::from_utf8(&data).unwrap());
-        }
-        revisions = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("id: ")?.parse::<u64>().ok())
-            .collect();
-        assert!(!text.contains("event: error"), "{text}");
-    }
+    let revisions = revisions_of(watch, WRITES).await;
     // Every w/ write, in order; the interleaved writes to "other" are not.
     assert_eq!(revisions, expected);
 }
@@ -699,26 +673,34 @@ async fn a_watch_that_falls_behind_the_feed_reads_the_log_and_misses_nothing() {
 #[tokio::test]
 async fn a_watch_gets_values_too_large_for_the_feed_from_the_log() {
     let node = TestNode::start(true).await;
-    let response = router(node.0.state.clone())
-        .oneshot(
-            Request::builder()
-                .uri("/v1/watch?prefix=big/")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let watch = open_watch(&node, "/v1/watch?prefix=big/").await;
     // Each round writes more than the feed publishes (256 KiB).
     let large = "x".repeat(300 << 10);
     let mut expected = Vec::new();
     for i in 0..3 {
         expected.push(node.put(&format!("big/{i}"), &large).await);
     }
-    let mut body = response.into_body();
+    let revisions = revisions_of(watch, expected.len()).await;
+    assert_eq!(revisions, expected);
+}
+
+/// Opens the watch at `uri` on `node`; the answer's body is the stream.
+async fn open_watch(node: &TestNode, uri: &str) -> Body {
+    let response = router(node.0.state.clone())
+        .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body()
+}
+
+/// Reads the watch stream `body` until `count` events arrived and returns
+/// their revisions (the SSE `id:` lines), in order. An `event: error`
+/// fails the test.
+async fn revisions_of(mut body: Body, count: usize) -> Vec<u64> {
     let mut text = String::new();
     let mut revisions = Vec::new();
-    while revisions.len() < expected.len() {
+    while revisions.len() < count {
         let frame = tokio::time::timeout(std::time::Duration::from_secs(30), body.frame())
             .await
             .expect("events in time")
@@ -737,5 +719,5 @@ async fn a_watch_gets_values_too_large_for_the_feed_from_the_log() {
             &text[..text.len().min(500)]
         );
     }
-    assert_eq!(revisions, expected);
+    revisions
 }
