@@ -183,7 +183,7 @@ pub fn write_state_with(
     piece.put_u8(SNAPSHOT_VERSION);
     piece.put_u64(meta.revision.get());
     out.write_all(&piece)?;
-    for row in snapshot.iterator_cf(db.cf(CF_KV), IteratorMode::Start) {
+    for row in snapshot.iterator_cf_opt(db.cf(CF_KV), Db::scan_options(), IteratorMode::Start) {
         let (key, value) = row.map_err(StorageError::Read)?;
         let record = decode_kv_row(&key, &value)?;
         piece.clear();

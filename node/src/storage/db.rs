@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, Options, ReadOptions,
+    WriteBatch, WriteOptions,
+};
 
 use crate::faults::Faults;
 
@@ -52,7 +55,16 @@ pub enum StorageError {
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 
 /// The memory all memtables together may hold.
-const MEMTABLES_BYTES: usize = 128 << 20;
+const MEMTABLES_BYTES: usize = 64 << 20;
+/// The size at which one column family's memtable is switched for a new
+/// one and flushed. RocksDB's default (64 MiB, two of them) let the
+/// state's memtables alone reach the whole budget while a new member
+/// restored a snapshot.
+const MEMTABLE_BYTES: usize = 32 << 20;
+/// The block cache every column family shares. Left alone, RocksDB gives
+/// each column family a cache of its own, which with six of them and
+/// large values grows the process by a few hundred MiB.
+const BLOCK_CACHE_BYTES: usize = 32 << 20;
 
 /// The node's database, shared by the Raft log store and the key-value state.
 #[derive(Clone)]
@@ -86,9 +98,15 @@ impl Db {
         // values (written to the log, the state and the change log alike)
         // cannot grow the process by a few hundred MiB of memtables.
         options.set_db_write_buffer_size(MEMTABLES_BYTES);
-        let families = COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let mut tables = BlockBasedOptions::default();
+        tables.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+        options.set_block_based_table_factory(&tables);
+        let families = COLUMN_FAMILIES.iter().map(|name| {
+            let mut family = Options::default();
+            family.set_block_based_table_factory(&tables);
+            family.set_write_buffer_size(MEMTABLE_BYTES);
+            ColumnFamilyDescriptor::new(*name, family)
+        });
         let db = DB::open_cf_descriptors(&options, path, families).map_err(|source| {
             StorageError::Open {
                 path: path.to_owned(),
@@ -144,5 +162,56 @@ impl Db {
     /// The underlying RocksDB handle, for iteration.
     pub fn raw(&self) -> &DB {
         &self.inner
+    }
+
+    /// Read options for a scan over much of a column family (writing a
+    /// snapshot, checking the log at start): the blocks it reads once do
+    /// not push the ones reads need out of the block cache.
+    pub fn scan_options() -> ReadOptions {
+        let mut options = ReadOptions::default();
+        options.fill_cache(false);
+        options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int_property(db: &Db, cf: &str, name: &str) -> u64 {
+        db.raw()
+            .property_int_value_cf(db.cf(cf), name)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no {name} for {cf}"))
+    }
+
+    #[test]
+    fn every_column_family_shares_one_block_cache_of_the_set_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let mut batch = WriteBatch::default();
+        for i in 0..1_000u32 {
+            batch.put_cf(db.cf(CF_KV), i.to_be_bytes(), [7u8; 1024]);
+        }
+        db.write_synced(batch).unwrap();
+        db.raw().flush_cf(db.cf(CF_KV)).unwrap();
+        // Read from a table file, so its blocks enter the cache.
+        for i in 0..1_000u32 {
+            assert!(db.get(CF_KV, &i.to_be_bytes()).unwrap().is_some());
+        }
+        let usage = int_property(&db, CF_KV, "rocksdb.block-cache-usage");
+        assert!(usage > 0, "reads filled the cache");
+        for cf in COLUMN_FAMILIES {
+            assert_eq!(
+                int_property(&db, cf, "rocksdb.block-cache-capacity"),
+                BLOCK_CACHE_BYTES as u64,
+                "{cf}"
+            );
+            assert_eq!(
+                int_property(&db, cf, "rocksdb.block-cache-usage"),
+                usage,
+                "{cf} sees the blocks read from {CF_KV}"
+            );
+        }
     }
 }

@@ -289,9 +289,9 @@ fn check_log(
 ) -> Result<Option<(LogIndex, LogIndex)>, StorageError> {
     let mut bounds: Option<(LogIndex, LogIndex)> = None;
     let mut previous_term = Term(0);
-    for item in db
-        .raw()
-        .iterator_cf(db.cf(CF_RAFT_LOG), IteratorMode::Start)
+    for item in
+        db.raw()
+            .iterator_cf_opt(db.cf(CF_RAFT_LOG), Db::scan_options(), IteratorMode::Start)
     {
         let (key, value) = item.map_err(StorageError::Read)?;
         let index = key_index(&key)
