@@ -83,6 +83,8 @@ pub struct NodeConfig {
     pub compaction_tail: u64,
     /// At most this many bytes of them.
     pub compaction_tail_bytes: u64,
+    /// Revisions of watch history kept at each snapshot.
+    pub watch_history_revisions: u64,
     /// Key and value size limits.
     pub limits: Limits,
     /// The largest snapshot accepted from a leader, in bytes.
@@ -118,6 +120,7 @@ impl NodeConfig {
             snapshot_threshold_bytes: driver::DEFAULT_SNAPSHOT_THRESHOLD_BYTES,
             compaction_tail: 5_000,
             compaction_tail_bytes: driver::DEFAULT_COMPACTION_TAIL_BYTES,
+            watch_history_revisions: driver::DEFAULT_WATCH_HISTORY_REVISIONS,
             limits: Limits::default(),
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
             max_client_connections: DEFAULT_MAX_CLIENT_CONNECTIONS,
@@ -195,6 +198,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     driver_config.snapshot_threshold_bytes = config.snapshot_threshold_bytes;
     driver_config.compaction_tail = config.compaction_tail;
     driver_config.compaction_tail_bytes = config.compaction_tail_bytes;
+    driver_config.change_log_retention = config.watch_history_revisions;
     driver_config.faults = config.faults;
     if config.faults.any() {
         tracing::warn!(

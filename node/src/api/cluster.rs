@@ -295,22 +295,7 @@ fn check_name(name: &str) -> Result<String, ApiError> {
 }
 
 fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    let valid = rest.is_some_and(|rest| {
-        !rest.is_empty()
-            && !rest.contains('/')
-            && !rest.contains(char::is_whitespace)
-            && url.len() <= crate::kv::MAX_ADDRESS_FIELD_BYTES
-    });
-    if !valid {
-        return Err(ApiError::bad_request(
-            "bad_member",
-            format!(
-                "{field} must be an http:// or https:// URL of a host and port with no path, e.g. http://10.0.0.5:7380; got '{url}'"
-            ),
-        ));
-    }
+    crate::kv::check_member_url(url)
+        .map_err(|reason| ApiError::bad_request("bad_member", format!("{field}: {reason}")))?;
     Ok(url.to_owned())
 }

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// At most this many bytes of log kept behind each snapshot.
     #[arg(long, env = "RAFTCFG_COMPACTION_TAIL_BYTES", default_value_t = crate::driver::DEFAULT_COMPACTION_TAIL_BYTES)]
     pub compaction_tail_bytes: u64,
+    /// Revisions of change history kept at each snapshot: a watch may start
+    /// this far back; an older start is 410 `compacted`.
+    #[arg(long, env = "RAFTCFG_WATCH_HISTORY_REVISIONS", default_value_t = crate::driver::DEFAULT_WATCH_HISTORY_REVISIONS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_history_revisions: u64,
     /// Largest key accepted, in bytes (at most 65536).
     #[arg(long, env = "RAFTCFG_MAX_KEY_BYTES", default_value_t = Limits::DEFAULT_MAX_KEY_BYTES)]
     pub max_key_bytes: usize,
@@ -103,15 +107,8 @@ pub enum LogFormat {
 }
 
 fn parse_url(text: &str) -> Result<String, String> {
-    let rest = text
-        .strip_prefix("http://")
-        .or_else(|| text.strip_prefix("https://"));
-    match rest {
-        Some(rest) if !rest.is_empty() && !rest.contains('/') => Ok(text.to_owned()),
-        _ => Err(format!(
-            "'{text}' is not an http:// URL of a host and port without a path, e.g. http://node-0.peers:7380"
-        )),
-    }
+    crate::kv::check_member_url(text)?;
+    Ok(text.to_owned())
 }
 
 impl ServeArgs {
@@ -150,6 +147,7 @@ impl ServeArgs {
             snapshot_threshold_bytes: self.snapshot_threshold_bytes,
             compaction_tail: self.compaction_tail,
             compaction_tail_bytes: self.compaction_tail_bytes,
+            watch_history_revisions: self.watch_history_revisions,
             limits: Limits::new(self.max_key_bytes, self.max_value_bytes).map_err(|reason| {
                 anyhow::anyhow!("--max-key-bytes / --max-value-bytes: {reason}")
             })?,
@@ -233,5 +231,63 @@ pub async fn wait_for_signal() -> std::io::Result<()> {
     tokio::select! {
         result = tokio::signal::ctrl_c() => result,
         _ = terminate.recv() => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn config(extra: &[&str]) -> NodeConfig {
+        let mut args = vec!["raftcfg", "--name", "n1", "--data-dir", "/tmp/n1"];
+        args.extend_from_slice(extra);
+        Command::try_parse_from(args)
+            .unwrap()
+            .serve
+            .node_config()
+            .unwrap()
+    }
+
+    #[test]
+    fn watch_history_is_a_setting_with_a_documented_default() {
+        assert_eq!(config(&[]).watch_history_revisions, 100_000);
+        let set = config(&["--watch-history-revisions", "250"]);
+        assert_eq!(set.watch_history_revisions, 250);
+        assert!(
+            Command::try_parse_from([
+                "raftcfg",
+                "--name",
+                "n1",
+                "--data-dir",
+                "/tmp/n1",
+                "--watch-history-revisions",
+                "0"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn an_advertised_url_with_a_path_is_refused_with_the_reason() {
+        let error = Command::try_parse_from([
+            "raftcfg",
+            "--name",
+            "n1",
+            "--data-dir",
+            "/tmp/n1",
+            "--advertise-peer",
+            "http://n1:7380/raft",
+        ])
+        .err()
+        .expect("refused");
+        assert!(error.to_string().contains("has a path"), "{error}");
     }
 }

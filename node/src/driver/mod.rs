@@ -51,6 +51,8 @@ const SNAPSHOT_RETRY: Duration = Duration::from_secs(10);
 pub const DEFAULT_SNAPSHOT_THRESHOLD_BYTES: u64 = 256 << 20;
 /// The default most bytes of log kept behind a snapshot.
 pub const DEFAULT_COMPACTION_TAIL_BYTES: u64 = 64 << 20;
+/// Revisions of watch history kept at each snapshot, by default.
+pub const DEFAULT_WATCH_HISTORY_REVISIONS: u64 = 100_000;
 /// Rounds of applied changes the watch feed holds for a slow watcher.
 const CHANGE_FEED_BATCHES: usize = 256;
 /// Values a round may publish on the feed, in bytes; a round that wrote
@@ -119,7 +121,7 @@ impl DriverConfig {
             raft: Config::new(NodeId(0)),
             snapshot_threshold: 10_000,
             snapshot_threshold_bytes: DEFAULT_SNAPSHOT_THRESHOLD_BYTES,
-            change_log_retention: 100_000,
+            change_log_retention: DEFAULT_WATCH_HISTORY_REVISIONS,
             compaction_tail: 5_000,
             compaction_tail_bytes: DEFAULT_COMPACTION_TAIL_BYTES,
             queue_capacity: 65_536,

@@ -68,6 +68,47 @@ impl MemberAddress {
     }
 }
 
+/// Checks a URL a member is reached at (`--advertise-peer`,
+/// `--advertise-client`, the URLs of `member add`): `http://` or
+/// `https://`, a host and optional port, nothing after them (peer and API
+/// paths are appended to it), no credentials, at most [`MAX_FIELD_BYTES`].
+/// The one check every such URL passes; the error says what is wrong.
+pub fn check_member_url(url: &str) -> Result<(), String> {
+    let example = "e.g. http://10.0.0.5:7380";
+    let Some(authority) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return Err(format!(
+            "'{url}' does not start with http:// or https:// ({example})"
+        ));
+    };
+    if authority.is_empty() {
+        return Err(format!("'{url}' has no host ({example})"));
+    }
+    if url.len() > MAX_FIELD_BYTES {
+        return Err(format!("the URL is longer than {MAX_FIELD_BYTES} bytes"));
+    }
+    if authority.contains(['/', '?', '#']) {
+        return Err(format!(
+            "'{url}' has a path, query or fragment; give only the host and port ({example})"
+        ));
+    }
+    if url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{url:?} contains spaces or control characters"));
+    }
+    if authority.contains('@') {
+        return Err(format!(
+            "'{url}' carries credentials; give only the host and port"
+        ));
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("'{url}' has no host ({example})"));
+    }
+    Ok(())
+}
+
 fn get_text<B: Buf>(input: &mut B) -> Result<String, FormatError> {
     let bytes = get_bytes(input)?;
     if bytes.len() > MAX_FIELD_BYTES {
@@ -127,6 +168,35 @@ mod tests {
         let mut longer = bytes.to_vec();
         longer.push(0);
         assert!(MemberAddress::decode(&longer.into()).is_err());
+    }
+
+    #[test]
+    fn a_member_url_is_a_scheme_a_host_and_an_optional_port() {
+        for url in [
+            "http://10.0.0.5:7380",
+            "https://raftcfg-0.raftcfg-peers.ns.svc:7380",
+            "http://[::1]:7379",
+            "http://localhost",
+        ] {
+            assert_eq!(check_member_url(url), Ok(()), "{url}");
+        }
+        let too_long = format!("http://{}:7380", "a".repeat(MAX_FIELD_BYTES));
+        for (url, says) in [
+            ("10.0.0.5:7380", "does not start with http://"),
+            ("ftp://10.0.0.5:7380", "does not start with http://"),
+            ("http://", "has no host"),
+            ("http://:7380", "is not a URL"),
+            ("http://10.0.0.5:7380/", "has a path"),
+            ("http://10.0.0.5:7380/raft", "has a path"),
+            ("http://10.0.0.5:7380?x=1", "query"),
+            ("http://user:pw@10.0.0.5:7380", "credentials"),
+            ("http://10.0.0.5:7380 ", "spaces"),
+            ("http://10.0.0.5:99999", "is not a URL"),
+            (too_long.as_str(), "longer than"),
+        ] {
+            let error = check_member_url(url).expect_err(url);
+            assert!(error.contains(says), "{url}: {error}");
+        }
     }
 
     #[test]

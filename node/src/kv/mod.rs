@@ -46,7 +46,7 @@ pub use command::{Command, Precondition};
 pub use format::FormatError;
 pub use key::{Key, KeyError};
 pub use limits::{Limits, ValueTooLarge};
-pub use member::{MAX_FIELD_BYTES as MAX_ADDRESS_FIELD_BYTES, MemberAddress};
+pub use member::{MAX_FIELD_BYTES as MAX_ADDRESS_FIELD_BYTES, MemberAddress, check_member_url};
 pub use prefix::KeyPrefix;
 pub use record::{Change, ChangeKind, KeyRecord};
 pub use revision::Revision;
