@@ -57,9 +57,9 @@ const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 /// The memory all memtables together may hold.
 const MEMTABLES_BYTES: usize = 64 << 20;
 /// The size at which one column family's memtable is switched for a new
-/// one and flushed. RocksDB's default (64 MiB, two of them) let the
-/// state's memtables alone reach the whole budget while a new member
-/// restored a snapshot.
+/// one and flushed: half of [`MEMTABLES_BYTES`], so that no one column
+/// family (the state, while a new member restores a snapshot, say) holds
+/// the whole budget. RocksDB's default is 64 MiB.
 const MEMTABLE_BYTES: usize = 32 << 20;
 /// The block cache every column family shares. Left alone, RocksDB gives
 /// each column family a cache of its own, which with six of them and
