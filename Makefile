@@ -11,6 +11,8 @@ test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/check-raft-purity.sh
+	scripts/check-shared-rocksdb-build.sh
+	scripts/check-release-flags.sh
 	scripts/check-chart.sh
 	cargo test --workspace --no-fail-fast
 
@@ -27,8 +29,7 @@ chart:
 	scripts/check-chart.sh
 
 # A normal build of `raftcfg` must refuse the test-only fault-injection
-# flags. Not part of `test`: building the binary alone resolves build
-# dependencies' features differently and compiles RocksDB once more.
+# flags (also part of `test`).
 check-release-flags: deps
 	scripts/check-release-flags.sh
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the tools the build and tests need are present: cargo, clang
-# with libclang (rocksdb's bindings are generated with bindgen), and the
-# `kill` command (procps; the process tests send SIGTERM/SIGSTOP/SIGCONT).
+# with libclang (rocksdb's bindings are generated with bindgen), the `kill`
+# command (procps; the process tests send SIGTERM/SIGSTOP/SIGCONT) and
+# python3 (scripts/check-shared-rocksdb-build.sh reads cargo's plan with it).
 # Installs what is missing with apt-get when run as root; otherwise prints
 # the command.
 set -euo pipefail
@@ -27,6 +28,9 @@ if ! command -v clang >/dev/null || ! have_libclang; then
 fi
 if [[ ! -x /bin/kill && ! -x /usr/bin/kill ]]; then
     missing+=(procps)
+fi
+if ! command -v python3 >/dev/null; then
+    missing+=(python3)
 fi
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
