@@ -24,6 +24,7 @@ pub mod codec;
 pub mod driver;
 pub mod faults;
 pub mod fd_budget;
+pub mod fuzz;
 pub mod history;
 pub mod http_serve;
 pub mod kv;

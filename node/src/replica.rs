@@ -24,6 +24,7 @@ use raftcfg_raft::{
     ReadyHandler, Snapshot, SnapshotMetadata, StartError, Status, Term, bootstrap, handle_ready,
 };
 
+use crate::codec;
 use crate::faults::Faults;
 use crate::kv::{
     Applied, Change, Command, KvStore, RestoreError, Revision, SnapshotDir, SnapshotError,
@@ -431,7 +432,7 @@ impl Replica {
     /// the returned index once applied (a different entry at that index
     /// means the proposal was lost to a leader change).
     pub fn propose(&mut self, command: &Command) -> Result<LogIndex, ProposalError> {
-        self.node.propose(command.encode())
+        self.node.propose(codec::encode(command).into())
     }
 
     /// Proposes a single-server membership change; `context` travels with

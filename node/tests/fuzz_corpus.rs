@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use raftcfg_node::codec::{self, MessageBatch, fuzz};
+use raftcfg_node::codec::{self, MessageBatch};
+use raftcfg_node::fuzz;
 use raftcfg_raft::{ClusterId, Entry, EntryPayload, LogIndex, Message, MessageBody, NodeId, Term};
 
 fn corpus(target: &str) -> PathBuf {

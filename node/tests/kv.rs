@@ -4,9 +4,10 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
+use raftcfg_node::codec;
 use raftcfg_node::kv::{
-    Applied, ChangeKind, ChangesError, Command, Digest, FormatError, Key, KeyPrefix, KvStore,
-    Limits, MemberAddress, Outcome, Precondition, RestoreError, Revision, write_state,
+    Applied, ChangeKind, ChangesError, Command, Digest, Key, KeyPrefix, KvStore, Limits,
+    MemberAddress, Outcome, Precondition, RestoreError, Revision, write_state,
 };
 use raftcfg_node::storage::Db;
 use raftcfg_raft::{
@@ -76,7 +77,7 @@ impl Node {
     fn apply(&mut self, commands: Vec<Command>) -> Vec<Outcome> {
         let payloads = commands
             .iter()
-            .map(|c| EntryPayload::Command(c.encode()))
+            .map(|c| EntryPayload::Command(bytes_of(c)))
             .collect();
         self.apply_payloads(payloads)
             .into_iter()
@@ -498,9 +499,9 @@ fn a_batch_is_on_disk_together_with_its_applied_index() {
     let mut node = Node::new();
     let applied = node.apply_payloads(vec![
         EntryPayload::Noop,
-        EntryPayload::Command(put("a", "1").encode()),
+        EntryPayload::Command(bytes_of(&put("a", "1"))),
         EntryPayload::Noop,
-        EntryPayload::Command(put("b", "2").encode()),
+        EntryPayload::Command(bytes_of(&put("b", "2"))),
     ]);
     // Only commands have outcomes, each tagged with its log index and term.
     assert_eq!(
@@ -531,7 +532,7 @@ fn entries_at_or_below_the_applied_index_are_skipped() {
         .map(|i| Entry {
             term: Term(1),
             index: LogIndex(i),
-            payload: EntryPayload::Command(put("a", &i.to_string()).encode()),
+            payload: EntryPayload::Command(bytes_of(&put("a", &i.to_string()))),
         })
         .collect();
     node.store.apply(&entries[..2]).unwrap();
@@ -566,11 +567,11 @@ fn an_undecodable_command_is_invalid_and_only_advances_the_applied_index() {
     ]);
     assert!(matches!(
         applied[0].outcome,
-        Outcome::Invalid(FormatError::UnknownTag { .. })
+        Outcome::Invalid(codec::DecodeError::UnknownTag { .. })
     ));
     assert!(matches!(
         applied[1].outcome,
-        Outcome::Invalid(FormatError::Truncated { .. })
+        Outcome::Invalid(codec::DecodeError::Truncated { .. })
     ));
     assert_eq!(node.store.applied_index(), LogIndex(3));
     assert_eq!(node.store.revision(), Revision(1));
@@ -668,7 +669,9 @@ fn a_damaged_snapshot_is_refused_and_the_store_is_unchanged() {
     ));
     assert!(matches!(
         target.restore(b"short", LogIndex(9)),
-        Err(RestoreError::Invalid(FormatError::UnknownVersion { .. }))
+        Err(RestoreError::Invalid(
+            codec::DecodeError::UnknownVersion { .. }
+        ))
     ));
     assert_eq!(target.store.digest().unwrap(), before);
     assert_eq!(target.store.applied_index(), LogIndex(1));
@@ -762,21 +765,18 @@ fn the_member_directory_follows_config_entries_and_survives_snapshot_and_reopen(
     };
     let mut node = Node::new();
     let applied = node.apply_payloads(vec![
-        EntryPayload::Command(
-            Command::SetMember {
-                node_id: NodeId(1),
-                address: address("a"),
-            }
-            .encode(),
-        ),
+        EntryPayload::Command(bytes_of(&Command::SetMember {
+            node_id: NodeId(1),
+            address: address("a"),
+        })),
         change(
             MembershipChange::AddLearner(NodeId(2)),
-            address("b").encode(),
+            bytes_of(&address("b")),
         ),
         change(MembershipChange::AddLearner(NodeId(3)), Bytes::new()),
         change(
             MembershipChange::AddLearner(NodeId(4)),
-            address("d").encode(),
+            bytes_of(&address("d")),
         ),
         change(MembershipChange::Remove(NodeId(4)), Bytes::new()),
     ]);
@@ -805,4 +805,9 @@ fn the_member_directory_follows_config_entries_and_survives_snapshot_and_reopen(
         .unwrap();
     assert_eq!(listed(&other.store), expected);
     assert_eq!(other.store.digest().unwrap(), node.store.digest().unwrap());
+}
+
+/// A value's bytes as a log entry or a configuration change carries them.
+fn bytes_of(value: &impl codec::Encode) -> Bytes {
+    codec::encode(value).into()
 }

@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|bytes: &[u8]| {
-    raftcfg_node::codec::fuzz::peer_message(bytes);
+    raftcfg_node::fuzz::peer_message(bytes);
 });

@@ -1,28 +1,31 @@
-//! The node's compact binary encoding, for what it stores on disk and
-//! what it sends to peers (`message`). Never JSON on these paths.
+//! The node's one binary encoding, for everything it stores on disk (Raft
+//! records, key-value rows, commands) and everything it sends to peers.
+//! Never JSON on these paths.
 //!
 //! Every encoding starts with one format version byte ([`FORMAT_VERSION`]),
 //! followed by the value's body. Bodies are built from a few primitives:
 //! fixed-width big-endian integers, a tag byte for each enum variant and
 //! for `Option` (0 = none, 1 = some), and length-prefixed byte strings and
 //! sets (a big-endian `u32` count first). A type joins the format by
-//! implementing [`Encode`] and [`Decode`]; [`encode`] and [`decode`] add and
-//! check the version byte and refuse trailing bytes.
+//! implementing [`Encode`] and [`Decode`] next to its definition (the Raft
+//! core's types, whose crate knows nothing of bytes, are encoded here);
+//! [`encode`] and [`decode`] add and check the version byte and refuse
+//! trailing bytes, and [`decode_with`] does the same for a body read with
+//! outside context (a stored row whose key lives in the row's key).
 //!
 //! Decoding never panics and never trusts a length: truncated input, an
 //! unknown version or tag, a length beyond the input, and trailing bytes are
-//! each a [`DecodeError`]. This module does no I/O and knows nothing of
-//! where its bytes go; checksums belong to the storage layer.
+//! each a [`DecodeError`]. This module does no I/O, depends on no other
+//! module of the node and knows nothing of where its bytes go; checksums
+//! belong to the storage layer.
 
 mod batch;
-mod forward;
-pub mod fuzz;
-mod identity;
 mod message;
 mod raft;
 
 pub use batch::MessageBatch;
-pub use forward::{ForwardError, ForwardReply};
+
+use std::borrow::Cow;
 
 use bytes::{Buf, BufMut, Bytes};
 
@@ -42,8 +45,13 @@ pub enum DecodeError {
         available: usize,
     },
     /// The leading format version is not one this build knows.
-    #[error("unknown format version {0} (this build reads version {FORMAT_VERSION})")]
-    UnknownVersion(u8),
+    #[error("unknown format version {version} (this build reads version {expected})")]
+    UnknownVersion {
+        /// The version read.
+        version: u8,
+        /// The version this build reads.
+        expected: u8,
+    },
     /// An enum or option tag has no meaning.
     #[error("unknown {what} tag {tag}")]
     UnknownTag {
@@ -59,9 +67,16 @@ pub enum DecodeError {
     #[error("a string is not valid UTF-8")]
     InvalidUtf8,
     /// The bytes decode but break a rule of the value (e.g. a set lists a
-    /// member twice).
+    /// member twice, or a key breaks the key rules).
     #[error("invalid value: {0}")]
-    Invalid(&'static str),
+    Invalid(Cow<'static, str>),
+}
+
+impl DecodeError {
+    /// A value that breaks one of its rules, described by `rule`.
+    pub fn invalid(rule: impl Into<Cow<'static, str>>) -> Self {
+        Self::Invalid(rule.into())
+    }
 }
 
 impl From<bytes::TryGetError> for DecodeError {
@@ -93,16 +108,46 @@ pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a full encoding made by [`encode`]: checks the version byte and
-/// that nothing follows the value.
-pub fn decode<T: Decode>(mut input: impl Buf) -> Result<T, DecodeError> {
-    let version = input.try_get_u8()?;
-    if version != FORMAT_VERSION {
-        return Err(DecodeError::UnknownVersion(version));
-    }
-    let value = T::decode_from(&mut input)?;
+/// that nothing follows the value. Byte strings in the value share
+/// `input`'s buffer when it is a [`Bytes`].
+pub fn decode<T: Decode>(input: impl Buf) -> Result<T, DecodeError> {
+    decode_with(input, T::decode_from)
+}
+
+/// Like [`decode`], with the body read by `body`: for a value that needs
+/// more than its bytes to be built.
+pub fn decode_with<B: Buf, T>(
+    mut input: B,
+    body: impl FnOnce(&mut B) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    check_version(&mut input)?;
+    let value = body(&mut input)?;
     match input.remaining() {
         0 => Ok(value),
         left => Err(DecodeError::TrailingBytes(left)),
+    }
+}
+
+/// Writes a value with its own version byte inside another value's body.
+/// Only member addresses are nested so (format 1 put the byte there).
+pub(crate) fn put_versioned<B: BufMut, T: Encode>(out: &mut B, value: &T) {
+    out.put_u8(FORMAT_VERSION);
+    value.encode_to(out);
+}
+
+/// Reads a value written by [`put_versioned`].
+pub(crate) fn get_versioned<B: Buf, T: Decode>(input: &mut B) -> Result<T, DecodeError> {
+    check_version(input)?;
+    T::decode_from(input)
+}
+
+fn check_version<B: Buf>(input: &mut B) -> Result<(), DecodeError> {
+    match input.try_get_u8()? {
+        FORMAT_VERSION => Ok(()),
+        version => Err(DecodeError::UnknownVersion {
+            version,
+            expected: FORMAT_VERSION,
+        }),
     }
 }
 
@@ -110,7 +155,7 @@ pub fn decode<T: Decode>(mut input: impl Buf) -> Result<T, DecodeError> {
 
 /// Writes a length as a big-endian `u32`. Lengths of 4 GiB or more are a
 /// bug of the caller (nothing this node encodes comes close).
-fn put_len<B: BufMut>(out: &mut B, len: usize) {
+pub(crate) fn put_len<B: BufMut>(out: &mut B, len: usize) {
     let len = u32::try_from(len).expect("an encoded length fits in u32");
     out.put_u32(len);
 }
@@ -118,7 +163,7 @@ fn put_len<B: BufMut>(out: &mut B, len: usize) {
 /// Reads a length written by [`put_len`] and checks that at least
 /// `len * unit` bytes follow, so a corrupt length never causes a large
 /// allocation or a panic.
-fn get_len<B: Buf>(input: &mut B, unit: usize) -> Result<usize, DecodeError> {
+pub(crate) fn get_len<B: Buf>(input: &mut B, unit: usize) -> Result<usize, DecodeError> {
     let len = input.try_get_u32()? as usize;
     let needed = len.saturating_mul(unit);
     if needed > input.remaining() {
@@ -131,30 +176,30 @@ fn get_len<B: Buf>(input: &mut B, unit: usize) -> Result<usize, DecodeError> {
 }
 
 /// Writes a length-prefixed byte string.
-fn put_bytes<B: BufMut>(out: &mut B, bytes: &[u8]) {
+pub(crate) fn put_bytes<B: BufMut>(out: &mut B, bytes: &[u8]) {
     put_len(out, bytes.len());
     out.put_slice(bytes);
 }
 
 /// Reads a byte string written by [`put_bytes`].
-fn get_bytes<B: Buf>(input: &mut B) -> Result<Bytes, DecodeError> {
+pub(crate) fn get_bytes<B: Buf>(input: &mut B) -> Result<Bytes, DecodeError> {
     let len = get_len(input, 1)?;
     Ok(input.copy_to_bytes(len))
 }
 
 /// Writes a length-prefixed UTF-8 string.
-fn put_str<B: BufMut>(out: &mut B, text: &str) {
+pub(crate) fn put_str<B: BufMut>(out: &mut B, text: &str) {
     put_bytes(out, text.as_bytes());
 }
 
 /// Reads a string written by [`put_str`].
-fn get_string<B: Buf>(input: &mut B) -> Result<String, DecodeError> {
+pub(crate) fn get_string<B: Buf>(input: &mut B) -> Result<String, DecodeError> {
     let bytes = get_bytes(input)?;
     String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8)
 }
 
 /// Writes an optional `u64`: tag 0, or tag 1 and the value.
-fn put_opt_u64<B: BufMut>(out: &mut B, value: Option<u64>) {
+pub(crate) fn put_opt_u64<B: BufMut>(out: &mut B, value: Option<u64>) {
     match value {
         None => out.put_u8(0),
         Some(value) => {
@@ -165,7 +210,7 @@ fn put_opt_u64<B: BufMut>(out: &mut B, value: Option<u64>) {
 }
 
 /// Reads an optional `u64` written by [`put_opt_u64`].
-fn get_opt_u64<B: Buf>(input: &mut B) -> Result<Option<u64>, DecodeError> {
+pub(crate) fn get_opt_u64<B: Buf>(input: &mut B) -> Result<Option<u64>, DecodeError> {
     match input.try_get_u8()? {
         0 => Ok(None),
         1 => Ok(Some(input.try_get_u64()?)),
@@ -232,7 +277,10 @@ mod tests {
         bytes[0] = FORMAT_VERSION + 1;
         assert_eq!(
             decode::<Sample>(&bytes[..]),
-            Err(DecodeError::UnknownVersion(FORMAT_VERSION + 1))
+            Err(DecodeError::UnknownVersion {
+                version: FORMAT_VERSION + 1,
+                expected: FORMAT_VERSION
+            })
         );
     }
 

@@ -38,7 +38,7 @@ fn get_node_set<B: Buf>(input: &mut B) -> Result<BTreeSet<NodeId>, DecodeError> 
     for _ in 0..len {
         let id = input.try_get_u64()?;
         if previous.is_some_and(|previous| id <= previous) {
-            return Err(DecodeError::Invalid("node ids in a set are not increasing"));
+            return Err(DecodeError::invalid("node ids in a set are not increasing"));
         }
         previous = Some(id);
         set.insert(NodeId(id));

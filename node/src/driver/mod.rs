@@ -37,6 +37,7 @@ pub use handle::{
 use snapshotter::Snapshotter;
 use waiters::{PendingRead, Waiter, Waiters};
 
+use crate::codec;
 use crate::faults::Faults;
 use crate::kv::{Change, ChangesError, Command, KvStore, MemberAddress, SnapshotDir, SnapshotRef};
 use crate::metrics::Metrics;
@@ -490,7 +491,7 @@ impl Loop {
     ) {
         let context = address
             .as_ref()
-            .map_or_else(Bytes::new, MemberAddress::encode);
+            .map_or_else(Bytes::new, |address| codec::encode(address).into());
         match self.replica.propose_membership(change, context) {
             Ok(index) => {
                 if let (MembershipChange::AddLearner(id), Some(address)) = (change, address) {

@@ -17,12 +17,12 @@ use raftcfg_raft::{ConfigChange, Entry, EntryPayload, LogIndex, MembershipChange
 use rocksdb::WriteBatch;
 
 use super::command::{Command, Precondition};
-use super::format::FormatError;
 use super::key::Key;
 use super::member::{self, MemberAddress};
 use super::record::{Change, ChangeKind, KeyRecord};
 use super::revision::Revision;
 use super::store::{KvStore, Meta, revision_key};
+use crate::codec::{self, DecodeError};
 use crate::storage::checksum::seal;
 use crate::storage::db::{CF_KV, CF_KV_CHANGES, CF_KV_META};
 use crate::storage::{Db, StorageError};
@@ -46,7 +46,7 @@ pub enum Outcome {
     NotFound,
     /// The entry's bytes are not a command this build understands; it was
     /// skipped (only the applied index advanced).
-    Invalid(FormatError),
+    Invalid(DecodeError),
     /// A member's address was recorded in the member directory.
     MemberRecorded,
     /// A membership change (configuration entry) was applied.
@@ -104,7 +104,7 @@ impl KvStore {
             last = entry.index;
             match &entry.payload {
                 EntryPayload::Command(data) => {
-                    let outcome = match Command::decode(data) {
+                    let outcome = match codec::decode::<Command>(data.clone()) {
                         Ok(command) => batch.execute(command)?,
                         Err(error) => Outcome::Invalid(error),
                     };
@@ -191,7 +191,7 @@ impl<'a> Batch<'a> {
     fn record_membership(&mut self, change: &ConfigChange) {
         match change.change {
             MembershipChange::AddLearner(id) => {
-                if let Ok(address) = MemberAddress::decode(&change.context) {
+                if let Ok(address) = codec::decode::<MemberAddress>(&change.context[..]) {
                     self.set_member(id, Some(address));
                 }
             }
@@ -203,9 +203,10 @@ impl<'a> Batch<'a> {
     fn set_member(&mut self, id: NodeId, address: Option<MemberAddress>) {
         let cf = self.db.cf(CF_KV_META);
         match &address {
-            Some(address) => self
-                .write
-                .put_cf(cf, member::row_key(id), seal(&address.encode())),
+            Some(address) => {
+                self.write
+                    .put_cf(cf, member::row_key(id), seal(&codec::encode(address)))
+            }
             None => self.write.delete_cf(cf, member::row_key(id)),
         }
         self.members.push((id, address));

@@ -1,34 +1,32 @@
 //! [`Command`]: a write, as replicated in the Raft log
 //! (`EntryPayload::Command`).
 //!
-//! Encoding, version [`COMMAND_VERSION`]:
+//! Encoding (the body, after the [`crate::codec`] version byte):
 //!
 //! ```text
-//! u8 version | u8 kind (1 put, 2 delete) | precondition | key | put only: value
-//! u8 version | u8 kind 3 (set member) | u64 node_id | member address
+//! u8 kind (1 put, 2 delete) | precondition | key | put only: value
+//! u8 kind 3 (set member) | u64 node_id | u8 version | member address
 //! precondition: u8 0 (none) | u8 1, u64 mod_revision | u8 2 (absent)
 //! key, value:   u32 length, bytes
 //! ```
 //!
-//! Decoding never panics; anything malformed, including an unknown version,
-//! trailing bytes or a key that breaks the key rules, is a [`FormatError`].
+//! A new format version must be readable by every member before any member
+//! proposes it (an older member would apply it as invalid and its state
+//! would diverge). Decoding never panics; anything malformed, including an
+//! unknown version, trailing bytes or a key that breaks the key rules, is a
+//! [`DecodeError`].
 //! The key's size limit is not checked here: that is the API's admission
 //! check, and applying must not depend on a member's configuration.
 
 use bytes::{Buf, BufMut, Bytes};
 
-use super::format::{
-    FormatError, check_end, check_version, get_bytes, get_key, get_revision, put_bytes, put_key,
-};
 use super::key::Key;
 use super::member::MemberAddress;
 use super::revision::Revision;
+use crate::codec::{
+    Decode, DecodeError, Encode, get_bytes, get_versioned, put_bytes, put_versioned,
+};
 use raftcfg_raft::NodeId;
-
-/// The version byte commands start with. A new version must be readable by
-/// every member before any member proposes it (an older member would apply
-/// it as invalid and its state would diverge).
-pub const COMMAND_VERSION: u8 = 1;
 
 const KIND_PUT: u8 = 1;
 const KIND_DELETE: u8 = 2;
@@ -88,11 +86,10 @@ impl Command {
             Self::SetMember { .. } => None,
         }
     }
+}
 
-    /// The command's encoding, for `EntryPayload::Command`.
-    pub fn encode(&self) -> Bytes {
-        let mut out = Vec::with_capacity(self.encoded_len_hint());
-        out.put_u8(COMMAND_VERSION);
+impl Encode for Command {
+    fn encode_to<B: BufMut>(&self, out: &mut B) {
         match self {
             Self::Put {
                 key,
@@ -100,90 +97,73 @@ impl Command {
                 precondition,
             } => {
                 out.put_u8(KIND_PUT);
-                put_precondition(&mut out, *precondition);
-                put_key(&mut out, key);
-                put_bytes(&mut out, value);
+                precondition.encode_to(out);
+                key.encode_to(out);
+                put_bytes(out, value);
             }
             Self::Delete { key, precondition } => {
                 out.put_u8(KIND_DELETE);
-                put_precondition(&mut out, *precondition);
-                put_key(&mut out, key);
+                precondition.encode_to(out);
+                key.encode_to(out);
             }
             Self::SetMember { node_id, address } => {
                 out.put_u8(KIND_SET_MEMBER);
                 out.put_u64(node_id.get());
-                address.put(&mut out);
+                put_versioned(out, address);
             }
         }
-        out.into()
     }
+}
 
-    /// Decodes a command made by [`Command::encode`]. The value shares
-    /// `bytes`' buffer.
-    pub fn decode(bytes: &Bytes) -> Result<Self, FormatError> {
-        let mut input = bytes.clone();
-        check_version(&mut input, "command", COMMAND_VERSION)?;
-        let kind = input.try_get_u8()?;
-        let command = match kind {
-            KIND_PUT => {
-                let precondition = get_precondition(&mut input)?;
-                let key = get_key(&mut input)?;
-                let value = get_bytes(&mut input)?;
-                Self::Put {
-                    key,
-                    value,
-                    precondition,
-                }
-            }
-            KIND_DELETE => {
-                let precondition = get_precondition(&mut input)?;
-                let key = get_key(&mut input)?;
-                Self::Delete { key, precondition }
-            }
-            KIND_SET_MEMBER => Self::SetMember {
+/// Decoding shares the input's buffer for the value when it is a [`Bytes`].
+impl Decode for Command {
+    fn decode_from<B: Buf>(input: &mut B) -> Result<Self, DecodeError> {
+        match input.try_get_u8()? {
+            KIND_PUT => Ok(Self::Put {
+                precondition: Precondition::decode_from(input)?,
+                key: Key::decode_from(input)?,
+                value: get_bytes(input)?,
+            }),
+            KIND_DELETE => Ok(Self::Delete {
+                precondition: Precondition::decode_from(input)?,
+                key: Key::decode_from(input)?,
+            }),
+            KIND_SET_MEMBER => Ok(Self::SetMember {
                 node_id: NodeId(input.try_get_u64()?),
-                address: MemberAddress::get(&mut input)?,
-            },
-            tag => {
-                return Err(FormatError::UnknownTag {
-                    what: "command",
-                    tag,
-                });
-            }
-        };
-        check_end(&input)?;
-        Ok(command)
+                address: get_versioned(input)?,
+            }),
+            tag => Err(DecodeError::UnknownTag {
+                what: "command",
+                tag,
+            }),
+        }
     }
+}
 
-    fn encoded_len_hint(&self) -> usize {
+impl Encode for Precondition {
+    fn encode_to<B: BufMut>(&self, out: &mut B) {
         match self {
-            Self::Put { key, value, .. } => 2 + 9 + 8 + key.as_bytes().len() + value.len(),
-            Self::Delete { key, .. } => 2 + 9 + 4 + key.as_bytes().len(),
-            Self::SetMember { .. } => 64,
+            Self::None => out.put_u8(PRECONDITION_NONE),
+            Self::ModRevision(revision) => {
+                out.put_u8(PRECONDITION_MOD_REVISION);
+                revision.encode_to(out);
+            }
+            Self::Absent => out.put_u8(PRECONDITION_ABSENT),
         }
     }
 }
 
-fn put_precondition<B: BufMut>(out: &mut B, precondition: Precondition) {
-    match precondition {
-        Precondition::None => out.put_u8(PRECONDITION_NONE),
-        Precondition::ModRevision(revision) => {
-            out.put_u8(PRECONDITION_MOD_REVISION);
-            out.put_u64(revision.get());
+impl Decode for Precondition {
+    fn decode_from<B: Buf>(input: &mut B) -> Result<Self, DecodeError> {
+        match input.try_get_u8()? {
+            PRECONDITION_NONE => Ok(Self::None),
+            PRECONDITION_MOD_REVISION => Ok(Self::ModRevision(Revision::decode_from(input)?)),
+            PRECONDITION_ABSENT => Ok(Self::Absent),
+            tag => Err(DecodeError::UnknownTag {
+                what: "precondition",
+                tag,
+            }),
         }
-        Precondition::Absent => out.put_u8(PRECONDITION_ABSENT),
-    }
-}
-
-fn get_precondition<B: Buf>(input: &mut B) -> Result<Precondition, FormatError> {
-    match input.try_get_u8()? {
-        PRECONDITION_NONE => Ok(Precondition::None),
-        PRECONDITION_MOD_REVISION => Ok(Precondition::ModRevision(get_revision(input)?)),
-        PRECONDITION_ABSENT => Ok(Precondition::Absent),
-        tag => Err(FormatError::UnknownTag {
-            what: "precondition",
-            tag,
-        }),
     }
 }
 
@@ -192,7 +172,13 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::codec::{FORMAT_VERSION, decode, encode};
     use crate::kv::Limits;
+
+    /// The command's bytes, as a log entry carries them.
+    fn bytes_of(command: &Command) -> Bytes {
+        encode(command).into()
+    }
 
     fn key(text: &str) -> Key {
         Key::parse(text, &Limits::default()).unwrap()
@@ -237,36 +223,36 @@ mod tests {
     #[test]
     fn every_command_round_trips_with_a_leading_version_byte() {
         for command in samples() {
-            let bytes = command.encode();
-            assert_eq!(bytes[0], COMMAND_VERSION);
-            assert_eq!(Command::decode(&bytes), Ok(command));
+            let bytes = bytes_of(&command);
+            assert_eq!(bytes[0], FORMAT_VERSION);
+            assert_eq!(decode::<Command>(bytes.clone()), Ok(command));
         }
     }
 
     #[test]
     fn every_truncation_is_an_error() {
         for command in samples() {
-            let bytes = command.encode();
+            let bytes = bytes_of(&command);
             for len in 0..bytes.len() {
-                assert!(Command::decode(&bytes.slice(..len)).is_err());
+                assert!(decode::<Command>(bytes.slice(..len)).is_err());
             }
         }
     }
 
     #[test]
     fn an_unknown_version_kind_or_precondition_is_refused() {
-        let bytes = samples()[0].encode().to_vec();
+        let bytes = bytes_of(&samples()[0]).to_vec();
         let mut wrong_version = bytes.clone();
         wrong_version[0] = 2;
         assert!(matches!(
-            Command::decode(&wrong_version.into()),
-            Err(FormatError::UnknownVersion { version: 2, .. })
+            decode::<Command>(Bytes::from(wrong_version)),
+            Err(DecodeError::UnknownVersion { version: 2, .. })
         ));
         let mut wrong_kind = bytes.clone();
         wrong_kind[1] = 9;
         assert_eq!(
-            Command::decode(&wrong_kind.into()),
-            Err(FormatError::UnknownTag {
+            decode::<Command>(Bytes::from(wrong_kind)),
+            Err(DecodeError::UnknownTag {
                 what: "command",
                 tag: 9
             })
@@ -274,8 +260,8 @@ mod tests {
         let mut wrong_precondition = bytes;
         wrong_precondition[2] = 3;
         assert_eq!(
-            Command::decode(&wrong_precondition.into()),
-            Err(FormatError::UnknownTag {
+            decode::<Command>(Bytes::from(wrong_precondition)),
+            Err(DecodeError::UnknownTag {
                 what: "precondition",
                 tag: 3
             })
@@ -284,21 +270,21 @@ mod tests {
 
     #[test]
     fn trailing_bytes_are_refused() {
-        let mut bytes = samples()[3].encode().to_vec();
+        let mut bytes = bytes_of(&samples()[3]).to_vec();
         bytes.push(0);
         assert_eq!(
-            Command::decode(&bytes.into()),
-            Err(FormatError::TrailingBytes(1))
+            decode::<Command>(Bytes::from(bytes)),
+            Err(DecodeError::TrailingBytes(1))
         );
     }
 
     #[test]
     fn a_key_that_breaks_the_rules_is_refused() {
-        let mut bytes = vec![COMMAND_VERSION, KIND_DELETE, PRECONDITION_NONE];
+        let mut bytes = vec![FORMAT_VERSION, KIND_DELETE, PRECONDITION_NONE];
         put_bytes(&mut bytes, b"/etc/passwd");
         assert!(matches!(
-            Command::decode(&bytes.into()),
-            Err(FormatError::InvalidKey(_))
+            decode::<Command>(Bytes::from(bytes)),
+            Err(DecodeError::Invalid(_))
         ));
     }
 
@@ -336,21 +322,21 @@ mod tests {
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..96)) {
-            let _ = Command::decode(&bytes.into());
+            let _ = decode::<Command>(Bytes::from(bytes));
         }
 
         #[test]
         fn decoding_arbitrary_bodies_after_a_valid_version_never_panics(
             body in prop::collection::vec(any::<u8>(), 0..96),
         ) {
-            let mut bytes = vec![COMMAND_VERSION];
+            let mut bytes = vec![FORMAT_VERSION];
             bytes.extend(body);
-            let _ = Command::decode(&bytes.into());
+            let _ = decode::<Command>(Bytes::from(bytes));
         }
 
         #[test]
         fn any_command_round_trips(command in any_command()) {
-            prop_assert_eq!(Command::decode(&command.encode()), Ok(command));
+            prop_assert_eq!(decode::<Command>(bytes_of(&command)), Ok(command));
         }
 
         #[test]
@@ -359,10 +345,10 @@ mod tests {
             position in any::<prop::sample::Index>(),
             byte in any::<u8>(),
         ) {
-            let mut bytes = command.encode().to_vec();
+            let mut bytes = bytes_of(&command).to_vec();
             let at = position.index(bytes.len());
             bytes[at] = byte;
-            let _ = Command::decode(&bytes.into());
+            let _ = decode::<Command>(Bytes::from(bytes));
         }
     }
 }

@@ -9,7 +9,10 @@
 
 use std::fmt;
 
+use bytes::{Buf, BufMut};
+
 use super::limits::Limits;
+use crate::codec::{Decode, DecodeError, Encode, get_bytes, put_bytes};
 
 /// A key that obeys the rules above.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,6 +84,22 @@ impl Key {
     /// The key's bytes, as stored.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+}
+
+/// A key is stored and replicated as a length-prefixed string; reading one
+/// checks the key rules (not the size limit: see [`Limits`]).
+impl Encode for Key {
+    fn encode_to<B: BufMut>(&self, out: &mut B) {
+        put_bytes(out, self.as_bytes());
+    }
+}
+
+impl Decode for Key {
+    fn decode_from<B: Buf>(input: &mut B) -> Result<Self, DecodeError> {
+        let bytes = get_bytes(input)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+        Self::parse_replicated(text).map_err(|e| DecodeError::invalid(format!("key: {e}")))
     }
 }
 

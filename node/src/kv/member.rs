@@ -8,16 +8,15 @@
 //! this way); it leaves when the member's `Remove` entry is applied. Rows
 //! live in `kv_meta` under `member/` + the u64 big-endian node id.
 //!
-//! Encoding, version [`ADDRESS_VERSION`]: `u8 version | name | peer_url |
-//! client_url`, each a u32-length-prefixed UTF-8 string.
+//! Encoding (the body, after the [`crate::codec`] version byte): `name |
+//! peer_url | client_url`, each a u32-length-prefixed UTF-8 string of at
+//! most [`MAX_FIELD_BYTES`]. A configuration entry's context and a member
+//! row hold [`crate::codec::encode`]'s bytes.
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut};
 use raftcfg_raft::NodeId;
 
-use super::format::{FormatError, check_end, check_version, get_bytes, put_bytes};
-
-/// The version byte an encoded address starts with.
-pub const ADDRESS_VERSION: u8 = 1;
+use crate::codec::{Decode, DecodeError, Encode, get_bytes, put_bytes};
 
 /// The longest name or URL accepted, in bytes.
 pub const MAX_FIELD_BYTES: usize = 1024;
@@ -35,31 +34,16 @@ pub struct MemberAddress {
     pub client_url: String,
 }
 
-impl MemberAddress {
-    /// The encoding carried in a configuration entry's context.
-    pub fn encode(&self) -> Bytes {
-        let mut out = Vec::new();
-        self.put(&mut out);
-        out.into()
-    }
-
-    pub(crate) fn put<B: BufMut>(&self, out: &mut B) {
-        out.put_u8(ADDRESS_VERSION);
+impl Encode for MemberAddress {
+    fn encode_to<B: BufMut>(&self, out: &mut B) {
         put_bytes(out, self.name.as_bytes());
         put_bytes(out, self.peer_url.as_bytes());
         put_bytes(out, self.client_url.as_bytes());
     }
+}
 
-    /// Decodes an address made by [`MemberAddress::encode`]; never panics.
-    pub fn decode(bytes: &Bytes) -> Result<Self, FormatError> {
-        let mut input = bytes.clone();
-        let address = Self::get(&mut input)?;
-        check_end(&input)?;
-        Ok(address)
-    }
-
-    pub(crate) fn get<B: Buf>(input: &mut B) -> Result<Self, FormatError> {
-        check_version(input, "member address", ADDRESS_VERSION)?;
+impl Decode for MemberAddress {
+    fn decode_from<B: Buf>(input: &mut B) -> Result<Self, DecodeError> {
         Ok(Self {
             name: get_text(input)?,
             peer_url: get_text(input)?,
@@ -109,12 +93,12 @@ pub fn check_member_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn get_text<B: Buf>(input: &mut B) -> Result<String, FormatError> {
+fn get_text<B: Buf>(input: &mut B) -> Result<String, DecodeError> {
     let bytes = get_bytes(input)?;
     if bytes.len() > MAX_FIELD_BYTES {
-        return Err(FormatError::Invalid("a member name or URL is too long"));
+        return Err(DecodeError::invalid("a member name or URL is too long"));
     }
-    String::from_utf8(bytes.to_vec()).map_err(|_| FormatError::InvalidUtf8)
+    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8)
 }
 
 /// The `kv_meta` row key of a member's address.
@@ -145,6 +129,7 @@ pub(crate) fn row_key_start() -> &'static [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{decode, encode};
 
     fn sample() -> MemberAddress {
         MemberAddress {
@@ -156,18 +141,21 @@ mod tests {
 
     #[test]
     fn an_address_round_trips() {
-        assert_eq!(MemberAddress::decode(&sample().encode()).unwrap(), sample());
+        assert_eq!(
+            decode::<MemberAddress>(&encode(&sample())[..]),
+            Ok(sample())
+        );
     }
 
     #[test]
     fn truncated_or_trailing_bytes_are_refused() {
-        let bytes = sample().encode();
+        let bytes = encode(&sample());
         for len in 0..bytes.len() {
-            assert!(MemberAddress::decode(&bytes.slice(..len)).is_err());
+            assert!(decode::<MemberAddress>(&bytes[..len]).is_err());
         }
-        let mut longer = bytes.to_vec();
+        let mut longer = bytes;
         longer.push(0);
-        assert!(MemberAddress::decode(&longer.into()).is_err());
+        assert!(decode::<MemberAddress>(&longer[..]).is_err());
     }
 
     #[test]

@@ -30,7 +30,6 @@
 
 mod apply;
 mod command;
-mod format;
 mod key;
 mod limits;
 mod member;
@@ -43,7 +42,6 @@ mod store;
 
 pub use apply::{Applied, Outcome};
 pub use command::{Command, Precondition};
-pub use format::FormatError;
 pub use key::{Key, KeyError};
 pub use limits::{Limits, ValueTooLarge};
 pub use member::{MAX_FIELD_BYTES as MAX_ADDRESS_FIELD_BYTES, MemberAddress, check_member_url};

@@ -1,26 +1,23 @@
 //! What reads return — a key's [`KeyRecord`] and a [`Change`] of the change
 //! log — and how both are stored.
 //!
-//! Stored encodings (each then sealed with a CRC32 by the store):
+//! Stored encodings (each a [`crate::codec`] encoding, so after its version
+//! byte, then sealed with a CRC32 by the store):
 //!
 //! ```text
 //! kv row (key = the key's bytes):
-//!   u8 version | u64 create_revision | u64 mod_revision | u64 version | value
+//!   u64 create_revision | u64 mod_revision | u64 version | value
 //! change (key = u64 big-endian revision):
-//!   u8 version | u8 kind (1 put, 2 delete) | key
+//!   u8 kind (1 put, 2 delete) | key
 //!              | put only: u64 create_revision | u64 version | value
 //! ```
 
 use bytes::{Buf, BufMut, Bytes};
 
-use super::format::{
-    FormatError, check_end, check_version, get_bytes, get_key, get_revision, put_bytes, put_key,
-};
 use super::key::Key;
 use super::revision::Revision;
+use crate::codec::{self, Decode, DecodeError, Encode, get_bytes, put_bytes};
 
-const RECORD_VERSION: u8 = 1;
-const CHANGE_VERSION: u8 = 1;
 const CHANGE_PUT: u8 = 1;
 const CHANGE_DELETE: u8 = 2;
 
@@ -81,7 +78,7 @@ impl KeyRecord {
     /// The stored encoding of everything but the key.
     pub(crate) fn encode_row(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + 24 + 4 + self.value.len());
-        out.put_u8(RECORD_VERSION);
+        out.put_u8(codec::FORMAT_VERSION);
         out.put_u64(self.create_revision.get());
         out.put_u64(self.mod_revision.get());
         out.put_u64(self.version);
@@ -90,30 +87,29 @@ impl KeyRecord {
     }
 
     /// Reads the row of `key` written by [`KeyRecord::encode_row`].
-    pub(crate) fn decode_row(key: Key, row: &[u8]) -> Result<Self, FormatError> {
-        let mut input = Bytes::copy_from_slice(row);
-        check_version(&mut input, "key record", RECORD_VERSION)?;
-        let record = Self {
-            key,
-            create_revision: get_revision(&mut input)?,
-            mod_revision: get_revision(&mut input)?,
-            version: input.try_get_u64()?,
-            value: get_bytes(&mut input)?,
-        };
-        check_end(&input)?;
+    pub(crate) fn decode_row(key: Key, row: &[u8]) -> Result<Self, DecodeError> {
+        let record = codec::decode_with(Bytes::copy_from_slice(row), |input| {
+            Ok(Self {
+                key,
+                create_revision: Revision::decode_from(input)?,
+                mod_revision: Revision::decode_from(input)?,
+                version: input.try_get_u64()?,
+                value: get_bytes(input)?,
+            })
+        })?;
         record.check()?;
         Ok(record)
     }
 
     /// The rules every record obeys.
-    pub(crate) fn check(&self) -> Result<(), FormatError> {
+    pub(crate) fn check(&self) -> Result<(), DecodeError> {
         if self.create_revision.get() == 0 || self.create_revision > self.mod_revision {
-            return Err(FormatError::Invalid(
+            return Err(DecodeError::invalid(
                 "a key record needs 0 < create_revision <= mod_revision",
             ));
         }
         if self.version == 0 {
-            return Err(FormatError::Invalid("a key record's version starts at 1"));
+            return Err(DecodeError::invalid("a key record's version starts at 1"));
         }
         Ok(())
     }
@@ -123,7 +119,7 @@ impl Change {
     /// The stored encoding of everything but the revision.
     pub(crate) fn encode_row(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.put_u8(CHANGE_VERSION);
+        out.put_u8(codec::FORMAT_VERSION);
         match &self.kind {
             ChangeKind::Put {
                 value,
@@ -131,44 +127,43 @@ impl Change {
                 version,
             } => {
                 out.put_u8(CHANGE_PUT);
-                put_key(&mut out, &self.key);
+                self.key.encode_to(&mut out);
                 out.put_u64(create_revision.get());
                 out.put_u64(*version);
                 put_bytes(&mut out, value);
             }
             ChangeKind::Delete => {
                 out.put_u8(CHANGE_DELETE);
-                put_key(&mut out, &self.key);
+                self.key.encode_to(&mut out);
             }
         }
         out
     }
 
     /// Reads the change at `revision` written by [`Change::encode_row`].
-    pub(crate) fn decode_row(revision: Revision, row: &[u8]) -> Result<Self, FormatError> {
-        let mut input = Bytes::copy_from_slice(row);
-        check_version(&mut input, "change", CHANGE_VERSION)?;
-        let tag = input.try_get_u8()?;
-        let key = get_key(&mut input)?;
-        let kind = match tag {
-            CHANGE_PUT => ChangeKind::Put {
-                create_revision: get_revision(&mut input)?,
-                version: input.try_get_u64()?,
-                value: get_bytes(&mut input)?,
-            },
-            CHANGE_DELETE => ChangeKind::Delete,
-            tag => {
-                return Err(FormatError::UnknownTag {
-                    what: "change",
-                    tag,
-                });
-            }
-        };
-        check_end(&input)?;
-        Ok(Self {
-            revision,
-            key,
-            kind,
+    pub(crate) fn decode_row(revision: Revision, row: &[u8]) -> Result<Self, DecodeError> {
+        codec::decode_with(Bytes::copy_from_slice(row), |input| {
+            let tag = input.try_get_u8()?;
+            let key = Key::decode_from(input)?;
+            let kind = match tag {
+                CHANGE_PUT => ChangeKind::Put {
+                    create_revision: Revision::decode_from(input)?,
+                    version: input.try_get_u64()?,
+                    value: get_bytes(input)?,
+                },
+                CHANGE_DELETE => ChangeKind::Delete,
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "change",
+                        tag,
+                    });
+                }
+            };
+            Ok(Self {
+                revision,
+                key,
+                kind,
+            })
         })
     }
 }
@@ -209,7 +204,7 @@ mod tests {
         };
         assert!(matches!(
             KeyRecord::decode_row(key("a"), &record.encode_row()),
-            Err(FormatError::Invalid(_))
+            Err(DecodeError::Invalid(_))
         ));
     }
 

@@ -38,7 +38,6 @@ use raftcfg_raft::{LogIndex, NodeId};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sha2::{Digest as _, Sha256};
 
-use super::format::{FormatError, put_key};
 use super::key::Key;
 use super::limits::Limits;
 use super::member::{self, MemberAddress};
@@ -46,6 +45,7 @@ use super::record::KeyRecord;
 use super::revision::Revision;
 use super::snapshot_files::{SnapshotDir, SnapshotRef};
 use super::store::{KvStore, META_KEY, Meta, decode_kv_row};
+use crate::codec::{self, DecodeError, Encode};
 use crate::storage::checksum::{seal, unseal};
 use crate::storage::db::{CF_KV, CF_KV_CHANGES, CF_KV_META};
 use crate::storage::{Db, StorageError};
@@ -122,7 +122,7 @@ pub enum RestoreError {
     Checksum,
     /// The body is malformed.
     #[error("the snapshot is malformed: {0}")]
-    Invalid(#[from] FormatError),
+    Invalid(#[from] DecodeError),
     /// The snapshot is not the one expected (size or digest).
     #[error("the snapshot is not the one expected: {0}")]
     Unexpected(String),
@@ -188,7 +188,7 @@ pub fn write_state_with(
         let record = decode_kv_row(&key, &value)?;
         piece.clear();
         piece.put_u8(RECORD);
-        put_key(&mut piece, &record.key);
+        record.key.encode_to(&mut piece);
         piece.put_u64(record.create_revision.get());
         piece.put_u64(record.mod_revision.get());
         piece.put_u64(record.version);
@@ -337,7 +337,7 @@ impl KvStore {
                     batch.put_cf(
                         self.db.cf(CF_KV_META),
                         member::row_key(id),
-                        seal(&address.encode()),
+                        seal(&codec::encode(&address)),
                     );
                     members.insert(id, address);
                 }
@@ -391,8 +391,7 @@ impl<R: Read> StateReader<R> {
         };
         let version = reader.u8()?;
         if version != SNAPSHOT_VERSION {
-            return Err(FormatError::UnknownVersion {
-                what: "snapshot",
+            return Err(DecodeError::UnknownVersion {
                 version,
                 expected: SNAPSHOT_VERSION,
             }
@@ -428,7 +427,7 @@ impl<R: Read> StateReader<R> {
         self.fill(&mut len)?;
         let len = u32::from_be_bytes(len) as usize;
         if len > max {
-            return Err(FormatError::Invalid(what).into());
+            return Err(DecodeError::invalid(what).into());
         }
         let mut out = vec![0; len];
         self.fill(&mut out)?;
@@ -449,7 +448,7 @@ impl<R: Read> StateReader<R> {
             MEMBER => {
                 let id = NodeId(self.u64()?);
                 if self.last_member.is_some_and(|last| last >= id) {
-                    return Err(FormatError::Invalid(
+                    return Err(DecodeError::invalid(
                         "snapshot members are not in strictly ascending id order",
                     )
                     .into());
@@ -463,10 +462,10 @@ impl<R: Read> StateReader<R> {
                     encoded.put_u32(field.len() as u32);
                     encoded.extend_from_slice(&field);
                 }
-                let address = MemberAddress::get(&mut &encoded[..])?;
+                let address = codec::decode::<MemberAddress>(&encoded[..])?;
                 Ok(Some(Item::Member(id, address)))
             }
-            tag => Err(FormatError::UnknownTag {
+            tag => Err(DecodeError::UnknownTag {
                 what: "snapshot record",
                 tag,
             }
@@ -476,8 +475,9 @@ impl<R: Read> StateReader<R> {
 
     fn record(&mut self) -> Result<KeyRecord, RestoreError> {
         let key = self.bytes(Limits::MAX_KEY_BYTES_CEILING, "a key is too long")?;
-        let key = String::from_utf8(key).map_err(|_| FormatError::InvalidUtf8)?;
-        let key = Key::parse_replicated(&key).map_err(FormatError::InvalidKey)?;
+        let key = String::from_utf8(key).map_err(|_| DecodeError::InvalidUtf8)?;
+        let key =
+            Key::parse_replicated(&key).map_err(|e| DecodeError::invalid(format!("key: {e}")))?;
         let record = KeyRecord {
             key,
             create_revision: Revision(self.u64()?),
@@ -487,7 +487,7 @@ impl<R: Read> StateReader<R> {
         };
         record.check()?;
         if record.mod_revision > self.revision {
-            return Err(FormatError::Invalid(
+            return Err(DecodeError::invalid(
                 "a record was modified after the snapshot's revision",
             )
             .into());
@@ -497,7 +497,7 @@ impl<R: Read> StateReader<R> {
             .as_ref()
             .is_some_and(|last| *last >= record.key)
         {
-            return Err(FormatError::Invalid(
+            return Err(DecodeError::invalid(
                 "snapshot records are not in strictly ascending key order",
             )
             .into());
@@ -509,7 +509,7 @@ impl<R: Read> StateReader<R> {
     /// Checks the trailer against what was read and that nothing follows.
     fn finish(mut self) -> Result<StateSummary, RestoreError> {
         if !self.ended {
-            return Err(FormatError::Invalid("the snapshot body did not end").into());
+            return Err(DecodeError::invalid("the snapshot body did not end").into());
         }
         let digest = Digest(self.hasher.finalize_reset().into());
         let mut trailer = [0; DIGEST_BYTES];
@@ -519,7 +519,7 @@ impl<R: Read> StateReader<R> {
         }
         let mut rest = [0; 1];
         if self.input.read(&mut rest)? != 0 {
-            return Err(FormatError::Invalid("bytes follow the snapshot's checksum").into());
+            return Err(DecodeError::invalid("bytes follow the snapshot's checksum").into());
         }
         Ok(StateSummary {
             applied_index: LogIndex(0),

@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Buf, BufMut, Bytes};
 use raftcfg_raft::LogIndex;
 
-use super::format::FormatError;
 use super::snapshot::Digest;
+use crate::codec::DecodeError;
 
 /// The folder under the data directory.
 const FOLDER: &str = "snapshots";
@@ -59,12 +59,12 @@ impl SnapshotRef {
     }
 
     /// Reads [`SnapshotRef::encode`]'s bytes.
-    pub fn decode(mut data: &[u8]) -> Result<Self, FormatError> {
+    pub fn decode(mut data: &[u8]) -> Result<Self, DecodeError> {
         if data.len() != REF_BYTES {
-            return Err(FormatError::Invalid("a snapshot reference is 49 bytes"));
+            return Err(DecodeError::invalid("a snapshot reference is 49 bytes"));
         }
         if data.get_u8() != REF_TAG {
-            return Err(FormatError::Invalid("not a snapshot reference"));
+            return Err(DecodeError::invalid("not a snapshot reference"));
         }
         let index = LogIndex(data.get_u64());
         let size = data.get_u64();

@@ -15,22 +15,21 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut};
 use raftcfg_raft::{LogIndex, NodeId};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
-use super::format::{FormatError, check_end, check_version, get_revision};
 use super::key::Key;
 use super::member::{self, MemberAddress};
 use super::prefix::KeyPrefix;
 use super::record::{Change, KeyRecord};
 use super::revision::Revision;
+use crate::codec::{self, Decode, DecodeError};
 use crate::storage::checksum::{seal, unseal};
 use crate::storage::db::{CF_KV, CF_KV_CHANGES, CF_KV_META};
 use crate::storage::{Db, StorageError};
 
 pub(crate) const META_KEY: &[u8] = b"state";
-const META_VERSION: u8 = 1;
 
 /// The key-value state machine over the node's database.
 ///
@@ -274,7 +273,7 @@ impl Meta {
     /// Adds this metadata to `batch`.
     pub(crate) fn put(&self, db: &Db, batch: &mut WriteBatch) {
         let mut row = Vec::with_capacity(25);
-        row.put_u8(META_VERSION);
+        row.put_u8(codec::FORMAT_VERSION);
         row.put_u64(self.applied_index.get());
         row.put_u64(self.revision.get());
         row.put_u64(self.compacted.get());
@@ -282,21 +281,22 @@ impl Meta {
     }
 
     pub(crate) fn decode(sealed: &[u8]) -> Result<Self, StorageError> {
-        let mut input = unseal_row("key-value metadata", sealed)?;
-        let decode = |input: &mut &[u8]| -> Result<Self, FormatError> {
-            check_version(input, "key-value metadata", META_VERSION)?;
-            let meta = Self {
+        let input = unseal_row("key-value metadata", sealed)?;
+        let meta = codec::decode_with(input, |input| {
+            Ok(Self {
                 applied_index: LogIndex(input.try_get_u64()?),
-                revision: get_revision(input)?,
-                compacted: get_revision(input)?,
-            };
-            check_end(input)?;
-            if meta.compacted > meta.revision {
-                return Err(FormatError::Invalid("compacted beyond the revision"));
-            }
-            Ok(meta)
-        };
-        decode(&mut input).map_err(|e| corrupt("key-value metadata", e))
+                revision: Revision::decode_from(input)?,
+                compacted: Revision::decode_from(input)?,
+            })
+        });
+        match meta {
+            Ok(meta) if meta.compacted > meta.revision => Err(corrupt(
+                "key-value metadata",
+                DecodeError::invalid("compacted beyond the revision"),
+            )),
+            Ok(meta) => Ok(meta),
+            Err(e) => Err(corrupt("key-value metadata", e)),
+        }
     }
 }
 
@@ -340,7 +340,7 @@ pub(crate) fn read_members(db: &Db) -> Result<BTreeMap<NodeId, MemberAddress>, S
         let Some(id) = member::parse_row_key(&key) else {
             break;
         };
-        let address = MemberAddress::decode(&Bytes::copy_from_slice(unseal_row("member", &value)?))
+        let address = codec::decode::<MemberAddress>(unseal_row("member", &value)?)
             .map_err(|e| corrupt("member", e))?;
         members.insert(id, address);
     }

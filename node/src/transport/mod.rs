@@ -15,10 +15,12 @@
 //! Fencing by cluster and node id is the core's: it drops messages of
 //! another cluster or for another node.
 
+mod forward;
 mod sender;
 mod server;
 mod snapshots;
 
+pub use forward::{ForwardError, ForwardReply};
 pub use sender::Transport;
 pub use server::{PeerLimits, PeerState, peer_router};
 pub use snapshots::{SNAPSHOT_PATH, SnapshotReceiver};

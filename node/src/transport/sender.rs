@@ -9,9 +9,10 @@ use raftcfg_raft::{Message, NodeId};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use super::forward::ForwardReply;
 use super::snapshots::{self, SNAPSHOT_PATH};
 use super::{MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
-use crate::codec::{self, ForwardReply, MessageBatch};
+use crate::codec::{self, MessageBatch};
 use crate::driver::{DriverError, Outbox, SnapshotDone};
 use crate::kv::{Command, Outcome, SnapshotDir};
 use crate::metrics::{Metrics, PeerStats};
@@ -86,7 +87,7 @@ impl Transport {
             .post(format!("{leader_peer_url}{PROPOSE_PATH}"))
             .header(SENDER_URL_HEADER, &self.own_url)
             .timeout(timeout)
-            .body(command.encode())
+            .body(codec::encode(command))
             .send()
             .await
             .map_err(|e| {

@@ -17,10 +17,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
+use super::forward::{ForwardError, ForwardReply};
 use super::sender::MAX_BATCH_ENTRY_BYTES;
 use super::snapshots::{self, SNAPSHOT_PATH, SnapshotReceiver};
 use super::{MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
-use crate::codec::{self, ForwardError, ForwardReply, MessageBatch};
+use crate::codec::{self, MessageBatch};
 use crate::driver::{DriverError, NodeHandle};
 use crate::kv::{Command, Limits};
 
@@ -185,7 +186,7 @@ async fn propose(State(state): State<PeerState>, headers: HeaderMap, body: Body)
         Err(refused) => return refused,
     };
     let node = state.node;
-    let command = match Command::decode(&body) {
+    let command = match codec::decode::<Command>(body.clone()) {
         Ok(command @ (Command::Put { .. } | Command::Delete { .. })) => command,
         Ok(Command::SetMember { .. }) => {
             return (

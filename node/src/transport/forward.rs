@@ -20,7 +20,7 @@
 use bytes::{Buf, BufMut};
 use raftcfg_raft::{NodeId, ProposalError};
 
-use super::{Decode, DecodeError, Encode, get_opt_u64, get_string, put_opt_u64, put_str};
+use crate::codec::{Decode, DecodeError, Encode, get_opt_u64, get_string, put_opt_u64, put_str};
 use crate::driver::DriverError;
 use crate::kv::{Outcome, Revision};
 
@@ -214,10 +214,10 @@ impl Decode for ForwardReply {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::assert_every_truncation_fails;
-    use super::super::{decode, encode};
     use super::*;
     use crate::api::ApiError;
+    use crate::codec::testing::assert_every_truncation_fails;
+    use crate::codec::{decode, encode};
     use raftcfg_raft::MembershipError;
 
     /// Every error the driver has, one of each variant.

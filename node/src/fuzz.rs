@@ -2,16 +2,15 @@
 //! stable test that replays their corpora: each takes untrusted bytes and
 //! must return without panicking, whatever they are.
 
+use crate::codec::{self, MessageBatch, decode};
 use crate::kv::{Key, KeyPrefix, Limits};
-
-use super::{MessageBatch, decode};
 
 /// Decodes `bytes` as a peer request body; a valid batch must re-encode to
 /// the same bytes.
 pub fn peer_message(bytes: &[u8]) {
     if let Ok(batch) = decode::<MessageBatch>(bytes) {
         assert_eq!(
-            super::encode(&batch),
+            codec::encode(&batch),
             bytes,
             "a decoded batch re-encodes exactly"
         );
