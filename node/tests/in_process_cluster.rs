@@ -50,6 +50,11 @@ impl Cluster {
 
     /// Bootstraps node 0 and adds the others as learners, then promotes them.
     async fn form(&self) {
+        self.form_first(self.nodes.len()).await;
+    }
+
+    /// Forms a cluster of the first `voters` nodes; the rest stay outside.
+    async fn form_first(&self, voters: usize) {
         let response = self
             .http
             .post(self.url(0, "/v1/cluster/bootstrap"))
@@ -62,7 +67,7 @@ impl Cluster {
             (self.status(0).await.role == "leader").then_some(())
         })
         .await;
-        for i in 1..self.nodes.len() {
+        for i in 1..voters {
             let id = self.status(i).await.node_id;
             let address = &self.nodes[i].address;
             let response = self
@@ -90,6 +95,129 @@ impl Cluster {
             .await;
         }
     }
+}
+
+/// Sends `method path` with a JSON body to node `i`; the status and the
+/// body's JSON.
+async fn ask(
+    cluster: &Cluster,
+    i: usize,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = cluster
+        .http
+        .request(method, cluster.url(i, path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_operations_asked_of_a_follower_are_done_by_the_leader_with_its_answers() {
+    use reqwest::Method;
+    let cluster = Cluster::start(4).await;
+    cluster.form_first(3).await;
+    let ids: Vec<u64> = futures::future::join_all((0..4).map(|i| cluster.status(i)))
+        .await
+        .iter()
+        .map(|status| status.node_id)
+        .collect();
+
+    // A refusal of the leader keeps its status and code through a follower.
+    let (status, body) = ask(
+        &cluster,
+        1,
+        Method::DELETE,
+        "/v1/cluster/members/999",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("unknown_member")),
+        "{body}"
+    );
+
+    // Add node 3 as a learner through a follower, promote it once caught up.
+    let address = &cluster.nodes[3].address;
+    let add = json!({
+        "node_id": ids[3],
+        "name": address.name,
+        "peer_url": address.peer_url,
+        "client_url": address.client_url,
+    });
+    let (status, body) = ask(
+        &cluster,
+        1,
+        Method::POST,
+        "/v1/cluster/members",
+        add.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["index"].as_u64().is_some_and(|index| index > 0),
+        "{body}"
+    );
+    let (status, body) = ask(&cluster, 2, Method::POST, "/v1/cluster/members", add).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("invalid_membership_change")),
+        "{body}"
+    );
+    let promote = format!("/v1/cluster/members/{}/promote", ids[3]);
+    wait_for(
+        "the learner to be promoted through a follower",
+        async || {
+            let (status, body) = ask(&cluster, 2, Method::POST, &promote, json!({})).await;
+            match status {
+                200 => Some(()),
+                409 | 503 => None,
+                _ => panic!("promote answered {status}: {body}"),
+            }
+        },
+    )
+    .await;
+
+    // Move leadership through a follower, then remove the new member.
+    let (status, body) = ask(
+        &cluster,
+        1,
+        Method::POST,
+        "/v1/cluster/leader",
+        json!({"to": ids[2]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["leader_id"].as_u64()),
+        (200, Some(ids[2])),
+        "{body}"
+    );
+    let remove = format!("/v1/cluster/members/{}", ids[3]);
+    wait_for("the member to be removed through a follower", async || {
+        let (status, body) = ask(&cluster, 0, Method::DELETE, &remove, json!({})).await;
+        match status {
+            200 => Some(()),
+            409 | 503 => None,
+            _ => panic!("remove answered {status}: {body}"),
+        }
+    })
+    .await;
+    let members: MemberList = cluster
+        .http
+        .get(cluster.url(2, "/v1/cluster/members"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(members.members.len(), 3, "{members:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

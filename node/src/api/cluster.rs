@@ -1,11 +1,12 @@
 //! `/v1/cluster`: the member list, membership changes, leadership transfer
-//! and bootstrap. A change asked of a follower is relayed to the leader's
-//! client API and its answer returned as is.
+//! and bootstrap. A change asked of a follower is relayed to the leader
+//! over the peer port, as a write is, and answered with the status and code
+//! the leader would have given.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use raftcfg_client::wire::{
     AddMemberRequest, BootstrapResponse, Member, MemberList, MemberRole, MembershipResponse,
@@ -19,6 +20,7 @@ use super::error::ApiError;
 use super::params::Params;
 use crate::driver::DriverError;
 use crate::kv::MemberAddress;
+use crate::transport::ClusterRequest;
 
 /// The longest member name accepted (a DNS label is 63; a pod name 253).
 const MAX_NAME_BYTES: usize = 253;
@@ -95,9 +97,9 @@ pub async fn add_member(
     };
     let local = state
         .node
-        .change_membership(MembershipChange::AddLearner(id), Some(address))
+        .change_membership(MembershipChange::AddLearner(id), Some(address.clone()))
         .await;
-    membership_answer(&state, local, Method::POST, "/v1/cluster/members", body).await
+    membership_answer(&state, local, ClusterRequest::AddLearner { id, address }).await
 }
 
 /// `POST /v1/cluster/members/{id}/promote`.
@@ -126,8 +128,7 @@ pub async fn promote_member(
         .node
         .change_membership(MembershipChange::PromoteLearner(id), None)
         .await;
-    let path = format!("/v1/cluster/members/{id}/promote");
-    membership_answer(&state, local, Method::POST, &path, Bytes::new()).await
+    membership_answer(&state, local, ClusterRequest::Promote(id)).await
 }
 
 /// `DELETE /v1/cluster/members/{id}`.
@@ -142,8 +143,7 @@ pub async fn remove_member(
         .node
         .change_membership(MembershipChange::Remove(id), None)
         .await;
-    let path = format!("/v1/cluster/members/{id}");
-    membership_answer(&state, local, Method::DELETE, &path, Bytes::new()).await
+    membership_answer(&state, local, ClusterRequest::Remove(id)).await
 }
 
 /// `POST /v1/cluster/leader`: `{"to": id}` or `{}` (the most caught-up voter).
@@ -159,16 +159,14 @@ pub async fn transfer_leader(
         json_body(&body)?
     };
     let to = request.to.map(member_id_value).transpose()?;
-    match state.node.transfer_leader(to).await {
-        Ok(leader) => Ok(Json(TransferLeaderResponse {
-            leader_id: leader.get(),
-        })
-        .into_response()),
+    let leader_id = match state.node.transfer_leader(to).await {
+        Ok(leader) => leader.get(),
         Err(DriverError::NotLeader {
             leader: Some(leader),
-        }) => relay(&state, leader, Method::POST, "/v1/cluster/leader", body).await,
-        Err(e) => Err(e.into()),
-    }
+        }) => relay(&state, leader, ClusterRequest::TransferLeader { to }).await?,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Json(TransferLeaderResponse { leader_id }).into_response())
 }
 
 /// `POST /v1/cluster/bootstrap`: found a one-member cluster.
@@ -195,63 +193,27 @@ pub async fn bootstrap(
 async fn membership_answer(
     state: &ApiState,
     local: Result<raftcfg_raft::LogIndex, DriverError>,
-    method: Method,
-    path: &str,
-    body: Bytes,
+    request: ClusterRequest,
 ) -> Result<Response, ApiError> {
-    match local {
-        Ok(index) => Ok(Json(MembershipResponse { index: index.get() }).into_response()),
+    let index = match local {
+        Ok(index) => index.get(),
         Err(DriverError::NotLeader {
             leader: Some(leader),
-        }) => relay(state, leader, method, path, body).await,
-        Err(e) => Err(e.into()),
-    }
+        }) => relay(state, leader, request).await?,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Json(MembershipResponse { index }).into_response())
 }
 
-/// Sends the same request to the leader's client API and returns its answer.
-async fn relay(
-    state: &ApiState,
-    leader: NodeId,
-    method: Method,
-    path: &str,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let view = state.node.view();
-    let Some(url) = view
-        .addresses
-        .get(&leader)
-        .map(|a| a.client_url.clone())
-        .filter(|url| !url.is_empty())
-    else {
-        return Err(DriverError::NotLeader { leader: None }.into());
-    };
-    let response = state
-        .http
-        .request(method, format!("{url}{path}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .timeout(state.write_timeout)
-        .body(body)
-        .send()
+/// Has the leader carry out `request` and returns its answer (a log index
+/// or the new leader's id).
+async fn relay(state: &ApiState, leader: NodeId, request: ClusterRequest) -> Result<u64, ApiError> {
+    let leader_peer_url = state.leader_peer_url(leader)?;
+    state
+        .transport
+        .forward_cluster(&leader_peer_url, &request, state.write_timeout)
         .await
-        .map_err(|e| {
-            if e.is_connect() {
-                ApiError::from(DriverError::LeaderUnreachable)
-            } else {
-                ApiError::outcome_unknown()
-            }
-        })?;
-    let status =
-        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|_| ApiError::outcome_unknown())?;
-    let mut answer = (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response();
-    if let Some(value) = retry_after {
-        answer.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    Ok(answer)
+        .map_err(ApiError::from)
 }
 
 fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {

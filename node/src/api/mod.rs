@@ -5,7 +5,7 @@
 //! node, backups, health and metrics) — and fail with [`ApiError`]. Any node
 //! accepts writes (a follower forwards them to the leader over the peer
 //! transport), linearizable reads (ReadIndex through the leader) and
-//! membership changes (relayed to the leader's client API).
+//! membership changes (relayed to the leader over the peer port).
 
 mod cluster;
 mod error;
@@ -28,6 +28,7 @@ use crate::kv::{Command, Digest, Limits, Outcome};
 use crate::metrics::Metrics;
 use crate::storage::Db;
 use crate::transport::Transport;
+use raftcfg_raft::NodeId;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -45,8 +46,6 @@ pub struct ApiState {
     pub limits: Limits,
     /// The node's metrics.
     pub metrics: Arc<Metrics>,
-    /// Relays membership requests to the leader's client API.
-    pub http: reqwest::Client,
     /// How long a write waits for its entry to be applied.
     pub write_timeout: Duration,
     /// How long a read waits for its ReadIndex and the state.
@@ -69,7 +68,6 @@ impl ApiState {
             transport,
             limits,
             metrics,
-            http: reqwest::Client::new(),
             write_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(5),
         }
@@ -86,18 +84,22 @@ impl ApiState {
             })) => leader,
             Ok(answer) => return answer.map_err(ApiError::from),
         };
-        let view = self.node.view();
-        let Some(address) = view
-            .addresses
-            .get(&leader)
-            .filter(|a| !a.peer_url.is_empty())
-        else {
-            return Err(ApiError::from(DriverError::NotLeader { leader: None }));
-        };
         self.transport
-            .forward_propose(&address.peer_url, &command, self.write_timeout)
+            .forward_propose(&self.leader_peer_url(leader)?, &command, self.write_timeout)
             .await
             .map_err(ApiError::from)
+    }
+
+    /// Where `leader`'s peer port is, to forward a request to it; unknown
+    /// is 503 `no_leader`, as if there were none.
+    fn leader_peer_url(&self, leader: NodeId) -> Result<String, ApiError> {
+        self.node
+            .view()
+            .addresses
+            .get(&leader)
+            .map(|address| address.peer_url.clone())
+            .filter(|url| !url.is_empty())
+            .ok_or_else(|| ApiError::from(DriverError::NotLeader { leader: None }))
     }
 
     /// Reads with `consistency`; a timeout is a 503 (reads are safe to retry).

@@ -20,7 +20,7 @@ mod sender;
 mod server;
 mod snapshots;
 
-pub use forward::{ForwardError, ForwardReply};
+pub use forward::{ClusterReply, ClusterRequest, ForwardError, ForwardReply};
 pub use sender::Transport;
 pub use server::{PeerLimits, PeerState, peer_router};
 pub use snapshots::{SNAPSHOT_PATH, SnapshotReceiver};
@@ -33,3 +33,6 @@ pub const MESSAGES_PATH: &str = "/raft/v1/messages";
 
 /// Path of the write-forwarding endpoint on the peer port.
 pub const PROPOSE_PATH: &str = "/raft/v1/propose";
+
+/// Path of the endpoint for cluster operations relayed by a follower.
+pub const CLUSTER_PATH: &str = "/raft/v1/cluster";

@@ -9,10 +9,10 @@ use raftcfg_raft::{Message, NodeId};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use super::forward::ForwardReply;
+use super::forward::{ClusterReply, ClusterRequest, ForwardReply};
 use super::snapshots::{self, SNAPSHOT_PATH};
-use super::{MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
-use crate::codec::{self, MessageBatch};
+use super::{CLUSTER_PATH, MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
+use crate::codec::{self, Decode, MessageBatch};
 use crate::driver::{DriverError, Outbox, SnapshotDone};
 use crate::kv::{Command, Outcome, SnapshotDir};
 use crate::metrics::{Metrics, PeerStats};
@@ -82,12 +82,38 @@ impl Transport {
         command: &Command,
         timeout: Duration,
     ) -> Result<Outcome, DriverError> {
+        let url = format!("{leader_peer_url}{PROPOSE_PATH}");
+        let reply: ForwardReply = self.forward(url, codec::encode(command), timeout).await?;
+        reply.0.map_err(DriverError::from)
+    }
+
+    /// Relays a cluster operation to the leader at `leader_peer_url`, as
+    /// [`Transport::forward_propose`] does a write: the answer is the
+    /// membership change's log index or the new leader's id.
+    pub async fn forward_cluster(
+        &self,
+        leader_peer_url: &str,
+        request: &ClusterRequest,
+        timeout: Duration,
+    ) -> Result<u64, DriverError> {
+        let url = format!("{leader_peer_url}{CLUSTER_PATH}");
+        let reply: ClusterReply = self.forward(url, codec::encode(request), timeout).await?;
+        reply.0.map_err(DriverError::from)
+    }
+
+    /// Posts a forwarded request's body to `url` and decodes the answer.
+    async fn forward<T: Decode>(
+        &self,
+        url: String,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<T, DriverError> {
         let response = self
             .client
-            .post(format!("{leader_peer_url}{PROPOSE_PATH}"))
+            .post(url)
             .header(SENDER_URL_HEADER, &self.own_url)
             .timeout(timeout)
-            .body(codec::encode(command))
+            .body(body)
             .send()
             .await
             .map_err(|e| {
@@ -103,10 +129,8 @@ impl Transport {
             return Err(DriverError::Remote(format!("{status}: {text}")));
         }
         let body = response.bytes().await.map_err(|_| DriverError::Unknown)?;
-        codec::decode::<ForwardReply>(body)
-            .map_err(|e| DriverError::Remote(format!("undecodable answer: {e}")))?
-            .0
-            .map_err(DriverError::from)
+        codec::decode::<T>(body)
+            .map_err(|e| DriverError::Remote(format!("undecodable answer: {e}")))
     }
 
     fn queue_for(&self, to: NodeId, url: &str) -> UnboundedSender<Vec<Message>> {

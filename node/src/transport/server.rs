@@ -17,13 +17,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::forward::{ForwardError, ForwardReply};
+use super::forward::{ClusterReply, ClusterRequest, ForwardError, ForwardReply};
 use super::sender::MAX_BATCH_ENTRY_BYTES;
 use super::snapshots::{self, SNAPSHOT_PATH, SnapshotReceiver};
-use super::{MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
+use super::{CLUSTER_PATH, MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
 use crate::codec::{self, MessageBatch};
 use crate::driver::{DriverError, NodeHandle};
-use crate::kv::{Command, Limits};
+use crate::kv::{Command, Limits, MAX_ADDRESS_FIELD_BYTES};
+use raftcfg_raft::MembershipChange;
 
 /// Bytes of message framing allowed on top of the entries a request
 /// carries (headers of up to 512 messages and their entries).
@@ -126,14 +127,19 @@ fn too_large(declared: usize, limit: usize) -> Response {
         .into_response()
 }
 
-/// How long a forwarded write may wait for its entry to be applied.
+/// How long a forwarded write or cluster operation may wait for its entry
+/// to be applied (or leadership to move).
 const FORWARDED_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest cluster request: a tag, an id and a member address.
+const CLUSTER_REQUEST_BYTES: usize = 64 + 3 * (4 + MAX_ADDRESS_FIELD_BYTES);
 
 /// The peer port's router.
 pub fn peer_router(state: PeerState) -> Router {
     Router::new()
         .route(MESSAGES_PATH, post(messages))
         .route(PROPOSE_PATH, post(propose))
+        .route(CLUSTER_PATH, post(cluster))
         // Streamed to disk and bounded by --max-snapshot-bytes there.
         .route(SNAPSHOT_PATH, post(snapshot))
         .with_state(state)
@@ -206,6 +212,50 @@ async fn propose(State(state): State<PeerState>, headers: HeaderMap, body: Body)
     (
         [(header::CONTENT_TYPE, "application/octet-stream")],
         codec::encode(&ForwardReply(answer.map_err(ForwardError::from))),
+    )
+        .into_response()
+}
+
+/// A cluster operation relayed by a follower: done here as if asked of this
+/// node's API, and answered with a [`ClusterReply`].
+async fn cluster(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match state.read_body(&headers, body, CLUSTER_REQUEST_BYTES).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let request = match codec::decode::<ClusterRequest>(body) {
+        Ok(request) => request,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("undecodable request: {e}")).into_response();
+        }
+    };
+    let node = state.node;
+    let done = async {
+        match request {
+            ClusterRequest::AddLearner { id, address } => node
+                .change_membership(MembershipChange::AddLearner(id), Some(address))
+                .await
+                .map(|index| index.get()),
+            ClusterRequest::Promote(id) => node
+                .change_membership(MembershipChange::PromoteLearner(id), None)
+                .await
+                .map(|index| index.get()),
+            ClusterRequest::Remove(id) => node
+                .change_membership(MembershipChange::Remove(id), None)
+                .await
+                .map(|index| index.get()),
+            ClusterRequest::TransferLeader { to } => {
+                node.transfer_leader(to).await.map(|leader| leader.get())
+            }
+        }
+    };
+    let answer = match tokio::time::timeout(FORWARDED_WRITE_TIMEOUT, done).await {
+        Ok(answer) => answer,
+        Err(_) => Err(DriverError::Unknown),
+    };
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        codec::encode(&ClusterReply(answer.map_err(ForwardError::from))),
     )
         .into_response()
 }
