@@ -15,6 +15,18 @@ pub enum PlantedBug {
     SecondPendingConfig,
     /// Answer ReadIndex at once, without confirming leadership with a quorum.
     ReadIndexWithoutQuorum,
+    /// Send every message of a `Ready` before its write is durable.
+    SendBeforePersist,
+    /// Install a snapshot over entries after its index that match it.
+    SnapshotDiscardsMatchingEntries,
+    /// Let a stale or reordered append truncate the entries after it.
+    StaleAppendTruncates,
+    /// Send TimeoutNow before the transfer target holds the whole log.
+    TimeoutNowToLaggingTarget,
+    /// A leader ignores messages of a higher term.
+    LeaderIgnoresHigherTerm,
+    /// A PreVote request moves the voter to the term it asks about.
+    PreVoteMovesTerm,
 }
 
 /// Settings of one node.
@@ -117,4 +129,10 @@ pub(crate) enum PlantedBug {
     VoteWithoutLogCheck,
     SecondPendingConfig,
     ReadIndexWithoutQuorum,
+    SendBeforePersist,
+    SnapshotDiscardsMatchingEntries,
+    StaleAppendTruncates,
+    TimeoutNowToLaggingTarget,
+    LeaderIgnoresHigherTerm,
+    PreVoteMovesTerm,
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::config::Config;
+use crate::config::{Config, PlantedBug};
 use crate::entry::Entry;
 use crate::error::{CompactError, ProposalError, StartError};
 use crate::ids::{ClusterId, LogIndex, NodeId, Term};
@@ -311,6 +311,10 @@ impl<S: LogStorage> RawNode<S> {
                 .collect(),
             drops: raft.drops,
         }
+    }
+
+    pub(crate) fn planted(&self, bug: PlantedBug) -> bool {
+        self.raft.config.planted(bug)
     }
 
     /// The log storage.

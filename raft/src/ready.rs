@@ -11,6 +11,7 @@
 //! lose. They go early only if the write does not change the term or vote,
 //! so every message still carries a term this node has made durable.
 
+use crate::config::PlantedBug;
 use crate::entry::Entry;
 use crate::message::{Message, MessageBody, ReadContext};
 use crate::protocol::ReadState;
@@ -42,6 +43,7 @@ pub fn handle_ready<S: LogStore, H: ReadyHandler>(
     }
     let ready = node.ready();
     let durable = node.storage().hard_state()?;
+    let send_all_early = node.planted(PlantedBug::SendBeforePersist);
     let keeps_term_and_vote = ready
         .hard_state
         .as_ref()
@@ -49,7 +51,7 @@ pub fn handle_ready<S: LogStore, H: ReadyHandler>(
     let (early, messages): (Vec<Message>, Vec<Message>) = ready
         .messages
         .into_iter()
-        .partition(|message| keeps_term_and_vote && is_replication(message));
+        .partition(|message| send_all_early || (keeps_term_and_vote && is_replication(message)));
     if !early.is_empty() {
         handler.send(early);
     }

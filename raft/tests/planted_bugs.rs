@@ -17,13 +17,16 @@ use sim::{Options, ProfileKind};
 const SEEDS: u64 = 2_000;
 
 /// The safety invariants; a planted bug may surface through any of them.
-const SAFETY: [&str; 6] = [
+const SAFETY: [&str; 9] = [
     "election safety",
     "log matching",
     "leader completeness",
     "state machine safety",
     "monotonicity",
     "applied state",
+    "persist before send",
+    "committed entries kept",
+    "terms start with a campaign",
 ];
 
 fn options(bug: PlantedBug, planted: bool, test: &str) -> Options {
@@ -115,6 +118,60 @@ fn simulation_catches_read_index_served_without_quorum() {
     );
 }
 
+#[test]
+fn simulation_catches_messages_sent_before_the_write() {
+    hunt(
+        PlantedBug::SendBeforePersist,
+        "persist before send",
+        "simulation_catches_messages_sent_before_the_write",
+    );
+}
+
+#[test]
+fn simulation_catches_a_snapshot_discarding_matching_entries() {
+    hunt(
+        PlantedBug::SnapshotDiscardsMatchingEntries,
+        "committed entries kept",
+        "simulation_catches_a_snapshot_discarding_matching_entries",
+    );
+}
+
+#[test]
+fn simulation_catches_a_stale_append_truncating_matching_entries() {
+    hunt(
+        PlantedBug::StaleAppendTruncates,
+        "committed entries kept",
+        "simulation_catches_a_stale_append_truncating_matching_entries",
+    );
+}
+
+#[test]
+fn simulation_catches_timeout_now_sent_to_a_lagging_target() {
+    hunt(
+        PlantedBug::TimeoutNowToLaggingTarget,
+        "liveness",
+        "simulation_catches_timeout_now_sent_to_a_lagging_target",
+    );
+}
+
+#[test]
+fn simulation_catches_a_leader_ignoring_a_higher_term() {
+    hunt(
+        PlantedBug::LeaderIgnoresHigherTerm,
+        "liveness",
+        "simulation_catches_a_leader_ignoring_a_higher_term",
+    );
+}
+
+#[test]
+fn simulation_catches_pre_vote_moving_terms() {
+    hunt(
+        PlantedBug::PreVoteMovesTerm,
+        "terms start with a campaign",
+        "simulation_catches_pre_vote_moving_terms",
+    );
+}
+
 /// The control: the hunting profiles find nothing when no bug is planted.
 /// `RAFT_SIM_SEEDS` sets the seeds per profile (default 2,000);
 /// `RAFT_SIM_SEED=S` runs only seed `S` of each profile (with
@@ -135,6 +192,12 @@ fn hunting_profiles_pass_without_planted_bugs() {
         PlantedBug::VoteWithoutLogCheck,
         PlantedBug::SecondPendingConfig,
         PlantedBug::ReadIndexWithoutQuorum,
+        PlantedBug::SendBeforePersist,
+        PlantedBug::SnapshotDiscardsMatchingEntries,
+        PlantedBug::StaleAppendTruncates,
+        PlantedBug::TimeoutNowToLaggingTarget,
+        PlantedBug::LeaderIgnoresHigherTerm,
+        PlantedBug::PreVoteMovesTerm,
     ] {
         let mut options = options(bug, false, "hunting_profiles_pass_without_planted_bugs");
         options.show_trace = env_seed().is_some() && std::env::var("RAFT_SIM_TRACE").is_ok();

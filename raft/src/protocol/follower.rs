@@ -1,6 +1,7 @@
 //! The follower's side of replication: appending the leader's entries,
 //! following its commit index, and taking the leader's snapshot.
 
+use crate::config::PlantedBug;
 use crate::entry::Entry;
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::message::MessageBody;
@@ -50,7 +51,11 @@ impl<S: LogStorage> Raft<S> {
             return;
         }
         let last_new = prev_log_index.plus(entries.len() as u64);
-        let first_new = self.log.first_new(&entries);
+        let first_new = if self.config.planted(PlantedBug::StaleAppendTruncates) {
+            0
+        } else {
+            self.log.first_new(&entries)
+        };
         if first_new < entries.len() {
             let mut entries = entries;
             let new: Vec<Entry> = entries.drain(first_new..).collect();

@@ -108,7 +108,7 @@ impl<S: LogStorage> Raft<S> {
             .progress
             .get(&target)
             .is_some_and(|p| p.matched == self.log.last_index());
-        if caught_up {
+        if caught_up || self.config.planted(PlantedBug::TimeoutNowToLaggingTarget) {
             self.send(target, MessageBody::TimeoutNow);
         } else {
             self.send_append(target, true);

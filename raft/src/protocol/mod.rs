@@ -16,7 +16,7 @@ use bytes::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::Config;
+use crate::config::{Config, PlantedBug};
 use crate::config_history::ConfigHistory;
 use crate::entry::{Entry, EntryPayload};
 use crate::error::StartError;
@@ -345,6 +345,10 @@ impl<S: LogStorage> Raft<S> {
 
     /// A message from a later term. Returns whether to go on handling it.
     fn step_higher_term(&mut self, message: &Message) -> bool {
+        if self.role == Role::Leader && self.config.planted(PlantedBug::LeaderIgnoresHigherTerm) {
+            self.drops.stale += 1;
+            return false;
+        }
         match &message.body {
             MessageBody::RequestVote {
                 pre_vote,
@@ -356,7 +360,7 @@ impl<S: LogStorage> Raft<S> {
                     self.drops.stale += 1;
                     return false;
                 }
-                if !pre_vote {
+                if !pre_vote || self.config.planted(PlantedBug::PreVoteMovesTerm) {
                     self.become_follower(message.term, None);
                 }
             }
@@ -465,7 +469,10 @@ impl<S: LogStorage> Raft<S> {
     /// already holds its last entry. Returns whether it was installed.
     fn restore(&mut self, snapshot: Snapshot) -> bool {
         let metadata = &snapshot.metadata;
-        if self.log.matches(metadata.index, metadata.term) {
+        let discard = self
+            .config
+            .planted(PlantedBug::SnapshotDiscardsMatchingEntries);
+        if self.log.matches(metadata.index, metadata.term) && !discard {
             self.log.commit_to(metadata.index);
             return false;
         }

@@ -11,6 +11,7 @@ use raftcfg_raft::{
     Entry, EntryPayload, LogIndex, Message, NodeId, ReadContext, ReadState, ReadyHandler, Snapshot,
 };
 
+use crate::sim::disk::Fuse;
 use crate::sim::history::Note;
 use crate::sim::state_machine::StateMachine;
 
@@ -40,10 +41,12 @@ pub struct App {
     issued: BTreeSet<ReadContext>,
     /// Reads whose `ReadState` arrived, waiting for the application.
     waiting: Vec<ReadState>,
+    /// Shared with the disk: nothing takes effect once it has burnt down.
+    fuse: Fuse,
 }
 
 impl App {
-    pub fn new(id: NodeId) -> Self {
+    pub fn new(id: NodeId, fuse: Fuse) -> Self {
         Self {
             id,
             state: StateMachine::default(),
@@ -53,6 +56,7 @@ impl App {
             proposals: BTreeMap::new(),
             issued: BTreeSet::new(),
             waiting: Vec::new(),
+            fuse,
         }
     }
 
@@ -90,11 +94,19 @@ impl App {
 
 impl ReadyHandler for App {
     fn send(&mut self, messages: Vec<Message>) {
-        self.done.sent += messages.len();
-        self.outbox.extend(messages);
+        for message in messages {
+            if !self.fuse.spend() {
+                return;
+            }
+            self.done.sent += 1;
+            self.outbox.push(message);
+        }
     }
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) {
+        if !self.fuse.spend() {
+            return;
+        }
         let index = snapshot.metadata.index;
         self.done.snapshot = Some(index);
         if let Err(reason) = self.state.install(snapshot) {
@@ -121,6 +133,9 @@ impl ReadyHandler for App {
             self.done.applied = Some((first.index, last.index));
         }
         for entry in entries {
+            if !self.fuse.spend() {
+                return;
+            }
             let fingerprint = match self.state.apply(&entry) {
                 Ok(fp) => fp,
                 Err(reason) => {
@@ -163,6 +178,9 @@ impl ReadyHandler for App {
     }
 
     fn release_reads(&mut self, ready: Vec<ReadState>, dropped: Vec<ReadContext>) {
+        if !self.fuse.spend() {
+            return;
+        }
         self.done.reads_released += ready.len();
         self.done.reads_dropped += dropped.len();
         for context in dropped {

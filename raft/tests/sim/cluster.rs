@@ -1,5 +1,5 @@
-//! [`Cluster`]: the simulated nodes. Each is a `RawNode<MemStorage>` with
-//! its [`App`]; a crash drops the `RawNode` and keeps only the `MemStorage`
+//! [`Cluster`]: the simulated nodes. Each is a `RawNode<SimDisk>` with
+//! its [`App`]; a crash drops the `RawNode` and keeps only the disk
 //! (what `handle_ready` persisted) and the application's state machine; a
 //! restart builds a new `RawNode` from them. Also founds the cluster (all
 //! founders, or one founder that the others join) and keeps the last
@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 
 use raftcfg_raft::{
     ClusterId, Config, HardState, LogIndex, LogStorage, MemStorage, Membership, NodeId, RawNode,
-    Role, StartError, Status, Term, bootstrap,
+    ReadyHandler, Role, StartError, Status, Term, bootstrap,
 };
 
 use crate::sim::app::App;
 use crate::sim::dice::Dice;
+use crate::sim::disk::{Fuse, SimDisk, WriteFault};
 use crate::sim::profile::Profile;
 
 /// What the simulator last saw of a running node.
@@ -40,13 +41,26 @@ impl View {
     }
 }
 
+/// How a node's process is to die in its next `Ready`.
+#[derive(Clone, Copy, Debug)]
+pub enum ReadyCrash {
+    /// After carrying out this many of the `Ready`'s effects.
+    After(u32),
+    /// Its write fails: the node stops.
+    WriteFails(WriteFault),
+}
+
 /// One simulated node (process + disk).
 pub struct SimNode {
     pub id: NodeId,
     /// The running process, `None` while crashed.
-    pub raft: Option<RawNode<MemStorage>>,
+    pub raft: Option<RawNode<SimDisk>>,
     /// The disk while the process is down.
-    parked: Option<MemStorage>,
+    parked: Option<SimDisk>,
+    /// Burns down when the process dies inside a `Ready`.
+    pub fuse: Fuse,
+    /// The process dies in its next `Ready` (a fault).
+    pub crash_in_ready: Option<ReadyCrash>,
     pub app: App,
     pub config: Config,
     /// Bumped at every restart, so events for a dead process are ignored.
@@ -68,8 +82,12 @@ impl SimNode {
     /// The durable storage, whether the process runs or not.
     pub fn storage(&self) -> &MemStorage {
         match &self.raft {
-            Some(raft) => raft.storage(),
-            None => self.parked.as_ref().expect("a crashed node keeps its disk"),
+            Some(raft) => raft.storage().store(),
+            None => self
+                .parked
+                .as_ref()
+                .expect("a crashed node keeps its disk")
+                .store(),
         }
     }
 
@@ -80,16 +98,24 @@ impl SimNode {
     /// Kills the process: everything not persisted is lost.
     pub fn crash(&mut self) -> HardState {
         let raft = self.raft.take().expect("crash a running node");
-        self.parked = Some(raft.storage().clone());
+        self.parked = Some(raft.into_storage());
+        self.crash_in_ready = None;
         self.app.crash();
         self.view = None;
         self.ready_scheduled = false;
         self.durable_hard_state()
     }
 
-    /// Starts a new process from the disk and the application's applied index.
+    /// Starts a new process from the disk and the application's applied
+    /// index. Like the node, it first installs a stored snapshot the
+    /// application had not caught up with (the process died between
+    /// storing a received snapshot and installing it).
     pub fn restart(&mut self) -> Result<HardState, StartError> {
         let storage = self.parked.take().expect("restart a crashed node");
+        let snapshot = storage.snapshot().expect("MemStorage never fails");
+        if self.app.state.applied < snapshot.metadata.index {
+            self.app.install_snapshot(&snapshot);
+        }
         let mut config = self.config.clone();
         config.applied = self.app.state.applied;
         config.seed = config.seed.wrapping_add(u64::from(self.incarnation) + 1);
@@ -154,7 +180,9 @@ impl Cluster {
     /// Starts a node on `storage` (empty for a node that will join).
     pub fn add(&mut self, id: NodeId, storage: MemStorage, profile: &Profile, dice: &mut Dice) {
         let config = profile.node_config(id, dice.next_u64());
-        let raft = RawNode::new(config.clone(), storage).expect("start a new node");
+        let fuse = Fuse::default();
+        let disk = SimDisk::new(storage, fuse.clone());
+        let raft = RawNode::new(config.clone(), disk).expect("start a new node");
         let tick_units = dice.range(profile.tick_units.0, profile.tick_units.1);
         self.nodes.insert(
             id,
@@ -162,7 +190,9 @@ impl Cluster {
                 id,
                 raft: Some(raft),
                 parked: None,
-                app: App::new(id),
+                fuse: fuse.clone(),
+                crash_in_ready: None,
+                app: App::new(id, fuse),
                 config,
                 incarnation: 0,
                 decommissioned: false,

@@ -1,10 +1,13 @@
 //! Fault injection during the fault phase: crashes (of any node or of the
-//! leader) with a restart scheduled after some downtime, and partitions —
+//! leader, between `Ready`s or inside one, or by a failed write) with a
+//! restart scheduled after some downtime, and partitions —
 //! a symmetric split into two groups, the leader cut off from everyone, or
 //! one-way cuts — that heal after a while. At most two partitions at once.
 
 use raftcfg_raft::NodeId;
 
+use crate::sim::cluster::ReadyCrash;
+use crate::sim::disk::WriteFault;
 use crate::sim::network::{Partition, split_links};
 use crate::sim::trace::TraceEvent;
 use crate::sim::world::{Event, World};
@@ -19,6 +22,7 @@ pub fn inject(world: &mut World) -> Vec<NodeId> {
         f.split,
         f.isolate_leader,
         f.one_way,
+        f.crash_in_ready,
     ];
     match world.dice.weighted(&weights) {
         0 => vec![],
@@ -33,6 +37,13 @@ pub fn inject(world: &mut World) -> Vec<NodeId> {
             Some(id) => crash(world, id),
             None => vec![],
         },
+        6 => {
+            let up = world.cluster.up_ids();
+            if let Some(id) = world.dice.pick(&up) {
+                plan_crash_in_ready(world, id);
+            }
+            vec![]
+        }
         kind => {
             if world.network.active_partitions() < 2 {
                 partition(world, kind);
@@ -42,7 +53,25 @@ pub fn inject(world: &mut World) -> Vec<NodeId> {
     }
 }
 
-fn crash(world: &mut World, id: NodeId) -> Vec<NodeId> {
+/// The node dies in its next `Ready`: after a few of its effects (before
+/// or after its write, part-way through its messages, before applying), or
+/// by a write that fails.
+fn plan_crash_in_ready(world: &mut World, id: NodeId) {
+    let plan = if world.dice.chance(200) {
+        ReadyCrash::WriteFails(if world.dice.chance(500) {
+            WriteFault::Lost
+        } else {
+            WriteFault::Landed
+        })
+    } else {
+        ReadyCrash::After(world.dice.range(0, 5) as u32)
+    };
+    world.cluster.node_mut(id).crash_in_ready = Some(plan);
+    world.trace(TraceEvent::Phase("a process will die in its next Ready"));
+}
+
+/// Crashes a running node and schedules its restart.
+pub fn crash(world: &mut World, id: NodeId) -> Vec<NodeId> {
     world.crash(id);
     let (low, high) = world.profile.downtime_ticks;
     let downtime = world.dice.range(low, high);

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use raftcfg_raft::{HardState, LogIndex, Membership, NodeId, ReadContext, Role, Term};
+use raftcfg_raft::{
+    HardState, LogIndex, Membership, Message, MessageBody, NodeId, ReadContext, Role, Term,
+};
 
 /// One observation made during a step.
 #[derive(Clone, Debug)]
@@ -59,10 +61,51 @@ pub enum Note {
         read_index: LogIndex,
         applied: LogIndex,
     },
+    /// Messages left the node, promising what its disk must already hold:
+    /// their term (PreVote rounds aside, which speak of a term not yet
+    /// reached), a vote granted, and the highest index acknowledged as
+    /// appended.
+    Sent {
+        node: NodeId,
+        term: Term,
+        vote: Option<(Term, NodeId)>,
+        matched: Option<(Term, LogIndex)>,
+    },
     /// The node crashed; this was its durable hard state.
     Crashed { node: NodeId, durable: HardState },
     /// The node restarted from its storage; this was its durable hard state.
     Restarted { node: NodeId, durable: HardState },
+}
+
+impl Note {
+    /// The promises `messages` from `node` carry, if any left.
+    pub fn sent(node: NodeId, messages: &[Message]) -> Option<Note> {
+        let mut term = Term(0);
+        let mut vote = None;
+        let mut matched = None;
+        for message in messages {
+            match message.body {
+                MessageBody::RequestVote { pre_vote: true, .. }
+                | MessageBody::RequestVoteResponse { pre_vote: true, .. } => continue,
+                MessageBody::RequestVoteResponse { granted: true, .. } => {
+                    vote = vote.max(Some((message.term, message.to)));
+                }
+                MessageBody::AppendEntriesResponse {
+                    success: true,
+                    match_index,
+                    ..
+                } => matched = matched.max(Some((message.term, match_index))),
+                _ => {}
+            }
+            term = term.max(message.term);
+        }
+        (!messages.is_empty()).then_some(Note::Sent {
+            node,
+            term,
+            vote,
+            matched,
+        })
+    }
 }
 
 /// An entry as first applied by any node.
@@ -103,9 +146,11 @@ pub struct Counters {
     pub snapshots_installed: u64,
     pub reads_checked: u64,
     pub not_leader_rejections: u64,
-    /// The slowest convergence after healing, in tenths of an election
-    /// timeout (a maximum, not a sum).
-    pub slowest_convergence_tenths: u64,
+    /// Snapshots that reached a follower holding entries after their
+    /// index, with matching terms, and not committed up to it.
+    pub snapshots_behind_matching_entries: u64,
+    /// The worst of each healed-phase liveness measure (see `liveness`).
+    pub worst: crate::sim::liveness::Worst,
 }
 
 impl Counters {
@@ -121,9 +166,8 @@ impl Counters {
         self.snapshots_installed += other.snapshots_installed;
         self.reads_checked += other.reads_checked;
         self.not_leader_rejections += other.not_leader_rejections;
-        self.slowest_convergence_tenths = self
-            .slowest_convergence_tenths
-            .max(other.slowest_convergence_tenths);
+        self.snapshots_behind_matching_entries += other.snapshots_behind_matching_entries;
+        self.worst.add(&other.worst);
     }
 }
 

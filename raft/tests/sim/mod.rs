@@ -2,15 +2,16 @@
 //! simulation test and the planted-bug tests.
 //!
 //! It owns one seed's whole world ([`world`], stepping through an
-//! [`agenda`]): `RawNode<MemStorage>` nodes whose every
-//! `Ready` is carried out by the crate's `handle_ready` and a simulated
-//! application ([`app`], [`state_machine`]); a network that delays,
-//! reorders, drops, duplicates and partitions ([`network`]); crashes and
-//! restarts from durable state only ([`cluster`], [`faults`]); clients and
+//! [`agenda`]): `RawNode` nodes whose every `Ready` is carried out by the
+//! crate's `handle_ready` and a simulated application ([`app`],
+//! [`state_machine`]); a network that delays, reorders, drops, duplicates
+//! and partitions ([`network`]); crashes, between and inside `Ready`s, and
+//! failed writes, with restarts from durable state only ([`cluster`],
+//! [`disk`], [`faults`]); clients and
 //! an operator ([`workload`]); the trace ([`trace`]) and the run's memory
 //! ([`history`]); the safety invariants, one file each, checked after every
 //! step ([`invariants`]); and the final heal-and-converge check
-//! ([`convergence`]).
+//! ([`convergence`]) with its liveness bounds ([`liveness`]).
 //!
 //! It must not read clocks, spawn work inside a seed, iterate unordered
 //! collections or draw randomness other than from the seed's [`dice::Dice`]:
@@ -22,9 +23,11 @@ pub mod app;
 pub mod cluster;
 pub mod convergence;
 pub mod dice;
+pub mod disk;
 pub mod faults;
 pub mod history;
 pub mod invariants;
+pub mod liveness;
 pub mod network;
 pub mod profile;
 pub mod report;

@@ -50,6 +50,8 @@ pub struct FaultWeights {
     pub split: u32,
     pub isolate_leader: u32,
     pub one_way: u32,
+    /// The process dies inside its next `Ready`, or its write fails.
+    pub crash_in_ready: u32,
 }
 
 /// The knobs of one run.
@@ -145,6 +147,7 @@ impl Profile {
                 split: if partitions { 2 } else { 0 },
                 isolate_leader: if partitions { 2 } else { 0 },
                 one_way: if partitions { 1 } else { 0 },
+                crash_in_ready: if crashes { 2 } else { 0 },
             },
             downtime_ticks: (5, 80),
             partition_ticks: (10, 120),
@@ -184,6 +187,7 @@ impl Profile {
                     split: 2,
                     isolate_leader: 4,
                     one_way: 1,
+                    crash_in_ready: 0,
                 };
                 self.op_gap_units = (1, 4);
                 self.ops = OpWeights {
@@ -208,6 +212,7 @@ impl Profile {
                     split: 3,
                     isolate_leader: 2,
                     one_way: 1,
+                    crash_in_ready: 0,
                 };
                 self.op_gap_units = (1, 4);
                 self.ops = OpWeights {
@@ -241,6 +246,7 @@ impl Profile {
                     split: 3,
                     isolate_leader: 6,
                     one_way: 2,
+                    crash_in_ready: 0,
                 };
                 self.op_gap_units = (1, 4);
                 self.ops = OpWeights {
@@ -250,6 +256,65 @@ impl Profile {
                     transfer: 1,
                     compact: 1,
                 };
+            }
+            PlantedBug::SendBeforePersist => {
+                // Processes die inside their Readies, between sends and
+                // writes, while votes and acknowledgements flow.
+                self.cluster_size = [3, 5][dice.range(0, 1) as usize];
+                self.faults = FaultWeights {
+                    nothing: 1,
+                    crash: 1,
+                    crash_leader: 1,
+                    split: 1,
+                    isolate_leader: 2,
+                    one_way: 0,
+                    crash_in_ready: 8,
+                };
+                self.op_gap_units = (1, 4);
+            }
+            PlantedBug::SnapshotDiscardsMatchingEntries => {
+                // Snapshots often, sent again soon, held up or duplicated
+                // while the follower catches up by appends; slow disks and
+                // small appends keep followers a little behind.
+                self.cluster_size = 3;
+                self.join_path = false;
+                self.compact_threshold_entries = dice.range(2, 8);
+                self.snapshot_timeout_ticks = self.election_timeout_ticks;
+                self.max_append_bytes = 64;
+                self.max_inflight_appends = 2;
+                self.ready_delay_units = 15;
+                self.duplicate_permille = 100;
+                self.extra_delay_permille = 300;
+                self.max_extra_delay_units = 80;
+                self.long_delay_permille = 10;
+                self.op_gap_units = (1, 4);
+                self.ops.compact = 6;
+            }
+            PlantedBug::StaleAppendTruncates => {
+                // Many small appends in flight, reordered and duplicated.
+                self.cluster_size = [3, 5][dice.range(0, 1) as usize];
+                self.max_append_bytes = 64;
+                self.max_inflight_appends = 8;
+                self.max_inflight_bytes = 32 << 20;
+                self.duplicate_permille = 100;
+                self.extra_delay_permille = 400;
+                self.max_extra_delay_units = 60;
+                self.op_gap_units = (1, 3);
+            }
+            PlantedBug::TimeoutNowToLaggingTarget | PlantedBug::LeaderIgnoresHigherTerm => {
+                // Caught by the healed phase's transfer and its bounds:
+                // short fault phases, slow catch-up, many seeds.
+                self.cluster_size = [2, 3, 5][dice.range(0, 2) as usize];
+                self.join_path = false;
+                self.fault_steps = dice.range(500, 1_500);
+                self.max_append_bytes = 64;
+                self.max_inflight_appends = 1;
+            }
+            PlantedBug::PreVoteMovesTerm => {
+                // Nodes cut off campaign alone, then rejoin.
+                self.cluster_size = [3, 5][dice.range(0, 1) as usize];
+                self.faults.split = 3;
+                self.faults.isolate_leader = 3;
             }
         }
     }

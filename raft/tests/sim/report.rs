@@ -79,8 +79,8 @@ impl fmt::Display for Summary {
             "{} seeds, {} steps: {} proposals committed ({} acknowledged), {} elections, \
              {} crashes, \
              {} partitions, {} membership changes, {} transfers, {} snapshots installed, \
-             {} reads checked ({} NotLeader rejections); slowest convergence {:.1} election \
-             timeouts",
+             {} reads checked ({} NotLeader rejections), {} snapshots behind matching \
+             entries; worst: {}",
             self.seeds,
             c.steps,
             c.proposals_committed,
@@ -93,7 +93,8 @@ impl fmt::Display for Summary {
             c.snapshots_installed,
             c.reads_checked,
             c.not_leader_rejections,
-            c.slowest_convergence_tenths as f64 / 10.0
+            c.snapshots_behind_matching_entries,
+            c.worst
         )
     }
 }

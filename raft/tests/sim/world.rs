@@ -5,13 +5,16 @@
 //! observes the nodes it touched, and hands the step's notes to the
 //! invariants.
 
-use raftcfg_raft::{LogStorage, Membership, Message, NodeId, Role, handle_ready};
+use raftcfg_raft::{
+    LogStorage, Membership, Message, MessageBody, NodeId, RawNode, Role, handle_ready,
+};
 
 use crate::sim::agenda::Agenda;
 pub use crate::sim::agenda::Event;
 use crate::sim::app::ReadyDone;
-use crate::sim::cluster::{Cluster, View};
+use crate::sim::cluster::{Cluster, ReadyCrash, View};
 use crate::sim::dice::Dice;
+use crate::sim::disk::SimDisk;
 use crate::sim::history::{History, Note};
 use crate::sim::invariants::{Invariants, Violation};
 use crate::sim::network::{Network, Routed};
@@ -218,6 +221,9 @@ impl World {
                     return Some(vec![]);
                 };
                 let brief = MessageBrief::of(&message);
+                if lands_behind_matching_entries(raft, &message) {
+                    self.history.counters.snapshots_behind_matching_entries += 1;
+                }
                 raft.step(message);
                 self.trace(TraceEvent::Deliver(brief));
                 Some(vec![to])
@@ -269,27 +275,54 @@ impl World {
     }
 
     /// One `handle_ready` call, then routes the messages and lets the
-    /// application compact when its log has grown.
+    /// application compact when its log has grown. A node planned to die
+    /// in this `Ready` carries out only part of it and crashes.
     fn carry_out_ready(&mut self, id: NodeId) {
         let threshold = self.profile.compact_threshold_entries;
         let node = self.cluster.node_mut(id);
         node.ready_scheduled = false;
         node.app.done = ReadyDone::default();
+        let plan = node.crash_in_ready.take();
         let raft = node.raft.as_mut().expect("up");
-        handle_ready(raft, &mut node.app).expect("MemStorage never fails");
-        let applied = node.app.state.applied;
-        let snapshot = raft.storage().first_index().expect("MemStorage").prev();
-        if applied.get() >= snapshot.get() + threshold {
-            // Errors (e.g. a compaction already pending) are expected.
-            let _ = raft.compact(applied, node.app.state.encode());
+        match plan {
+            Some(ReadyCrash::After(effects)) => node.fuse.arm(effects),
+            Some(ReadyCrash::WriteFails(fault)) => raft.storage_mut().fault = Some(fault),
+            None => {}
+        }
+        let result = handle_ready(raft, &mut node.app);
+        node.fuse.disarm();
+        // A Ready without a write leaves its fault unused: it dies anyway.
+        raft.storage_mut().fault = None;
+        if let Err(e) = &result
+            && plan.is_none()
+        {
+            panic!("node {id}'s disk failed without a planned fault: {e}");
+        }
+        if plan.is_none() {
+            let applied = node.app.state.applied;
+            let snapshot = raft.storage().first_index().expect("MemStorage").prev();
+            if applied.get() >= snapshot.get() + threshold {
+                // Errors (e.g. a compaction already pending) are expected.
+                let _ = raft.compact(applied, node.app.state.encode());
+            }
         }
         let outbox = std::mem::take(&mut node.app.outbox);
         let done = node.app.done;
         self.notes.append(&mut node.app.notes);
         self.notes.push(Note::Persisted { node: id });
+        if let Some(sent) = Note::sent(id, &outbox) {
+            self.notes.push(sent);
+        }
         self.trace(TraceEvent::Ready(id, done));
         for message in outbox {
             self.send(message);
+        }
+        if let Some(plan) = plan {
+            self.trace(TraceEvent::Phase(match plan {
+                ReadyCrash::After(_) => "the process died inside that Ready",
+                ReadyCrash::WriteFails(_) => "that Ready's write failed",
+            }));
+            faults::crash(self, id);
         }
     }
 
@@ -397,6 +430,8 @@ impl World {
     pub fn restart(&mut self, id: NodeId) {
         match self.cluster.node_mut(id).restart() {
             Ok(durable) => {
+                let node = self.cluster.node_mut(id);
+                self.notes.append(&mut node.app.notes);
                 self.notes.push(Note::Restarted { node: id, durable });
                 self.trace(TraceEvent::Restart(id));
                 self.schedule_first_tick(id);
@@ -429,6 +464,9 @@ impl World {
     pub fn heal(&mut self) {
         self.phase = Phase::Converging;
         self.network.calm();
+        for node in self.cluster.nodes.values_mut() {
+            node.crash_in_ready = None;
+        }
         self.trace(TraceEvent::Phase("faults healed"));
         let down: Vec<NodeId> = self
             .cluster
@@ -443,4 +481,18 @@ impl World {
             self.schedule_ready(id);
         }
     }
+}
+
+/// Whether `message` is a snapshot for a follower that already holds
+/// entries after its index, with its term at that index, and has not
+/// committed up to it: the case where the follower must keep them.
+fn lands_behind_matching_entries(raft: &RawNode<SimDisk>, message: &Message) -> bool {
+    let MessageBody::InstallSnapshot { snapshot } = &message.body else {
+        return false;
+    };
+    let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
+    let status = raft.status();
+    status.commit < index
+        && status.last_index > index
+        && raft.storage().term(index).is_ok_and(|t| t == term)
 }

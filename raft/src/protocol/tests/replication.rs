@@ -254,3 +254,61 @@ fn figure_8(bug: Option<PlantedBug>) {
     assert_eq!(grants, 3, "with its own vote, 4 of 5");
     assert!((1..=5).all(|n| !cluster.applied_commands(n).contains(&"x".to_owned())));
 }
+
+/// An append that arrives late (reordered or duplicated) and whose entries
+/// the follower already holds must not cut off what follows them: the
+/// follower has acknowledged those entries, and they may be committed.
+#[test]
+fn a_stale_append_does_not_truncate_matching_entries() {
+    stale_append(None);
+}
+
+#[test]
+#[should_panic(expected = "kept")]
+fn a_stale_append_catches_the_planted_truncation_bug() {
+    stale_append(Some(PlantedBug::StaleAppendTruncates));
+}
+
+fn stale_append(bug: Option<PlantedBug>) {
+    let configs = (1..=3)
+        .map(|n| {
+            let mut c = config(n);
+            c.planted_bug = bug;
+            c
+        })
+        .collect();
+    let mut cluster = Cluster::with_configs(configs);
+    cluster.elect(1);
+    cluster.deliver_all();
+    // Node 2 hears nothing on its own; the appends are handed to it below.
+    cluster.isolate(2);
+    cluster.propose(1, "a");
+    cluster.propose(1, "b");
+    cluster.deliver_all();
+    let term = cluster.node(1).status().term;
+    let stored = cluster.node(1).storage().clone();
+    let append = |entries: Vec<crate::Entry>| Message {
+        cluster_id: crate::testing::CLUSTER,
+        from: id(1),
+        to: id(2),
+        term,
+        body: MessageBody::AppendEntries {
+            prev_log_index: LogIndex(1),
+            prev_log_term: term,
+            entries,
+            leader_commit: LogIndex(1),
+        },
+    };
+    let both = stored.entries(LogIndex(2), LogIndex(4), u64::MAX).unwrap();
+    cluster.node(2).step(append(both.clone()));
+    cluster.flush();
+    // An earlier append carrying only the first entry arrives after it.
+    cluster.node(2).step(append(both[..1].to_vec()));
+    cluster.flush();
+    let storage = cluster.node(2).storage().clone();
+    assert_eq!(storage.last_index().unwrap(), LogIndex(3), "entries kept");
+    assert_eq!(
+        storage.entries(LogIndex(2), LogIndex(4), u64::MAX).unwrap(),
+        both
+    );
+}

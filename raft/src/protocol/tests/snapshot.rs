@@ -1,7 +1,7 @@
 use bytes::Bytes;
 
 use crate::testing::{Cluster, config, id};
-use crate::{CompactError, LogStorage, MessageBody};
+use crate::{CompactError, LogStorage, MessageBody, PlantedBug};
 
 /// Three voters with a 5-tick snapshot timeout, led by node 1.
 fn cluster() -> Cluster {
@@ -205,4 +205,65 @@ fn a_snapshot_the_follower_already_holds_is_answered_with_its_commit_index() {
     cluster.deliver_all();
     assert!(cluster.app(2).snapshots.is_empty(), "nothing to install");
     assert_eq!(cluster.node(2).status().commit, commit);
+}
+
+/// A follower whose log runs past a snapshot's index, with the snapshot's
+/// term at that index, already holds everything the snapshot covers: it
+/// must keep the entries after it, which the leader may have counted
+/// towards a commit.
+#[test]
+fn a_snapshot_behind_the_followers_matching_entries_keeps_them() {
+    snapshot_behind_matching_entries(None);
+}
+
+#[test]
+#[should_panic(expected = "kept")]
+fn a_snapshot_behind_matching_entries_catches_the_planted_discard_bug() {
+    snapshot_behind_matching_entries(Some(PlantedBug::SnapshotDiscardsMatchingEntries));
+}
+
+fn snapshot_behind_matching_entries(bug: Option<PlantedBug>) {
+    let configs = (1..=3)
+        .map(|n| {
+            let mut c = config(n);
+            c.planted_bug = bug;
+            c
+        })
+        .collect();
+    let mut cluster = Cluster::with_configs(configs);
+    cluster.elect(1);
+    cluster.deliver_all();
+    // Node 2 receives five entries but never hears that they committed.
+    for n in 0..5 {
+        cluster.propose(1, &format!("v{n}"));
+    }
+    for message in cluster.take_messages() {
+        cluster.deliver(message);
+    }
+    cluster.cut.insert((id(1), id(2)));
+    cluster.deliver_all();
+    let last = cluster.node(2).status().last_index;
+    assert!(cluster.node(2).status().commit < last.prev());
+    // The leader compacts behind the second-to-last entry; its snapshot
+    // reaches node 2 late (a resend, or one that was held up).
+    let index = last.prev();
+    cluster
+        .node(1)
+        .compact(index, Bytes::from_static(b"state"))
+        .unwrap();
+    cluster.deliver_all();
+    let snapshot = cluster.node(1).storage().snapshot().unwrap();
+    let term = cluster.node(1).status().term;
+    cluster.node(2).step(crate::Message {
+        cluster_id: crate::testing::CLUSTER,
+        from: id(1),
+        to: id(2),
+        term,
+        body: MessageBody::InstallSnapshot { snapshot },
+    });
+    cluster.flush();
+    let storage = cluster.node(2).storage().clone();
+    assert_eq!(storage.last_index().unwrap(), last, "entries kept");
+    assert!(cluster.app(2).snapshots.is_empty(), "nothing to install");
+    assert_eq!(cluster.node(2).status().commit, index);
 }

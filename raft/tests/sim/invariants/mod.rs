@@ -4,6 +4,8 @@
 //! change the world or draw randomness.
 
 mod applied_state;
+mod committed_kept;
+mod durable_promises;
 mod election_safety;
 mod leader_completeness;
 mod log_matching;
@@ -11,6 +13,7 @@ mod monotonicity;
 mod read_linearizability;
 mod single_pending_config;
 mod state_machine_safety;
+mod term_origin;
 
 use std::fmt;
 
@@ -52,6 +55,9 @@ impl Invariants {
             Box::new(single_pending_config::SinglePendingConfig),
             Box::new(read_linearizability::ReadLinearizability),
             Box::new(applied_state::AppliedState),
+            Box::new(durable_promises::DurablePromises),
+            Box::new(committed_kept::CommittedKept::default()),
+            Box::new(term_origin::TermOrigin::default()),
         ])
     }
 
