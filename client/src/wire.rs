@@ -2,6 +2,8 @@
 //! ids, terms, indexes, revisions) travel as plain
 //! JSON numbers.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
 /// The body of every error response: `{"error": {"code", "message"}}`.
@@ -210,6 +212,21 @@ pub struct WatchEvent {
     pub key: String,
     /// The new value, base64; absent for a delete.
     pub value_base64: Option<String>,
+}
+
+impl KeyValue {
+    /// The value's bytes, decoded from base64.
+    pub fn value(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        BASE64.decode(&self.value_base64)
+    }
+}
+
+impl WatchEvent {
+    /// The new value's bytes for a put, decoded from base64; `None` for a
+    /// delete.
+    pub fn value(&self) -> Option<Result<Vec<u8>, base64::DecodeError>> {
+        self.value_base64.as_ref().map(|v| BASE64.decode(v))
+    }
 }
 
 #[cfg(test)]
