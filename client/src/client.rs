@@ -24,8 +24,8 @@ use crate::options::ClientOptions;
 use crate::request::{Call, Consistency, Precondition, Retry, node_status_call};
 use crate::watch;
 use crate::wire::{
-    AddMemberRequest, BootstrapResponse, ListResponse, MemberList, MembershipResponse, NodeStatus,
-    TransferLeaderRequest, TransferLeaderResponse, WatchEvent, WriteResponse,
+    AddMemberRequest, BootstrapResponse, ListResponse, MemberList, MembershipResponse, NodeId,
+    NodeStatus, TransferLeaderRequest, TransferLeaderResponse, WatchEvent, WriteResponse,
 };
 
 /// The response header with the store's revision when a key was read.
@@ -265,7 +265,7 @@ impl Client {
     }
 
     /// Promotes a learner to voter (409 `learner_not_caught_up` if it lags).
-    pub async fn promote(&self, node_id: u64) -> Result<MembershipResponse, ClientError> {
+    pub async fn promote(&self, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
         let id = node_id.to_string();
         let call = Call::new(
             format!("promotion of member {node_id}"),
@@ -277,7 +277,7 @@ impl Client {
     }
 
     /// Removes a member.
-    pub async fn remove_member(&self, node_id: u64) -> Result<MembershipResponse, ClientError> {
+    pub async fn remove_member(&self, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
         let id = node_id.to_string();
         let call = Call::new(
             format!("removal of member {node_id}"),
@@ -291,7 +291,7 @@ impl Client {
     /// Transfers leadership to `to`, or to the most caught-up voter.
     pub async fn transfer_leader(
         &self,
-        to: Option<u64>,
+        to: Option<NodeId>,
     ) -> Result<TransferLeaderResponse, ClientError> {
         let call = Call::new(
             "leadership transfer",

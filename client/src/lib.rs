@@ -1,8 +1,10 @@
 //! The client side of the raftcfg HTTP API (docs/design.md §3).
 //!
 //! [`wire`] holds the JSON bodies the node sends and accepts, shared by the
-//! server in `raftcfg-node` and by clients (the CLI, the operator).
-//! [`Client`] is a typed async client of that API
+//! server in `raftcfg-node` and by clients (the CLI, the operator), and the
+//! newtypes of the ids and indexes in them ([`wire::NodeId`],
+//! [`wire::ClusterId`], [`wire::Term`], [`wire::LogIndex`],
+//! [`wire::EntryCount`]). [`Client`] is a typed async client of that API
 //! with endpoint failover that never repeats a write whose outcome is
 //! unknown. This crate does not link the Raft core or RocksDB.
 //!
