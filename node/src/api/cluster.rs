@@ -8,7 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use raftcfg_client::wire::{
-    AddMemberRequest, BootstrapResponse, Member, MemberList, MemberRole, MembershipResponse,
+    self, AddMemberRequest, BootstrapResponse, Member, MemberList, MemberRole, MembershipResponse,
     TransferLeaderRequest, TransferLeaderResponse,
 };
 use raftcfg_raft::{MembershipChange, NodeId};
@@ -44,7 +44,7 @@ pub async fn list_members(
                 address.map(|a| field(a).clone()).unwrap_or_default()
             };
             Member {
-                id: id.get(),
+                id: wire::NodeId(id.get()),
                 name: text(|a| &a.name),
                 peer_url: text(|a| &a.peer_url),
                 client_url: text(|a| &a.client_url),
@@ -55,9 +55,12 @@ pub async fn list_members(
                 },
                 leader: status.leader_id == Some(id),
                 match_index: if leading && id == view.identity.node_id {
-                    Some(status.last_index.get())
+                    Some(wire::LogIndex(status.last_index.get()))
                 } else if leading {
-                    status.progress.get(&id).map(|p| p.matched.get())
+                    status
+                        .progress
+                        .get(&id)
+                        .map(|p| wire::LogIndex(p.matched.get()))
                 } else {
                     None
                 },
@@ -73,8 +76,8 @@ pub async fn list_members(
         .collect();
     Ok(Json(MemberList {
         members,
-        leader_id: status.leader_id.map(NodeId::get),
-        commit_index: status.commit.get(),
+        leader_id: status.leader_id.map(|id| wire::NodeId(id.get())),
+        commit_index: wire::LogIndex(status.commit.get()),
         membership_change_pending: status.membership_change_pending,
     }))
 }
@@ -87,7 +90,7 @@ pub async fn add_member(
 ) -> Result<Response, ApiError> {
     Params::parse(query.as_deref(), &[])?;
     let request: AddMemberRequest = json_body(&body)?;
-    let id = member_id_value(request.node_id)?;
+    let id = member_id_value(request.node_id.get())?;
     let address = MemberAddress {
         name: check_name(&request.name)?,
         peer_url: check_url("peer_url", &request.peer_url)?,
@@ -158,10 +161,10 @@ pub async fn transfer_leader(
     } else {
         json_body(&body)?
     };
-    let to = request.to.map(member_id_value).transpose()?;
+    let to = request.to.map(|to| member_id_value(to.get())).transpose()?;
     match state.node.transfer_leader(to).await {
         Ok(leader) => Ok(Json(TransferLeaderResponse {
-            leader_id: leader.get(),
+            leader_id: wire::NodeId(leader.get()),
         })
         .into_response()),
         Err(DriverError::NotLeader {
@@ -186,8 +189,8 @@ pub async fn bootstrap(
     }
     let cluster_id = state.node.bootstrap().await?;
     Ok(Json(BootstrapResponse {
-        cluster_id: cluster_id.get(),
-        node_id: state.node.view().identity.node_id.get(),
+        cluster_id: wire::ClusterId(cluster_id.get()),
+        node_id: wire::NodeId(state.node.view().identity.node_id.get()),
     }))
 }
 
@@ -200,7 +203,10 @@ async fn membership_answer(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     match local {
-        Ok(index) => Ok(Json(MembershipResponse { index: index.get() }).into_response()),
+        Ok(index) => Ok(Json(MembershipResponse {
+            index: wire::LogIndex(index.get()),
+        })
+        .into_response()),
         Err(DriverError::NotLeader {
             leader: Some(leader),
         }) => relay(state, leader, method, path, body).await,
