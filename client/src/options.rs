@@ -14,7 +14,7 @@ pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a broken watch keeps trying to reconnect before it gives up.
 pub const DEFAULT_WATCH_RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Timeouts of a [`Client`].
+/// Timeouts of a [`Client`](crate::Client).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientOptions {
     /// Whole-request limit for everything except watch and snapshot bodies.
