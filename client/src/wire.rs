@@ -1,8 +1,107 @@
-//! JSON bodies of the HTTP API. Numbers that are protocol positions (node
-//! ids, terms, indexes, revisions) travel as plain
-//! JSON numbers.
+//! JSON bodies of the HTTP API, and the newtypes of the numbers in them.
+//!
+//! Node ids, cluster ids, terms and log indexes are distinct types
+//! ([`NodeId`], [`ClusterId`], [`Term`], [`LogIndex`], and [`EntryCount`]
+//! for a number of entries such as a lag), so that one is never passed
+//! where another is meant. Each is `#[serde(transparent)]`: on the wire it
+//! is the plain JSON number it always was. Revisions are still plain
+//! `u64`s.
 
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
+
+/// A decimal id or number that does not parse (e.g. one read back from a
+/// Kubernetes status field).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a {kind} (a decimal number below 2^64)")]
+pub struct ParseIdError {
+    /// What was expected, e.g. `node id`.
+    pub kind: &'static str,
+    /// The text as given.
+    pub value: String,
+}
+
+macro_rules! protocol_number {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(
+            Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub u64);
+
+        impl $name {
+            /// The raw number.
+            pub const fn get(self) -> u64 {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseIdError;
+
+            /// Parses the decimal form [`Display`](fmt::Display) writes.
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self).map_err(|_| ParseIdError {
+                    kind: $kind,
+                    value: s.to_owned(),
+                })
+            }
+        }
+
+        impl From<u64> for $name {
+            fn from(value: u64) -> Self {
+                Self(value)
+            }
+        }
+    };
+}
+
+protocol_number!(
+    /// A node's identity: random at first start, never reused.
+    NodeId,
+    "node id"
+);
+protocol_number!(
+    /// The identity of a cluster, chosen when it is bootstrapped.
+    ClusterId,
+    "cluster id"
+);
+protocol_number!(
+    /// A Raft term (election epoch).
+    Term,
+    "term"
+);
+protocol_number!(
+    /// A position in the replicated log (match, commit, applied, snapshot
+    /// and configuration-entry indexes).
+    LogIndex,
+    "log index"
+);
+protocol_number!(
+    /// A number of log entries, e.g. how far a member is behind the
+    /// leader's commit index.
+    EntryCount,
+    "number of entries"
+);
+
+impl LogIndex {
+    /// How many entries this index is ahead of `earlier`; zero if it is
+    /// not ahead.
+    pub const fn entries_since(self, earlier: LogIndex) -> EntryCount {
+        EntryCount(self.0.saturating_sub(earlier.0))
+    }
+}
 
 /// The body of every error response: `{"error": {"code", "message"}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +145,7 @@ pub enum MemberRole {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// The member's node id.
-    pub id: u64,
+    pub id: NodeId,
     /// Its name (a pod name on Kubernetes).
     pub name: String,
     /// Where peers reach it.
@@ -58,7 +157,7 @@ pub struct Member {
     /// Whether it leads.
     pub leader: bool,
     /// The highest log index known to match the leader's (leader's view).
-    pub match_index: Option<u64>,
+    pub match_index: Option<LogIndex>,
     /// Whether the leader heard from it recently.
     pub healthy: Option<bool>,
 }
@@ -68,7 +167,7 @@ pub struct Member {
 #[serde(deny_unknown_fields)]
 pub struct AddMemberRequest {
     /// The new node's id, as it reports in `GET /v1/node`.
-    pub node_id: u64,
+    pub node_id: NodeId,
     /// Its name.
     pub name: String,
     /// Where peers reach it.
@@ -82,32 +181,32 @@ pub struct AddMemberRequest {
 #[serde(deny_unknown_fields)]
 pub struct TransferLeaderRequest {
     /// The target; absent means the most caught-up voter.
-    pub to: Option<u64>,
+    pub to: Option<NodeId>,
 }
 
 /// `GET /v1/node`: one node's view of itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
     /// This node's id.
-    pub node_id: u64,
+    pub node_id: NodeId,
     /// Its cluster, once bootstrapped or joined.
-    pub cluster_id: Option<u64>,
+    pub cluster_id: Option<ClusterId>,
     /// Its name.
     pub name: String,
     /// `follower`, `pre_candidate`, `candidate` or `leader`.
     pub role: String,
     /// Current term.
-    pub term: u64,
+    pub term: Term,
     /// Commit index.
-    pub commit: u64,
+    pub commit: LogIndex,
     /// Applied index.
-    pub applied: u64,
+    pub applied: LogIndex,
     /// Last log index.
-    pub last_index: u64,
+    pub last_index: LogIndex,
     /// The index the log is compacted to.
-    pub snapshot_index: u64,
+    pub snapshot_index: LogIndex,
     /// The leader it follows, if known.
-    pub leader_id: Option<u64>,
+    pub leader_id: Option<NodeId>,
     /// Hex digest of the key-value state at `applied`, when asked for
     /// (`GET /v1/node?digest=true`): computing it reads the whole state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,10 +253,10 @@ pub struct MemberList {
     /// Every voter and learner, by id.
     pub members: Vec<Member>,
     /// The leader the answering node knows of.
-    pub leader_id: Option<u64>,
+    pub leader_id: Option<NodeId>,
     /// The answering node's commit index.
     #[serde(default)]
-    pub commit_index: u64,
+    pub commit_index: LogIndex,
     /// Whether a configuration entry is appended but not yet committed
     /// (known for certain only on the leader).
     #[serde(default)]
@@ -169,23 +268,23 @@ pub struct MemberList {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembershipResponse {
     /// Log index of the committed configuration entry.
-    pub index: u64,
+    pub index: LogIndex,
 }
 
 /// The answer to `POST /v1/cluster/leader`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferLeaderResponse {
     /// The member that leads once the transfer completed.
-    pub leader_id: u64,
+    pub leader_id: NodeId,
 }
 
 /// The answer to `POST /v1/cluster/bootstrap`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootstrapResponse {
     /// The new cluster's id.
-    pub cluster_id: u64,
+    pub cluster_id: ClusterId,
     /// The founding (and only) member.
-    pub node_id: u64,
+    pub node_id: NodeId,
 }
 
 /// What a watch event reports.
@@ -212,6 +311,21 @@ pub struct WatchEvent {
     pub value_base64: Option<String>,
 }
 
+impl KeyValue {
+    /// The value's bytes, decoded from base64.
+    pub fn value(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        BASE64.decode(&self.value_base64)
+    }
+}
+
+impl WatchEvent {
+    /// The new value's bytes for a put, decoded from base64; `None` for a
+    /// delete.
+    pub fn value(&self) -> Option<Result<Vec<u8>, base64::DecodeError>> {
+        self.value_base64.as_ref().map(|v| BASE64.decode(v))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +344,71 @@ mod tests {
         let json =
             r#"{"node_id":1,"name":"a","peer_url":"http://a","client_url":"http://a","x":1}"#;
         assert!(serde_json::from_str::<AddMemberRequest>(json).is_err());
+    }
+
+    #[test]
+    fn ids_travel_as_the_plain_numbers_they_always_were() {
+        let status = NodeStatus {
+            node_id: NodeId(7),
+            cluster_id: Some(ClusterId(18_446_744_073_709_551_615)),
+            name: "cfg-0".into(),
+            role: "leader".into(),
+            term: Term(3),
+            commit: LogIndex(10),
+            applied: LogIndex(9),
+            last_index: LogIndex(11),
+            snapshot_index: LogIndex(0),
+            leader_id: Some(NodeId(7)),
+            state_digest: None,
+        };
+        let json = r#"{"node_id":7,"cluster_id":18446744073709551615,"name":"cfg-0","role":"leader","term":3,"commit":10,"applied":9,"last_index":11,"snapshot_index":0,"leader_id":7}"#;
+        assert_eq!(serde_json::to_string(&status).unwrap(), json);
+        assert_eq!(serde_json::from_str::<NodeStatus>(json).unwrap(), status);
+
+        let list = MemberList {
+            members: vec![Member {
+                id: NodeId(2),
+                name: "b".into(),
+                peer_url: "http://b:7380".into(),
+                client_url: "http://b:7379".into(),
+                role: MemberRole::Learner,
+                leader: false,
+                match_index: Some(LogIndex(5)),
+                healthy: None,
+            }],
+            leader_id: None,
+            commit_index: LogIndex(6),
+            membership_change_pending: false,
+        };
+        let json = r#"{"members":[{"id":2,"name":"b","peer_url":"http://b:7380","client_url":"http://b:7379","role":"learner","leader":false,"match_index":5,"healthy":null}],"leader_id":null,"commit_index":6,"membership_change_pending":false}"#;
+        assert_eq!(serde_json::to_string(&list).unwrap(), json);
+        assert_eq!(
+            serde_json::to_string(&TransferLeaderRequest {
+                to: Some(NodeId(4))
+            })
+            .unwrap(),
+            r#"{"to":4}"#
+        );
+    }
+
+    #[test]
+    fn ids_parse_their_decimal_form_and_name_what_was_wrong() {
+        assert_eq!("42".parse::<ClusterId>(), Ok(ClusterId(42)));
+        assert_eq!(NodeId(42).to_string().parse::<NodeId>(), Ok(NodeId(42)));
+        let error = "4x2".parse::<ClusterId>().unwrap_err();
+        assert_eq!(error.value, "4x2");
+        assert_eq!(
+            error.to_string(),
+            r#""4x2" is not a cluster id (a decimal number below 2^64)"#
+        );
+        assert!("".parse::<NodeId>().is_err());
+        assert!("-1".parse::<LogIndex>().is_err());
+    }
+
+    #[test]
+    fn a_lag_is_never_negative() {
+        assert_eq!(LogIndex(10).entries_since(LogIndex(4)), EntryCount(6));
+        assert_eq!(LogIndex(4).entries_since(LogIndex(10)), EntryCount(0));
     }
 
     #[test]

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use raftcfg_client::http::{Client, ClientError, ClientOptions, Consistency, Precondition};
 use raftcfg_client::wire::{
-    AddMemberRequest, ErrorBody, KeyValue, ListResponse, MemberList, MembershipResponse,
-    NodeStatus, WatchEvent, WatchEventKind, WriteResponse,
+    AddMemberRequest, ClusterId, ErrorBody, KeyValue, ListResponse, LogIndex, MemberList,
+    MembershipResponse, NodeId, NodeStatus, Term, WatchEvent, WatchEventKind, WriteResponse,
 };
 
 /// An endpoint where nothing listens: connecting is refused at once.
@@ -397,8 +397,8 @@ async fn a_read_that_times_out_moves_to_the_next_endpoint() {
     let slow = slow(Duration::from_secs(5)).await;
     let members = MemberList {
         members: vec![],
-        leader_id: Some(4),
-        commit_index: 9,
+        leader_id: Some(NodeId(4)),
+        commit_index: LogIndex(9),
         membership_change_pending: false,
     };
     let answer = members.clone();
@@ -426,7 +426,7 @@ async fn a_write_that_is_cut_off_mid_request_is_unknown() {
 
     let e = client
         .add_member(&AddMemberRequest {
-            node_id: 9,
+            node_id: NodeId(9),
             name: "n9".into(),
             peer_url: "http://n9:7380".into(),
             client_url: "http://n9:7379".into(),
@@ -483,23 +483,35 @@ async fn cluster_calls_use_the_documented_methods_paths_and_bodies() {
             StatusCode::OK,
             serde_json::json!({"cluster_id": 77, "node_id": 1}),
         ),
-        _ => json(StatusCode::OK, MembershipResponse { index: 40 }),
+        _ => json(
+            StatusCode::OK,
+            MembershipResponse {
+                index: LogIndex(40),
+            },
+        ),
     })
     .await;
     let client = Client::new([endpoint]).unwrap();
     let add = AddMemberRequest {
-        node_id: 9,
+        node_id: NodeId(9),
         name: "n9".into(),
         peer_url: "http://n9:7380".into(),
         client_url: "http://n9:7379".into(),
     };
 
-    assert_eq!(client.add_member(&add).await.unwrap().index, 40);
-    client.promote(9).await.unwrap();
-    client.remove_member(9).await.unwrap();
-    assert_eq!(client.transfer_leader(Some(2)).await.unwrap().leader_id, 2);
+    assert_eq!(client.add_member(&add).await.unwrap().index, LogIndex(40));
+    client.promote(NodeId(9)).await.unwrap();
+    client.remove_member(NodeId(9)).await.unwrap();
+    assert_eq!(
+        client
+            .transfer_leader(Some(NodeId(2)))
+            .await
+            .unwrap()
+            .leader_id,
+        NodeId(2)
+    );
     client.transfer_leader(None).await.unwrap();
-    assert_eq!(client.bootstrap().await.unwrap().cluster_id, 77);
+    assert_eq!(client.bootstrap().await.unwrap().cluster_id, ClusterId(77));
 
     let requests = seen(&log);
     let calls: Vec<(String, String)> = requests
@@ -546,16 +558,16 @@ async fn bootstrap_goes_only_to_the_first_endpoint() {
 
 fn status(node_id: u64) -> NodeStatus {
     NodeStatus {
-        node_id,
-        cluster_id: Some(1),
+        node_id: NodeId(node_id),
+        cluster_id: Some(ClusterId(1)),
         name: format!("n{node_id}"),
         role: "follower".into(),
-        term: 3,
-        commit: 10,
-        applied: 10,
-        last_index: 10,
-        snapshot_index: 0,
-        leader_id: Some(1),
+        term: Term(3),
+        commit: LogIndex(10),
+        applied: LogIndex(10),
+        last_index: LogIndex(10),
+        snapshot_index: LogIndex(0),
+        leader_id: Some(NodeId(1)),
         state_digest: Some("ab".repeat(32)),
     }
 }
@@ -566,8 +578,8 @@ async fn node_status_of_asks_exactly_the_given_endpoint() {
     let (b, b_log) = mock(|_| json(StatusCode::OK, status(2))).await;
     let client = Client::new([a]).unwrap();
 
-    assert_eq!(client.node_status_of(&b).await.unwrap().node_id, 2);
-    assert_eq!(client.node_status().await.unwrap().node_id, 1);
+    assert_eq!(client.node_status_of(&b).await.unwrap().node_id, NodeId(2));
+    assert_eq!(client.node_status().await.unwrap().node_id, NodeId(1));
     assert!(client.node_status_of(DEAD).await.is_err());
 
     assert_eq!(seen(&b_log)[0].path(), "/v1/node");

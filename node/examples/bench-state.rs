@@ -536,7 +536,7 @@ async fn main() -> anyhow::Result<()> {
         windows.len(),
         before.term,
         after.term,
-        after.term - before.term
+        after.term.get() - before.term.get()
     );
     println!("  during snapshots:  {}", summary(&during));
     println!("  between snapshots: {}", summary(&between));

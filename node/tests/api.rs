@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt as _;
 use raftcfg_client::wire::{
-    ErrorBody, ListResponse, MemberList, MemberRole, NodeStatus, WriteResponse,
+    ErrorBody, ListResponse, LogIndex, MemberList, MemberRole, NodeId, NodeStatus, WriteResponse,
 };
 use raftcfg_node::api::router;
 use raftcfg_node::driver::{DriverConfig, NodeHandle};
@@ -514,7 +514,11 @@ async fn a_lagging_learner_is_not_promoted() {
     // change (committed by the only voter) is no longer pending.
     let list: MemberList = node.json(Method::GET, "/v1/cluster/members", vec![]).await;
     let own: NodeStatus = node.json(Method::GET, "/v1/node", vec![]).await;
-    let learner = list.members.iter().find(|m| m.id == 4242).expect("listed");
+    let learner = list
+        .members
+        .iter()
+        .find(|m| m.id == NodeId(4242))
+        .expect("listed");
     assert_eq!(learner.role, MemberRole::Learner);
     assert_eq!(list.commit_index, own.commit);
     assert!(!list.membership_change_pending);
@@ -624,7 +628,7 @@ async fn node_status_metrics_and_backup() {
         status.state_digest, None,
         "the digest is computed only when asked"
     );
-    assert!(status.applied >= 2);
+    assert!(status.applied >= LogIndex(2));
     let with_digest: NodeStatus = node.json(Method::GET, "/v1/node?digest=true", vec![]).await;
     let digest = with_digest.state_digest.expect("asked for the digest");
     assert_eq!(digest.len(), 64);

@@ -125,7 +125,7 @@ async fn cluster_operations_asked_of_a_follower_are_done_by_the_leader_with_its_
     let ids: Vec<u64> = futures::future::join_all((0..4).map(|i| cluster.status(i)))
         .await
         .iter()
-        .map(|status| status.node_id)
+        .map(|status| status.node_id.get())
         .collect();
 
     // A refusal of the leader keeps its status and code through a follower.

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use k8s_openapi::jiff::Timestamp;
 use raftcfg_client::http::{Client, Consistency};
+use raftcfg_client::wire::NodeId;
 use raftcfg_operator::crd::{
     ChangeKind, ChangeOutcome, MemberRole, RaftCluster, RaftClusterSpec, RaftClusterStatus,
 };
@@ -150,7 +151,7 @@ async fn replace_a_member_whose_volume_was_lost(operator: &mut Operator) {
         "{victim_name} is a member again as its new node"
     );
     let changes = &status.recent_changes; // newest first
-    let position = |kind: ChangeKind, id: u64| {
+    let position = |kind: ChangeKind, id: NodeId| {
         changes.iter().position(|c| {
             c.kind == kind && c.node_id == id.to_string() && c.outcome == ChangeOutcome::Committed
         })
@@ -244,7 +245,7 @@ fn cluster(replicas: i32) -> RaftCluster {
     cluster
 }
 
-fn member_id(status: &RaftClusterStatus, name: &str) -> u64 {
+fn member_id(status: &RaftClusterStatus, name: &str) -> NodeId {
     status
         .members
         .iter()
@@ -364,10 +365,9 @@ impl Operator {
     /// Every running pod `k` holds member `cfg-k` of the recorded cluster.
     async fn check_pods_are_members(&self) {
         let status = self.status();
-        let cluster_id: u64 = status
-            .cluster_id
-            .as_deref()
-            .and_then(|id| id.parse().ok())
+        let cluster_id = status
+            .recorded_cluster_id()
+            .expect("a readable cluster id")
             .expect("a recorded cluster id");
         for k in self.platform().running().await {
             let node = self.node_status(k).await;

@@ -119,12 +119,12 @@ async fn a_message_at_the_largest_term_is_dropped_and_the_cluster_goes_on() {
     ] {
         let term = match body {
             MessageBody::Heartbeat { .. } => Term(u64::MAX),
-            _ => Term(status.term),
+            _ => Term(status.term.get()),
         };
         let message = Message {
-            cluster_id: ClusterId(status.cluster_id.expect("bootstrapped")),
-            from: NodeId(status.node_id.wrapping_add(1)),
-            to: NodeId(status.node_id),
+            cluster_id: ClusterId(status.cluster_id.expect("bootstrapped").get()),
+            from: NodeId(status.node_id.get().wrapping_add(1)),
+            to: NodeId(status.node_id.get()),
             term,
             body,
         };

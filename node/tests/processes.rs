@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raftcfg_client::http::{Consistency, Precondition};
-use raftcfg_client::wire::MemberRole;
+use raftcfg_client::wire::{LogIndex, MemberRole, NodeId};
 use support::patience::patience;
 use support::{Cluster, wait_for};
 
@@ -92,7 +92,7 @@ async fn a_learner_behind_the_compaction_point_catches_up_by_snapshot_and_is_pro
     let leader = cluster.wait_for_leader(&[0, 1, 2]).await;
     let status = cluster.nodes[leader].status().await;
     assert!(
-        status.snapshot_index > 1,
+        status.snapshot_index > LogIndex(1),
         "the log was compacted: {status:?}"
     );
 
@@ -153,7 +153,7 @@ async fn removing_a_follower_and_then_the_leader_keeps_the_cluster_writable() {
     cluster.nodes[leader].stop();
 
     let members = cluster.nodes[new_leader].client().members().await.unwrap();
-    let ids: Vec<u64> = members.members.iter().map(|m| m.id).collect();
+    let ids: Vec<NodeId> = members.members.iter().map(|m| m.id).collect();
     assert_eq!(ids.len(), 2, "{members:?}");
     assert!(!ids.contains(&leader_id) && !ids.contains(&follower_id));
     let revision = cluster.nodes[rest[0]]
@@ -189,7 +189,7 @@ async fn a_node_restarted_with_a_wiped_data_directory_is_not_taken_for_the_old_m
     tokio::time::sleep(Duration::from_secs(1)).await;
     let fresh = cluster.nodes[victim].status().await;
     assert_eq!(fresh.cluster_id, None, "{fresh:?}");
-    assert_eq!(fresh.applied, 0);
+    assert_eq!(fresh.applied, LogIndex(0));
     let refused = cluster.nodes[victim]
         .client()
         .get("before", Consistency::Linearizable)

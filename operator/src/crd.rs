@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
+use raftcfg_client::wire::{ClusterId, NodeId, ParseIdError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -322,6 +323,63 @@ pub struct RaftClusterStatus {
     /// The spec generation this status reflects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// An id recorded in status (as decimal text, so the CRD schema stays a
+/// string) that does not parse: someone or something edited the status.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field} is {:?}, which is not a {}", .error.value, .error.kind)]
+pub struct UnreadableId {
+    /// Where it is, e.g. `status.clusterId`.
+    pub field: String,
+    /// What does not parse.
+    pub error: ParseIdError,
+}
+
+impl UnreadableId {
+    fn parse<T>(field: impl FnOnce() -> String, text: &str) -> Result<T, Self>
+    where
+        T: std::str::FromStr<Err = ParseIdError>,
+    {
+        text.parse().map_err(|error| Self {
+            field: field(),
+            error,
+        })
+    }
+}
+
+impl RaftClusterStatus {
+    /// The cluster id recorded at bootstrap: `Ok(None)` if none is, an
+    /// error (never `None`) if the text recorded is not a cluster id.
+    pub fn recorded_cluster_id(&self) -> Result<Option<ClusterId>, UnreadableId> {
+        self.cluster_id
+            .as_deref()
+            .map(|text| UnreadableId::parse(|| "status.clusterId".into(), text))
+            .transpose()
+    }
+
+    /// Each learner's first-seen time, by node id; an error names the
+    /// first entry whose id does not parse.
+    pub fn recorded_learners(&self) -> Result<BTreeMap<NodeId, Time>, UnreadableId> {
+        self.learners
+            .iter()
+            .enumerate()
+            .map(|(i, learner)| {
+                let field = || format!("status.learners[{i}].nodeId");
+                Ok((
+                    UnreadableId::parse(field, &learner.node_id)?,
+                    learner.since.clone(),
+                ))
+            })
+            .collect()
+    }
+}
+
+impl MembershipChange {
+    /// The node the change is about.
+    pub fn recorded_node_id(&self) -> Result<NodeId, UnreadableId> {
+        UnreadableId::parse(|| "status.membershipChange.nodeId".into(), &self.node_id)
+    }
 }
 
 /// Where a cluster is.

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use raftcfg_client::wire::{ClusterId, EntryCount, LogIndex, NodeId};
+
 /// One pod of the StatefulSet, by ordinal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodObservation {
@@ -22,16 +24,16 @@ pub struct PodObservation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeReport {
     /// The node's id (new for every new data directory).
-    pub node_id: u64,
+    pub node_id: NodeId,
     /// Its cluster, once bootstrapped or joined.
-    pub cluster_id: Option<u64>,
+    pub cluster_id: Option<ClusterId>,
 }
 
 /// One member in the leader's list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedMember {
     /// Raft node id.
-    pub node_id: u64,
+    pub node_id: NodeId,
     /// Its name, the pod name.
     pub name: String,
     /// Voter (or learner).
@@ -39,16 +41,16 @@ pub struct ObservedMember {
     /// Whether the leader heard from it recently.
     pub healthy: bool,
     /// The highest index known to match the leader's log.
-    pub match_index: u64,
+    pub match_index: LogIndex,
 }
 
 /// The leader's view of the membership.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaderView {
     /// The leader's node id.
-    pub leader_id: u64,
+    pub leader_id: NodeId,
     /// Its commit index.
-    pub commit_index: u64,
+    pub commit_index: LogIndex,
     /// A configuration entry is appended but not committed.
     pub change_pending: bool,
     /// Every voter and learner.
@@ -70,7 +72,7 @@ pub struct Observed {
 
 impl LeaderView {
     /// The member with `node_id`.
-    pub fn member(&self, node_id: u64) -> Option<&ObservedMember> {
+    pub fn member(&self, node_id: NodeId) -> Option<&ObservedMember> {
         self.members.iter().find(|m| m.node_id == node_id)
     }
 
@@ -80,8 +82,8 @@ impl LeaderView {
     }
 
     /// How far `member` is behind the commit index.
-    pub fn lag(&self, member: &ObservedMember) -> u64 {
-        self.commit_index.saturating_sub(member.match_index)
+    pub fn lag(&self, member: &ObservedMember) -> EntryCount {
+        self.commit_index.entries_since(member.match_index)
     }
 }
 

@@ -18,19 +18,23 @@
 //!    first, the leader last after a transfer.
 //!
 //! Nothing is done while a quorum of voters is unhealthy, and no voter is
-//! removed unless the healthy voters left are a quorum.
+//! removed unless the healthy voters left are a quorum. Nothing at all is
+//! done while an id recorded in status does not parse
+//! ([`WaitReason::UnreadableStatus`]): a garbled cluster id must not read
+//! as "no cluster yet" and lead to a second bootstrap.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use raftcfg_client::wire::{ClusterId, EntryCount, NodeId};
 
-use crate::crd::ChangeKind;
+use crate::crd::{ChangeKind, UnreadableId};
 use crate::observed::{LeaderView, Observed, ObservedMember, ordinal_of, pod_name};
 
 /// A member at most this many entries behind the leader's commit index is
 /// caught up (the node itself checks again when asked to promote).
-pub const CAUGHT_UP_LAG_ENTRIES: u64 = 64;
+pub const CAUGHT_UP_LAG_ENTRIES: EntryCount = EntryCount(64);
 
 /// What the spec asks for, as the planner needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,11 +53,15 @@ pub struct DesiredState {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
     /// The cluster id recorded at bootstrap.
-    pub cluster_id: Option<u64>,
+    pub cluster_id: Option<ClusterId>,
     /// The membership change started and not yet seen to finish.
-    pub change_in_flight: Option<(ChangeKind, u64)>,
+    pub change_in_flight: Option<(ChangeKind, NodeId)>,
     /// When each learner was first seen.
-    pub learner_since: BTreeMap<u64, Timestamp>,
+    pub learner_since: BTreeMap<NodeId, Timestamp>,
+    /// A recorded id that does not parse. The record is then not to be
+    /// trusted (a garbled cluster id is not "no cluster"), so the planner
+    /// takes no step until it is corrected.
+    pub unreadable: Option<UnreadableId>,
     /// One above the highest ordinal of a member last recorded: the
     /// StatefulSet must be at least this large for the members to run.
     pub statefulset_floor: u32,
@@ -88,7 +96,7 @@ pub enum Step {
     /// between bootstrapping and recording it).
     RecordClusterId {
         /// The id.
-        cluster_id: u64,
+        cluster_id: ClusterId,
     },
     /// Record how the change in flight ended.
     FinishChange {
@@ -100,19 +108,19 @@ pub enum Step {
         /// The pod.
         ordinal: u32,
         /// The node id it reports.
-        node_id: u64,
+        node_id: NodeId,
     },
     /// Make a caught-up learner a voter.
     Promote {
         /// The learner.
-        node_id: u64,
+        node_id: NodeId,
         /// Its pod name.
         name: String,
     },
     /// Remove a member.
     Remove {
         /// The member.
-        node_id: u64,
+        node_id: NodeId,
         /// Its pod name.
         name: String,
         /// Why.
@@ -121,9 +129,9 @@ pub enum Step {
     /// Move leadership to another voter.
     TransferLeadership {
         /// The current leader.
-        from: u64,
+        from: NodeId,
         /// The voter to lead.
-        to: u64,
+        to: NodeId,
     },
     /// Delete a pod's volume claim, then the pod: it holds the data of a
     /// node that is no longer a member and must come back empty.
@@ -131,7 +139,7 @@ pub enum Step {
         /// The pod.
         ordinal: u32,
         /// The stale node id it reports.
-        node_id: u64,
+        node_id: NodeId,
     },
     /// Delete a pod so that it restarts from the current template.
     ReplacePod {
@@ -173,14 +181,14 @@ pub enum WaitReason {
     /// A learner is still catching up.
     LearnerCatchingUp {
         /// The learner.
-        node_id: u64,
+        node_id: NodeId,
         /// Entries behind.
-        lag: u64,
+        lag: EntryCount,
     },
     /// Removing this voter would leave fewer healthy voters than a quorum.
     RemovalUnsafe {
         /// The member.
-        node_id: u64,
+        node_id: NodeId,
     },
     /// No healthy, caught-up voter can take over leadership.
     NoTransferTarget,
@@ -189,11 +197,14 @@ pub enum WaitReason {
         /// The pod.
         ordinal: u32,
         /// The cluster its data belongs to.
-        cluster_id: u64,
+        cluster_id: ClusterId,
     },
     /// Every member must be healthy and caught up (with its pod running)
     /// before the next pod is replaced or the cluster is called done.
     MembersCatchingUp,
+    /// An id the operator recorded in status does not parse; nothing is
+    /// done (above all, no bootstrap) until a human corrects it.
+    UnreadableStatus(UnreadableId),
 }
 
 /// Why the operator stopped.
@@ -212,6 +223,9 @@ pub enum HaltReason {
 
 /// The single next step towards `desired`.
 pub fn next_step(observed: &Observed, desired: &DesiredState, record: &Record) -> Plan {
+    if let Some(unreadable) = &record.unreadable {
+        return Plan::Wait(WaitReason::UnreadableStatus(unreadable.clone()));
+    }
     let Some(cluster_id) = record.cluster_id else {
         return bootstrap(observed);
     };
@@ -368,7 +382,12 @@ fn vacant_ordinal(leader: &LeaderView, desired: &DesiredState) -> Option<u32> {
 }
 
 /// Step 5: the pod at the vacant `ordinal` joins.
-fn scale_out(observed: &Observed, leader: &LeaderView, cluster_id: u64, ordinal: u32) -> Plan {
+fn scale_out(
+    observed: &Observed,
+    leader: &LeaderView,
+    cluster_id: ClusterId,
+    ordinal: u32,
+) -> Plan {
     if observed.statefulset_replicas.unwrap_or(0) <= ordinal {
         return Plan::Act(Step::ScaleStatefulSet {
             replicas: ordinal + 1,
@@ -492,7 +511,7 @@ fn roll(observed: &Observed, leader: &LeaderView, desired: &DesiredState) -> Pla
 }
 
 /// Leadership to the most caught-up healthy voter other than `from`.
-fn transfer_from(leader: &LeaderView, from: u64) -> Plan {
+fn transfer_from(leader: &LeaderView, from: NodeId) -> Plan {
     leader
         .voters()
         .filter(|m| m.node_id != from && m.healthy && leader.lag(m) <= CAUGHT_UP_LAG_ENTRIES)
@@ -514,7 +533,7 @@ fn remove(member: &ObservedMember, reason: RemoveReason) -> Step {
 }
 
 /// Whether the membership the leader reports shows the change.
-fn shows_change(leader: &LeaderView, kind: ChangeKind, node_id: u64) -> bool {
+fn shows_change(leader: &LeaderView, kind: ChangeKind, node_id: NodeId) -> bool {
     let member = leader.member(node_id);
     match kind {
         ChangeKind::AddLearner => member.is_some(),

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use raftcfg_client::http::ClientError;
-use raftcfg_client::wire::{AddMemberRequest, MemberRole as WireRole};
+use raftcfg_client::wire::{AddMemberRequest, LogIndex, MemberRole as WireRole, NodeId, Term};
 
 use crate::crd::{
     ChangeKind, ChangeOutcome, MembershipChange, RECENT_CHANGES_KEPT, RaftCluster,
@@ -212,7 +212,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             ..Observed::default()
         };
         let pods: BTreeMap<u32, Pod> = podset.pods.into_iter().map(|p| (p.ordinal, p)).collect();
-        let mut best_leader: Option<(u64, u64)> = None; // (term, leader id)
+        let mut best_leader: Option<(Term, NodeId)> = None;
         for (ordinal, status) in &reports {
             let pod = &pods[ordinal];
             if let Some(s) = status
@@ -423,7 +423,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                 let mut done = status.membership_change.take().unwrap_or(change);
                 done.outcome = ChangeOutcome::Committed;
                 done.finished_at = Some(Time(now));
-                done.log_index = Some(answer.index);
+                done.log_index = Some(answer.index.get());
                 remember(status, done);
                 self.event(cluster, false, &reason, note).await;
                 Ok(())
@@ -465,22 +465,44 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
 }
 
 /// The record the planner needs, from the last status and this
-/// observation: learners keep the time they were first seen.
-fn record(name: &str, previous: &RaftClusterStatus, observed: &Observed, now: Timestamp) -> Record {
-    let cluster_id = previous
-        .cluster_id
-        .as_deref()
-        .and_then(|id| id.parse().ok());
+/// observation: learners keep the time they were first seen. An id in
+/// status that does not parse is not dropped: it is the record's
+/// `unreadable`, and the planner waits for a human.
+pub fn record(
+    name: &str,
+    previous: &RaftClusterStatus,
+    observed: &Observed,
+    now: Timestamp,
+) -> Record {
+    let mut unreadable = None;
+    let mut keep = |error| {
+        unreadable.get_or_insert(error);
+    };
+    let cluster_id = previous.recorded_cluster_id().unwrap_or_else(|e| {
+        keep(e);
+        None
+    });
     let change_in_flight = previous
         .membership_change
         .as_ref()
         .filter(|c| c.outcome == ChangeOutcome::InFlight)
-        .and_then(|c| Some((c.kind, c.node_id.parse().ok()?)));
-    let seen: BTreeMap<u64, Timestamp> = previous
-        .learners
-        .iter()
-        .filter_map(|l| Some((l.node_id.parse().ok()?, l.since.0)))
-        .collect();
+        .and_then(|c| match c.recorded_node_id() {
+            Ok(node_id) => Some((c.kind, node_id)),
+            Err(e) => {
+                keep(e);
+                None
+            }
+        });
+    let seen: BTreeMap<NodeId, Timestamp> = match previous.recorded_learners() {
+        Ok(learners) => learners
+            .into_iter()
+            .map(|(id, since)| (id, since.0))
+            .collect(),
+        Err(e) => {
+            keep(e);
+            BTreeMap::new()
+        }
+    };
     // Without a leader the learners are unknown: keep the times as they
     // were, so no deadline starts over.
     let learner_since = match &observed.leader {
@@ -503,12 +525,13 @@ fn record(name: &str, previous: &RaftClusterStatus, observed: &Observed, now: Ti
         cluster_id,
         change_in_flight,
         learner_since,
+        unreadable,
         statefulset_floor,
         now,
     }
 }
 
-fn leader_view(leader_id: u64, list: &raftcfg_client::wire::MemberList) -> LeaderView {
+fn leader_view(leader_id: NodeId, list: &raftcfg_client::wire::MemberList) -> LeaderView {
     LeaderView {
         leader_id,
         commit_index: list.commit_index,
@@ -521,7 +544,7 @@ fn leader_view(leader_id: u64, list: &raftcfg_client::wire::MemberList) -> Leade
                 name: m.name.clone(),
                 voter: m.role == WireRole::Voter,
                 healthy: m.healthy.unwrap_or(false),
-                match_index: m.match_index.unwrap_or(0),
+                match_index: m.match_index.unwrap_or(LogIndex(0)),
             })
             .collect(),
     }
@@ -529,7 +552,7 @@ fn leader_view(leader_id: u64, list: &raftcfg_client::wire::MemberList) -> Leade
 
 fn intent(
     kind: ChangeKind,
-    node_id: u64,
+    node_id: NodeId,
     name: &str,
     reason: &str,
     now: Timestamp,

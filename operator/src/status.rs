@@ -57,11 +57,20 @@ pub fn observed(
     now: Timestamp,
 ) -> RaftClusterStatus {
     let mut status = RaftClusterStatus {
-        cluster_id: record.cluster_id.map(|id| id.to_string()),
+        // An unreadable id is kept as it was, never overwritten with
+        // "none recorded": that would let the next reconcile bootstrap.
+        cluster_id: record
+            .cluster_id
+            .map(|id| id.to_string())
+            .or_else(|| previous.cluster_id.clone()),
         selector: Some(resources::selector(cluster)),
         membership_change: previous.membership_change.clone(),
         recent_changes: previous.recent_changes.clone(),
-        learners: learners(record),
+        learners: if record.unreadable.is_some() {
+            previous.learners.clone()
+        } else {
+            learners(record)
+        },
         conditions: previous.conditions.clone(),
         observed_generation: cluster.metadata.generation,
         ..RaftClusterStatus::default()
@@ -80,7 +89,7 @@ pub fn observed(
                     MemberRole::Learner
                 },
                 healthy: m.healthy,
-                lag: Some(leader.lag(m)),
+                lag: Some(leader.lag(m).get()),
             })
             .collect();
         status.leader = leader
@@ -173,6 +182,7 @@ pub fn is_degrading(reason: &WaitReason) -> bool {
             | WaitReason::RemovalUnsafe { .. }
             | WaitReason::NoTransferTarget
             | WaitReason::ForeignData { .. }
+            | WaitReason::UnreadableStatus(_)
     )
 }
 
@@ -295,6 +305,9 @@ fn wait_sentence(name: &str, reason: &WaitReason) -> String {
         WaitReason::MembersCatchingUp => {
             "waiting for every member to be healthy and caught up".into()
         }
+        WaitReason::UnreadableStatus(unreadable) => format!(
+            "{unreadable}; the operator takes no step until the status is corrected (kubectl edit --subresource=status raftcluster {name})"
+        ),
     }
 }
 
@@ -325,6 +338,7 @@ fn wait_name(reason: &WaitReason) -> &'static str {
         WaitReason::NoTransferTarget => "NoTransferTarget",
         WaitReason::ForeignData { .. } => "ForeignData",
         WaitReason::MembersCatchingUp => "MembersCatchingUp",
+        WaitReason::UnreadableStatus(_) => "UnreadableStatus",
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use raftcfg_client::http::{Client, ClientError, ClientOptions};
 use raftcfg_client::wire::{
-    AddMemberRequest, BootstrapResponse, MemberList, MembershipResponse, NodeStatus,
+    AddMemberRequest, BootstrapResponse, MemberList, MembershipResponse, NodeId, NodeStatus,
     TransferLeaderResponse,
 };
 
@@ -152,19 +152,19 @@ pub trait Nodes: Send + Sync {
     fn promote(
         &self,
         url: &str,
-        node_id: u64,
+        node_id: NodeId,
     ) -> impl Future<Output = Result<MembershipResponse, ClientError>> + Send;
     /// `DELETE /v1/cluster/members/{id}`.
     fn remove(
         &self,
         url: &str,
-        node_id: u64,
+        node_id: NodeId,
     ) -> impl Future<Output = Result<MembershipResponse, ClientError>> + Send;
     /// `POST /v1/cluster/leader`.
     fn transfer_leader(
         &self,
         url: &str,
-        to: u64,
+        to: NodeId,
     ) -> impl Future<Output = Result<TransferLeaderResponse, ClientError>> + Send;
 }
 
@@ -226,18 +226,18 @@ impl Nodes for HttpNodes {
         self.client(url)?.add_member(request).await
     }
 
-    async fn promote(&self, url: &str, node_id: u64) -> Result<MembershipResponse, ClientError> {
+    async fn promote(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
         self.client(url)?.promote(node_id).await
     }
 
-    async fn remove(&self, url: &str, node_id: u64) -> Result<MembershipResponse, ClientError> {
+    async fn remove(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
         self.client(url)?.remove_member(node_id).await
     }
 
     async fn transfer_leader(
         &self,
         url: &str,
-        to: u64,
+        to: NodeId,
     ) -> Result<TransferLeaderResponse, ClientError> {
         self.client(url)?.transfer_leader(Some(to)).await
     }

@@ -19,7 +19,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use raftcfg_operator::crd::ChangeKind;
+use raftcfg_client::wire::{ClusterId, EntryCount, LogIndex, NodeId};
+use raftcfg_operator::crd::{
+    ChangeKind, ChangeOutcome, LearnerSince, MembershipChange, RaftClusterStatus, UnreadableId,
+};
 use raftcfg_operator::observed::{
     LeaderView, NodeReport, Observed, ObservedMember, PodObservation, ordinal_of, pod_name,
 };
@@ -27,6 +30,7 @@ use raftcfg_operator::planner::{
     CAUGHT_UP_LAG_ENTRIES, DesiredState, HaltReason, Plan, Record, RemoveReason, Step, WaitReason,
     next_step,
 };
+use raftcfg_operator::reconcile::record;
 
 // ---------------------------------------------------------------------------
 // Builders
@@ -35,26 +39,28 @@ use raftcfg_operator::planner::{
 /// The RaftCluster's name; pods are `cfg-0`, `cfg-1`, ...
 const NAME: &str = "cfg";
 /// This cluster's id.
-const CLUSTER: u64 = 7;
+const CLUSTER: ClusterId = ClusterId(7);
 /// Another cluster's id.
-const FOREIGN: u64 = 99;
+const FOREIGN: ClusterId = ClusterId(99);
 /// The pod template hash the spec asks for.
 const NEW: &str = "hash-new";
 /// An older pod template hash.
 const OLD: &str = "hash-old";
 /// The leader's commit index in every world.
-const COMMIT: u64 = 1_000;
+const COMMIT: LogIndex = LogIndex(1_000);
+/// The lag up to which a member is caught up, as a plain number.
+const CAUGHT_UP: u64 = CAUGHT_UP_LAG_ENTRIES.get();
 /// The learner deadline the spec gives.
 const LEARNER_TIMEOUT_SECS: u64 = 60;
 
 /// The node id of the data on pod `k`'s original volume.
-fn node(k: u32) -> u64 {
-    10 + u64::from(k)
+fn node(k: u32) -> NodeId {
+    NodeId(10 + u64::from(k))
 }
 
 /// The node id pod `k` reports after its volume was lost.
-fn fresh(k: u32) -> u64 {
-    20 + u64::from(k)
+fn fresh(k: u32) -> NodeId {
+    NodeId(20 + u64::from(k))
 }
 
 /// The time of every reconcile in the table.
@@ -96,7 +102,7 @@ impl World {
     }
 
     /// Pod `k` on the new template, answering as `node_id` of `cluster`.
-    fn pod(mut self, k: u32, node_id: u64, cluster_id: Option<u64>) -> Self {
+    fn pod(mut self, k: u32, node_id: NodeId, cluster_id: Option<ClusterId>) -> Self {
         self.0.pods.insert(
             k,
             PodObservation {
@@ -122,7 +128,7 @@ impl World {
     /// Pod `k` exists but its node does not answer.
     fn silent(mut self, k: u32) -> Self {
         if !self.0.pods.contains_key(&k) {
-            self = self.pod(k, 0, None);
+            self = self.pod(k, NodeId(0), None);
         }
         self.pod_mut(k).node = None;
         self
@@ -225,7 +231,7 @@ impl World {
 
     /// The member of pod `k` is `lag` entries behind the commit index.
     fn behind(mut self, k: u32, lag: u64) -> Self {
-        self.member_mut(k).match_index = COMMIT - lag;
+        self.member_mut(k).match_index = LogIndex(COMMIT.get() - lag);
         self
     }
 
@@ -273,6 +279,7 @@ fn rec() -> Record {
         cluster_id: Some(CLUSTER),
         change_in_flight: None,
         learner_since: Default::default(),
+        unreadable: None,
         statefulset_floor: 0,
         now: now(),
     }
@@ -284,6 +291,34 @@ fn unrecorded() -> Record {
         cluster_id: None,
         ..rec()
     }
+}
+
+/// The status with only a cluster id, recorded as `text`.
+fn status_with_cluster_id(text: &str) -> RaftClusterStatus {
+    RaftClusterStatus {
+        cluster_id: Some(text.to_string()),
+        ..RaftClusterStatus::default()
+    }
+}
+
+/// What `status.clusterId: "7x"` reads as.
+fn garbled_cluster_id() -> UnreadableId {
+    status_with_cluster_id("7x")
+        .recorded_cluster_id()
+        .expect_err("7x is no cluster id")
+}
+
+/// The recorded cluster id is garbage: no id can be trusted.
+fn garbled() -> Record {
+    Record {
+        cluster_id: None,
+        unreadable: Some(garbled_cluster_id()),
+        ..rec()
+    }
+}
+
+fn unreadable(id: UnreadableId) -> Plan {
+    wait(WaitReason::UnreadableStatus(id))
 }
 
 trait RecordExt {
@@ -356,7 +391,7 @@ fn not_reporting(ordinal: u32) -> Plan {
 fn catching_up(k: u32, lag: u64) -> Plan {
     wait(WaitReason::LearnerCatchingUp {
         node_id: node(k),
-        lag,
+        lag: EntryCount(lag),
     })
 }
 
@@ -791,17 +826,17 @@ fn learner_rows() -> Vec<Row> {
     vec![
         row(
             "a healthy learner exactly at the caught-up lag is promoted",
-            four().learner(3, CAUGHT_UP_LAG_ENTRIES),
+            four().learner(3, CAUGHT_UP),
             want(4),
             rec().since(3, 10),
             promote(3),
         ),
         row(
             "a learner one entry further behind waits",
-            four().learner(3, CAUGHT_UP_LAG_ENTRIES + 1),
+            four().learner(3, CAUGHT_UP + 1),
             want(4),
             rec().since(3, 10),
-            catching_up(3, CAUGHT_UP_LAG_ENTRIES + 1),
+            catching_up(3, CAUGHT_UP + 1),
         ),
         row(
             "an unhealthy learner is not promoted even when caught up",
@@ -1078,10 +1113,7 @@ fn scale_in_rows() -> Vec<Row> {
         ),
         row(
             "a leading scale-in target with no healthy, caught-up voter to hand over to waits",
-            cluster(3)
-                .leader(2)
-                .sick(0)
-                .behind(1, CAUGHT_UP_LAG_ENTRIES + 1),
+            cluster(3).leader(2).sick(0).behind(1, CAUGHT_UP + 1),
             want(2),
             rec(),
             wait(WaitReason::NoTransferTarget),
@@ -1161,7 +1193,7 @@ fn roll_rows() -> Vec<Row> {
         ),
         row(
             "members lagging by at most the caught-up lag are done",
-            cluster(3).behind(2, CAUGHT_UP_LAG_ENTRIES),
+            cluster(3).behind(2, CAUGHT_UP),
             want(3),
             rec(),
             Plan::Done,
@@ -1217,7 +1249,7 @@ fn roll_rows() -> Vec<Row> {
         ),
         row(
             "a lagging member holds the roll",
-            all_stale().behind(1, CAUGHT_UP_LAG_ENTRIES + 1),
+            all_stale().behind(1, CAUGHT_UP + 1),
             want(3),
             rec(),
             wait(WaitReason::MembersCatchingUp),
@@ -1260,8 +1292,55 @@ fn roll_rows() -> Vec<Row> {
     ]
 }
 
+/// Rule 0: an id recorded in status that does not parse stops everything,
+/// above all a bootstrap: garbage is not "no cluster yet".
+fn unreadable_record_rows() -> Vec<Row> {
+    vec![
+        row(
+            "garbled cluster id and no StatefulSet: wait, do not create one to bootstrap",
+            nothing(),
+            want(3),
+            garbled(),
+            unreadable(garbled_cluster_id()),
+        ),
+        row(
+            "garbled cluster id and an empty pod 0: wait, do not bootstrap it",
+            nothing().sts(1).pod(0, node(0), None),
+            want(3),
+            garbled(),
+            unreadable(garbled_cluster_id()),
+        ),
+        row(
+            "garbled cluster id and a pod holding a cluster: wait, do not record over it",
+            nothing().sts(1).pod(0, node(0), Some(CLUSTER)),
+            want(3),
+            garbled(),
+            unreadable(garbled_cluster_id()),
+        ),
+        row(
+            "garbled cluster id with every pod empty: wait, neither bootstrap nor halt",
+            nothing()
+                .sts(3)
+                .pod(0, fresh(0), None)
+                .pod(1, fresh(1), None)
+                .pod(2, fresh(2), None),
+            want(3),
+            garbled(),
+            unreadable(garbled_cluster_id()),
+        ),
+        row(
+            "garbled cluster id in a running cluster that wants to grow: wait",
+            cluster(3),
+            want(5),
+            garbled(),
+            unreadable(garbled_cluster_id()),
+        ),
+    ]
+}
+
 fn all_rows() -> Vec<Row> {
     [
+        unreadable_record_rows(),
         bootstrap_rows(),
         no_quorum_rows(),
         change_in_flight_rows(),
@@ -1274,6 +1353,107 @@ fn all_rows() -> Vec<Row> {
     .into_iter()
     .flatten()
     .collect()
+}
+
+#[test]
+fn a_garbled_record_stops_the_planner_before_any_step() {
+    check(&unreadable_record_rows());
+}
+
+/// From status text to plan: a cluster id that does not parse becomes the
+/// record's `unreadable` (not `None`), so the planner never moves toward
+/// a bootstrap, whatever the pods report.
+#[test]
+fn a_garbled_cluster_id_in_status_never_leads_toward_bootstrap() {
+    let worlds = [
+        ("nothing", nothing()),
+        ("empty pod 0", nothing().sts(1).pod(0, node(0), None)),
+        (
+            "pod 0 holds the cluster",
+            nothing().sts(1).pod(0, node(0), Some(CLUSTER)),
+        ),
+        ("running", cluster(3)),
+    ];
+    for text in ["7x", "", " 7", "-7", "18446744073709551616", "seven"] {
+        let status = status_with_cluster_id(text);
+        for (label, world) in &worlds {
+            let record = record(NAME, &status, &world.0, now());
+            assert_eq!(record.cluster_id, None, "{text:?}, {label}");
+            let bad = record.unreadable.clone().expect("the garbage is kept");
+            assert_eq!(bad.field, "status.clusterId");
+            assert_eq!(bad.error.value, text);
+            for replicas in 1..=3 {
+                let plan = next_step(&world.0, &want(replicas), &record);
+                assert_eq!(plan, unreadable(bad.clone()), "{text:?}, {label}");
+            }
+        }
+    }
+    // The same world with a readable id or none behaves as before.
+    let empty_pod = nothing().sts(1).pod(0, node(0), None);
+    let none = record(NAME, &RaftClusterStatus::default(), &empty_pod.0, now());
+    assert_eq!(
+        next_step(&empty_pod.0, &want(3), &none),
+        act(Step::Bootstrap)
+    );
+    let recorded = record(NAME, &status_with_cluster_id("7"), &cluster(3).0, now());
+    assert_eq!(recorded.cluster_id, Some(CLUSTER));
+    assert_eq!(recorded.unreadable, None);
+}
+
+/// A garbled learner or in-flight change id is not dropped either: a
+/// dropped change would let the planner start another one.
+#[test]
+fn a_garbled_member_id_in_status_stops_the_planner_too() {
+    let since = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now());
+    let change = MembershipChange {
+        kind: ChangeKind::Promote,
+        node_id: "n13".into(),
+        name: pod_name(NAME, 3),
+        reason: "caught up".into(),
+        started_at: since.clone(),
+        finished_at: None,
+        log_index: None,
+        outcome: ChangeOutcome::InFlight,
+        message: None,
+    };
+    let learners = vec![
+        LearnerSince {
+            node_id: "13".into(),
+            since: since.clone(),
+        },
+        LearnerSince {
+            node_id: "1e3".into(),
+            since,
+        },
+    ];
+    let world = cluster(3).learner(3, 0);
+    let cases = [
+        (
+            RaftClusterStatus {
+                membership_change: Some(change),
+                ..status_with_cluster_id("7")
+            },
+            "status.membershipChange.nodeId",
+            "n13",
+        ),
+        (
+            RaftClusterStatus {
+                learners,
+                ..status_with_cluster_id("7")
+            },
+            "status.learners[1].nodeId",
+            "1e3",
+        ),
+    ];
+    for (status, field, text) in cases {
+        let record = record(NAME, &status, &world.0, now());
+        let bad = record.unreadable.clone().expect("the garbage is kept");
+        assert_eq!(
+            (bad.field.as_str(), bad.error.value.as_str()),
+            (field, text)
+        );
+        assert_eq!(next_step(&world.0, &want(4), &record), unreadable(bad));
+    }
 }
 
 #[test]
@@ -1350,6 +1530,7 @@ fn kind(plan: &Plan) -> &'static str {
             WaitReason::NoTransferTarget => "Wait::NoTransferTarget",
             WaitReason::ForeignData { .. } => "Wait::ForeignData",
             WaitReason::MembersCatchingUp => "Wait::MembersCatchingUp",
+            WaitReason::UnreadableStatus(_) => "Wait::UnreadableStatus",
         },
     }
 }
@@ -1382,6 +1563,7 @@ fn the_table_expects_every_step_every_wait_reason_and_the_halt() {
         "Wait::NoTransferTarget",
         "Wait::ForeignData",
         "Wait::MembersCatchingUp",
+        "Wait::UnreadableStatus",
     ];
     let covered: BTreeSet<_> = all_rows().iter().map(|r| kind(&r.expected)).collect();
     let missing: Vec<_> = every.iter().filter(|k| !covered.contains(*k)).collect();
@@ -1525,7 +1707,7 @@ fn a_second_learner_is_never_added_while_one_exists() {
             .any(|m| !m.voter)
     });
     for (label, world) in with_learner {
-        for lag in [0, CAUGHT_UP_LAG_ENTRIES, CAUGHT_UP_LAG_ENTRIES + 1, 900] {
+        for lag in [0, CAUGHT_UP, CAUGHT_UP + 1, 900] {
             let learner = world
                 .0
                 .leader

@@ -61,6 +61,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
+use raftcfg_client::wire::{ClusterId, LogIndex, NodeId};
 use raftcfg_operator::crd::ChangeKind;
 use raftcfg_operator::observed::{
     LeaderView, NodeReport, Observed, ObservedMember, PodObservation, pod_name,
@@ -114,8 +115,8 @@ struct Pod {
 /// A pod's persistent volume. No volume at an ordinal means an empty one.
 #[derive(Clone, Copy, Debug)]
 struct Volume {
-    node_id: u64,
-    cluster_id: Option<u64>,
+    node_id: NodeId,
+    cluster_id: Option<ClusterId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +125,7 @@ struct Member {
     voter: bool,
 }
 
-type Config = BTreeMap<u64, Member>;
+type Config = BTreeMap<NodeId, Member>;
 
 #[derive(Clone, Debug)]
 struct Model {
@@ -138,18 +139,18 @@ struct Model {
     pods: BTreeMap<u32, Pod>,
     volumes: BTreeMap<u32, Volume>,
     // Raft.
-    cluster: Option<u64>,
+    cluster: Option<ClusterId>,
     config: Config,
     /// While a configuration entry is uncommitted: the one before it.
     before_change: Option<Config>,
-    leader: Option<u64>,
+    leader: Option<NodeId>,
     commit: u64,
-    matched: BTreeMap<u64, u64>,
-    sick: BTreeSet<u64>,
+    matched: BTreeMap<NodeId, u64>,
+    sick: BTreeSet<NodeId>,
     // What the operator recorded in status.
-    recorded: Option<u64>,
-    in_flight: Option<(ChangeKind, u64)>,
-    learner_since: BTreeMap<u64, Timestamp>,
+    recorded: Option<ClusterId>,
+    in_flight: Option<(ChangeKind, NodeId)>,
+    learner_since: BTreeMap<NodeId, Timestamp>,
     now: Timestamp,
     // Bookkeeping.
     next_node_id: u64,
@@ -238,7 +239,7 @@ impl Model {
     // --- what the world is ---------------------------------------------
 
     /// The ordinal whose volume holds `node_id`.
-    fn ordinal_of(&self, node_id: u64) -> Option<u32> {
+    fn ordinal_of(&self, node_id: NodeId) -> Option<u32> {
         self.volumes
             .iter()
             .find(|(_, v)| v.node_id == node_id)
@@ -246,13 +247,13 @@ impl Model {
     }
 
     /// The node runs: its volume is in a pod that is not starting.
-    fn up(&self, node_id: u64) -> bool {
+    fn up(&self, node_id: NodeId) -> bool {
         self.ordinal_of(node_id)
             .and_then(|o| self.pods.get(&o))
             .is_some_and(|p| p.phase != PodPhase::Starting)
     }
 
-    fn healthy(&self, node_id: u64) -> bool {
+    fn healthy(&self, node_id: NodeId) -> bool {
         self.up(node_id) && !self.sick.contains(&node_id)
     }
 
@@ -262,7 +263,7 @@ impl Model {
         is_quorum(healthy, voters.len())
     }
 
-    fn lag(&self, node_id: u64) -> u64 {
+    fn lag(&self, node_id: NodeId) -> u64 {
         self.commit
             .saturating_sub(self.matched.get(&node_id).copied().unwrap_or(0))
     }
@@ -332,7 +333,7 @@ impl Model {
                     name: pod_name(NAME, m.ordinal),
                     voter: m.voter,
                     healthy: self.healthy(*id),
-                    match_index: self.matched.get(id).copied().unwrap_or(0),
+                    match_index: LogIndex(self.matched.get(id).copied().unwrap_or(0)),
                 })
                 .collect();
             // The leader's list has no promised order: vary it.
@@ -342,7 +343,7 @@ impl Model {
             }
             LeaderView {
                 leader_id,
-                commit_index: self.commit,
+                commit_index: LogIndex(self.commit),
                 change_pending: self.before_change.is_some(),
                 members,
             }
@@ -369,7 +370,7 @@ impl Model {
     fn reconcile(&mut self, quick: bool) -> Result<Plan, String> {
         self.template = self.hash;
         let observed = self.observe();
-        let learner_since: BTreeMap<u64, Timestamp> = observed
+        let learner_since: BTreeMap<NodeId, Timestamp> = observed
             .leader
             .iter()
             .flat_map(|l| l.members.iter().filter(|m| !m.voter))
@@ -383,6 +384,7 @@ impl Model {
             cluster_id: self.recorded,
             change_in_flight: self.in_flight,
             learner_since,
+            unreadable: None,
             statefulset_floor: self
                 .config
                 .values()
@@ -430,7 +432,7 @@ impl Model {
                     .get(node_id)
                     .ok_or_else(|| format!("{step:?} removes a non-member"))?;
                 if member.voter {
-                    let left: Vec<u64> = self
+                    let left: Vec<NodeId> = self
                         .config
                         .iter()
                         .filter(|(id, m)| m.voter && *id != node_id)
@@ -466,7 +468,9 @@ impl Model {
             }
             Step::Promote { node_id, .. } => {
                 let learner = self.config.get(node_id).is_some_and(|m| !m.voter);
-                if !learner || !self.healthy(*node_id) || self.lag(*node_id) > CAUGHT_UP_LAG_ENTRIES
+                if !learner
+                    || !self.healthy(*node_id)
+                    || self.lag(*node_id) > CAUGHT_UP_LAG_ENTRIES.get()
                 {
                     return Err(format!("{step:?} of no healthy caught-up learner"));
                 }
@@ -489,11 +493,9 @@ impl Model {
                 }
             }
             Step::ReplacePod { ordinal } => {
-                if let Some((id, _)) = self
-                    .config
-                    .iter()
-                    .find(|(id, _)| !self.healthy(**id) || self.lag(**id) > CAUGHT_UP_LAG_ENTRIES)
-                {
+                if let Some((id, _)) = self.config.iter().find(|(id, _)| {
+                    !self.healthy(**id) || self.lag(**id) > CAUGHT_UP_LAG_ENTRIES.get()
+                }) {
                     return Err(format!("{step:?} while member {id} is unhealthy or behind"));
                 }
                 let voters = self.config.values().filter(|m| m.voter).count();
@@ -530,7 +532,7 @@ impl Model {
         match step {
             Step::ScaleStatefulSet { replicas } => self.sts = Some(*replicas),
             Step::Bootstrap => {
-                let cluster_id = 1_000 + u64::from(self.bootstraps);
+                let cluster_id = ClusterId(1_000 + u64::from(self.bootstraps));
                 let volume = self.volumes.get_mut(&0).expect("pod 0 answered");
                 volume.cluster_id = Some(cluster_id);
                 let node_id = volume.node_id;
@@ -605,7 +607,7 @@ impl Model {
     fn change(
         &mut self,
         kind: ChangeKind,
-        node_id: u64,
+        node_id: NodeId,
         quick: bool,
         apply: impl FnOnce(&mut Config),
     ) {
@@ -632,7 +634,7 @@ impl Model {
                 self.before_change = None;
             }
             self.commit += WRITES_PER_TICK;
-            let members: Vec<u64> = self.config.keys().copied().collect();
+            let members: Vec<NodeId> = self.config.keys().copied().collect();
             for id in members {
                 if !self.healthy(id) {
                     continue;
@@ -661,7 +663,7 @@ impl Model {
                         let node_id = self.next_node_id;
                         self.next_node_id += 1;
                         let volume = Volume {
-                            node_id,
+                            node_id: NodeId(node_id),
                             cluster_id: None,
                         };
                         self.volumes.insert(o, volume);
@@ -749,7 +751,7 @@ impl Model {
             }
             Event::MoveLeader { pick } => {
                 if let Some(leader) = self.leader {
-                    let others: Vec<u64> = self
+                    let others: Vec<NodeId> = self
                         .config
                         .iter()
                         .filter(|(id, m)| m.voter && **id != leader && self.healthy(**id))
@@ -761,7 +763,7 @@ impl Model {
                 }
             }
             Event::FallBehind { pick } => {
-                let members: Vec<u64> = self.config.keys().copied().collect();
+                let members: Vec<NodeId> = self.config.keys().copied().collect();
                 if let Some(id) = pick_from(&members, pick)
                     && Some(id) != self.leader
                 {
@@ -771,13 +773,13 @@ impl Model {
                 }
             }
             Event::Sicken { pick } => {
-                let members: Vec<u64> = self.config.keys().copied().collect();
+                let members: Vec<NodeId> = self.config.keys().copied().collect();
                 if let Some(id) = pick_from(&members, pick) {
                     self.sick.insert(id);
                 }
             }
             Event::Heal { pick } => {
-                let sick: Vec<u64> = self.sick.iter().copied().collect();
+                let sick: Vec<NodeId> = self.sick.iter().copied().collect();
                 if let Some(id) = pick_from(&sick, pick) {
                     self.sick.remove(&id);
                 }

@@ -18,8 +18,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Reporter;
 use raftcfg_client::http::{ClientError, StatusCode};
 use raftcfg_client::wire::{
-    AddMemberRequest, BootstrapResponse, Member, MemberList, MemberRole, MembershipResponse,
-    NodeStatus, TransferLeaderResponse,
+    AddMemberRequest, BootstrapResponse, ClusterId, LogIndex, Member, MemberList, MemberRole,
+    MembershipResponse, NodeId, NodeStatus, Term, TransferLeaderResponse,
 };
 use raftcfg_operator::crd::RaftCluster;
 use raftcfg_operator::kube_platform::KubePlatform;
@@ -154,8 +154,8 @@ async fn bootstrap_pod_0(ip: &str, url: &str) {
     let nodes = FakeNodes::new(&log)
         .node(url, node(1, None, None))
         .bootstrap(Ok(BootstrapResponse {
-            cluster_id,
-            node_id: 1,
+            cluster_id: ClusterId(cluster_id),
+            node_id: NodeId(1),
         }));
     let reconciler = reconciler(client, nodes);
     let rc = cluster(3, Value::Null);
@@ -211,6 +211,58 @@ async fn bootstrap_pod_0(ip: &str, url: &str) {
             line("POST", EVENTS),
             line("PATCH", APPLY_STATUS),
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_garbled_cluster_id_in_status_is_degraded_and_kept_never_bootstrapped_over() {
+    let log = mock_api::log();
+    let (client, mut api) = mock_api::client(&log);
+    // Pod 0 is empty: were the garbage read as "no cluster", it would be
+    // bootstrapped (the fake panics on any bootstrap).
+    let nodes = FakeNodes::new(&log).node(&url(POD_0), node(1, None, None));
+    let reconciler = reconciler(client, nodes);
+    let rc = cluster(3, json!({"clusterId": "7x"}));
+    let message = "status.clusterId is \"7x\", which is not a cluster id; the operator takes no step until the status is corrected (kubectl edit --subresource=status raftcluster config)";
+
+    let outcome = api
+        .run(
+            reconciler.reconcile(&rc, at(NOW)),
+            async |api: &mut MockApi| {
+                expect_observe_and_apply(api, &rc, Some(1), &[POD_0], 0).await;
+                expect_event(api, "Warning", "Waiting", message).await;
+                expect_status(
+                    api,
+                    &rc,
+                    json!({
+                        "phase": "Degraded",
+                        "clusterId": "7x",
+                        "replicas": 0,
+                        "readyReplicas": 0,
+                        "selector": SELECTOR,
+                        "message": message,
+                        "conditions": [
+                            condition("Available", false, "NoQuorum", NO_QUORUM, NOW),
+                            condition("Degraded", true, "UnreadableStatus", message, NOW),
+                            condition("Progressing", false, "UnreadableStatus", message, NOW),
+                        ],
+                        "observedGeneration": 4,
+                    }),
+                )
+                .await;
+            },
+        )
+        .await;
+
+    assert_eq!(outcome.expect("the reconcile succeeds"), Outcome::Waiting);
+    let node_calls: Vec<String> = entries(&log)
+        .into_iter()
+        .filter(|call| call.contains(":7379"))
+        .collect();
+    assert_eq!(
+        node_calls,
+        [format!("status {}", url(POD_0))],
+        "the node is only read"
     );
 }
 
@@ -294,7 +346,9 @@ async fn a_healthy_one_member_cluster_asked_for_three_grows_its_statefulset_to_t
 async fn a_caught_up_learner_is_promoted_only_after_the_intent_is_written_to_status() {
     let log = mock_api::log();
     let (client, mut api) = mock_api::client(&log);
-    let nodes = learner_cluster(&log).promote(Ok(MembershipResponse { index: 21 }));
+    let nodes = learner_cluster(&log).promote(Ok(MembershipResponse {
+        index: LogIndex(21),
+    }));
     let reconciler = reconciler(client, nodes);
     let rc = cluster(3, learner_seen_earlier());
     let intent = promote_intent();
@@ -337,7 +391,7 @@ async fn a_caught_up_learner_is_promoted_only_after_the_intent_is_written_to_sta
     assert_eq!(
         outcome.expect("the reconcile succeeds"),
         Outcome::Acted(Step::Promote {
-            node_id: 2,
+            node_id: NodeId(2),
             name: "config-1".into()
         })
     );
@@ -372,7 +426,9 @@ async fn a_caught_up_learner_is_promoted_only_after_the_intent_is_written_to_sta
 async fn a_membership_change_is_not_asked_for_if_the_cluster_changed_since_it_was_read() {
     let log = mock_api::log();
     let (client, mut api) = mock_api::client(&log);
-    let nodes = learner_cluster(&log).promote(Ok(MembershipResponse { index: 21 }));
+    let nodes = learner_cluster(&log).promote(Ok(MembershipResponse {
+        index: LogIndex(21),
+    }));
     let reconciler = reconciler(client, nodes);
     let mut rc = cluster(3, learner_seen_earlier());
     rc.metadata.resource_version = Some("41".into());
@@ -762,7 +818,7 @@ async fn a_pod_holding_data_of_a_former_member_loses_its_claim_before_the_pod() 
         outcome.expect("the reconcile succeeds"),
         Outcome::Acted(Step::WipePod {
             ordinal: 1,
-            node_id: 9
+            node_id: NodeId(9)
         })
     );
 }
@@ -936,8 +992,8 @@ fn url(ip: &str) -> String {
 
 fn node(node_id: u64, cluster_id: Option<u64>, leader_id: Option<u64>) -> NodeStatus {
     NodeStatus {
-        node_id,
-        cluster_id,
+        node_id: NodeId(node_id),
+        cluster_id: cluster_id.map(ClusterId),
         name: format!("config-{}", node_id - 1),
         role: if leader_id == Some(node_id) {
             "leader"
@@ -945,25 +1001,25 @@ fn node(node_id: u64, cluster_id: Option<u64>, leader_id: Option<u64>) -> NodeSt
             "follower"
         }
         .into(),
-        term: 5,
-        commit: 0,
-        applied: 0,
-        last_index: 0,
-        snapshot_index: 0,
-        leader_id,
+        term: Term(5),
+        commit: LogIndex(0),
+        applied: LogIndex(0),
+        last_index: LogIndex(0),
+        snapshot_index: LogIndex(0),
+        leader_id: leader_id.map(NodeId),
         state_digest: None,
     }
 }
 
 fn member(id: u64, role: MemberRole, healthy: bool, match_index: u64) -> Member {
     Member {
-        id,
+        id: NodeId(id),
         name: format!("config-{}", id - 1),
         peer_url: format!("http://config-{}.config-peer.prod.svc:7380", id - 1),
         client_url: format!("http://config-{}.config-peer.prod.svc:7379", id - 1),
         role,
         leader: id == 1,
-        match_index: Some(match_index),
+        match_index: Some(LogIndex(match_index)),
         healthy: Some(healthy),
     }
 }
@@ -980,8 +1036,8 @@ fn learner(id: u64, healthy: bool, match_index: u64) -> Member {
 fn member_list(commit_index: u64, pending: bool, members: Vec<Member>) -> MemberList {
     MemberList {
         members,
-        leader_id: Some(1),
-        commit_index,
+        leader_id: Some(NodeId(1)),
+        commit_index: LogIndex(commit_index),
         membership_change_pending: pending,
     }
 }
@@ -1086,20 +1142,20 @@ impl Nodes for FakeNodes {
         panic!("unexpected add_learner at {url}: {request:?}")
     }
 
-    async fn promote(&self, url: &str, node_id: u64) -> Result<MembershipResponse, ClientError> {
+    async fn promote(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
         self.record(format!("promote {url} {node_id}"));
         let answer = self.promote.lock().expect("lock").take();
         answer.unwrap_or_else(|| panic!("unexpected promote of {node_id} at {url}"))
     }
 
-    async fn remove(&self, url: &str, node_id: u64) -> Result<MembershipResponse, ClientError> {
+    async fn remove(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
         panic!("unexpected remove of {node_id} at {url}")
     }
 
     async fn transfer_leader(
         &self,
         url: &str,
-        to: u64,
+        to: NodeId,
     ) -> Result<TransferLeaderResponse, ClientError> {
         panic!("unexpected transfer_leader to {to} at {url}")
     }

@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use raftcfg_client::wire::{
-    AddMemberRequest, BootstrapResponse, Member, MemberList, MemberRole, MembershipResponse,
+    self, AddMemberRequest, BootstrapResponse, Member, MemberList, MemberRole, MembershipResponse,
     TransferLeaderRequest, TransferLeaderResponse,
 };
 use raftcfg_raft::{MembershipChange, NodeId};
@@ -46,7 +46,7 @@ pub async fn list_members(
                 address.map(|a| field(a).clone()).unwrap_or_default()
             };
             Member {
-                id: id.get(),
+                id: wire::NodeId(id.get()),
                 name: text(|a| &a.name),
                 peer_url: text(|a| &a.peer_url),
                 client_url: text(|a| &a.client_url),
@@ -57,9 +57,12 @@ pub async fn list_members(
                 },
                 leader: status.leader_id == Some(id),
                 match_index: if leading && id == view.identity.node_id {
-                    Some(status.last_index.get())
+                    Some(wire::LogIndex(status.last_index.get()))
                 } else if leading {
-                    status.progress.get(&id).map(|p| p.matched.get())
+                    status
+                        .progress
+                        .get(&id)
+                        .map(|p| wire::LogIndex(p.matched.get()))
                 } else {
                     None
                 },
@@ -75,8 +78,8 @@ pub async fn list_members(
         .collect();
     Ok(Json(MemberList {
         members,
-        leader_id: status.leader_id.map(NodeId::get),
-        commit_index: status.commit.get(),
+        leader_id: status.leader_id.map(|id| wire::NodeId(id.get())),
+        commit_index: wire::LogIndex(status.commit.get()),
         membership_change_pending: status.membership_change_pending,
     }))
 }
@@ -89,7 +92,7 @@ pub async fn add_member(
 ) -> Result<Response, ApiError> {
     Params::parse(query.as_deref(), &[])?;
     let request: AddMemberRequest = json_body(&body)?;
-    let id = member_id_value(request.node_id)?;
+    let id = member_id_value(request.node_id.get())?;
     let address = MemberAddress {
         name: check_name(&request.name)?,
         peer_url: check_url("peer_url", &request.peer_url)?,
@@ -158,7 +161,7 @@ pub async fn transfer_leader(
     } else {
         json_body(&body)?
     };
-    let to = request.to.map(member_id_value).transpose()?;
+    let to = request.to.map(|to| member_id_value(to.get())).transpose()?;
     let leader_id = match state.node.transfer_leader(to).await {
         Ok(leader) => leader.get(),
         Err(DriverError::NotLeader {
@@ -166,7 +169,10 @@ pub async fn transfer_leader(
         }) => relay(&state, leader, ClusterRequest::TransferLeader { to }).await?,
         Err(e) => return Err(e.into()),
     };
-    Ok(Json(TransferLeaderResponse { leader_id }).into_response())
+    Ok(Json(TransferLeaderResponse {
+        leader_id: wire::NodeId(leader_id),
+    })
+    .into_response())
 }
 
 /// `POST /v1/cluster/bootstrap`: found a one-member cluster.
@@ -184,8 +190,8 @@ pub async fn bootstrap(
     }
     let cluster_id = state.node.bootstrap().await?;
     Ok(Json(BootstrapResponse {
-        cluster_id: cluster_id.get(),
-        node_id: state.node.view().identity.node_id.get(),
+        cluster_id: wire::ClusterId(cluster_id.get()),
+        node_id: wire::NodeId(state.node.view().identity.node_id.get()),
     }))
 }
 
@@ -202,7 +208,10 @@ async fn membership_answer(
         }) => relay(state, leader, request).await?,
         Err(e) => return Err(e.into()),
     };
-    Ok(Json(MembershipResponse { index }).into_response())
+    Ok(Json(MembershipResponse {
+        index: wire::LogIndex(index),
+    })
+    .into_response())
 }
 
 /// Has the leader carry out `request` and returns its answer (a log index

@@ -9,8 +9,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use raftcfg_client::wire::NodeStatus;
-use raftcfg_raft::{ClusterId, LogIndex, NodeId, Role};
+use raftcfg_client::wire::{self, NodeStatus};
+use raftcfg_raft::{LogIndex, Role};
 
 use super::ApiState;
 use super::error::ApiError;
@@ -31,17 +31,17 @@ pub async fn status(
     let view = state.node.view();
     let status = &view.status;
     Ok(Json(NodeStatus {
-        node_id: view.identity.node_id.get(),
-        cluster_id: status.cluster_id.map(ClusterId::get),
+        node_id: wire::NodeId(view.identity.node_id.get()),
+        cluster_id: status.cluster_id.map(|id| wire::ClusterId(id.get())),
         name: view.identity.name.clone(),
         role: role_name(status.role).to_owned(),
-        term: status.term.get(),
-        commit: status.commit.get(),
+        term: wire::Term(status.term.get()),
+        commit: wire::LogIndex(status.commit.get()),
         // With a digest, the digest's index, so the two belong together.
-        applied: digest.map_or(status.applied, |(applied, _)| applied).get(),
-        last_index: status.last_index.get(),
-        snapshot_index: status.snapshot_index.get(),
-        leader_id: status.leader_id.map(NodeId::get),
+        applied: wire::LogIndex(digest.map_or(status.applied, |(applied, _)| applied).get()),
+        last_index: wire::LogIndex(status.last_index.get()),
+        snapshot_index: wire::LogIndex(status.snapshot_index.get()),
+        leader_id: status.leader_id.map(|id| wire::NodeId(id.get())),
         state_digest: digest.map(|(_, digest)| digest.to_string()),
     }))
 }

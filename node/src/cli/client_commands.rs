@@ -14,7 +14,9 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use raftcfg_client::http::{Client, ClientError, ClientOptions, Consistency, Precondition};
-use raftcfg_client::wire::{AddMemberRequest, Member, MemberList, MemberRole, NodeStatus};
+use raftcfg_client::wire::{
+    AddMemberRequest, EntryCount, LogIndex, Member, MemberList, MemberRole, NodeId, NodeStatus,
+};
 use tokio::io::AsyncReadExt;
 
 /// Where the cluster is reached when neither `--endpoints` nor
@@ -420,7 +422,7 @@ async fn member(command: MemberCommand) -> anyhow::Result<()> {
         }
         MemberCommand::Add(args) => {
             let request = AddMemberRequest {
-                node_id: args.node_id,
+                node_id: NodeId(args.node_id),
                 name: args.name,
                 peer_url: args.peer_url,
                 client_url: args.client_url,
@@ -432,14 +434,18 @@ async fn member(command: MemberCommand) -> anyhow::Result<()> {
             );
         }
         MemberCommand::Promote(args) => {
-            let answer = args.endpoints.client()?.promote(args.id).await?;
+            let answer = args.endpoints.client()?.promote(NodeId(args.id)).await?;
             println!(
                 "promoted member {} to voter at log index {}",
                 args.id, answer.index
             );
         }
         MemberCommand::Remove(args) => {
-            let answer = args.endpoints.client()?.remove_member(args.id).await?;
+            let answer = args
+                .endpoints
+                .client()?
+                .remove_member(NodeId(args.id))
+                .await?;
             println!("removed member {} at log index {}", args.id, answer.index);
         }
     }
@@ -447,7 +453,11 @@ async fn member(command: MemberCommand) -> anyhow::Result<()> {
 }
 
 async fn leader_transfer(args: LeaderTransferArgs) -> anyhow::Result<()> {
-    let answer = args.endpoints.client()?.transfer_leader(args.to).await?;
+    let answer = args
+        .endpoints
+        .client()?
+        .transfer_leader(args.to.map(NodeId))
+        .await?;
     println!("member {} leads", answer.leader_id);
     Ok(())
 }
@@ -639,7 +649,7 @@ fn member_table(list: &MemberList) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct StatusRow {
     name: String,
-    id: u64,
+    id: NodeId,
     role: MemberRole,
     /// The member list marks it as leader.
     listed_leader: bool,
@@ -665,7 +675,7 @@ impl StatusRow {
 struct DigestConflict {
     first: String,
     second: String,
-    applied: u64,
+    applied: LogIndex,
 }
 
 impl std::fmt::Display for DigestConflict {
@@ -682,7 +692,7 @@ impl std::fmt::Display for DigestConflict {
 /// for each such index, the first member with each further digest is
 /// paired with the first member seen at that index.
 fn digest_conflicts(rows: &[StatusRow]) -> Vec<DigestConflict> {
-    let mut by_applied: std::collections::BTreeMap<u64, Vec<(&str, &str)>> =
+    let mut by_applied: std::collections::BTreeMap<LogIndex, Vec<(&str, &str)>> =
         std::collections::BTreeMap::new();
     for row in rows {
         if let Ok(node) = &row.node
@@ -714,7 +724,7 @@ fn digest_conflicts(rows: &[StatusRow]) -> Vec<DigestConflict> {
 
 /// How far each row's applied index trails: behind the last index of the
 /// reachable leader with the highest term, or else behind its own commit.
-fn lags(rows: &[StatusRow]) -> Vec<Option<u64>> {
+fn lags(rows: &[StatusRow]) -> Vec<Option<EntryCount>> {
     let leader_last = rows
         .iter()
         .filter_map(|row| row.node.as_ref().ok())
@@ -725,8 +735,8 @@ fn lags(rows: &[StatusRow]) -> Vec<Option<u64>> {
         .map(|row| {
             let node = row.node.as_ref().ok()?;
             Some(match leader_last {
-                Some(last) => last.saturating_sub(node.applied),
-                None => node.commit.saturating_sub(node.applied),
+                Some(last) => last.entries_since(node.applied),
+                None => node.commit.entries_since(node.applied),
             })
         })
         .collect()
@@ -903,21 +913,21 @@ mod tests {
     fn node(name: &str, id: u64, role: &str, applied: u64, digest: &str) -> StatusRow {
         StatusRow {
             name: name.to_owned(),
-            id,
+            id: NodeId(id),
             role: MemberRole::Voter,
             listed_leader: role == "leader",
             client_url: format!("http://{name}:7379"),
             node: Ok(NodeStatus {
-                node_id: id,
-                cluster_id: Some(1),
+                node_id: NodeId(id),
+                cluster_id: Some(raftcfg_client::wire::ClusterId(1)),
                 name: name.to_owned(),
                 role: role.to_owned(),
-                term: 2,
-                commit: 100,
-                applied,
-                last_index: 110,
-                snapshot_index: 0,
-                leader_id: Some(1),
+                term: raftcfg_client::wire::Term(2),
+                commit: LogIndex(100),
+                applied: LogIndex(applied),
+                last_index: LogIndex(110),
+                snapshot_index: LogIndex(0),
+                leader_id: Some(NodeId(1)),
                 state_digest: Some(digest.to_owned()),
             }),
         }
@@ -926,7 +936,7 @@ mod tests {
     fn unreachable(name: &str, id: u64) -> StatusRow {
         StatusRow {
             name: name.to_owned(),
-            id,
+            id: NodeId(id),
             role: MemberRole::Learner,
             listed_leader: false,
             client_url: format!("http://{name}:7379"),
@@ -950,7 +960,7 @@ mod tests {
             [DigestConflict {
                 first: "n1".to_owned(),
                 second: "n2".to_owned(),
-                applied: 90
+                applied: LogIndex(90)
             }]
         );
         assert_eq!(
@@ -998,9 +1008,12 @@ mod tests {
             node("n2", 2, "follower", 90, "a"),
             unreachable("n3", 3),
         ];
-        assert_eq!(lags(&with_leader), [Some(5), Some(20), None]);
+        assert_eq!(
+            lags(&with_leader),
+            [Some(EntryCount(5)), Some(EntryCount(20)), None]
+        );
         let without_leader = [node("n2", 2, "follower", 90, "a")];
-        assert_eq!(lags(&without_leader), [Some(10)]);
+        assert_eq!(lags(&without_leader), [Some(EntryCount(10))]);
     }
 
     #[test]

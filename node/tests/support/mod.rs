@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raftcfg_client::http::{Client, ClientOptions, Consistency, Precondition};
-use raftcfg_client::wire::{AddMemberRequest, NodeStatus};
+use raftcfg_client::wire::{AddMemberRequest, NodeId, NodeStatus};
 use tempfile::TempDir;
 
 use patience::patience;
@@ -242,7 +242,7 @@ impl Node {
             .expect("node status")
     }
 
-    pub fn add_request(&self, node_id: u64) -> AddMemberRequest {
+    pub fn add_request(&self, node_id: NodeId) -> AddMemberRequest {
         AddMemberRequest {
             node_id,
             name: self.name.clone(),

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use raftcfg_client::http::ClientError;
 use raftcfg_client::wire::{
-    AddMemberRequest, BootstrapResponse, MemberList, MembershipResponse, NodeStatus,
-    TransferLeaderResponse,
+    AddMemberRequest, BootstrapResponse, LogIndex, MemberList, MembershipResponse, NodeId,
+    NodeStatus, TransferLeaderResponse,
 };
 use raftcfg_operator::crd::{RaftCluster, RaftClusterStatus};
 use raftcfg_operator::observed::pod_name;
@@ -402,12 +402,12 @@ pub enum MembershipOperation {
 #[derive(Clone, Debug)]
 pub struct MembershipCall {
     pub operation: MembershipOperation,
-    pub node_id: u64,
+    pub node_id: NodeId,
     pub url: String,
     pub started: Duration,
     pub ended: Duration,
     /// The log index of the committed configuration entry, or the error.
-    pub result: Result<u64, CallError>,
+    pub result: Result<LogIndex, CallError>,
 }
 
 /// A failed call, as far as the test needs it.
@@ -433,7 +433,7 @@ pub struct RecordingNodes {
     inner: HttpNodes,
     epoch: Instant,
     calls: Mutex<Vec<MembershipCall>>,
-    transfers: Mutex<Vec<Result<u64, CallError>>>,
+    transfers: Mutex<Vec<Result<NodeId, CallError>>>,
 }
 
 impl RecordingNodes {
@@ -454,14 +454,14 @@ impl RecordingNodes {
     }
 
     /// Every leadership transfer's answer: the new leader, or the error.
-    pub fn transfers(&self) -> Vec<Result<u64, CallError>> {
+    pub fn transfers(&self) -> Vec<Result<NodeId, CallError>> {
         self.transfers.lock().unwrap().clone()
     }
 
     async fn record(
         &self,
         operation: MembershipOperation,
-        node_id: u64,
+        node_id: NodeId,
         url: &str,
         call: impl Future<Output = Result<MembershipResponse, ClientError>>,
     ) -> Result<MembershipResponse, ClientError> {
@@ -517,13 +517,13 @@ impl Nodes for RecordingNodes {
             .await
     }
 
-    async fn promote(&self, url: &str, node_id: u64) -> Result<MembershipResponse, ClientError> {
+    async fn promote(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
         let call = self.inner.promote(url, node_id);
         self.record(MembershipOperation::Promote, node_id, url, call)
             .await
     }
 
-    async fn remove(&self, url: &str, node_id: u64) -> Result<MembershipResponse, ClientError> {
+    async fn remove(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
         let call = self.inner.remove(url, node_id);
         self.record(MembershipOperation::Remove, node_id, url, call)
             .await
@@ -532,7 +532,7 @@ impl Nodes for RecordingNodes {
     async fn transfer_leader(
         &self,
         url: &str,
-        to: u64,
+        to: NodeId,
     ) -> Result<TransferLeaderResponse, ClientError> {
         let answer = self.inner.transfer_leader(url, to).await;
         let summary = answer.as_ref().map(|a| a.leader_id).map_err(call_error);

@@ -1,0 +1,36 @@
+//! Endpoints: parsing and checking the URLs a [`Client`](crate::Client) is
+//! given, and showing them in messages.
+
+use reqwest::Url;
+
+use crate::error::ClientError;
+
+/// Parses and checks one endpoint: an http:// or https:// URL with a host
+/// and no query or fragment.
+pub(crate) fn parse_endpoint(endpoint: &str) -> Result<Url, ClientError> {
+    let invalid = |reason: String| ClientError::InvalidEndpoint {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    let url = Url::parse(endpoint.trim()).map_err(|e| invalid(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(format!(
+            "the scheme is {:?}; use http:// or https://",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("there is no host".to_owned()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "an endpoint may not have a query or fragment".to_owned(),
+        ));
+    }
+    Ok(url)
+}
+
+/// An endpoint as people read it: without the trailing slash Url adds.
+pub(crate) fn show(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
