@@ -62,15 +62,13 @@ pub struct ConnectionLimits {
 }
 
 impl ConnectionLimits {
-    /// The client port's defaults, for `max_connections` connections.
-    pub fn client(max_connections: usize) -> Self {
-        Self {
-            max_connections,
-            header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-        }
-    }
+    /// The client port's defaults (`raftcfg serve`'s flags start here).
+    pub const CLIENT_DEFAULTS: Self = Self {
+        max_connections: 4096,
+        header_read_timeout: Duration::from_secs(10),
+        body_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+    };
 }
 
 /// Serves `router` on `listener` within `limits` until `stopping` turns

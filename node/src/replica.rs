@@ -242,6 +242,10 @@ impl Replica {
             );
         }
         config.id = store.identity().node_id;
+        // Each member draws its own election timeouts: a config made for a
+        // placeholder id would give every member the same sequence, and
+        // members timing out together split their votes.
+        config.seed = config.id.get();
         config.applied = kv.applied_index();
         let step = Instant::now();
         let node = RawNode::new(config.clone(), store)?;

@@ -9,43 +9,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use raftcfg_raft::NodeId;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState};
-use crate::driver::{self, DriverConfig, NodeHandle};
+use crate::driver::{self, DriverConfig, NodeHandle, SnapshotPolicy, Timing};
 use crate::faults::Faults;
 use crate::fd_budget::{self, FdBudget};
 use crate::http_serve::{self, ConnectionLimits};
-use crate::kv::{Limits, MemberAddress, SnapshotDir};
+use crate::kv::{Limits, MemberAddress, SnapshotDir, check_member_url};
 use crate::metrics::Metrics;
 use crate::transport::{PeerLimits, PeerState, SnapshotReceiver, Transport, peer_router};
 
 /// The default largest snapshot accepted from a leader: 64 GiB.
 pub const DEFAULT_MAX_SNAPSHOT_BYTES: u64 = 64 << 30;
-/// The default cap on open client connections.
-pub const DEFAULT_MAX_CLIENT_CONNECTIONS: usize = 4096;
-/// The default time to send a request's headers or a piece of its body.
-pub const DEFAULT_CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// The default time a client connection may stay idle.
-pub const DEFAULT_CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The peer port's bounds on each connection: a snapshot streams its body
 /// in many pieces, and peers keep pooled connections idle for up to 60 s.
 const PEER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Snapshots received at once at most.
 const SNAPSHOT_RECEIVE_SLOTS: usize = 1;
-/// How long a leader waits for a sent snapshot to be taken before it sends
-/// it again, when the transport does not report first: longer than the
-/// longest transfer.
-const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-/// Bytes of entries a leader has in flight to one follower at most. The
-/// entries travel as copies (queued, then encoded), so this bounds the
-/// leader's memory per follower; 8 MiB still keeps a pipeline of eight
-/// 1 MiB values, far more than a loopback or LAN round trip needs.
-const MAX_INFLIGHT_BYTES_PER_PEER: u64 = 8 << 20;
 
 /// Connections the kernel queues for each port before they are accepted.
 const LISTEN_BACKLOG: u32 = 1024;
@@ -53,7 +38,7 @@ const LISTEN_BACKLOG: u32 = 1024;
 /// How long open requests (watches included) get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Everything a node needs to start.
+/// Everything a node needs to start; [`start`] checks it.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     /// The member's name.
@@ -68,35 +53,17 @@ pub struct NodeConfig {
     pub advertise_client: Option<String>,
     /// The peer URL others should use; default from the bound address.
     pub advertise_peer: Option<String>,
-    /// Length of one Raft tick.
-    pub tick: Duration,
-    /// Election timeout, in ticks.
-    pub election_ticks: u32,
-    /// Heartbeat interval, in ticks.
-    pub heartbeat_ticks: u32,
-    /// Snapshot every this many applied entries.
-    pub snapshot_threshold: u64,
-    /// Or once the entries applied since the last snapshot hold this many
-    /// bytes.
-    pub snapshot_threshold_bytes: u64,
-    /// Log entries kept behind each snapshot for slow followers.
-    pub compaction_tail: u64,
-    /// At most this many bytes of them.
-    pub compaction_tail_bytes: u64,
-    /// Revisions of watch history kept at each snapshot.
-    pub watch_history_revisions: u64,
+    /// How Raft time runs.
+    pub timing: Timing,
+    /// When to snapshot and what to keep.
+    pub snapshots: SnapshotPolicy,
     /// Key and value size limits.
     pub limits: Limits,
     /// The largest snapshot accepted from a leader, in bytes.
     pub max_snapshot_bytes: u64,
     /// Client connections open at once at most (fewer if the open-file
-    /// limit cannot hold them, see [`FdBudget`]).
-    pub max_client_connections: usize,
-    /// Time a client gets to send a request's headers, and each piece of
-    /// its body.
-    pub client_read_timeout: Duration,
-    /// Time a client connection may stay open with no request.
-    pub client_idle_timeout: Duration,
+    /// limit cannot hold them, see [`FdBudget`]) and their timeouts.
+    pub client_connections: ConnectionLimits,
     /// Faults the fault-injection tests plant (none in other builds).
     pub faults: Faults,
 }
@@ -113,21 +80,38 @@ impl NodeConfig {
             listen_peer: any,
             advertise_client: None,
             advertise_peer: None,
-            tick: Duration::from_millis(100),
-            election_ticks: 10,
-            heartbeat_ticks: 1,
-            snapshot_threshold: 10_000,
-            snapshot_threshold_bytes: driver::DEFAULT_SNAPSHOT_THRESHOLD_BYTES,
-            compaction_tail: 5_000,
-            compaction_tail_bytes: driver::DEFAULT_COMPACTION_TAIL_BYTES,
-            watch_history_revisions: driver::DEFAULT_WATCH_HISTORY_REVISIONS,
+            timing: Timing::default(),
+            snapshots: SnapshotPolicy::default(),
             limits: Limits::default(),
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
-            max_client_connections: DEFAULT_MAX_CLIENT_CONNECTIONS,
-            client_read_timeout: DEFAULT_CLIENT_READ_TIMEOUT,
-            client_idle_timeout: DEFAULT_CLIENT_IDLE_TIMEOUT,
+            client_connections: ConnectionLimits::CLIENT_DEFAULTS,
             faults: Faults::default(),
         }
+    }
+
+    /// Why a node cannot start with this configuration, if it cannot.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.name.is_empty()
+            || self.name.contains(['/', '\\'])
+            || self.name.contains(char::is_whitespace)
+        {
+            anyhow::bail!(
+                "the name must be non-empty, without slashes or spaces; got '{}'",
+                self.name
+            );
+        }
+        self.timing.check().map_err(anyhow::Error::msg)?;
+        self.snapshots.check().map_err(anyhow::Error::msg)?;
+        for url in [&self.advertise_client, &self.advertise_peer]
+            .into_iter()
+            .flatten()
+        {
+            check_member_url(url).map_err(anyhow::Error::msg)?;
+        }
+        if self.client_connections.max_connections == 0 {
+            anyhow::bail!("at least 1 client connection must be allowed");
+        }
+        Ok(())
     }
 }
 
@@ -148,7 +132,8 @@ pub struct RunningNode {
 
 /// Opens the data directory, binds both ports and starts serving.
 pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
-    let budget = descriptor_budget(config.max_client_connections)?;
+    config.check()?;
+    let budget = descriptor_budget(config.client_connections.max_connections)?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -187,18 +172,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         snapshots.clone(),
     );
     let mut driver_config = DriverConfig::new(config.name.clone(), address.clone());
-    driver_config.tick = config.tick;
-    driver_config.raft.election_timeout_ticks = config.election_ticks;
-    driver_config.raft.heartbeat_interval_ticks = config.heartbeat_ticks;
-    driver_config.raft.max_inflight_bytes = MAX_INFLIGHT_BYTES_PER_PEER;
-    driver_config.raft.snapshot_timeout_ticks =
-        u32::try_from(SNAPSHOT_TIMEOUT.as_millis() / config.tick.as_millis().max(1))
-            .unwrap_or(u32::MAX);
-    driver_config.snapshot_threshold = config.snapshot_threshold;
-    driver_config.snapshot_threshold_bytes = config.snapshot_threshold_bytes;
-    driver_config.compaction_tail = config.compaction_tail;
-    driver_config.compaction_tail_bytes = config.compaction_tail_bytes;
-    driver_config.change_log_retention = config.watch_history_revisions;
+    driver_config.timing = config.timing;
+    driver_config.snapshots = config.snapshots;
     driver_config.faults = config.faults;
     if config.faults.any() {
         tracing::warn!(
@@ -207,7 +182,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             "faults are planted: this node is unsafe, for tests only"
         );
     }
-    let max_append_bytes = driver_config.raft.max_append_bytes;
+    let max_append_bytes = driver_config.raft_config(NodeId(0)).max_append_bytes;
     let data_dir = config.data_dir.clone();
     let outbox = Box::new(transport.clone());
     let started = {
@@ -246,9 +221,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     ));
     let client_connections = ConnectionLimits {
         max_connections: budget.client_connections,
-        header_read_timeout: config.client_read_timeout,
-        body_read_timeout: config.client_read_timeout,
-        idle_timeout: config.client_idle_timeout,
+        ..config.client_connections
     };
     let peer_connections = ConnectionLimits {
         max_connections: budget.peer_connections,

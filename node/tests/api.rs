@@ -600,8 +600,8 @@ async fn a_node_without_a_cluster_says_so() {
 #[tokio::test]
 async fn a_watch_from_a_compacted_revision_is_gone() {
     let node = TestNode::start_with(true, |config| {
-        config.snapshot_threshold = 3;
-        config.change_log_retention = 0;
+        config.snapshots.threshold_entries = 3;
+        config.snapshots.watch_history_revisions = 0;
     })
     .await;
     for i in 0..10 {

@@ -82,7 +82,7 @@ fn arbitrary_requests_never_panic_or_change_state_unless_valid() {
         .build()
         .unwrap();
     let node = runtime.block_on(Solo::start(true, |config| {
-        config.tick = Duration::from_millis(5);
+        config.timing.tick = Duration::from_millis(5);
     }));
     let api = router(node.state.clone());
     let peers = peer_router(node.peer_state());

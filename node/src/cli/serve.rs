@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::driver::{SnapshotPolicy, Timing};
+use crate::http_serve::ConnectionLimits;
 use crate::kv::Limits;
 use crate::server::{self, NodeConfig};
 
@@ -32,31 +34,31 @@ pub struct ServeArgs {
     #[arg(long, env = "RAFTCFG_ADVERTISE_PEER", value_parser = parse_url)]
     pub advertise_peer: Option<String>,
     /// Length of a Raft tick, in milliseconds.
-    #[arg(long, env = "RAFTCFG_TICK_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    #[arg(long, env = "RAFTCFG_TICK_MS", default_value_t = Timing::default().tick.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub tick_ms: u64,
     /// Election timeout, in ticks (randomized between it and twice it).
-    #[arg(long, env = "RAFTCFG_ELECTION_TICKS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=1_000))]
+    #[arg(long, env = "RAFTCFG_ELECTION_TICKS", default_value_t = Timing::default().election_ticks, value_parser = clap::value_parser!(u32).range(2..=1_000))]
     pub election_ticks: u32,
     /// Heartbeat interval, in ticks; less than the election timeout.
-    #[arg(long, env = "RAFTCFG_HEARTBEAT_TICKS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    #[arg(long, env = "RAFTCFG_HEARTBEAT_TICKS", default_value_t = Timing::default().heartbeat_ticks, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub heartbeat_ticks: u32,
     /// Snapshot the state and compact the log every this many entries.
-    #[arg(long, env = "RAFTCFG_SNAPSHOT_THRESHOLD", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub snapshot_threshold: u64,
+    #[arg(long = "snapshot-threshold", env = "RAFTCFG_SNAPSHOT_THRESHOLD", default_value_t = SnapshotPolicy::default().threshold_entries, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_threshold_entries: u64,
     /// Also snapshot once the entries since the last snapshot hold this
     /// many bytes (0: only by --snapshot-threshold).
-    #[arg(long, env = "RAFTCFG_SNAPSHOT_THRESHOLD_BYTES", default_value_t = crate::driver::DEFAULT_SNAPSHOT_THRESHOLD_BYTES)]
+    #[arg(long, env = "RAFTCFG_SNAPSHOT_THRESHOLD_BYTES", default_value_t = SnapshotPolicy::default().threshold_bytes)]
     pub snapshot_threshold_bytes: u64,
     /// Log entries kept behind each snapshot, so a follower a little behind
     /// is sent entries instead of the whole snapshot.
-    #[arg(long, env = "RAFTCFG_COMPACTION_TAIL", default_value_t = 5_000)]
-    pub compaction_tail: u64,
+    #[arg(long = "compaction-tail", env = "RAFTCFG_COMPACTION_TAIL", default_value_t = SnapshotPolicy::default().compaction_tail_entries)]
+    pub compaction_tail_entries: u64,
     /// At most this many bytes of log kept behind each snapshot.
-    #[arg(long, env = "RAFTCFG_COMPACTION_TAIL_BYTES", default_value_t = crate::driver::DEFAULT_COMPACTION_TAIL_BYTES)]
+    #[arg(long, env = "RAFTCFG_COMPACTION_TAIL_BYTES", default_value_t = SnapshotPolicy::default().compaction_tail_bytes)]
     pub compaction_tail_bytes: u64,
     /// Revisions of change history kept at each snapshot: a watch may start
     /// this far back; an older start is 410 `compacted`.
-    #[arg(long, env = "RAFTCFG_WATCH_HISTORY_REVISIONS", default_value_t = crate::driver::DEFAULT_WATCH_HISTORY_REVISIONS, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "RAFTCFG_WATCH_HISTORY_REVISIONS", default_value_t = SnapshotPolicy::default().watch_history_revisions, value_parser = clap::value_parser!(u64).range(1..))]
     pub watch_history_revisions: u64,
     /// Largest key accepted, in bytes (at most 65536).
     #[arg(long, env = "RAFTCFG_MAX_KEY_BYTES", default_value_t = Limits::DEFAULT_MAX_KEY_BYTES)]
@@ -72,15 +74,15 @@ pub struct ServeArgs {
     /// closed (one that never sent a request first, else the one idle the
     /// longest), or the new one refused if none is idle.
     /// Lowered at start if the open-file limit cannot hold it.
-    #[arg(long, env = "RAFTCFG_MAX_CLIENT_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CLIENT_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, env = "RAFTCFG_MAX_CLIENT_CONNECTIONS", default_value_t = ConnectionLimits::CLIENT_DEFAULTS.max_connections as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_client_connections: u64,
     /// Seconds a client gets to send a request's headers, and each piece
     /// of its body, before the connection is closed.
-    #[arg(long, env = "RAFTCFG_CLIENT_READ_TIMEOUT", default_value_t = server::DEFAULT_CLIENT_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3_600))]
-    pub client_read_timeout: u64,
+    #[arg(long = "client-read-timeout", env = "RAFTCFG_CLIENT_READ_TIMEOUT", default_value_t = ConnectionLimits::CLIENT_DEFAULTS.header_read_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub client_read_timeout_secs: u64,
     /// Seconds a client connection may stay open with no request.
-    #[arg(long, env = "RAFTCFG_CLIENT_IDLE_TIMEOUT", default_value_t = server::DEFAULT_CLIENT_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub client_idle_timeout: u64,
+    #[arg(long = "client-idle-timeout", env = "RAFTCFG_CLIENT_IDLE_TIMEOUT", default_value_t = ConnectionLimits::CLIENT_DEFAULTS.idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub client_idle_timeout_secs: u64,
     /// Log format.
     #[arg(long, env = "RAFTCFG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -112,24 +114,9 @@ fn parse_url(text: &str) -> Result<String, String> {
 }
 
 impl ServeArgs {
-    /// The node configuration these options describe.
+    /// The node configuration these options describe ([`server::start`]
+    /// checks it).
     pub fn node_config(&self) -> anyhow::Result<NodeConfig> {
-        if self.heartbeat_ticks >= self.election_ticks {
-            anyhow::bail!(
-                "--heartbeat-ticks ({}) must be less than --election-ticks ({})",
-                self.heartbeat_ticks,
-                self.election_ticks
-            );
-        }
-        if self.name.is_empty()
-            || self.name.contains(['/', '\\'])
-            || self.name.contains(char::is_whitespace)
-        {
-            anyhow::bail!(
-                "--name must be non-empty, without slashes or spaces; got '{}'",
-                self.name
-            );
-        }
         Ok(NodeConfig {
             name: self.name.clone(),
             data_dir: self
@@ -140,21 +127,28 @@ impl ServeArgs {
             listen_peer: self.listen_peer,
             advertise_client: self.advertise_client.clone(),
             advertise_peer: self.advertise_peer.clone(),
-            tick: Duration::from_millis(self.tick_ms),
-            election_ticks: self.election_ticks,
-            heartbeat_ticks: self.heartbeat_ticks,
-            snapshot_threshold: self.snapshot_threshold,
-            snapshot_threshold_bytes: self.snapshot_threshold_bytes,
-            compaction_tail: self.compaction_tail,
-            compaction_tail_bytes: self.compaction_tail_bytes,
-            watch_history_revisions: self.watch_history_revisions,
+            timing: Timing {
+                tick: Duration::from_millis(self.tick_ms),
+                election_ticks: self.election_ticks,
+                heartbeat_ticks: self.heartbeat_ticks,
+            },
+            snapshots: SnapshotPolicy {
+                threshold_entries: self.snapshot_threshold_entries,
+                threshold_bytes: self.snapshot_threshold_bytes,
+                compaction_tail_entries: self.compaction_tail_entries,
+                compaction_tail_bytes: self.compaction_tail_bytes,
+                watch_history_revisions: self.watch_history_revisions,
+            },
             limits: Limits::new(self.max_key_bytes, self.max_value_bytes).map_err(|reason| {
                 anyhow::anyhow!("--max-key-bytes / --max-value-bytes: {reason}")
             })?,
             max_snapshot_bytes: self.max_snapshot_bytes,
-            max_client_connections: self.max_client_connections as usize,
-            client_read_timeout: Duration::from_secs(self.client_read_timeout),
-            client_idle_timeout: Duration::from_secs(self.client_idle_timeout),
+            client_connections: ConnectionLimits {
+                max_connections: self.max_client_connections as usize,
+                header_read_timeout: Duration::from_secs(self.client_read_timeout_secs),
+                body_read_timeout: Duration::from_secs(self.client_read_timeout_secs),
+                idle_timeout: Duration::from_secs(self.client_idle_timeout_secs),
+            },
             faults: self.faults(),
         })
     }
@@ -258,10 +252,33 @@ mod tests {
 
     #[test]
     fn watch_history_is_a_setting_with_a_documented_default() {
-        assert_eq!(config(&[]).watch_history_revisions, 100_000);
+        assert_eq!(config(&[]).snapshots.watch_history_revisions, 100_000);
         let set = config(&["--watch-history-revisions", "250"]);
-        assert_eq!(set.watch_history_revisions, 250);
+        assert_eq!(set.snapshots.watch_history_revisions, 250);
         assert!(parse(&["--watch-history-revisions", "0"]).is_err());
+    }
+
+    #[test]
+    fn every_flag_defaults_to_the_nodes_own_default() {
+        let flags = config(&[]);
+        let node = NodeConfig::local("n1", "/tmp/n1");
+        assert_eq!(flags.timing, node.timing);
+        assert_eq!(flags.snapshots, node.snapshots);
+        assert_eq!(flags.client_connections, node.client_connections);
+        assert_eq!(flags.limits, node.limits);
+        assert_eq!(flags.max_snapshot_bytes, node.max_snapshot_bytes);
+    }
+
+    #[test]
+    fn settings_a_node_cannot_run_with_are_refused_before_it_starts() {
+        let error = config(&["--heartbeat-ticks", "10"]).check().unwrap_err();
+        assert!(error.to_string().contains("less than"), "{error}");
+        let error = NodeConfig::local("a b", "/tmp/ab").check().unwrap_err();
+        assert!(
+            error.to_string().contains("without slashes or spaces"),
+            "{error}"
+        );
+        assert!(config(&[]).check().is_ok());
     }
 
     #[test]

@@ -11,8 +11,11 @@
 //! costs the state's size never runs on it: a second thread writes the
 //! snapshot files (`snapshotter`), and the transport streams them.
 
+mod config;
+mod directory;
 mod handle;
 mod snapshotter;
+mod transfer;
 mod waiters;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,20 +28,22 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raftcfg_raft::{
-    ClusterId, Config, MembershipChange, Message, MessageBody, NodeId, ProposalError, ReadContext,
-    Role,
+    ClusterId, MembershipChange, Message, MessageBody, NodeId, ProposalError, ReadContext, Role,
 };
 use tokio::sync::watch;
 
+pub use config::{DriverConfig, SnapshotPolicy, Timing};
 use handle::Request;
+
+use directory::AddressBook;
 pub use handle::{
     AppliedChanges, ChangeBatch, Consistency, DriverError, NodeHandle, NodeView, Query, QueryResult,
 };
 use snapshotter::Snapshotter;
+use transfer::Transfers;
 use waiters::{PendingRead, Waiter, Waiters};
 
 use crate::codec;
-use crate::faults::Faults;
 use crate::kv::{Change, ChangesError, Command, KvStore, MemberAddress, SnapshotDir, SnapshotRef};
 use crate::metrics::Metrics;
 use crate::replica::{Replica, ReplicaError};
@@ -48,12 +53,6 @@ use crate::storage::Db;
 const MAX_REQUESTS_PER_ROUND: usize = 4096;
 /// The wait before another snapshot after one failed (a full disk, say).
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(10);
-/// The default bytes of applied entries that call for a snapshot.
-pub const DEFAULT_SNAPSHOT_THRESHOLD_BYTES: u64 = 256 << 20;
-/// The default most bytes of log kept behind a snapshot.
-pub const DEFAULT_COMPACTION_TAIL_BYTES: u64 = 64 << 20;
-/// Revisions of watch history kept at each snapshot, by default.
-pub const DEFAULT_WATCH_HISTORY_REVISIONS: u64 = 100_000;
 /// Rounds of applied changes the watch feed holds for a slow watcher.
 const CHANGE_FEED_BATCHES: usize = 256;
 /// Values a round may publish on the feed, in bytes; a round that wrote
@@ -84,53 +83,6 @@ enum Internal {
     SnapshotSent { to: NodeId, delivered: bool },
 }
 
-/// How a node runs.
-#[derive(Clone, Debug)]
-pub struct DriverConfig {
-    /// The member's name; a data directory made under another is refused.
-    pub name: String,
-    /// Where this member is reached.
-    pub address: MemberAddress,
-    /// Length of one Raft tick.
-    pub tick: Duration,
-    /// Election timeout and heartbeat interval in ticks, and other limits.
-    pub raft: Config,
-    /// Snapshot and compact every this many applied entries.
-    pub snapshot_threshold: u64,
-    /// Or once the entries applied since the last snapshot hold this many
-    /// bytes.
-    pub snapshot_threshold_bytes: u64,
-    /// Revisions of watch history kept at each snapshot.
-    pub change_log_retention: u64,
-    /// Log entries kept behind each snapshot for slow followers.
-    pub compaction_tail: u64,
-    /// At most this many bytes of them.
-    pub compaction_tail_bytes: u64,
-    /// Requests queued at most before callers get `Busy`.
-    pub queue_capacity: usize,
-    /// Faults the fault-injection tests plant (none in other builds).
-    pub faults: Faults,
-}
-
-impl DriverConfig {
-    /// Defaults (100 ms tick, 1 s election timeout) for `name` at `address`.
-    pub fn new(name: impl Into<String>, address: MemberAddress) -> Self {
-        Self {
-            name: name.into(),
-            address,
-            tick: Duration::from_millis(100),
-            raft: Config::new(NodeId(0)),
-            snapshot_threshold: 10_000,
-            snapshot_threshold_bytes: DEFAULT_SNAPSHOT_THRESHOLD_BYTES,
-            change_log_retention: DEFAULT_WATCH_HISTORY_REVISIONS,
-            compaction_tail: 5_000,
-            compaction_tail_bytes: DEFAULT_COMPACTION_TAIL_BYTES,
-            queue_capacity: 65_536,
-            faults: Faults::default(),
-        }
-    }
-}
-
 /// A running driver: its handle and its thread.
 pub struct Driver {
     /// The handle to give out.
@@ -153,18 +105,19 @@ pub fn start(
     metrics: Arc<Metrics>,
 ) -> Result<Driver, ReplicaError> {
     let fresh_id = NodeId(rand::random::<u64>().max(1));
+    let policy = config.snapshots;
     let replica = Replica::open_with(
         dir,
         &config.name,
         fresh_id,
-        config.raft.clone(),
+        config.raft_config(fresh_id),
         config.faults,
     )?
-    .with_snapshot_threshold(config.snapshot_threshold)
-    .with_snapshot_threshold_bytes(config.snapshot_threshold_bytes)
-    .with_compaction_tail_bytes(config.compaction_tail_bytes)
-    .with_change_log_retention(config.change_log_retention)
-    .with_compaction_tail(config.compaction_tail);
+    .with_snapshot_threshold(policy.threshold_entries)
+    .with_snapshot_threshold_bytes(policy.threshold_bytes)
+    .with_compaction_tail_bytes(policy.compaction_tail_bytes)
+    .with_change_log_retention(policy.watch_history_revisions)
+    .with_compaction_tail(policy.compaction_tail_entries);
     let (db, snapshots) = replica.snapshot_source();
     let (requests, inbox) = sync_channel(config.queue_capacity);
     let (internal_tx, internal) = channel();
@@ -200,13 +153,6 @@ pub fn start(
     })
 }
 
-/// A leadership transfer being waited on.
-struct Transfer {
-    target: NodeId,
-    ticks_left: u32,
-    reply: tokio::sync::oneshot::Sender<Result<NodeId, DriverError>>,
-}
-
 /// The driver thread's state.
 struct Loop {
     replica: Replica,
@@ -221,11 +167,9 @@ struct Loop {
     /// Linearizable reads taken this round, sent as one ReadIndex.
     new_reads: Vec<PendingRead>,
     next_read_context: u64,
-    transfer: Option<Transfer>,
-    /// Peer URLs senders told us, for members not yet in the directory.
-    learned_urls: BTreeMap<NodeId, String>,
-    /// Addresses of learners this leader is adding.
-    adding: BTreeMap<NodeId, MemberAddress>,
+    transfers: Transfers,
+    /// Addresses beyond the replicated directory.
+    address_book: AddressBook,
     last_heard: BTreeMap<NodeId, Instant>,
     known_leader: Option<NodeId>,
     /// Whether this leader's own `SetMember` is pending.
@@ -249,6 +193,7 @@ impl Loop {
         stop: Arc<AtomicBool>,
     ) -> Self {
         let known_leader = replica.status().leader_id;
+        let address_book = AddressBook::new(replica.identity().node_id, config.address.clone());
         Self {
             replica,
             config,
@@ -260,9 +205,8 @@ impl Loop {
             waiters: Waiters::default(),
             new_reads: Vec::new(),
             next_read_context: 1,
-            transfer: None,
-            learned_urls: BTreeMap::new(),
-            adding: BTreeMap::new(),
+            transfers: Transfers::default(),
+            address_book,
             last_heard: BTreeMap::new(),
             known_leader,
             announcing: false,
@@ -297,7 +241,7 @@ impl Loop {
         inbox: &Receiver<Request>,
         span: &tracing::Span,
     ) -> Result<(), ReplicaError> {
-        let tick = self.config.tick;
+        let tick = self.config.timing.tick;
         let mut term = None;
         let mut next_tick = Instant::now() + tick;
         loop {
@@ -380,7 +324,7 @@ impl Loop {
                 let now = Instant::now();
                 for message in messages {
                     if let Some(url) = &sender_url {
-                        self.learned_urls.insert(message.from, url.clone());
+                        self.address_book.learned(message.from, url);
                     }
                     self.last_heard.insert(message.from, now);
                     self.replica.step(message);
@@ -495,7 +439,7 @@ impl Loop {
         match self.replica.propose_membership(change, context) {
             Ok(index) => {
                 if let (MembershipChange::AddLearner(id), Some(address)) = (change, address) {
-                    self.adding.insert(id, address);
+                    self.address_book.adding(id, address);
                 }
                 let term = self.replica.raft().term();
                 self.waiters
@@ -519,19 +463,11 @@ impl Loop {
             })));
             return;
         }
-        if self.transfer.is_some() {
+        if self.transfers.busy() {
             let _ = reply.send(Err(DriverError::TransferInProgress));
             return;
         }
-        let target = to.or_else(|| {
-            status
-                .progress
-                .iter()
-                .filter(|(id, _)| **id != status.id && status.membership.is_voter(**id))
-                .max_by_key(|(id, progress)| (progress.matched, std::cmp::Reverse(**id)))
-                .map(|(id, _)| *id)
-        });
-        let Some(target) = target else {
+        let Some(target) = transfer::choose_target(&status, to) else {
             let _ = reply.send(Err(DriverError::NoTransferTarget));
             return;
         };
@@ -541,11 +477,8 @@ impl Loop {
         }
         match self.replica.transfer_leadership(target) {
             Ok(()) => {
-                self.transfer = Some(Transfer {
-                    target,
-                    ticks_left: 3 * self.config.raft.election_timeout_ticks,
-                    reply,
-                });
+                let ticks = 3 * self.config.timing.election_ticks;
+                self.transfers.start(target, ticks, reply);
             }
             Err(e) => {
                 let _ = reply.send(Err(self.refusal(e)));
@@ -555,16 +488,7 @@ impl Loop {
 
     fn tick(&mut self) {
         self.replica.tick();
-        if let Some(transfer) = &mut self.transfer {
-            transfer.ticks_left = transfer.ticks_left.saturating_sub(1);
-            if transfer.ticks_left == 0
-                && let Some(transfer) = self.transfer.take()
-            {
-                let _ = transfer
-                    .reply
-                    .send(Err(DriverError::TransferTimedOut(transfer.target)));
-            }
-        }
+        self.transfers.tick();
         self.waiters.forget_abandoned();
     }
 
@@ -629,8 +553,8 @@ impl Loop {
             tracing::info!(leader = ?leader_id, %term, "leader changed");
             self.known_leader = leader_id;
         }
-        self.adding
-            .retain(|id, _| !self.replica.kv().members().contains_key(id));
+        self.address_book
+            .forget_recorded(self.replica.kv().members());
         // Publish before answering anyone, so that a caller who got its
         // answer sees (at least) this round's state in the view.
         let view = self.view();
@@ -660,13 +584,7 @@ impl Loop {
             .release_reads(&effects.reads, &effects.dropped_reads);
         self.waiters
             .serve_reads(self.replica.kv(), applied_index, run_query);
-        if let Some(transfer) = self.transfer.take() {
-            if leader_id == Some(transfer.target) {
-                let _ = transfer.reply.send(Ok(transfer.target));
-            } else {
-                self.transfer = Some(transfer);
-            }
-        }
+        self.transfers.leader_is(leader_id);
         // Proposes at most one entry: it shows in the next round's view.
         self.announce_if_needed();
         Ok(())
@@ -694,27 +612,13 @@ impl Loop {
         }
     }
 
-    /// Every member's address: the replicated directory first, then the
-    /// learners being added, then URLs learned from senders.
+    /// Every member's address (see [`AddressBook`]).
     fn addresses(&self) -> BTreeMap<NodeId, MemberAddress> {
-        let mut addresses = self.replica.kv().members().clone();
-        for (id, address) in &self.adding {
-            addresses.entry(*id).or_insert_with(|| address.clone());
-        }
-        for (id, url) in &self.learned_urls {
-            addresses.entry(*id).or_insert_with(|| MemberAddress {
-                name: String::new(),
-                peer_url: url.clone(),
-                client_url: String::new(),
-            });
-        }
-        let own = self.replica.identity().node_id;
-        addresses.insert(own, self.config.address.clone());
-        addresses
+        self.address_book.addresses(self.replica.kv().members())
     }
 
     fn view(&self) -> NodeView {
-        let timeout = self.config.tick * self.config.raft.election_timeout_ticks;
+        let timeout = self.config.timing.election_timeout();
         let now = Instant::now();
         NodeView {
             identity: self.replica.identity(),

@@ -42,7 +42,7 @@ impl Solo {
             client_url: "http://127.0.0.1:1".into(),
         };
         let mut config = DriverConfig::new("solo", address.clone());
-        config.tick = Duration::from_millis(10);
+        config.timing.tick = Duration::from_millis(10);
         tune(&mut config);
         let metrics = Arc::new(Metrics::default());
         let transport = Transport::new(
