@@ -2,7 +2,8 @@
 //!
 //! Counters and histograms are lock-free atomics updated by the driver and
 //! the transport; gauges (term, commit, applied, per-peer lag) are read from
-//! the driver's latest [`NodeView`] when the page is rendered.
+//! the Raft core's [`Status`] given when the page is rendered. This module
+//! depends on no other module of the node.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,9 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use raftcfg_raft::{NodeId, Role};
-
-use crate::driver::NodeView;
+use raftcfg_raft::{NodeId, Role, Status};
 
 /// Upper bounds of the latency histograms' buckets, in seconds.
 const BUCKETS: [f64; 15] = [
@@ -157,10 +156,10 @@ impl Metrics {
             .clone()
     }
 
-    /// The Prometheus text exposition of the metrics and of `view`.
-    pub fn render(&self, view: &NodeView) -> String {
+    /// The Prometheus text exposition of the metrics, of the Raft core's
+    /// `status` and of the key-value store's `revision`.
+    pub fn render(&self, status: &Status, revision: u64) -> String {
         let mut out = String::new();
-        let status = &view.status;
         let role = match status.role {
             Role::Follower => 0,
             Role::PreCandidate => 1,
@@ -192,7 +191,7 @@ impl Metrics {
             (
                 "raftcfg_revision",
                 "Revision of the key-value store.",
-                view.revision.get(),
+                revision,
             ),
             (
                 "raftcfg_role",
@@ -323,7 +322,7 @@ impl Metrics {
              matched index (leader only).\n# TYPE raftcfg_peer_replication_lag_entries gauge"
         );
         for (peer, progress) in &status.progress {
-            if *peer == view.identity.node_id {
+            if *peer == status.id {
                 continue;
             }
             let lag = status

@@ -230,7 +230,8 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiEr
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<ApiState>) -> Response {
-    let text = state.metrics.render(&state.node.view());
+    let view = state.node.view();
+    let text = state.metrics.render(&view.status, view.revision.get());
     (
         [(
             header::CONTENT_TYPE,
