@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures raftcfg against etcd on this machine with one load generator
-# (`raftcfg bench`): a `raftcfg dev` cluster (3 nodes, fsync on) and a
+# (`raftcfg-tools bench`): a `raftcfg dev` cluster (3 nodes, fsync on) and a
 # 3-member etcd cluster (Debian's etcd-server, fsync on), both on 127.0.0.1,
 # 256-byte values over 1,000 keys, writes and linearizable reads at each
 # concurrency level. Prints one table of raftcfg/etcd ratios.
@@ -30,7 +30,9 @@ fi
 command -v python3 >/dev/null || { echo "python3 is needed to print the table" >&2; exit 1; }
 
 cargo build --release -p raftcfg-node --bin raftcfg
+cargo build --release -p raftcfg-tools --bin raftcfg-tools
 BIN=target/release/raftcfg
+TOOLS=target/release/raftcfg-tools
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -82,7 +84,7 @@ for workload in $WORKLOADS; do
         for target in raftcfg etcd; do
             if [ "$target" = raftcfg ]; then endpoints=$RAFTCFG_ENDPOINTS; else endpoints=$ETCD_ENDPOINTS; fi
             echo "bench: $target $workload concurrency $c" >&2
-            "$BIN" bench --target "$target" --workload "$workload" --concurrency "$c" \
+            "$TOOLS" bench --target "$target" --workload "$workload" --concurrency "$c" \
                 --value-size 256 --keys 1000 --duration "$DURATION" --json \
                 --endpoints "$endpoints" >>"$RESULTS"
         done

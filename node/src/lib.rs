@@ -13,10 +13,10 @@
 //! key-value state machine kept in the same database; `replica` joins them
 //! to the Raft core; `driver` runs a replica on its own thread; `transport`
 //! carries peer messages and forwarded writes; `api` is the client HTTP
-//! API; `metrics` counts; `server` starts all of it; `history` checks
-//! recorded client histories for linearizability; `faults` are what the
+//! API; `metrics` counts; `server` starts all of it; `faults` are what the
 //! fault-injection tests plant (test builds only); `cli` is the `raftcfg`
-//! command, a thin wrapper around this library.
+//! command, a thin wrapper around this library. The linearizability checker
+//! and the load generator are in the `raftcfg-tools` crate (`tools/`).
 
 pub mod api;
 pub mod cli;
@@ -25,7 +25,6 @@ pub mod driver;
 pub mod faults;
 pub mod fd_budget;
 pub mod fuzz;
-pub mod history;
 pub mod http_serve;
 pub mod kv;
 pub mod metrics;

@@ -9,7 +9,7 @@
 //!
 //! `RAFTCFG_FAULT_SECS=N` runs each nemesis for N seconds (default: a few,
 //! so `make test` stays short). Every run writes its history and a summary
-//! under `target/fault-runs/`, to replay with `raftcfg check-history`.
+//! under `target/fault-runs/`, to replay with `raftcfg-tools check-history`.
 
 mod support;
 
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use raftcfg_node::history::{History, Verdict, check};
+use raftcfg_tools::history::{History, Verdict, check};
 use rand::RngExt as _;
 use serde_json::json;
 use support::patience::patience;

@@ -2,8 +2,6 @@
 //! subcommand lives in its own module; every error reaches the user as one
 //! line on stderr and a non-zero exit status.
 
-mod bench;
-mod check_history;
 mod client_commands;
 mod dev;
 mod restore;
@@ -32,11 +30,6 @@ pub enum Command {
     /// Talk to a running cluster.
     #[command(flatten)]
     Client(client_commands::ClientCommand),
-    /// Generate load against raftcfg (or etcd) and print throughput and latency.
-    Bench(bench::BenchArgs),
-    /// Check a recorded client history for linearizability; the exit status
-    /// is the verdict: 0 linearizable, 1 not linearizable, 2 unknown.
-    CheckHistory(check_history::CheckHistoryArgs),
 }
 
 /// Parses the arguments, runs the command and turns its error into one line.
@@ -54,9 +47,6 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Client(command) => client_commands::run(command).await,
-            Command::Bench(args) => bench::run(args).await,
-            // The only command whose success has more than one exit status.
-            Command::CheckHistory(args) => return check_history::run(&args),
         }
         .map(|()| ExitCode::SUCCESS)
     });

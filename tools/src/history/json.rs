@@ -1,5 +1,5 @@
 //! The project's JSON history format, which the fault-injection harness
-//! writes and `raftcfg check-history --format json` reads:
+//! writes and `raftcfg-tools check-history --format json` reads:
 //!
 //! ```json
 //! {"operations": [

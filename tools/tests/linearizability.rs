@@ -1,5 +1,5 @@
-//! The linearizability checker (`raftcfg_node::history`) and
-//! `raftcfg check-history`: Jepsen's etcd histories get the verdicts
+//! The linearizability checker (`raftcfg_tools::history`) and
+//! `raftcfg-tools check-history`: Jepsen's etcd histories get the verdicts
 //! porcupine's test suite asserts; small hand-written histories, in both
 //! formats, get the verdicts the register model implies; running out of
 //! time is `unknown`, never a pass; any history of a real register is
@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use raftcfg_node::history::{
+use raftcfg_tools::history::{
     self, Counterexample, History, JEPSEN_KEY, OpKind, Operation, Outcome, Verdict,
 };
 
@@ -472,7 +472,7 @@ fn check_history_prints_the_verdict_and_exits_with_it() {
     let run = |args: &[&str], contents: &str| {
         let file = dir.path().join("history");
         fs::write(&file, contents).unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_raftcfg"))
+        let output = Command::new(env!("CARGO_BIN_EXE_raftcfg-tools"))
             .arg("check-history")
             .args(args)
             .arg(&file)
@@ -513,7 +513,7 @@ fn check_history_prints_the_verdict_and_exits_with_it() {
     let (code, stdout, stderr) = run(&[], "{\"operations\": [{}]}");
     assert_eq!((code, stdout.as_str()), (Some(3), ""));
     assert!(
-        stderr.starts_with("raftcfg: error: cannot parse") && stderr.lines().count() == 1,
+        stderr.starts_with("raftcfg-tools: error: cannot parse") && stderr.lines().count() == 1,
         "{stderr}"
     );
 }

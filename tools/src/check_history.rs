@@ -1,4 +1,4 @@
-//! `raftcfg check-history`: whether a recorded client history is
+//! `raftcfg-tools check-history`: whether a recorded client history is
 //! linearizable. Reads the file, runs [`crate::history::check`] and prints
 //! the verdict; the exit status is the verdict too: 0 linearizable, 1 not
 //! linearizable, 2 unknown (the checker ran out of time), 3 the file could
@@ -13,7 +13,7 @@ use anyhow::Context as _;
 
 use crate::history::{self, History, Verdict};
 
-/// Options of `raftcfg check-history`.
+/// Options of `raftcfg-tools check-history`.
 #[derive(Debug, clap::Args)]
 pub struct CheckHistoryArgs {
     /// The file's format.
@@ -45,7 +45,7 @@ pub fn run(args: &CheckHistoryArgs) -> anyhow::Result<ExitCode> {
     match check_file(args) {
         Ok(code) => Ok(code),
         Err(e) => {
-            eprintln!("raftcfg: error: {e:#}");
+            eprintln!("raftcfg-tools: error: {e:#}");
             Ok(ExitCode::from(EXIT_BAD_INPUT))
         }
     }

@@ -1,4 +1,4 @@
-//! `raftcfg bench`: a closed-loop load generator for raftcfg or, for
+//! `raftcfg-tools bench`: a closed-loop load generator for raftcfg or, for
 //! comparison, etcd (through its v3 JSON gateway).
 //!
 //! `concurrency` workers share one pooled HTTP client; worker `i` talks to
@@ -23,18 +23,24 @@ use rand::{RngExt, SeedableRng};
 use reqwest::Url;
 use serde::Serialize;
 
-use super::client_commands::EndpointArgs;
-
 /// How long connecting may take before a request counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The most of an error body quoted in the first-error report.
 const MAX_QUOTED_BODY_CHARS: usize = 200;
 
-/// Options of `raftcfg bench`.
+/// Options of `raftcfg-tools bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    #[command(flatten)]
-    pub endpoints: EndpointArgs,
+    /// Client URLs of the members to load, comma-separated; worker `i`
+    /// talks to the `i mod n`th.
+    #[arg(
+        long,
+        env = "RAFTCFG_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "URL[,URL...]",
+        default_value = "http://127.0.0.1:7379"
+    )]
+    pub endpoints: Vec<String>,
     /// The system under test.
     #[arg(long, value_enum, default_value_t = Target::Raftcfg)]
     pub target: Target,
@@ -216,7 +222,6 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
     }
     let endpoints = args
         .endpoints
-        .endpoints
         .iter()
         .map(|e| check_endpoint(e))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -324,7 +329,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
             );
         }
         eprintln!(
-            "raftcfg bench: {} requests failed; the first: {first}",
+            "bench: {} requests failed; the first: {first}",
             total.errors
         );
     }
@@ -639,7 +644,7 @@ mod tests {
     #[test]
     fn bench_options_parse_with_their_defaults() {
         let TestCommand::Bench(args) = TestCli::try_parse_from([
-            "raftcfg",
+            "raftcfg-tools",
             "bench",
             "--target",
             "etcd",
@@ -656,7 +661,7 @@ mod tests {
         assert_eq!((args.value_size, args.keys), (256, 1000));
         assert_eq!((args.duration, args.warmup), (10.0, 1.0));
         assert!(args.json);
-        assert!(TestCli::try_parse_from(["raftcfg", "bench", "--concurrency", "0"]).is_err());
+        assert!(TestCli::try_parse_from(["raftcfg-tools", "bench", "--concurrency", "0"]).is_err());
     }
 
     #[test]
