@@ -6,7 +6,6 @@
 
 pub mod patience;
 pub mod ports;
-pub mod process_platform;
 pub mod proxy;
 pub mod solo;
 pub mod workload;

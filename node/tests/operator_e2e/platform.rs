@@ -36,7 +36,7 @@ use raftcfg_operator::resources::config_hash;
 use raftcfg_operator::world::{Event, HttpNodes, Nodes, Platform, PlatformError, Pod, PodSet};
 use tempfile::TempDir;
 
-use super::Node;
+use crate::support::Node;
 
 /// How long a readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);

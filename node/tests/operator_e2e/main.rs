@@ -1,6 +1,7 @@
 //! The operator's reconcile core against real nodes (docs/design.md §4): the pods
 //! are `raftcfg serve` processes on loopback
-//! ([`ProcessPlatform`](support::process_platform::ProcessPlatform)), and
+//! ([`ProcessPlatform`](platform::ProcessPlatform), in `platform.rs` of
+//! this folder, which holds this test and nothing else), and
 //! this test plays the controller: it reconciles, writes back the status
 //! the reconcile patched, and reconciles again until the cluster matches
 //! its spec, then changes the spec.
@@ -15,7 +16,10 @@
 //! `membership_change_in_progress` (the leader's own check that its log
 //! holds no uncommitted configuration entry).
 
+#[path = "../support/mod.rs"]
 mod support;
+
+mod platform;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use k8s_openapi::jiff::Timestamp;
+use platform::{MembershipCall, MembershipOperation, ProcessPlatform, RecordingNodes};
 use raftcfg_client::http::{Client, Consistency};
 use raftcfg_client::wire::NodeId;
 use raftcfg_operator::crd::{
@@ -35,9 +40,6 @@ use raftcfg_operator::reconcile::{Outcome, Reconciler};
 use raftcfg_operator::resources::config_hash;
 use raftcfg_operator::world::Platform as _;
 use support::patience::patience;
-use support::process_platform::{
-    MembershipCall, MembershipOperation, ProcessPlatform, RecordingNodes,
-};
 use support::wait_for;
 
 /// The RaftCluster's name; its pods are `cfg-0`, `cfg-1`, ...
@@ -706,11 +708,19 @@ fn print_summary(
         ok(MembershipOperation::Remove),
         operator.reconciler.nodes.transfers().len(),
     );
-    for call in calls.iter().filter(|c| c.result.is_err()) {
-        println!(
-            "    {:?} of node {} at {:?}: {:?}",
-            call.operation, call.node_id, call.started, call.result
-        );
+    for call in calls {
+        if let Err(error) = &call.result {
+            println!(
+                "    {:?} of node {} via {} at {:?}: {:?} {:?} {}",
+                call.operation,
+                call.node_id,
+                call.url,
+                call.started,
+                error.status,
+                error.code,
+                error.message
+            );
+        }
     }
     let tally = &load.tally;
     println!(
