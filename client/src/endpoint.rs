@@ -6,8 +6,9 @@ use reqwest::Url;
 use crate::error::ClientError;
 
 /// Parses and checks one endpoint: an http:// or https:// URL with a host
-/// and no query or fragment.
-pub(crate) fn parse_endpoint(endpoint: &str) -> Result<Url, ClientError> {
+/// and no query or fragment. The one URL parser of the project: the node
+/// checks member URLs and `raftcfg-tools bench` its endpoints with it.
+pub fn parse_endpoint(endpoint: &str) -> Result<Url, ClientError> {
     let invalid = |reason: String| ClientError::InvalidEndpoint {
         endpoint: endpoint.to_owned(),
         reason,
@@ -31,6 +32,6 @@ pub(crate) fn parse_endpoint(endpoint: &str) -> Result<Url, ClientError> {
 }
 
 /// An endpoint as people read it: without the trailing slash Url adds.
-pub(crate) fn show(url: &Url) -> String {
+pub fn show(url: &Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()
 }

@@ -35,6 +35,7 @@ mod watch;
 pub mod wire;
 
 pub use client::{Client, Value};
+pub use endpoint::{parse_endpoint, show as show_endpoint};
 pub use error::ClientError;
 pub use options::{
     ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_STREAM_IDLE_TIMEOUT,

@@ -96,7 +96,7 @@ impl NodeConfig {
             || self.name.contains(char::is_whitespace)
         {
             anyhow::bail!(
-                "the name must be non-empty, without slashes or spaces; got '{}'",
+                "the name (--name) must be non-empty, without slashes or spaces; got '{}'",
                 self.name
             );
         }

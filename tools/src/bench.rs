@@ -20,7 +20,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
-use reqwest::Url;
 use serde::Serialize;
 
 /// How long connecting may take before a request counts as failed.
@@ -352,13 +351,11 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
     })
 }
 
-/// An http(s) URL without a trailing slash.
+/// An http(s) URL without a trailing slash (checked as the client checks
+/// its endpoints).
 fn check_endpoint(endpoint: &str) -> anyhow::Result<String> {
-    let url = Url::parse(endpoint).with_context(|| format!("invalid endpoint {endpoint:?}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        bail!("invalid endpoint {endpoint:?}: use http:// or https://");
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    let url = raftcfg_client::parse_endpoint(endpoint)?;
+    Ok(raftcfg_client::show_endpoint(&url))
 }
 
 /// Writes every key once, `concurrency` at a time, so reads find values.

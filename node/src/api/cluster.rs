@@ -22,9 +22,6 @@ use crate::driver::DriverError;
 use crate::kv::MemberAddress;
 use crate::transport::ClusterRequest;
 
-/// The longest member name accepted (a DNS label is 63; a pod name 253).
-const MAX_NAME_BYTES: usize = 253;
-
 /// `GET /v1/cluster/members`.
 pub async fn list_members(
     State(state): State<ApiState>,
@@ -251,17 +248,8 @@ fn member_id_value(value: u64) -> Result<NodeId, ApiError> {
 }
 
 fn check_name(name: &str) -> Result<String, ApiError> {
-    if name.is_empty()
-        || name.len() > MAX_NAME_BYTES
-        || name.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(ApiError::bad_request(
-            "bad_member",
-            format!(
-                "the name must be 1 to {MAX_NAME_BYTES} bytes without spaces or control characters"
-            ),
-        ));
-    }
+    crate::kv::check_member_name(name)
+        .map_err(|reason| ApiError::bad_request("bad_member", reason))?;
     Ok(name.to_owned())
 }
 

@@ -29,8 +29,11 @@ use std::borrow::Cow;
 
 use bytes::{Buf, BufMut, Bytes};
 
-/// The current format version, the first byte of every encoding. Bump it
-/// when any encoding changes; decoders refuse versions they do not know.
+/// The current format version, the first byte of every encoding; decoders
+/// refuse versions they do not know. Stored records share it, so bumping it
+/// would make every existing data directory unreadable: change an encoding
+/// by adding a tag or a type where possible, and a bump must come with
+/// decoders that still read version 1.
 pub const FORMAT_VERSION: u8 = 1;
 
 /// Why bytes could not be decoded.

@@ -49,12 +49,12 @@ impl Timing {
     /// Why these settings cannot run a node, if they cannot.
     pub fn check(&self) -> Result<(), String> {
         if self.tick.is_zero() {
-            return Err("the tick must be longer than 0 ms".into());
+            return Err("the tick (--tick-ms) must be longer than 0 ms".into());
         }
         if self.heartbeat_ticks == 0 || self.heartbeat_ticks >= self.election_ticks {
             return Err(format!(
-                "the heartbeat interval ({} ticks) must be at least 1 and less than the \
-                 election timeout ({} ticks)",
+                "the heartbeat interval (--heartbeat-ticks {}) must be at least 1 and less \
+                 than the election timeout (--election-ticks {})",
                 self.heartbeat_ticks, self.election_ticks
             ));
         }

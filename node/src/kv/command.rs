@@ -229,6 +229,41 @@ mod tests {
         }
     }
 
+    /// The bytes of format 1, spelled out: a data directory or a log entry
+    /// written by an older build must read the same.
+    #[test]
+    fn commands_keep_their_stored_bytes() {
+        let put = Command::Put {
+            key: key("a"),
+            value: Bytes::from_static(b"v"),
+            precondition: Precondition::ModRevision(Revision(7)),
+        };
+        assert_eq!(
+            bytes_of(&put)[..],
+            [
+                1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 1, b'a', 0, 0, 0, 1, b'v'
+            ]
+        );
+        let delete = Command::Delete {
+            key: key("b"),
+            precondition: Precondition::Absent,
+        };
+        assert_eq!(bytes_of(&delete)[..], [1, 2, 2, 0, 0, 0, 1, b'b']);
+        let announce = Command::SetMember {
+            node_id: NodeId(5),
+            address: MemberAddress {
+                name: "n".into(),
+                peer_url: "p".into(),
+                client_url: "c".into(),
+            },
+        };
+        let mut expected = vec![1, 3, 0, 0, 0, 0, 0, 0, 0, 5, 1];
+        for field in [b'n', b'p', b'c'] {
+            expected.extend_from_slice(&[0, 0, 0, 1, field]);
+        }
+        assert_eq!(bytes_of(&announce)[..], expected[..]);
+    }
+
     #[test]
     fn every_truncation_is_an_error() {
         for command in samples() {

@@ -52,6 +52,35 @@ impl Decode for MemberAddress {
     }
 }
 
+/// The longest member name accepted (a DNS label is 63; a pod name 253).
+pub const MAX_NAME_BYTES: usize = 253;
+
+impl MemberAddress {
+    /// Whether this address may enter the directory: a valid name and two
+    /// valid URLs (see [`check_member_name`] and [`check_member_url`]). The
+    /// API checks each field for its own error; the peer port checks a
+    /// relayed address with this.
+    pub fn check(&self) -> Result<(), String> {
+        check_member_name(&self.name)?;
+        check_member_url(&self.peer_url).map_err(|e| format!("peer URL: {e}"))?;
+        check_member_url(&self.client_url).map_err(|e| format!("client URL: {e}"))
+    }
+}
+
+/// Checks a member's name: 1 to [`MAX_NAME_BYTES`] bytes, without spaces
+/// or control characters.
+pub fn check_member_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > MAX_NAME_BYTES
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(format!(
+            "the name must be 1 to {MAX_NAME_BYTES} bytes without spaces or control characters"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a URL a member is reached at (`--advertise-peer`,
 /// `--advertise-client`, the URLs of `member add`): `http://` or
 /// `https://`, a host and optional port, nothing after them (peer and API
@@ -86,10 +115,12 @@ pub fn check_member_url(url: &str) -> Result<(), String> {
             "'{url}' carries credentials; give only the host and port"
         ));
     }
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("'{url}' has no host ({example})"));
-    }
+    raftcfg_client::parse_endpoint(url).map_err(|e| match e {
+        raftcfg_client::ClientError::InvalidEndpoint { reason, .. } => {
+            format!("'{url}' is not a URL: {reason} ({example})")
+        }
+        other => format!("'{url}': {other}"),
+    })?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@
 //!
 //! ```text
 //!  API: Key::parse / KeyPrefix::parse / Limits::check_value   (admission)
-//!        │  Command::encode ──► Raft log ──► committed entries
+//!        │  codec::encode(Command) ──► Raft log ──► committed entries
 //!        ▼                                       │
 //!  KvStore::apply(&[Entry]) ─ one WriteBatch per call (unsynced: the log is durable):
 //!        │                     kv rows + change log + revision + applied index
@@ -44,7 +44,9 @@ pub use apply::{Applied, Outcome};
 pub use command::{Command, Precondition};
 pub use key::{Key, KeyError};
 pub use limits::{Limits, ValueTooLarge};
-pub use member::{MAX_FIELD_BYTES as MAX_ADDRESS_FIELD_BYTES, MemberAddress, check_member_url};
+pub use member::{
+    MAX_FIELD_BYTES as MAX_ADDRESS_FIELD_BYTES, MemberAddress, check_member_name, check_member_url,
+};
 pub use prefix::KeyPrefix;
 pub use record::{Change, ChangeKind, KeyRecord};
 pub use revision::Revision;

@@ -177,6 +177,50 @@ mod tests {
         Key::parse(text, &Limits::default()).unwrap()
     }
 
+    /// The stored bytes of format 1, spelled out.
+    #[test]
+    fn rows_keep_their_stored_bytes() {
+        let record = KeyRecord {
+            key: key("k"),
+            value: Bytes::from_static(b"v"),
+            create_revision: Revision(3),
+            mod_revision: Revision(9),
+            version: 4,
+        };
+        let mut row = vec![1];
+        for n in [3u64, 9, 4] {
+            row.extend_from_slice(&n.to_be_bytes());
+        }
+        row.extend_from_slice(&[0, 0, 0, 1, b'v']);
+        assert_eq!(record.encode_row(), row);
+        assert_eq!(KeyRecord::decode_row(key("k"), &row), Ok(record));
+
+        let put = Change {
+            revision: Revision(9),
+            key: key("k"),
+            kind: ChangeKind::Put {
+                value: Bytes::from_static(b"v"),
+                create_revision: Revision(3),
+                version: 4,
+            },
+        };
+        let mut row = vec![1, 1, 0, 0, 0, 1, b'k'];
+        for n in [3u64, 4] {
+            row.extend_from_slice(&n.to_be_bytes());
+        }
+        row.extend_from_slice(&[0, 0, 0, 1, b'v']);
+        assert_eq!(put.encode_row(), row);
+        assert_eq!(Change::decode_row(Revision(9), &row), Ok(put));
+        let delete = Change {
+            revision: Revision(10),
+            key: key("k"),
+            kind: ChangeKind::Delete,
+        };
+        let row = [1, 2, 0, 0, 0, 1, b'k'];
+        assert_eq!(delete.encode_row(), row);
+        assert_eq!(Change::decode_row(Revision(10), &row), Ok(delete));
+    }
+
     #[test]
     fn a_key_record_round_trips() {
         let record = KeyRecord {

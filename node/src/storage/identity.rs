@@ -108,6 +108,19 @@ mod tests {
         ]
     }
 
+    /// The stored bytes of format 1, spelled out.
+    #[test]
+    fn the_identity_record_keeps_its_stored_bytes() {
+        let identity = Identity {
+            node_id: NodeId(2),
+            cluster_id: None,
+            name: "n".into(),
+        };
+        let bytes = [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1, b'n'];
+        assert_eq!(encode(&identity), bytes);
+        assert_eq!(decode::<Identity>(&bytes[..]), Ok(identity));
+    }
+
     #[test]
     fn identities_round_trip() {
         for identity in identities() {

@@ -401,6 +401,25 @@ impl Decode for ClusterReply {
     }
 }
 
+impl ClusterRequest {
+    /// Whether a node may act on this request: a member id is never 0, and
+    /// an added member's address passes [`MemberAddress::check`].
+    pub fn check(&self) -> Result<(), String> {
+        let id = match self {
+            Self::AddLearner { id, address } => {
+                address.check()?;
+                Some(*id)
+            }
+            Self::Promote(id) | Self::Remove(id) => Some(*id),
+            Self::TransferLeader { to } => *to,
+        };
+        match id {
+            Some(NodeId(0)) => Err("node id 0 is not valid".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
 const REQUEST_ADD_LEARNER: u8 = 0;
 const REQUEST_PROMOTE: u8 = 1;
 const REQUEST_REMOVE: u8 = 2;
@@ -580,6 +599,42 @@ mod tests {
             assert_eq!(decode::<ClusterReply>(&bytes[..]).unwrap().0, answer);
             assert_every_truncation_fails::<ClusterReply>(&bytes);
         }
+    }
+
+    /// The wire bytes of format 1 (tags 0 to 14 predate the cluster route).
+    #[test]
+    fn forwarded_write_answers_keep_their_wire_bytes() {
+        let written = ForwardReply(Ok(Outcome::Written {
+            revision: Revision(7),
+        }));
+        assert_eq!(encode(&written), [1, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+        let not_leader = ForwardReply(Err(ForwardError::NotLeader {
+            leader: Some(NodeId(4)),
+        }));
+        assert_eq!(encode(&not_leader), [1, 4, 1, 0, 0, 0, 0, 0, 0, 0, 4]);
+        let storage = ForwardReply(Err(ForwardError::Storage("x".into())));
+        assert_eq!(encode(&storage), [1, 14, 0, 0, 0, 1, b'x']);
+    }
+
+    #[test]
+    fn arbitrary_cluster_requests_and_answers_never_panic() {
+        crate::codec::testing::assert_garbage_never_panics::<ClusterRequest>(11);
+        crate::codec::testing::assert_garbage_never_panics::<ClusterReply>(12);
+    }
+
+    #[test]
+    fn a_relayed_request_for_node_0_or_a_bad_address_is_refused() {
+        assert!(ClusterRequest::Remove(NodeId(0)).check().is_err());
+        assert!(ClusterRequest::TransferLeader { to: None }.check().is_ok());
+        let bad = ClusterRequest::AddLearner {
+            id: NodeId(3),
+            address: MemberAddress {
+                name: "n 3".into(),
+                peer_url: "http://n3:7380".into(),
+                client_url: "http://n3:7379".into(),
+            },
+        };
+        assert!(bad.check().unwrap_err().contains("name"));
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! Peer transport: Raft messages and forwarded writes between members,
-//! over HTTP on the peer port, in the binary codec (never JSON).
+//! Peer transport: Raft messages, and writes and cluster operations a
+//! follower forwards to the leader, between members over HTTP on the peer
+//! port, in the binary codec (never JSON).
 //!
 //! - `sender`: the [`Transport`] the driver ships its outbox through — one
 //!   queue and one task per peer, batching whatever queued up into one
 //!   request, pooled connections, reconnect with exponential backoff — and
-//!   the client side of write forwarding.
-//! - `server`: the peer port's routes, which hand messages to the driver and
-//!   propose forwarded writes.
+//!   the client side of forwarding.
+//! - `server`: the peer port's routes, which hand messages to the driver,
+//!   propose forwarded writes and carry out relayed cluster operations.
+//! - `forward`: what forwarding sends and answers, with its wire-only
+//!   error type.
 //! - `snapshots`: snapshots streamed from file to file, on a connection of
 //!   their own.
 //!

@@ -1,5 +1,5 @@
 //! The sending side of the peer transport: per-peer queues and tasks, and
-//! forwarding a write to the leader.
+//! forwarding a write or a cluster operation to the leader.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,9 @@ pub(super) const MAX_BATCH_ENTRY_BYTES: u64 = 4 << 20;
 /// The first wait after a failed request; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The largest answer to a forwarded request read (a refusal's message is
+/// the longest part; a real one is well under a KiB).
+const MAX_ANSWER_BYTES: usize = 64 << 10;
 /// A message request that takes longer than this failed.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -123,12 +126,12 @@ impl Transport {
                     DriverError::Unknown
                 }
             })?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
+        let status = response.status();
+        let body = read_bounded(response, MAX_ANSWER_BYTES).await?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
             return Err(DriverError::Remote(format!("{status}: {text}")));
         }
-        let body = response.bytes().await.map_err(|_| DriverError::Unknown)?;
         codec::decode::<T>(body)
             .map_err(|e| DriverError::Remote(format!("undecodable answer: {e}")))
     }
@@ -278,4 +281,22 @@ impl PeerTask {
             }
         }
     }
+}
+
+/// The body of `response`, read up to `limit` bytes. A longer one, or one
+/// cut off in transit, leaves the outcome unknown (the leader may have
+/// carried the request out).
+async fn read_bounded(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<bytes::Bytes, DriverError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|_| DriverError::Unknown)? {
+        if body.len() + chunk.len() > limit {
+            tracing::warn!("a leader's answer is longer than {limit} bytes; not read");
+            return Err(DriverError::Unknown);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
 }

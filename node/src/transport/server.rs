@@ -1,6 +1,8 @@
 //! The peer port's routes: `POST /raft/v1/messages` (a [`MessageBatch`]
 //! for the driver), `POST /raft/v1/propose` (a write forwarded by a
-//! follower, answered with a [`ForwardReply`]) and `POST /raft/v1/snapshot`
+//! follower, answered with a [`ForwardReply`]), `POST /raft/v1/cluster` (a
+//! relayed [`ClusterRequest`], answered with a [`ClusterReply`]) and
+//! `POST /raft/v1/snapshot`
 //! (a streamed snapshot, see `snapshots`). Each body is bounded by what a
 //! legitimate request can be under the configured limits ([`PeerLimits`]),
 //! and all the bodies being buffered at once by a byte budget, so junk
@@ -129,7 +131,7 @@ fn too_large(declared: usize, limit: usize) -> Response {
 
 /// How long a forwarded write or cluster operation may wait for its entry
 /// to be applied (or leadership to move).
-const FORWARDED_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const FORWARDED_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest cluster request: a tag, an id and a member address.
 const CLUSTER_REQUEST_BYTES: usize = 64 + 3 * (4 + MAX_ADDRESS_FIELD_BYTES);
@@ -205,7 +207,8 @@ async fn propose(State(state): State<PeerState>, headers: HeaderMap, body: Body)
             return (StatusCode::BAD_REQUEST, format!("undecodable command: {e}")).into_response();
         }
     };
-    let answer = match tokio::time::timeout(FORWARDED_WRITE_TIMEOUT, node.propose(command)).await {
+    let answer = match tokio::time::timeout(FORWARDED_REQUEST_TIMEOUT, node.propose(command)).await
+    {
         Ok(answer) => answer,
         Err(_) => Err(DriverError::Unknown),
     };
@@ -229,6 +232,14 @@ async fn cluster(State(state): State<PeerState>, headers: HeaderMap, body: Body)
             return (StatusCode::BAD_REQUEST, format!("undecodable request: {e}")).into_response();
         }
     };
+    // The follower's API checked the request; a peer is checked again.
+    if let Err(reason) = request.check() {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("invalid request: {reason}"),
+        )
+            .into_response();
+    }
     let node = state.node;
     let done = async {
         match request {
@@ -249,7 +260,7 @@ async fn cluster(State(state): State<PeerState>, headers: HeaderMap, body: Body)
             }
         }
     };
-    let answer = match tokio::time::timeout(FORWARDED_WRITE_TIMEOUT, done).await {
+    let answer = match tokio::time::timeout(FORWARDED_REQUEST_TIMEOUT, done).await {
         Ok(answer) => answer,
         Err(_) => Err(DriverError::Unknown),
     };
