@@ -42,7 +42,8 @@ crds:
 bench:
 	cargo bench -p raftcfg-raft
 
-# raftcfg (a `raftcfg dev` cluster) against a 3-member etcd cluster.
+# Three `raftcfg serve` processes against a 3-member etcd cluster, interleaved
+# (docs/benchmarks.md); BENCH_REPS, BENCH_DURATION, ... shorten it.
 bench-etcd: deps
 	bench/compare-etcd.sh
 
