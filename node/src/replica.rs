@@ -30,7 +30,7 @@ use crate::kv::{
     Applied, Change, Command, KvStore, RestoreError, Revision, SnapshotDir, SnapshotError,
     SnapshotRef, write_snapshot_file,
 };
-use crate::storage::{Db, ExpectedIdentity, Identity, RocksLogStore, StorageError};
+use crate::storage::{Db, ExpectedIdentity, Identity, MemoryBudget, RocksLogStore, StorageError};
 
 /// Why a replica could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -198,20 +198,23 @@ impl Replica {
         fresh_node_id: NodeId,
         config: Config,
     ) -> Result<Self, ReplicaError> {
-        Self::open_with(dir, name, fresh_node_id, config, Faults::default())
+        let memory = MemoryBudget::default();
+        Self::open_with(dir, name, fresh_node_id, config, memory, Faults::default())
     }
 
-    /// [`Replica::open`] with `faults` planted (tests simulate power loss).
-    /// Each step of the start is logged with how long it took.
+    /// [`Replica::open`] with RocksDB held within `memory`, and `faults`
+    /// planted (tests simulate power loss). Each step of the start is
+    /// logged with how long it took.
     pub fn open_with(
         dir: &Path,
         name: &str,
         fresh_node_id: NodeId,
         mut config: Config,
+        memory: MemoryBudget,
         faults: Faults,
     ) -> Result<Self, ReplicaError> {
         let step = Instant::now();
-        let db = Db::open_with(dir, faults)?;
+        let db = Db::open_with(dir, memory, faults)?;
         tracing::info!(elapsed_ms = ms(step), "opened RocksDB in {}", dir.display());
         let snapshots = SnapshotDir::open(dir).map_err(|source| ReplicaError::SnapshotDir {
             path: dir.join("snapshots"),

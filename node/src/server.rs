@@ -21,6 +21,7 @@ use crate::fd_budget::{self, FdBudget};
 use crate::http_serve::{self, ConnectionLimits};
 use crate::kv::{Limits, MemberAddress, SnapshotDir, check_member_url};
 use crate::metrics::Metrics;
+use crate::storage::MemoryBudget;
 use crate::transport::{PeerLimits, PeerState, SnapshotReceiver, Transport, peer_router};
 
 /// The default largest snapshot accepted from a leader: 64 GiB.
@@ -57,6 +58,8 @@ pub struct NodeConfig {
     pub timing: Timing,
     /// When to snapshot and what to keep.
     pub snapshots: SnapshotPolicy,
+    /// RocksDB's memtables and block cache.
+    pub memory: MemoryBudget,
     /// Key and value size limits.
     pub limits: Limits,
     /// The largest snapshot accepted from a leader, in bytes.
@@ -82,6 +85,7 @@ impl NodeConfig {
             advertise_peer: None,
             timing: Timing::default(),
             snapshots: SnapshotPolicy::default(),
+            memory: MemoryBudget::default(),
             limits: Limits::default(),
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
             client_connections: ConnectionLimits::CLIENT_DEFAULTS,
@@ -102,6 +106,7 @@ impl NodeConfig {
         }
         self.timing.check().map_err(anyhow::Error::msg)?;
         self.snapshots.check().map_err(anyhow::Error::msg)?;
+        self.memory.check().map_err(anyhow::Error::msg)?;
         for url in [&self.advertise_client, &self.advertise_peer]
             .into_iter()
             .flatten()
@@ -174,6 +179,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let mut driver_config = DriverConfig::new(config.name.clone(), address.clone());
     driver_config.timing = config.timing;
     driver_config.snapshots = config.snapshots;
+    driver_config.memory = config.memory;
     driver_config.faults = config.faults;
     if config.faults.any() {
         tracing::warn!(

@@ -10,6 +10,7 @@ use crate::driver::{SnapshotPolicy, Timing};
 use crate::http_serve::ConnectionLimits;
 use crate::kv::Limits;
 use crate::server::{self, NodeConfig};
+use crate::storage::MemoryBudget;
 
 /// Options of `raftcfg serve`; each also reads a `RAFTCFG_*` variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -60,6 +61,13 @@ pub struct ServeArgs {
     /// this far back; an older start is 410 `compacted`.
     #[arg(long, env = "RAFTCFG_WATCH_HISTORY_REVISIONS", default_value_t = SnapshotPolicy::default().watch_history_revisions, value_parser = clap::value_parser!(u64).range(1..))]
     pub watch_history_revisions: u64,
+    /// Memory RocksDB's memtables may hold together, in bytes; one column
+    /// family's memtable is flushed at half of it.
+    #[arg(long, env = "RAFTCFG_MEMTABLES_BYTES", default_value_t = MemoryBudget::default().memtables_bytes)]
+    pub memtables_bytes: usize,
+    /// Size of the block cache the state's reads share, in bytes.
+    #[arg(long, env = "RAFTCFG_BLOCK_CACHE_BYTES", default_value_t = MemoryBudget::default().block_cache_bytes)]
+    pub block_cache_bytes: usize,
     /// Largest key accepted, in bytes (at most 65536).
     #[arg(long, env = "RAFTCFG_MAX_KEY_BYTES", default_value_t = Limits::DEFAULT_MAX_KEY_BYTES)]
     pub max_key_bytes: usize,
@@ -138,6 +146,10 @@ impl ServeArgs {
                 compaction_tail_entries: self.compaction_tail_entries,
                 compaction_tail_bytes: self.compaction_tail_bytes,
                 watch_history_revisions: self.watch_history_revisions,
+            },
+            memory: MemoryBudget {
+                memtables_bytes: self.memtables_bytes,
+                block_cache_bytes: self.block_cache_bytes,
             },
             limits: Limits::new(self.max_key_bytes, self.max_value_bytes).map_err(|reason| {
                 anyhow::anyhow!("--max-key-bytes / --max-value-bytes: {reason}")
@@ -264,6 +276,7 @@ mod tests {
         let node = NodeConfig::local("n1", "/tmp/n1");
         assert_eq!(flags.timing, node.timing);
         assert_eq!(flags.snapshots, node.snapshots);
+        assert_eq!(flags.memory, node.memory);
         assert_eq!(flags.client_connections, node.client_connections);
         assert_eq!(flags.limits, node.limits);
         assert_eq!(flags.max_snapshot_bytes, node.max_snapshot_bytes);
@@ -278,6 +291,8 @@ mod tests {
             error.to_string().contains("without slashes or spaces"),
             "{error}"
         );
+        let error = config(&["--memtables-bytes", "1024"]).check().unwrap_err();
+        assert!(error.to_string().contains("--memtables-bytes"), "{error}");
         assert!(config(&[]).check().is_ok());
     }
 

@@ -10,6 +10,7 @@ use raftcfg_raft::{Config, NodeId};
 
 use crate::faults::Faults;
 use crate::kv::MemberAddress;
+use crate::storage::MemoryBudget;
 
 /// Bytes of entries a leader has in flight to one follower at most. The
 /// entries travel as copies (queued, then encoded), so this bounds the
@@ -127,6 +128,8 @@ pub struct DriverConfig {
     pub timing: Timing,
     /// When to snapshot and what to keep.
     pub snapshots: SnapshotPolicy,
+    /// RocksDB's memtables and block cache.
+    pub memory: MemoryBudget,
     /// Requests queued at most before callers get `Busy`.
     pub queue_capacity: usize,
     /// Faults the fault-injection tests plant (none in other builds).
@@ -141,6 +144,7 @@ impl DriverConfig {
             address,
             timing: Timing::default(),
             snapshots: SnapshotPolicy::default(),
+            memory: MemoryBudget::default(),
             queue_capacity: 65_536,
             faults: Faults::default(),
         }

@@ -111,6 +111,7 @@ pub fn start(
         &config.name,
         fresh_id,
         config.raft_config(fresh_id),
+        config.memory,
         config.faults,
     )?
     .with_snapshot_threshold(policy.threshold_entries)

@@ -54,17 +54,54 @@ pub enum StorageError {
 /// The most write-ahead log RocksDB keeps before flushing memtables.
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 
-/// The memory all memtables together may hold.
-const MEMTABLES_BYTES: usize = 64 << 20;
-/// The size at which one column family's memtable is switched for a new
-/// one and flushed: half of [`MEMTABLES_BYTES`], so that no one column
-/// family (the state, while a new member restores a snapshot, say) holds
-/// the whole budget. RocksDB's default is 64 MiB.
-const MEMTABLE_BYTES: usize = 32 << 20;
-/// The block cache every column family shares. Left alone, RocksDB gives
-/// each column family a cache of its own, which with six of them and
-/// large values grows the process by a few hundred MiB.
-const BLOCK_CACHE_BYTES: usize = 32 << 20;
+/// The memory RocksDB may hold for writes and reads, whatever the state's
+/// size (`--memtables-bytes`, `--block-cache-bytes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// What all memtables together may hold. One column family's memtable
+    /// is switched and flushed at half of it, so that no one column family
+    /// (the state, while a new member restores a snapshot, say) holds the
+    /// whole budget.
+    pub memtables_bytes: usize,
+    /// The block cache every column family shares. Left alone, RocksDB
+    /// gives each column family a cache of its own, which with six of them
+    /// and large values grows the process by a few hundred MiB.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        Self {
+            memtables_bytes: 64 << 20,
+            block_cache_bytes: 32 << 20,
+        }
+    }
+}
+
+impl MemoryBudget {
+    /// The smallest memtable budget accepted: below it RocksDB flushes a
+    /// table file every few writes.
+    pub const MIN_MEMTABLES_BYTES: usize = 4 << 20;
+    /// The smallest block cache accepted.
+    pub const MIN_BLOCK_CACHE_BYTES: usize = 1 << 20;
+
+    /// Why this budget cannot run a node, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.memtables_bytes < Self::MIN_MEMTABLES_BYTES {
+            return Err(format!(
+                "--memtables-bytes must be at least {}",
+                Self::MIN_MEMTABLES_BYTES
+            ));
+        }
+        if self.block_cache_bytes < Self::MIN_BLOCK_CACHE_BYTES {
+            return Err(format!(
+                "--block-cache-bytes must be at least {}",
+                Self::MIN_BLOCK_CACHE_BYTES
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The node's database, shared by the Raft log store and the key-value state.
 #[derive(Clone)]
@@ -76,11 +113,16 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the database in `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        Self::open_with(path, Faults::default())
+        Self::open_with(path, MemoryBudget::default(), Faults::default())
     }
 
-    /// Opens the database in `path` with `faults` planted (tests only).
-    pub fn open_with(path: &Path, faults: Faults) -> Result<Self, StorageError> {
+    /// Opens the database in `path` within `memory`, with `faults` planted
+    /// (tests only).
+    pub fn open_with(
+        path: &Path,
+        memory: MemoryBudget,
+        faults: Faults,
+    ) -> Result<Self, StorageError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -97,14 +139,14 @@ impl Db {
         // One budget for the memtables of every column family, so large
         // values (written to the log, the state and the change log alike)
         // cannot grow the process by a few hundred MiB of memtables.
-        options.set_db_write_buffer_size(MEMTABLES_BYTES);
+        options.set_db_write_buffer_size(memory.memtables_bytes);
         let mut tables = BlockBasedOptions::default();
-        tables.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+        tables.set_block_cache(&Cache::new_lru_cache(memory.block_cache_bytes));
         options.set_block_based_table_factory(&tables);
         let families = COLUMN_FAMILIES.iter().map(|name| {
             let mut family = Options::default();
             family.set_block_based_table_factory(&tables);
-            family.set_write_buffer_size(MEMTABLE_BYTES);
+            family.set_write_buffer_size(memory.memtables_bytes / 2);
             ColumnFamilyDescriptor::new(*name, family)
         });
         let db = DB::open_cf_descriptors(&options, path, families).map_err(|source| {
@@ -188,7 +230,11 @@ mod tests {
     #[test]
     fn every_column_family_shares_one_block_cache_of_the_set_size() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path()).unwrap();
+        let memory = MemoryBudget {
+            block_cache_bytes: 8 << 20,
+            ..MemoryBudget::default()
+        };
+        let db = Db::open_with(dir.path(), memory, Faults::default()).unwrap();
         let mut batch = WriteBatch::default();
         for i in 0..1_000u32 {
             batch.put_cf(db.cf(CF_KV), i.to_be_bytes(), [7u8; 1024]);
@@ -204,7 +250,7 @@ mod tests {
         for cf in COLUMN_FAMILIES {
             assert_eq!(
                 int_property(&db, cf, "rocksdb.block-cache-capacity"),
-                BLOCK_CACHE_BYTES as u64,
+                8 << 20,
                 "{cf}"
             );
             assert_eq!(

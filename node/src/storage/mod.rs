@@ -28,6 +28,6 @@ pub mod db;
 pub mod identity;
 pub mod log_store;
 
-pub use db::{Db, StorageError};
+pub use db::{Db, MemoryBudget, StorageError};
 pub use identity::{ExpectedIdentity, Identity};
 pub use log_store::RocksLogStore;
