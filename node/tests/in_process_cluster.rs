@@ -117,6 +117,20 @@ async fn ask(
     (status, response.json().await.unwrap())
 }
 
+/// Asks node `i` for a membership change until it is done (200); a
+/// learner still catching up (409) or a busy leader (503) is asked again.
+async fn until_done(cluster: &Cluster, i: usize, method: reqwest::Method, path: &str) {
+    wait_for(&format!("{method} {path} through node {i}"), async || {
+        let (status, body) = ask(cluster, i, method.clone(), path, json!({})).await;
+        match status {
+            200 => Some(()),
+            409 | 503 => None,
+            _ => panic!("{method} {path} answered {status}: {body}"),
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_operations_asked_of_a_follower_are_done_by_the_leader_with_its_answers() {
     use reqwest::Method;
@@ -171,18 +185,7 @@ async fn cluster_operations_asked_of_a_follower_are_done_by_the_leader_with_its_
         "{body}"
     );
     let promote = format!("/v1/cluster/members/{}/promote", ids[3]);
-    wait_for(
-        "the learner to be promoted through a follower",
-        async || {
-            let (status, body) = ask(&cluster, 2, Method::POST, &promote, json!({})).await;
-            match status {
-                200 => Some(()),
-                409 | 503 => None,
-                _ => panic!("promote answered {status}: {body}"),
-            }
-        },
-    )
-    .await;
+    until_done(&cluster, 2, Method::POST, &promote).await;
 
     // Move leadership through a follower, then remove the new member.
     let (status, body) = ask(
@@ -199,15 +202,7 @@ async fn cluster_operations_asked_of_a_follower_are_done_by_the_leader_with_its_
         "{body}"
     );
     let remove = format!("/v1/cluster/members/{}", ids[3]);
-    wait_for("the member to be removed through a follower", async || {
-        let (status, body) = ask(&cluster, 0, Method::DELETE, &remove, json!({})).await;
-        match status {
-            200 => Some(()),
-            409 | 503 => None,
-            _ => panic!("remove answered {status}: {body}"),
-        }
-    })
-    .await;
+    until_done(&cluster, 0, Method::DELETE, &remove).await;
     let members: MemberList = cluster
         .http
         .get(cluster.url(2, "/v1/cluster/members"))

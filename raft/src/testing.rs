@@ -68,6 +68,18 @@ impl Cluster {
         Self::with_configs((1..=n).map(config).collect())
     }
 
+    /// Voters `1..=n`, each with `bug` planted (or none).
+    #[cfg(feature = "planted-bugs")]
+    pub(crate) fn with_planted_bug(n: u64, bug: Option<crate::PlantedBug>) -> Self {
+        let configs = (1..=n)
+            .map(|n| Config {
+                planted_bug: bug,
+                ..config(n)
+            })
+            .collect();
+        Self::with_configs(configs)
+    }
+
     /// Three voters led by node 1, with every entry committed.
     pub(crate) fn three_led_by_one() -> Self {
         let mut cluster = Self::new(3);

@@ -270,14 +270,7 @@ fn a_stale_append_catches_the_planted_truncation_bug() {
 }
 
 fn stale_append(bug: Option<PlantedBug>) {
-    let configs = (1..=3)
-        .map(|n| {
-            let mut c = config(n);
-            c.planted_bug = bug;
-            c
-        })
-        .collect();
-    let mut cluster = Cluster::with_configs(configs);
+    let mut cluster = Cluster::with_planted_bug(3, bug);
     cluster.elect(1);
     cluster.deliver_all();
     // Node 2 hears nothing on its own; the appends are handed to it below.

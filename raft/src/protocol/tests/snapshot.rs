@@ -223,14 +223,7 @@ fn a_snapshot_behind_matching_entries_catches_the_planted_discard_bug() {
 }
 
 fn snapshot_behind_matching_entries(bug: Option<PlantedBug>) {
-    let configs = (1..=3)
-        .map(|n| {
-            let mut c = config(n);
-            c.planted_bug = bug;
-            c
-        })
-        .collect();
-    let mut cluster = Cluster::with_configs(configs);
+    let mut cluster = Cluster::with_planted_bug(3, bug);
     cluster.elect(1);
     cluster.deliver_all();
     // Node 2 receives five entries but never hears that they committed.
