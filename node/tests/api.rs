@@ -14,6 +14,7 @@ use raftcfg_node::api::router;
 use raftcfg_node::driver::{DriverConfig, NodeHandle};
 use raftcfg_node::kv::Limits;
 use serde::de::DeserializeOwned;
+use support::patience::patience;
 use support::solo::Solo;
 use tower::ServiceExt as _;
 
@@ -705,11 +706,12 @@ async fn revisions_of(mut body: Body, count: usize) -> Vec<u64> {
     let mut text = String::new();
     let mut revisions = Vec::new();
     while revisions.len() < count {
-        let frame = tokio::time::timeout(std::time::Duration::from_secs(30), body.frame())
-            .await
-            .expect("events in time")
-            .expect("the stream goes on")
-            .unwrap();
+        let frame =
+            tokio::time::timeout(patience(std::time::Duration::from_secs(30)), body.frame())
+                .await
+                .expect("events in time")
+                .expect("the stream goes on")
+                .unwrap();
         if let Ok(data) = frame.into_data() {
             text.push_str(std::str::from_utf8(&data).unwrap());
         }

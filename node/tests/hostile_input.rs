@@ -13,6 +13,7 @@ use raftcfg_node::api::router;
 use raftcfg_node::codec::{self, MessageBatch};
 use raftcfg_node::kv::{Key, Limits};
 use raftcfg_node::transport::peer_router;
+use support::patience::patience;
 use support::solo::Solo;
 use tower::ServiceExt as _;
 
@@ -103,7 +104,7 @@ fn arbitrary_requests_never_panic_or_change_state_unless_valid() {
                 return Ok(()); // not even a valid HTTP request
             };
             let router = if path.starts_with("/raft/") { peers.clone() } else { api.clone() };
-            let response = tokio::time::timeout(Duration::from_secs(10), router.oneshot(request))
+            let response = tokio::time::timeout(patience(Duration::from_secs(10)), router.oneshot(request))
                 .await
                 .expect("every request is answered")
                 .unwrap();

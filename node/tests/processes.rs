@@ -296,7 +296,7 @@ async fn a_watch_sees_every_change_in_order_from_a_past_revision() {
         if seen.len() == 3 {
             cluster.put("app/c", "3").await;
         }
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+        let event = tokio::time::timeout(patience(Duration::from_secs(10)), events.next())
             .await
             .expect("an event in time")
             .expect("the stream goes on")
