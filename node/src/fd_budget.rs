@@ -11,7 +11,8 @@ use std::io;
 pub const ROCKSDB_MAX_OPEN_FILES: i32 = 256;
 /// Descriptors kept for everything but connections: RocksDB's table files
 /// and its log, manifest and lock files, snapshot files being written, read
-/// or received, outgoing connections to peers, stdio.
+/// or received, streams to and from peers (at most 64 incoming, see
+/// `transport`), stdio.
 pub const RESERVED_FOR_STORAGE: u64 = ROCKSDB_MAX_OPEN_FILES as u64 + 256;
 /// Incoming connections on the peer port: a few per member of even a
 /// large cluster.

@@ -147,7 +147,10 @@ async fn serve_connection(
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(stream), service)
+        // A peer stream takes the connection over (see `transport`); the
+        // connection then leaves this registry.
+        .with_upgrades();
     tokio::pin!(served);
     let mut idle_check = tokio::time::interval(IDLE_CHECK_INTERVAL);
     let mut closing = false;

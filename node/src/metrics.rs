@@ -101,10 +101,14 @@ fn comma(labels: &str) -> &'static str {
 /// Replication statistics of one peer, as seen by this node's transport.
 #[derive(Debug, Default)]
 pub struct PeerStats {
-    /// Round trip of each batch of messages sent to the peer.
-    pub round_trip: Histogram,
-    /// Batches that could not be delivered.
+    /// Time to write each batch of messages to the peer's stream (it grows
+    /// when the peer or the network falls behind).
+    pub write: Histogram,
+    /// Streams that failed (could not be opened, or broke), taking the
+    /// messages queued for the peer with them.
     pub failures: Counter,
+    /// Streams opened to the peer.
+    pub streams_opened: Counter,
 }
 
 /// Everything the node counts.
@@ -337,19 +341,19 @@ impl Metrics {
         let peers = self.peers.lock().expect("metrics lock is never poisoned");
         let _ = writeln!(
             out,
-            "# HELP raftcfg_peer_round_trip_seconds Round trip of message batches to a peer.\n\
-             # TYPE raftcfg_peer_round_trip_seconds histogram"
+            "# HELP raftcfg_peer_write_seconds Time to write a batch of messages to a peer's stream.\n\
+             # TYPE raftcfg_peer_write_seconds histogram"
         );
         for (peer, stats) in peers.iter() {
-            stats.round_trip.render(
+            stats.write.render(
                 &mut out,
-                "raftcfg_peer_round_trip_seconds",
+                "raftcfg_peer_write_seconds",
                 &format!("peer=\"{peer}\""),
             );
         }
         let _ = writeln!(
             out,
-            "# HELP raftcfg_peer_send_failures_total Message batches a peer did not accept.\n\
+            "# HELP raftcfg_peer_send_failures_total Streams to a peer that could not be opened or broke.\n\
              # TYPE raftcfg_peer_send_failures_total counter"
         );
         for (peer, stats) in peers.iter() {
@@ -357,6 +361,18 @@ impl Metrics {
                 out,
                 "raftcfg_peer_send_failures_total{{peer=\"{peer}\"}} {}",
                 stats.failures.get()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP raftcfg_peer_streams_opened_total Streams of messages opened to a peer.\n\
+             # TYPE raftcfg_peer_streams_opened_total counter"
+        );
+        for (peer, stats) in peers.iter() {
+            let _ = writeln!(
+                out,
+                "raftcfg_peer_streams_opened_total{{peer=\"{peer}\"}} {}",
+                stats.streams_opened.get()
             );
         }
         out

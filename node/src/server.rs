@@ -224,6 +224,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             max_bytes: config.max_snapshot_bytes,
             slots: Arc::new(tokio::sync::Semaphore::new(SNAPSHOT_RECEIVE_SLOTS)),
         },
+        stopping.clone(),
     ));
     let client_connections = ConnectionLimits {
         max_connections: budget.client_connections,

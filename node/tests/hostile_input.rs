@@ -56,7 +56,7 @@ fn path() -> impl Strategy<Value = String> {
         Just("/v1/cluster/bootstrap"),
         Just("/v1/node"),
         Just("/v1/snapshot"),
-        Just("/raft/v1/messages"),
+        Just("/raft/v1/stream"),
         Just("/raft/v1/propose"),
         Just("/"),
     ];

@@ -3,17 +3,20 @@
 //! port, in the binary codec (never JSON).
 //!
 //! - `sender`: the [`Transport`] the driver ships its outbox through — one
-//!   queue and one task per peer, batching whatever queued up into one
-//!   request, pooled connections, reconnect with exponential backoff — and
-//!   the client side of forwarding.
-//! - `server`: the peer port's routes, which hand messages to the driver,
-//!   propose forwarded writes and carry out relayed cluster operations.
+//!   queue and one task per peer, writing whatever queued up as one frame
+//!   of the peer's stream, reconnecting with exponential backoff — and the
+//!   client side of forwarding.
+//! - `stream`: the long-lived, one-way streams of Raft messages between
+//!   members (an HTTP/1.1 upgrade on the peer port, then length-prefixed
+//!   frames), both ends.
+//! - `server`: the peer port's routes, which accept streams, propose
+//!   forwarded writes and carry out relayed cluster operations.
 //! - `forward`: what forwarding sends and answers, with its wire-only
 //!   error type.
 //! - `snapshots`: snapshots streamed from file to file, on a connection of
 //!   their own.
 //!
-//! Every request names its sender's peer URL in [`SENDER_URL_HEADER`], so a
+//! Every request and stream names its sender's peer URL in [`SENDER_URL_HEADER`], so a
 //! new member can answer a leader it has no directory entry for yet.
 //! Fencing by cluster and node id is the core's: it drops messages of
 //! another cluster or for another node.
@@ -22,17 +25,16 @@ mod forward;
 mod sender;
 mod server;
 mod snapshots;
+mod stream;
 
 pub use forward::{ClusterReply, ClusterRequest, ForwardError, ForwardReply};
 pub use sender::Transport;
 pub use server::{PeerLimits, PeerState, peer_router};
 pub use snapshots::{SNAPSHOT_PATH, SnapshotReceiver};
+pub use stream::{STREAM_PATH, STREAM_PROTOCOL};
 
 /// The header carrying the sending member's peer URL.
 pub const SENDER_URL_HEADER: &str = "x-raftcfg-sender-url";
-
-/// Path of the message endpoint on the peer port.
-pub const MESSAGES_PATH: &str = "/raft/v1/messages";
 
 /// Path of the write-forwarding endpoint on the peer port.
 pub const PROPOSE_PATH: &str = "/raft/v1/propose";

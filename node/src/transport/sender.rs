@@ -1,5 +1,6 @@
-//! The sending side of the peer transport: per-peer queues and tasks, and
-//! forwarding a write or a cluster operation to the leader.
+//! The sending side of the peer transport: per-peer queues and the tasks
+//! that write them to each peer's stream, and forwarding a write or a
+//! cluster operation to the leader.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -11,26 +12,28 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::forward::{ClusterReply, ClusterRequest, ForwardReply};
 use super::snapshots::{self, SNAPSHOT_PATH};
-use super::{CLUSTER_PATH, MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
-use crate::codec::{self, Decode, MessageBatch};
+use super::stream::{OutgoingStream, SENDER_IDLE_CLOSE, StreamError};
+use super::{CLUSTER_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
+use crate::codec::{self, Decode};
 use crate::driver::{DriverError, Outbox, SnapshotDone};
 use crate::kv::{Command, Outcome, SnapshotDir};
 use crate::metrics::{Metrics, PeerStats};
 
-/// At most this many messages go in one request.
+/// At most this many messages go in one frame.
 const MAX_BATCH_MESSAGES: usize = 512;
 /// A batch stops growing once its messages' entries hold this many bytes
-/// (a single larger message still goes, alone), so one request stays well
-/// below the peer port's body limit (see `server::PeerLimits`).
+/// (a single larger message still goes, alone), so one frame stays well
+/// below the peer port's limit (see `server::PeerLimits`).
 pub(super) const MAX_BATCH_ENTRY_BYTES: u64 = 4 << 20;
-/// The first wait after a failed request; it doubles up to [`MAX_BACKOFF`].
+/// The first wait after a stream failed; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// The largest answer to a forwarded request read (a refusal's message is
 /// the longest part; a real one is well under a KiB).
 const MAX_ANSWER_BYTES: usize = 64 << 10;
-/// A message request that takes longer than this failed.
-const MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A frame whose write takes longer than this (the peer stopped reading)
+/// breaks its stream.
+const FRAME_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends peer messages and forwards writes.
 pub struct Transport {
@@ -146,8 +149,7 @@ impl Transport {
         }
         let (queue, pending) = unbounded_channel();
         let task = PeerTask {
-            client: self.client.clone(),
-            url: format!("{url}{MESSAGES_PATH}"),
+            url: url.to_owned(),
             own_url: self.own_url.clone(),
             stats: self.metrics.peer(to),
         };
@@ -219,9 +221,10 @@ fn entry_bytes(message: &Message) -> u64 {
     }
 }
 
-/// The task that delivers one peer's queue, in order.
+/// The task that delivers one peer's queue, in order, on a stream it opens
+/// when there is something to send.
 struct PeerTask {
-    client: reqwest::Client,
+    /// The peer's URL.
     url: String,
     own_url: String,
     stats: Arc<PeerStats>,
@@ -231,9 +234,24 @@ impl PeerTask {
     async fn run(self, mut pending: UnboundedReceiver<Vec<Message>>) {
         let mut backoff = MIN_BACKOFF;
         let mut queued: VecDeque<Message> = VecDeque::new();
+        let mut stream: Option<OutgoingStream> = None;
         loop {
             if queued.is_empty() {
-                match pending.recv().await {
+                let next = match stream.as_mut() {
+                    None => pending.recv().await,
+                    Some(open) => tokio::select! {
+                        next = pending.recv() => next,
+                        () = open.closed() => {
+                            stream = None;
+                            continue;
+                        }
+                        () = tokio::time::sleep(SENDER_IDLE_CLOSE) => {
+                            stream = None;
+                            continue;
+                        }
+                    },
+                };
+                match next {
                     Some(messages) => queued.extend(messages),
                     None => return,
                 }
@@ -241,45 +259,47 @@ impl PeerTask {
             while let Ok(more) = pending.try_recv() {
                 queued.extend(more);
             }
-            let batch = take_batch(&mut queued);
-            let started = Instant::now();
-            if self.deliver(batch).await {
-                self.stats.round_trip.observe(started.elapsed());
-                backoff = MIN_BACKOFF;
-                continue;
+            match self.deliver(&mut stream, &mut queued).await {
+                Ok(()) => backoff = MIN_BACKOFF,
+                Err(error) => {
+                    tracing::debug!(url = %self.url, %error, "peer stream failed");
+                    self.stats.failures.inc();
+                    stream = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    // Raft resends what matters; a backlog from while the
+                    // peer was away would only arrive stale and in a burst.
+                    queued.clear();
+                    while pending.try_recv().is_ok() {}
+                }
             }
-            self.stats.failures.inc();
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            // Raft resends what matters; a backlog from while the peer was
-            // away would only arrive stale and in a burst.
-            queued.clear();
-            while pending.try_recv().is_ok() {}
         }
     }
 
-    async fn deliver(&self, batch: Vec<Message>) -> bool {
-        let body = codec::encode(&MessageBatch(batch));
-        let result = self
-            .client
-            .post(&self.url)
-            .header(SENDER_URL_HEADER, &self.own_url)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .timeout(MESSAGE_TIMEOUT)
-            .body(body)
-            .send()
-            .await;
-        match result {
-            Ok(response) if response.status().is_success() => true,
-            Ok(response) => {
-                tracing::debug!(url = %self.url, status = %response.status(), "peer refused messages");
-                false
+    /// Writes everything queued to the peer's stream, opening one first if
+    /// there is none.
+    async fn deliver(
+        &self,
+        stream: &mut Option<OutgoingStream>,
+        queued: &mut VecDeque<Message>,
+    ) -> Result<(), StreamError> {
+        let open = match stream {
+            Some(open) => open,
+            None => {
+                let opened = OutgoingStream::open(&self.url, &self.own_url).await?;
+                self.stats.streams_opened.inc();
+                stream.insert(opened)
             }
-            Err(e) => {
-                tracing::debug!(url = %self.url, error = %e, "peer unreachable");
-                false
-            }
+        };
+        while !queued.is_empty() {
+            let batch = take_batch(queued);
+            let started = Instant::now();
+            tokio::time::timeout(FRAME_WRITE_TIMEOUT, open.send(batch))
+                .await
+                .map_err(|_| StreamError::Write(std::io::ErrorKind::TimedOut.into()))??;
+            self.stats.write.observe(started.elapsed());
         }
+        Ok(())
     }
 }
 

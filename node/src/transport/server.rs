@@ -1,20 +1,22 @@
-//! The peer port's routes: `POST /raft/v1/messages` (a [`MessageBatch`]
-//! for the driver), `POST /raft/v1/propose` (a write forwarded by a
+//! The peer port's routes: `POST /raft/v1/stream` (a peer's stream of Raft
+//! messages, see `stream`), `POST /raft/v1/propose` (a write forwarded by a
 //! follower, answered with a [`ForwardReply`]), `POST /raft/v1/cluster` (a
 //! relayed [`ClusterRequest`], answered with a [`ClusterReply`]) and
-//! `POST /raft/v1/snapshot`
-//! (a streamed snapshot, see `snapshots`). Each body is bounded by what a
-//! legitimate request can be under the configured limits ([`PeerLimits`]),
-//! and all the bodies being buffered at once by a byte budget, so junk
-//! sent to the peer port cannot make the node hold more than that.
+//! `POST /raft/v1/snapshot` (a streamed snapshot, see `snapshots`). Each
+//! body and frame is bounded by what a legitimate one can be under the
+//! configured limits ([`PeerLimits`]), and all those being buffered at once
+//! by a byte budget, so junk sent to the peer port cannot make the node
+//! hold more than that.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{SemaphorePermit, watch};
+
 use axum::Router;
 use axum::body::Body;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -22,8 +24,9 @@ use axum::routing::post;
 use super::forward::{ClusterReply, ClusterRequest, ForwardError, ForwardReply};
 use super::sender::MAX_BATCH_ENTRY_BYTES;
 use super::snapshots::{self, SNAPSHOT_PATH, SnapshotReceiver};
-use super::{CLUSTER_PATH, MESSAGES_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
-use crate::codec::{self, MessageBatch};
+use super::stream::{self, STREAM_PATH};
+use super::{CLUSTER_PATH, PROPOSE_PATH};
+use crate::codec;
 use crate::driver::{DriverError, NodeHandle};
 use crate::kv::{Command, Limits, MAX_ADDRESS_FIELD_BYTES};
 use raftcfg_raft::MembershipChange;
@@ -58,6 +61,9 @@ impl PeerLimits {
 /// Bytes of request bodies the peer port buffers at once, at least: room
 /// for a batch from each of several peers and a forwarded write or two.
 const MIN_BUFFER_BYTES: usize = 64 << 20;
+/// Peer streams open at once: one from each other member, with room for
+/// reconnections whose old streams have not timed out yet.
+const MAX_STREAMS: usize = 64;
 
 /// What the peer routes share.
 #[derive(Clone)]
@@ -68,20 +74,44 @@ pub struct PeerState {
     pub limits: PeerLimits,
     /// Where received snapshots go.
     pub snapshots: SnapshotReceiver,
-    /// KiB of request bodies that may be buffered at once.
+    /// KiB of request bodies and stream frames that may be buffered at
+    /// once.
     buffers: Arc<tokio::sync::Semaphore>,
+    /// Slots for peer streams.
+    pub(super) streams: Arc<tokio::sync::Semaphore>,
+    /// Turns true (or its sender is dropped) when the node stops; open
+    /// streams end then.
+    pub(super) stopping: watch::Receiver<bool>,
 }
 
 impl PeerState {
-    /// The state of a peer port with these limits.
-    pub fn new(node: NodeHandle, limits: PeerLimits, snapshots: SnapshotReceiver) -> Self {
+    /// The state of a peer port with these limits, until `stopping` turns
+    /// true or its sender is dropped.
+    pub fn new(
+        node: NodeHandle,
+        limits: PeerLimits,
+        snapshots: SnapshotReceiver,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
         let budget = MIN_BUFFER_BYTES.max(2 * limits.messages_bytes);
         Self {
             node,
             limits,
             snapshots,
             buffers: Arc::new(tokio::sync::Semaphore::new(kib(budget))),
+            streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+            stopping,
         }
+    }
+
+    /// Waits until the buffer budget has room for `bytes` more, and holds
+    /// that room until the permit is dropped.
+    pub(super) async fn reserve_buffer(&self, bytes: usize) -> SemaphorePermit<'_> {
+        let reserve = u32::try_from(kib(bytes)).unwrap_or(u32::MAX);
+        self.buffers
+            .acquire_many(reserve)
+            .await
+            .expect("the buffer budget is never closed")
     }
 
     /// Reads a whole body of at most `limit` bytes, waiting first until the
@@ -100,12 +130,7 @@ impl PeerState {
         {
             return Err(too_large(declared, limit));
         }
-        let reserve = u32::try_from(kib(declared.unwrap_or(limit))).unwrap_or(u32::MAX);
-        let _permit = self
-            .buffers
-            .acquire_many(reserve)
-            .await
-            .expect("the buffer budget is never closed");
+        let _permit = self.reserve_buffer(declared.unwrap_or(limit)).await;
         axum::body::to_bytes(body, limit).await.map_err(|e| {
             (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -139,7 +164,7 @@ const CLUSTER_REQUEST_BYTES: usize = 64 + 3 * (4 + MAX_ADDRESS_FIELD_BYTES);
 /// The peer port's router.
 pub fn peer_router(state: PeerState) -> Router {
     Router::new()
-        .route(MESSAGES_PATH, post(messages))
+        .route(STREAM_PATH, post(open_stream))
         .route(PROPOSE_PATH, post(propose))
         .route(CLUSTER_PATH, post(cluster))
         // Streamed to disk and bounded by --max-snapshot-bytes there.
@@ -155,34 +180,8 @@ async fn snapshot(
     snapshots::receive(state.snapshots, headers, body).await
 }
 
-async fn messages(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {
-    let body = match state
-        .read_body(&headers, body, state.limits.messages_bytes)
-        .await
-    {
-        Ok(body) => body,
-        Err(refused) => return refused,
-    };
-    let node = state.node;
-    let batch = match codec::decode::<MessageBatch>(body) {
-        Ok(batch) => batch,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("undecodable messages: {e}"),
-            )
-                .into_response();
-        }
-    };
-    let sender_url = headers
-        .get(SENDER_URL_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
-        .map(str::to_owned);
-    match node.step(batch.0, sender_url) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
-    }
+async fn open_stream(State(state): State<PeerState>, request: Request) -> Response {
+    stream::accept(&state, request)
 }
 
 async fn propose(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {

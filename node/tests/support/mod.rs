@@ -5,6 +5,7 @@
 #![allow(dead_code)] // Each test file uses a different part.
 
 pub mod patience;
+pub mod peer_stream;
 pub mod ports;
 pub mod proxy;
 pub mod solo;

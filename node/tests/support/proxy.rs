@@ -1,22 +1,32 @@
 //! A fault-injecting proxy in front of each node's peer port. Every peer
-//! request names its sender (`x-raftcfg-sender-url`), so the proxy can cut
-//! any directed link: a request from a sender the rules block is dropped
-//! (its connection closed without an answer), as a lost packet would be.
-//! Majority/minority splits, an isolated leader, a bridge and one-way loss
-//! are all sets of blocked (from, to) links.
+//! request and stream names its sender (`x-raftcfg-sender-url`), so the
+//! proxy can cut any directed link: a request from a sender the rules block
+//! is dropped (its connection closed without an answer), as a lost packet
+//! would be; a stream of messages (an upgraded connection, relayed byte
+//! for byte) is broken as soon as its link is cut, and a new one is
+//! refused while the cut lasts. Majority/minority splits, an isolated
+//! leader, a bridge and one-way loss are all sets of blocked (from, to)
+//! links.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
 
 /// The header naming a peer request's sender.
 const SENDER_URL: &str = "x-raftcfg-sender-url";
+/// How long a request on a cut link is held before it fails.
+const LOST_REQUEST_DELAY: Duration = Duration::from_millis(200);
+/// How often a relayed stream checks whether its link was cut.
+const CUT_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The links currently cut, as (from, to) node indexes.
 #[derive(Clone, Default)]
@@ -55,7 +65,7 @@ impl Links {
 #[derive(Clone)]
 struct Proxy {
     target: usize,
-    upstream: String,
+    upstream_port: u16,
     /// Each node's advertised (proxy) peer URL, by index.
     peer_urls: Arc<Mutex<Vec<String>>>,
     links: Links,
@@ -93,7 +103,7 @@ impl Proxies {
         }
         let proxy = Proxy {
             target: index,
-            upstream: format!("http://127.0.0.1:{upstream_port}"),
+            upstream_port,
             peer_urls: self.peer_urls.clone(),
             links: self.links.clone(),
             http: self.http.clone(),
@@ -106,35 +116,98 @@ impl Proxies {
     }
 }
 
-async fn forward(
-    State(proxy): State<Proxy>,
+impl Proxy {
+    /// The index of the node whose peer URL `headers` name as the sender.
+    fn sender(&self, headers: &HeaderMap) -> Option<usize> {
+        let url = headers.get(SENDER_URL)?.to_str().ok()?;
+        self.peer_urls
+            .lock()
+            .unwrap()
+            .iter()
+            .position(|known| known == url)
+    }
+
+    fn cuts(&self, from: Option<usize>) -> bool {
+        from.is_some_and(|from| self.links.is_cut(from, self.target))
+    }
+}
+
+async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
+    let from = proxy.sender(request.headers());
+    if proxy.cuts(from) {
+        // A lost request: hold it a while, then fail it without forwarding.
+        tokio::time::sleep(LOST_REQUEST_DELAY).await;
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    if request.headers().contains_key(header::UPGRADE) {
+        return relay_stream(proxy, from, request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    forward_request(&proxy, parts.method, parts.uri, parts.headers, body).await
+}
+
+/// Opens the same upgrade upstream and, once both sides switched, relays
+/// bytes both ways until either side closes or the link is cut.
+async fn relay_stream(proxy: Proxy, from: Option<usize>, mut request: Request) -> Response {
+    let Ok(upstream) = TcpStream::connect(("127.0.0.1", proxy.upstream_port)).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let Ok((mut sender, connection)) =
+        hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await
+    else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    tokio::spawn(connection.with_upgrades());
+    let mut onward = Request::builder()
+        .method(request.method())
+        .uri(request.uri().clone())
+        .body(Body::empty())
+        .unwrap();
+    *onward.headers_mut() = request.headers().clone();
+    let Ok(mut answer) = sender.send_request(onward).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        let downstream = hyper::upgrade::on(&mut request);
+        let upstream = hyper::upgrade::on(&mut answer);
+        tokio::spawn(async move {
+            let (Ok(downstream), Ok(upstream)) = (downstream.await, upstream.await) else {
+                return;
+            };
+            let (mut downstream, mut upstream) = (TokioIo::new(downstream), TokioIo::new(upstream));
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut downstream, &mut upstream) => {}
+                () = async {
+                    while !proxy.cuts(from) {
+                        tokio::time::sleep(CUT_CHECK_INTERVAL).await;
+                    }
+                } => {}
+            }
+        });
+    }
+    let mut relayed = Response::new(Body::empty());
+    *relayed.status_mut() = status;
+    *relayed.headers_mut() = headers;
+    relayed
+}
+
+async fn forward_request(
+    proxy: &Proxy,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let sender = headers
-        .get(SENDER_URL)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|url| {
-            proxy
-                .peer_urls
-                .lock()
-                .unwrap()
-                .iter()
-                .position(|known| known == url)
-        });
-    if let Some(from) = sender
-        && proxy.links.is_cut(from, proxy.target)
-    {
-        // A lost request: hold it a while, then fail it without forwarding.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let upstream = format!("http://127.0.0.1:{}", proxy.upstream_port);
     let mut request = proxy
         .http
-        .request(method, format!("{}{path}", proxy.upstream))
+        .request(method, format!("{upstream}{path}"))
         .body(body);
     for (name, value) in &headers {
         if name != "host" && name != "content-length" {

@@ -97,6 +97,9 @@ impl Solo {
                 max_bytes: 1 << 30,
                 slots: Arc::new(tokio::sync::Semaphore::new(1)),
             },
+            // Its sender is dropped: streams end at once (none is opened
+            // through `oneshot`).
+            tokio::sync::watch::channel(false).1,
         )
     }
 

@@ -1,0 +1,303 @@
+//! Peer streams: one long-lived connection from a member to each peer,
+//! carrying the member's Raft messages to it in order, one way, with no
+//! answers. A batch of messages costs one write on the sending side and
+//! one read on the receiving side, where a request would also cost an
+//! answer, a second wake-up and the HTTP machinery of both.
+//!
+//! The sender opens a stream on the peer port with an HTTP/1.1 upgrade:
+//! `POST /raft/v1/stream` with `Upgrade: raftcfg-peer-stream/1` and its
+//! peer URL in [`SENDER_URL_HEADER`]. After `101 Switching Protocols` the
+//! connection carries frames, each a 4-byte big-endian length and then a
+//! [`MessageBatch`] in the binary codec. The receiver never writes, so the
+//! sender learns that a stream ended from its read side (end of stream)
+//! or from a failed write; data the network has not acknowledged within
+//! [`UNACKNOWLEDGED_LIMIT`] breaks the connection (`TCP_USER_TIMEOUT`), so
+//! a peer that vanished without closing is noticed in seconds.
+//!
+//! The receiver holds each stream to the peer port's limits: a frame longer
+//! than a legitimate batch, an undecodable frame, a frame that arrives too
+//! slowly or a driver that cannot take more messages ends the stream. The
+//! sender then reconnects after a pause, as it would after a lost request;
+//! Raft resends whatever mattered.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use raftcfg_raft::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::SENDER_URL_HEADER;
+use super::server::PeerState;
+use crate::codec::{self, MessageBatch};
+
+/// Path of the stream endpoint on the peer port.
+pub const STREAM_PATH: &str = "/raft/v1/stream";
+/// The protocol named in the upgrade.
+pub const STREAM_PROTOCOL: &str = "raftcfg-peer-stream/1";
+
+/// Time to connect to a peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time for the upgrade's request and answer.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Data sent but not acknowledged by the peer's machine for this long
+/// breaks the connection.
+pub const UNACKNOWLEDGED_LIMIT: Duration = Duration::from_secs(5);
+/// A receiver ends a stream that brought nothing for this long; a sender
+/// closes its own after [`SENDER_IDLE_CLOSE`], well before, so it never
+/// writes into a stream the receiver is closing.
+const RECEIVER_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// A sender closes a stream it had nothing to send on for this long.
+pub const SENDER_IDLE_CLOSE: Duration = Duration::from_secs(60);
+/// Time for the rest of a frame once its length arrived.
+const FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The receiver's read buffer: many small frames per system call.
+const READ_BUFFER_BYTES: usize = 64 << 10;
+
+/// Why a stream could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("{0} is not an http:// peer URL")]
+    BadUrl(String),
+    #[error("connecting: {0}")]
+    Connect(std::io::Error),
+    #[error("connecting timed out")]
+    ConnectTimeout,
+    #[error("the upgrade failed: {0}")]
+    Upgrade(#[from] hyper::Error),
+    #[error("the upgrade timed out")]
+    UpgradeTimeout,
+    #[error("the peer refused the stream: {0}")]
+    Refused(StatusCode),
+    #[error("writing: {0}")]
+    Write(std::io::Error),
+}
+
+/// The sending end of a stream to one peer.
+pub struct OutgoingStream {
+    io: TokioIo<Upgraded>,
+    /// The frame being written, kept to reuse its allocation.
+    frame: Vec<u8>,
+}
+
+impl OutgoingStream {
+    /// Opens a stream to the peer at `peer_url`, naming this member as
+    /// `own_url`.
+    pub async fn open(peer_url: &str, own_url: &str) -> Result<Self, StreamError> {
+        let authority = peer_url
+            .strip_prefix("http://")
+            .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+            .ok_or_else(|| StreamError::BadUrl(peer_url.to_owned()))?;
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority))
+            .await
+            .map_err(|_| StreamError::ConnectTimeout)?
+            .map_err(StreamError::Connect)?;
+        tcp.set_nodelay(true).map_err(StreamError::Connect)?;
+        socket2::SockRef::from(&tcp)
+            .set_tcp_user_timeout(Some(UNACKNOWLEDGED_LIMIT))
+            .map_err(StreamError::Connect)?;
+        let upgraded = tokio::time::timeout(UPGRADE_TIMEOUT, upgrade(tcp, authority, own_url))
+            .await
+            .map_err(|_| StreamError::UpgradeTimeout)??;
+        Ok(Self {
+            io: TokioIo::new(upgraded),
+            frame: Vec::new(),
+        })
+    }
+
+    /// Writes `messages` as one frame.
+    pub async fn send(&mut self, messages: Vec<Message>) -> Result<(), StreamError> {
+        let batch = codec::encode(&MessageBatch(messages));
+        let length = u32::try_from(batch.len()).expect("a batch is far below 4 GiB");
+        self.frame.clear();
+        self.frame.extend_from_slice(&length.to_be_bytes());
+        self.frame.extend_from_slice(&batch);
+        self.io
+            .write_all(&self.frame)
+            .await
+            .map_err(StreamError::Write)
+    }
+
+    /// Resolves once the stream can no longer be used: the receiver closed
+    /// it, the connection broke, or the receiver wrote (which it never
+    /// does). Cancel-safe.
+    pub async fn closed(&mut self) {
+        let mut byte = [0u8; 1];
+        let _ = self.io.read(&mut byte).await;
+    }
+}
+
+/// Sends the upgrade request on `tcp` and waits for the switch.
+async fn upgrade(tcp: TcpStream, authority: &str, own_url: &str) -> Result<Upgraded, StreamError> {
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    // Drives the connection until the upgrade hands it over.
+    tokio::spawn(connection.with_upgrades());
+    let request = Request::post(STREAM_PATH)
+        .header(header::HOST, authority)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, STREAM_PROTOCOL)
+        .header(SENDER_URL_HEADER, own_url)
+        .body(Body::empty())
+        .expect("the upgrade request is well formed");
+    let response = sender.send_request(request).await?;
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Err(StreamError::Refused(response.status()));
+    }
+    Ok(hyper::upgrade::on(response).await?)
+}
+
+/// Answers a request to open a stream: `101` and a task that receives it,
+/// or why not.
+pub fn accept(state: &PeerState, mut request: Request<Body>) -> Response {
+    let headers = request.headers();
+    if !asks_for_stream(headers) {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            [(header::UPGRADE, STREAM_PROTOCOL)],
+            format!("{STREAM_PATH} only opens a stream: send Upgrade: {STREAM_PROTOCOL}"),
+        )
+            .into_response();
+    }
+    let sender_url = headers
+        .get(SENDER_URL_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
+        .map(str::to_owned);
+    let Ok(slot) = state.streams.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this member has as many peer streams open as it takes",
+        )
+            .into_response();
+    };
+    let switched = hyper::upgrade::on(&mut request);
+    let state = state.clone();
+    tokio::spawn(async move {
+        match switched.await {
+            Ok(upgraded) => receive(TokioIo::new(upgraded), &state, sender_url).await,
+            Err(error) => tracing::debug!(%error, "a peer stream's upgrade failed"),
+        }
+        drop(slot);
+    });
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "upgrade"),
+            (header::UPGRADE, STREAM_PROTOCOL),
+        ],
+    )
+        .into_response()
+}
+
+/// Whether `headers` ask for an upgrade to a peer stream.
+fn asks_for_stream(headers: &HeaderMap) -> bool {
+    let has_token = |name, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value.to_str().is_ok_and(|text| {
+                text.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, STREAM_PROTOCOL)
+}
+
+/// Hands every frame of a stream to the driver until the stream ends, a
+/// frame is refused, or the node stops.
+async fn receive(io: TokioIo<Upgraded>, state: &PeerState, sender_url: Option<String>) {
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, io);
+    let mut stopping = state.stopping.clone();
+    loop {
+        let length = tokio::select! {
+            read = tokio::time::timeout(RECEIVER_IDLE_TIMEOUT, reader.read_u32()) => match read {
+                Ok(Ok(length)) => length as usize,
+                Ok(Err(_)) => return, // closed by the sender
+                Err(_) => {
+                    tracing::debug!(?sender_url, "closing a peer stream idle for too long");
+                    return;
+                }
+            },
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        if length > state.limits.messages_bytes {
+            tracing::warn!(
+                ?sender_url,
+                length,
+                limit = state.limits.messages_bytes,
+                "closing a peer stream: a frame is longer than a batch may be"
+            );
+            return;
+        }
+        let Some(frame) = read_frame(&mut reader, state, length).await else {
+            tracing::debug!(
+                ?sender_url,
+                "closing a peer stream: a frame was cut off or too slow"
+            );
+            return;
+        };
+        let batch = match codec::decode::<MessageBatch>(frame) {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(?sender_url, %error, "closing a peer stream: undecodable messages");
+                return;
+            }
+        };
+        if let Err(error) = state.node.step(batch.0, sender_url.clone()) {
+            tracing::debug!(?sender_url, %error, "closing a peer stream: the driver takes no more");
+            return;
+        }
+    }
+}
+
+/// The next `length` bytes, read within the peer port's buffer budget and
+/// [`FRAME_READ_TIMEOUT`]; `None` if they do not all arrive in time.
+async fn read_frame(
+    reader: &mut BufReader<TokioIo<Upgraded>>,
+    state: &PeerState,
+    length: usize,
+) -> Option<Bytes> {
+    let _permit = state.reserve_buffer(length).await;
+    let mut frame = vec![0u8; length];
+    match tokio::time::timeout(FRAME_READ_TIMEOUT, reader.read_exact(&mut frame)).await {
+        Ok(Ok(_)) => Some(Bytes::from(frame)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(name.clone(), value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn only_an_upgrade_to_the_stream_protocol_asks_for_a_stream() {
+        assert!(asks_for_stream(&headers(&[
+            (header::CONNECTION, "Upgrade"),
+            (header::UPGRADE, STREAM_PROTOCOL),
+        ])));
+        assert!(asks_for_stream(&headers(&[
+            (header::CONNECTION, "keep-alive, upgrade"),
+            (header::UPGRADE, "h2c, raftcfg-peer-stream/1"),
+        ])));
+        assert!(!asks_for_stream(&headers(&[(
+            header::UPGRADE,
+            STREAM_PROTOCOL
+        )])));
+        assert!(!asks_for_stream(&headers(&[
+            (header::CONNECTION, "upgrade"),
+            (header::UPGRADE, "websocket"),
+        ])));
+        assert!(!asks_for_stream(&HeaderMap::new()));
+    }
+}
