@@ -617,6 +617,34 @@ fn foreign(result: Result<RocksLogStore, StorageError>) -> String {
 }
 
 #[test]
+fn terms_are_known_after_a_restart_as_before_it() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(dir.path(), &expected()).unwrap();
+    bootstrap(&mut store, [NODE], CLUSTER).unwrap();
+    append(&mut store, &entries(1, 3, 1));
+    append(&mut store, &entries(4, 6, 2));
+    append(&mut store, &entries(5, 8, 3)); // overwrites 5 and 6
+    let before: Vec<_> = (1..=8).map(|i| store.term(LogIndex(i)).unwrap()).collect();
+    assert_eq!(
+        before,
+        [1, 1, 1, 2, 3, 3, 3, 3].map(Term).to_vec(),
+        "terms as written"
+    );
+    drop(store);
+    let store = open(dir.path(), &expected()).unwrap();
+    let after: Vec<_> = (1..=8).map(|i| store.term(LogIndex(i)).unwrap()).collect();
+    assert_eq!(after, before);
+    assert_eq!(
+        all_entries(&store)
+            .iter()
+            .map(|e| e.term)
+            .collect::<Vec<_>>(),
+        before,
+        "the terms answered are the stored entries' terms"
+    );
+}
+
+#[test]
 fn a_new_directory_records_the_callers_node_id_and_name() {
     let dir = TempDir::new().unwrap();
     let store = open(dir.path(), &expected()).unwrap();

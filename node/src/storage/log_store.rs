@@ -36,6 +36,7 @@ use rocksdb::{ColumnFamily, Direction, IteratorMode, ReadOptions, WriteBatch};
 use super::checksum::{seal, unseal};
 use super::db::{CF_RAFT_LOG, CF_RAFT_META, Db, StorageError};
 use super::identity::{ExpectedIdentity, Identity};
+use super::terms::TermRuns;
 use crate::codec::{Decode, Encode, decode, encode};
 
 /// Key of the hard state in `CF_RAFT_META`.
@@ -61,9 +62,9 @@ pub fn stored_value<T: Encode>(value: &T) -> Vec<u8> {
 
 /// The Raft log, hard state, snapshot and identity of one node, in RocksDB.
 ///
-/// The hard state, the snapshot's metadata and the last index are cached in
-/// memory and updated only after a write succeeds; entries and snapshot data
-/// are read from the database.
+/// The hard state, the snapshot's metadata, the last index and every
+/// entry's term ([`TermRuns`]) are cached in memory and updated only after
+/// a write succeeds; entries and snapshot data are read from the database.
 pub struct RocksLogStore {
     db: Db,
     node_id: NodeId,
@@ -73,6 +74,8 @@ pub struct RocksLogStore {
     /// The first entry held; at most `snapshot.index + 1` (less with a tail).
     first_index: LogIndex,
     last_index: LogIndex,
+    /// The term of each entry from `first_index` to `last_index`.
+    terms: TermRuns,
     /// Entries kept behind the snapshot index at compaction.
     compaction_tail: u64,
     /// How long each synced write took, since the last
@@ -114,7 +117,8 @@ impl RocksLogStore {
         let snapshot = snapshot.unwrap_or_default();
         let scanned = check_log(&db, &snapshot)?;
         let holds_raft_state = hard_state.is_some() || snapshot_data.is_some() || scanned.is_some();
-        let (first_index, last_index) = scanned.unwrap_or((snapshot.index.next(), snapshot.index));
+        let (first_index, last_index, terms) =
+            scanned.unwrap_or_else(|| (snapshot.index.next(), snapshot.index, TermRuns::default()));
         match recorded_last {
             Some(recorded) if recorded > last_index => {
                 return Err(StorageError::Corrupt(format!(
@@ -179,6 +183,7 @@ impl RocksLogStore {
             snapshot,
             first_index,
             last_index,
+            terms,
             compaction_tail: 0,
             sync_latencies: Vec::new(),
         })
@@ -286,8 +291,9 @@ fn check_identity(
 fn check_log(
     db: &Db,
     snapshot: &SnapshotMetadata,
-) -> Result<Option<(LogIndex, LogIndex)>, StorageError> {
+) -> Result<Option<(LogIndex, LogIndex, TermRuns)>, StorageError> {
     let mut bounds: Option<(LogIndex, LogIndex)> = None;
+    let mut terms = TermRuns::default();
     let mut previous_term = Term(0);
     for item in
         db.raw()
@@ -326,6 +332,7 @@ fn check_log(
             )));
         }
         previous_term = entry.term;
+        terms.record(index, entry.term);
         bounds = Some((bounds.map_or(index, |(first, _)| first), index));
     }
     if let Some((_, last)) = bounds
@@ -336,7 +343,7 @@ fn check_log(
             snapshot.index
         )));
     }
-    Ok(bounds)
+    Ok(bounds.map(|(first, last)| (first, last, terms)))
 }
 
 /// The index a log key names, if it is one.
@@ -421,7 +428,10 @@ impl LogStorage for RocksLogStore {
         if index > self.last_index {
             return Err(RaftStorageError::Unavailable(index));
         }
-        Ok(self.read_entry(index)?.term)
+        match self.terms.term(index) {
+            Some(term) => Ok(term),
+            None => Ok(self.read_entry(index)?.term),
+        }
     }
 
     fn entries(
@@ -590,6 +600,20 @@ impl LogStore for RocksLogStore {
         self.snapshot = snapshot.clone();
         self.first_index = first;
         self.last_index = last;
+        if write.snapshot.is_some() {
+            self.terms.clear();
+        }
+        if let Some(appended) = write.entries.first() {
+            self.terms.truncate_from(appended.index);
+            for entry in write.entries {
+                self.terms.record(entry.index, entry.term);
+            }
+        }
+        if first > last {
+            self.terms.clear();
+        } else {
+            self.terms.discard_before(first);
+        }
         if let Some(hard_state) = write.hard_state {
             self.hard_state = *hard_state;
         }

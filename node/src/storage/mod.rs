@@ -27,6 +27,7 @@ pub mod checksum;
 pub mod db;
 pub mod identity;
 pub mod log_store;
+pub mod terms;
 
 pub use db::{Db, MemoryBudget, StorageError};
 pub use identity::{ExpectedIdentity, Identity};
