@@ -351,29 +351,22 @@ impl Metrics {
                 &format!("peer=\"{peer}\""),
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP raftcfg_peer_send_failures_total Streams to a peer that could not be opened or broke.\n\
-             # TYPE raftcfg_peer_send_failures_total counter"
-        );
-        for (peer, stats) in peers.iter() {
-            let _ = writeln!(
-                out,
-                "raftcfg_peer_send_failures_total{{peer=\"{peer}\"}} {}",
-                stats.failures.get()
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP raftcfg_peer_streams_opened_total Streams of messages opened to a peer.\n\
-             # TYPE raftcfg_peer_streams_opened_total counter"
-        );
-        for (peer, stats) in peers.iter() {
-            let _ = writeln!(
-                out,
-                "raftcfg_peer_streams_opened_total{{peer=\"{peer}\"}} {}",
-                stats.streams_opened.get()
-            );
+        for (name, help, count) in [
+            (
+                "raftcfg_peer_send_failures_total",
+                "Streams to a peer that could not be opened or broke.",
+                (|stats: &PeerStats| stats.failures.get()) as fn(&PeerStats) -> u64,
+            ),
+            (
+                "raftcfg_peer_streams_opened_total",
+                "Streams of messages opened to a peer.",
+                |stats| stats.streams_opened.get(),
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (peer, stats) in peers.iter() {
+                let _ = writeln!(out, "{name}{{peer=\"{peer}\"}} {}", count(stats));
+            }
         }
         out
     }

@@ -221,6 +221,16 @@ fn entry_bytes(message: &Message) -> u64 {
     }
 }
 
+/// What an idle [`PeerTask`] woke up to.
+enum Woken {
+    /// Messages to send, or `None` once the transport dropped the queue.
+    Queued(Option<Vec<Message>>),
+    /// The peer closed the open stream (or it broke).
+    PeerClosed,
+    /// Nothing to send for [`SENDER_IDLE_CLOSE`].
+    Idle,
+}
+
 /// The task that delivers one peer's queue, in order, on a stream it opens
 /// when there is something to send.
 struct PeerTask {
@@ -236,30 +246,35 @@ impl PeerTask {
         let mut queued: VecDeque<Message> = VecDeque::new();
         let mut stream: Option<OutgoingStream> = None;
         loop {
+            let mut outcome = Ok(());
             if queued.is_empty() {
-                let next = match stream.as_mut() {
-                    None => pending.recv().await,
+                let woken = match stream.as_mut() {
+                    None => Woken::Queued(pending.recv().await),
                     Some(open) => tokio::select! {
-                        next = pending.recv() => next,
-                        () = open.closed() => {
-                            stream = None;
-                            continue;
-                        }
-                        () = tokio::time::sleep(SENDER_IDLE_CLOSE) => {
-                            stream = None;
-                            continue;
-                        }
+                        next = pending.recv() => Woken::Queued(next),
+                        () = open.closed() => Woken::PeerClosed,
+                        () = tokio::time::sleep(SENDER_IDLE_CLOSE) => Woken::Idle,
                     },
                 };
-                match next {
-                    Some(messages) => queued.extend(messages),
-                    None => return,
+                match woken {
+                    Woken::Queued(Some(messages)) => queued.extend(messages),
+                    Woken::Queued(None) => return,
+                    Woken::Idle => {
+                        stream = None;
+                        continue;
+                    }
+                    // The receiver ends a stream only when it refuses it or
+                    // stops: a failure, like a failed write.
+                    Woken::PeerClosed => outcome = Err(StreamError::ClosedByPeer),
                 }
             }
-            while let Ok(more) = pending.try_recv() {
-                queued.extend(more);
+            if outcome.is_ok() {
+                while let Ok(more) = pending.try_recv() {
+                    queued.extend(more);
+                }
+                outcome = self.deliver(&mut stream, &mut queued).await;
             }
-            match self.deliver(&mut stream, &mut queued).await {
+            match outcome {
                 Ok(()) => backoff = MIN_BACKOFF,
                 Err(error) => {
                     tracing::debug!(url = %self.url, %error, "peer stream failed");

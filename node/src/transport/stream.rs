@@ -75,6 +75,8 @@ pub enum StreamError {
     Refused(StatusCode),
     #[error("writing: {0}")]
     Write(std::io::Error),
+    #[error("the peer closed the stream")]
+    ClosedByPeer,
 }
 
 /// The sending end of a stream to one peer.
