@@ -217,7 +217,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             view.identity.node_id, config.name, node.address.peer_url, node.address.client_url
         ),
     }
-    let mut updates = node.node.subscribe();
     tokio::select! {
         signal = wait_for_signal() => {
             signal.context("cannot listen for signals")?;
@@ -226,7 +225,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // The driver stopped on its own (a storage failure): shut down and
         // exit non-zero, so a supervisor restarts the node from what is
         // durable instead of leaving it half alive.
-        _ = updates.wait_for(|view| view.stopped.is_some()) => {}
+        _ = node.node.failed() => {}
     }
     node.shutdown().await
 }

@@ -188,6 +188,9 @@ pub(super) enum Request {
 pub struct NodeHandle {
     pub(super) requests: SyncSender<Request>,
     pub(super) view: watch::Receiver<NodeView>,
+    /// Whether the driver stopped on its own: a channel apart from the
+    /// view, so that waiting for it costs no wake-up per round.
+    pub(super) failed: watch::Receiver<bool>,
     pub(super) changes: broadcast::Sender<ChangeBatch>,
     pub(super) stop: Arc<AtomicBool>,
 }
@@ -221,9 +224,10 @@ impl NodeHandle {
         self.view.borrow().clone()
     }
 
-    /// A receiver that sees every new view (for waiting on the revision).
-    pub fn subscribe(&self) -> watch::Receiver<NodeView> {
-        self.view.clone()
+    /// Resolves once the driver has stopped on its own (a storage
+    /// failure; the view says why), or has ended.
+    pub async fn failed(&self) {
+        let _ = self.failed.clone().wait_for(|failed| *failed).await;
     }
 
     /// A receiver of every batch of changes applied from now on. A

@@ -135,6 +135,8 @@ pub fn start(
     state.snapshotter = Some(snapshotter);
     let (view_tx, view) = watch::channel(state.view());
     state.published = Some(view_tx);
+    let (failed_tx, failed) = watch::channel(false);
+    state.failed = Some(failed_tx);
     let (changes, _) = tokio::sync::broadcast::channel(CHANGE_FEED_BATCHES);
     state.change_feed = Some(changes.clone());
     let thread = std::thread::Builder::new()
@@ -145,6 +147,7 @@ pub fn start(
         handle: NodeHandle {
             requests,
             view,
+            failed,
             changes,
             stop,
         },
@@ -162,6 +165,8 @@ struct Loop {
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
     published: Option<watch::Sender<NodeView>>,
+    /// Told when the driver stops on a failure.
+    failed: Option<watch::Sender<bool>>,
     /// Where each round's applied changes go, for watchers.
     change_feed: Option<tokio::sync::broadcast::Sender<ChangeBatch>>,
     waiters: Waiters,
@@ -202,6 +207,7 @@ impl Loop {
             metrics,
             stop,
             published: None,
+            failed: None,
             change_feed: None,
             waiters: Waiters::default(),
             new_reads: Vec::new(),
@@ -232,6 +238,9 @@ impl Loop {
             tracing::error!(error = %e, "the driver stopped");
             if let Some(view) = &self.published {
                 view.send_modify(|view| view.stopped = Some(e.to_string()));
+            }
+            if let Some(failed) = &self.failed {
+                failed.send_replace(true);
             }
         }
         result
