@@ -18,8 +18,16 @@ pub struct MessageBatch(pub Vec<Message>);
 
 impl Encode for MessageBatch {
     fn encode_to<B: BufMut>(&self, out: &mut B) {
-        put_len(out, self.0.len());
-        for message in &self.0 {
+        self.0.as_slice().encode_to(out);
+    }
+}
+
+/// A slice of messages encodes as the batch of them (so a sender can
+/// encode messages it still owns).
+impl Encode for [Message] {
+    fn encode_to<B: BufMut>(&self, out: &mut B) {
+        put_len(out, self.len());
+        for message in self {
             message.encode_to(out);
         }
     }

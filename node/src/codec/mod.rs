@@ -104,7 +104,7 @@ pub trait Decode: Sized {
 }
 
 /// The full encoding of `value`: the version byte, then its body.
-pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
+pub fn encode<T: Encode + ?Sized>(value: &T) -> Vec<u8> {
     let mut out = vec![FORMAT_VERSION];
     value.encode_to(&mut out);
     out

@@ -1,6 +1,7 @@
 //! The sending side of the peer transport: per-peer queues and the tasks
-//! that write them to each peer's stream, and forwarding a write or a
-//! cluster operation to the leader.
+//! that write them to each peer's stream (when the driver did not write a
+//! frame itself, see `link`), and forwarding a write or a cluster
+//! operation to the leader.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::forward::{ClusterReply, ClusterRequest, ForwardReply};
+use super::link::{Idle, PeerLink, Queued};
 use super::snapshots::{self, SNAPSHOT_PATH};
 use super::stream::{OutgoingStream, SENDER_IDLE_CLOSE, StreamError};
 use super::{CLUSTER_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
@@ -50,7 +52,9 @@ pub struct Transport {
 
 struct PeerQueue {
     url: String,
-    queue: UnboundedSender<Vec<Message>>,
+    queue: UnboundedSender<Queued>,
+    link: Arc<PeerLink>,
+    stats: Arc<PeerStats>,
 }
 
 impl Transport {
@@ -139,36 +143,47 @@ impl Transport {
             .map_err(|e| DriverError::Remote(format!("undecodable answer: {e}")))
     }
 
-    fn queue_for(&self, to: NodeId, url: &str) -> UnboundedSender<Vec<Message>> {
-        let mut peers = self.peers.lock().expect("peer map lock is never poisoned");
-        if let Some(peer) = peers.get(&to)
-            && peer.url == url
-            && !peer.queue.is_closed()
-        {
-            return peer.queue.clone();
-        }
-        let (queue, pending) = unbounded_channel();
-        let task = PeerTask {
-            url: url.to_owned(),
-            own_url: self.own_url.clone(),
-            stats: self.metrics.peer(to),
-        };
-        self.runtime.spawn(task.run(pending));
-        peers.insert(
-            to,
-            PeerQueue {
+    /// The queue to peer `to` at `url`, with a task to deliver it: the one
+    /// running, or a new one if the peer moved or its task ended.
+    fn peer<'a>(
+        &self,
+        peers: &'a mut HashMap<NodeId, PeerQueue>,
+        to: NodeId,
+        url: &str,
+    ) -> &'a PeerQueue {
+        let current = peers
+            .get(&to)
+            .is_some_and(|peer| peer.url == url && !peer.queue.is_closed());
+        if !current {
+            let (queue, pending) = unbounded_channel();
+            let link = Arc::new(PeerLink::default());
+            let stats = self.metrics.peer(to);
+            let task = PeerTask {
                 url: url.to_owned(),
-                queue: queue.clone(),
-            },
-        );
-        queue
+                own_url: self.own_url.clone(),
+                stats: stats.clone(),
+                link: link.clone(),
+            };
+            self.runtime.spawn(task.run(pending));
+            peers.insert(
+                to,
+                PeerQueue {
+                    url: url.to_owned(),
+                    queue,
+                    link,
+                    stats,
+                },
+            );
+        }
+        &peers[&to]
     }
 }
 
 impl Outbox for Arc<Transport> {
     fn send(&self, to: NodeId, peer_url: &str, messages: Vec<Message>) {
-        // A closed queue means the task ended; the next send starts another.
-        let _ = self.queue_for(to, peer_url).send(messages);
+        let mut peers = self.peers.lock().expect("peer map lock is never poisoned");
+        let peer = self.peer(&mut peers, to, peer_url);
+        peer.link.send(messages, &peer.queue, &peer.stats);
     }
 
     /// A new snapshot for a peer replaces any transfer still going to it:
@@ -192,7 +207,14 @@ impl Outbox for Arc<Transport> {
     }
 }
 
-/// The next request's messages, in order: at most
+/// Whether `messages` go in one frame (see [`take_batch`]).
+pub(super) fn fits_one_frame(messages: &[Message]) -> bool {
+    messages.len() == 1
+        || (messages.len() <= MAX_BATCH_MESSAGES
+            && messages.iter().map(entry_bytes).sum::<u64>() <= MAX_BATCH_ENTRY_BYTES)
+}
+
+/// The next frame's messages, in order: at most
 /// [`MAX_BATCH_MESSAGES`], and no more once their entries reach
 /// [`MAX_BATCH_ENTRY_BYTES`] (the first message always goes).
 fn take_batch(queued: &mut VecDeque<Message>) -> Vec<Message> {
@@ -223,44 +245,64 @@ fn entry_bytes(message: &Message) -> u64 {
 
 /// What an idle [`PeerTask`] woke up to.
 enum Woken {
-    /// Messages to send, or `None` once the transport dropped the queue.
-    Queued(Option<Vec<Message>>),
+    /// Something to write, or `None` once the transport dropped the queue.
+    Queued(Option<Queued>),
     /// The peer closed the open stream (or it broke).
     PeerClosed,
-    /// Nothing to send for [`SENDER_IDLE_CLOSE`].
+    /// The stream may have carried nothing for [`SENDER_IDLE_CLOSE`].
     Idle,
 }
 
-/// The task that delivers one peer's queue, in order, on a stream it opens
-/// when there is something to send.
+/// An open stream and its number (which [`Queued::Rest`] names).
+struct OpenStream {
+    number: u64,
+    stream: OutgoingStream,
+}
+
+/// The task that delivers what the driver queued for one peer, in order,
+/// on a stream it opens when there is something to send. While it is idle
+/// the driver may write to the stream itself (see `link`).
 struct PeerTask {
     /// The peer's URL.
     url: String,
     own_url: String,
     stats: Arc<PeerStats>,
+    link: Arc<PeerLink>,
 }
 
 impl PeerTask {
-    async fn run(self, mut pending: UnboundedReceiver<Vec<Message>>) {
+    async fn run(self, mut pending: UnboundedReceiver<Queued>) {
         let mut backoff = MIN_BACKOFF;
-        let mut queued: VecDeque<Message> = VecDeque::new();
-        let mut stream: Option<OutgoingStream> = None;
+        let mut work: VecDeque<Queued> = VecDeque::new();
+        let mut stream: Option<OpenStream> = None;
+        let mut streams_opened = 0;
         loop {
             let mut outcome = Ok(());
-            if queued.is_empty() {
-                let woken = match stream.as_mut() {
-                    None => Woken::Queued(pending.recv().await),
-                    Some(open) => tokio::select! {
-                        next = pending.recv() => Woken::Queued(next),
-                        () = open.closed() => Woken::PeerClosed,
-                        () = tokio::time::sleep(SENDER_IDLE_CLOSE) => Woken::Idle,
+            if work.is_empty() {
+                let woken = match self.link.try_idle(&mut pending) {
+                    Idle::Busy(queued) => Woken::Queued(Some(queued)),
+                    Idle::Ended => Woken::Queued(None),
+                    Idle::Yes => match stream.as_mut() {
+                        None => Woken::Queued(pending.recv().await),
+                        Some(open) => tokio::select! {
+                            next = pending.recv() => Woken::Queued(next),
+                            () = open.stream.closed() => Woken::PeerClosed,
+                            () = tokio::time::sleep(self.link.idle_left(SENDER_IDLE_CLOSE)) => {
+                                Woken::Idle
+                            }
+                        },
                     },
                 };
                 match woken {
-                    Woken::Queued(Some(messages)) => queued.extend(messages),
-                    Woken::Queued(None) => return,
+                    Woken::Queued(Some(queued)) => work.push_back(queued),
+                    Woken::Queued(None) => {
+                        self.link.detach();
+                        return;
+                    }
                     Woken::Idle => {
-                        stream = None;
+                        if self.link.detach_if_idle(SENDER_IDLE_CLOSE) {
+                            stream = None;
+                        }
                         continue;
                     }
                     // The receiver ends a stream only when it refuses it or
@@ -270,52 +312,90 @@ impl PeerTask {
             }
             if outcome.is_ok() {
                 while let Ok(more) = pending.try_recv() {
-                    queued.extend(more);
+                    work.push_back(more);
                 }
-                outcome = self.deliver(&mut stream, &mut queued).await;
+                outcome = self
+                    .deliver(&mut stream, &mut streams_opened, &mut work)
+                    .await;
             }
             match outcome {
                 Ok(()) => backoff = MIN_BACKOFF,
                 Err(error) => {
                     tracing::debug!(url = %self.url, %error, "peer stream failed");
                     self.stats.failures.inc();
+                    self.link.detach();
                     stream = None;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     // Raft resends what matters; a backlog from while the
                     // peer was away would only arrive stale and in a burst.
-                    queued.clear();
+                    work.clear();
                     while pending.try_recv().is_ok() {}
                 }
             }
         }
     }
 
-    /// Writes everything queued to the peer's stream, opening one first if
-    /// there is none.
+    /// Writes everything in `work` to the peer's stream, opening one first
+    /// if there is none.
     async fn deliver(
         &self,
-        stream: &mut Option<OutgoingStream>,
-        queued: &mut VecDeque<Message>,
+        stream: &mut Option<OpenStream>,
+        streams_opened: &mut u64,
+        work: &mut VecDeque<Queued>,
     ) -> Result<(), StreamError> {
         let open = match stream {
             Some(open) => open,
             None => {
-                let opened = OutgoingStream::open(&self.url, &self.own_url).await?;
+                let mut opened = OutgoingStream::open(&self.url, &self.own_url).await?;
                 self.stats.streams_opened.inc();
-                stream.insert(opened)
+                *streams_opened += 1;
+                if let Some(socket) = opened.take_socket() {
+                    self.link.attach(*streams_opened, socket);
+                }
+                stream.insert(OpenStream {
+                    number: *streams_opened,
+                    stream: opened,
+                })
             }
         };
-        while !queued.is_empty() {
-            let batch = take_batch(queued);
-            let started = Instant::now();
-            tokio::time::timeout(FRAME_WRITE_TIMEOUT, open.send(batch))
-                .await
-                .map_err(|_| StreamError::Write(std::io::ErrorKind::TimedOut.into()))??;
-            self.stats.write.observe(started.elapsed());
+        let mut messages = VecDeque::new();
+        while let Some(queued) = work.pop_front() {
+            match queued {
+                // The end of a frame the driver began on another stream
+                // went with that stream.
+                Queued::Rest { stream, bytes } if stream == open.number => {
+                    timed(open.stream.write(&bytes)).await?;
+                }
+                Queued::Rest { .. } => {}
+                Queued::Messages(queued) => {
+                    messages.extend(queued);
+                    while let Some(Queued::Messages(more)) = work.front_mut() {
+                        messages.extend(std::mem::take(more));
+                        work.pop_front();
+                    }
+                    while !messages.is_empty() {
+                        let batch = take_batch(&mut messages);
+                        let started = Instant::now();
+                        timed(open.stream.send(&batch)).await?;
+                        self.stats.write.observe(started.elapsed());
+                    }
+                }
+            }
         }
+        self.link.wrote();
         Ok(())
     }
+}
+
+/// `write`, or a timeout error once it took [`FRAME_WRITE_TIMEOUT`] (the
+/// peer stopped reading).
+async fn timed(
+    write: impl std::future::Future<Output = Result<(), StreamError>>,
+) -> Result<(), StreamError> {
+    tokio::time::timeout(FRAME_WRITE_TIMEOUT, write)
+        .await
+        .map_err(|_| StreamError::Write(std::io::ErrorKind::TimedOut.into()))?
 }
 
 /// The body of `response`, read up to `limit` bytes. A longer one, or one

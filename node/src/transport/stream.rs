@@ -82,8 +82,9 @@ pub enum StreamError {
 /// The sending end of a stream to one peer.
 pub struct OutgoingStream {
     io: TokioIo<Upgraded>,
-    /// The frame being written, kept to reuse its allocation.
-    frame: Vec<u8>,
+    /// A second handle on the socket, for writes from outside the runtime
+    /// (see `link`).
+    socket: Option<socket2::Socket>,
 }
 
 impl OutgoingStream {
@@ -99,29 +100,35 @@ impl OutgoingStream {
             .map_err(|_| StreamError::ConnectTimeout)?
             .map_err(StreamError::Connect)?;
         tcp.set_nodelay(true).map_err(StreamError::Connect)?;
-        socket2::SockRef::from(&tcp)
+        let socket = socket2::SockRef::from(&tcp);
+        socket
             .set_tcp_user_timeout(Some(UNACKNOWLEDGED_LIMIT))
             .map_err(StreamError::Connect)?;
+        let second = socket.try_clone().map_err(StreamError::Connect)?;
         let upgraded = tokio::time::timeout(UPGRADE_TIMEOUT, upgrade(tcp, authority, own_url))
             .await
             .map_err(|_| StreamError::UpgradeTimeout)??;
         Ok(Self {
             io: TokioIo::new(upgraded),
-            frame: Vec::new(),
+            socket: Some(second),
         })
     }
 
+    /// The second handle on the socket, once: writes on it go straight to
+    /// the connection, beside this stream's (the caller keeps them apart).
+    /// Non-blocking, like the socket.
+    pub fn take_socket(&mut self) -> Option<socket2::Socket> {
+        self.socket.take()
+    }
+
     /// Writes `messages` as one frame.
-    pub async fn send(&mut self, messages: Vec<Message>) -> Result<(), StreamError> {
-        let batch = codec::encode(&MessageBatch(messages));
-        let length = u32::try_from(batch.len()).expect("a batch is far below 4 GiB");
-        self.frame.clear();
-        self.frame.extend_from_slice(&length.to_be_bytes());
-        self.frame.extend_from_slice(&batch);
-        self.io
-            .write_all(&self.frame)
-            .await
-            .map_err(StreamError::Write)
+    pub async fn send(&mut self, messages: &[Message]) -> Result<(), StreamError> {
+        self.write(&encode_frame(messages)).await
+    }
+
+    /// Writes `bytes` (whole frames, or the end of one) as they are.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
+        self.io.write_all(bytes).await.map_err(StreamError::Write)
     }
 
     /// Resolves once the stream can no longer be used: the receiver closed
@@ -131,6 +138,16 @@ impl OutgoingStream {
         let mut byte = [0u8; 1];
         let _ = self.io.read(&mut byte).await;
     }
+}
+
+/// `messages` as one frame: the batch's length, big-endian, then the batch.
+pub fn encode_frame(messages: &[Message]) -> Vec<u8> {
+    let batch = codec::encode(messages);
+    let length = u32::try_from(batch.len()).expect("a batch is far below 4 GiB");
+    let mut frame = Vec::with_capacity(4 + batch.len());
+    frame.extend_from_slice(&length.to_be_bytes());
+    frame.extend_from_slice(&batch);
+    frame
 }
 
 /// Sends the upgrade request on `tcp` and waits for the switch.
