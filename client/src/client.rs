@@ -25,7 +25,8 @@ use crate::request::{Call, Consistency, Precondition, Retry, node_status_call};
 use crate::watch;
 use crate::wire::{
     AddMemberRequest, BootstrapResponse, ListResponse, MemberList, MembershipResponse, NodeId,
-    NodeStatus, TransferLeaderRequest, TransferLeaderResponse, WatchEvent, WriteResponse,
+    NodeStatus, TransferLeaderRequest, TransferLeaderResponse, UpdateMemberRequest,
+    UpdateMemberResponse, WatchEvent, WriteResponse,
 };
 
 /// The response header with the store's revision when a key was read.
@@ -258,6 +259,23 @@ impl Client {
             format!("addition of member {}", request.node_id),
             Method::POST,
             &["v1", "cluster", "members"],
+            Retry::Write,
+        )
+        .json_body(request);
+        self.json(&call).await
+    }
+
+    /// Changes a member's URLs (after it moved); answers once applied.
+    pub async fn update_member(
+        &self,
+        node_id: NodeId,
+        request: &UpdateMemberRequest,
+    ) -> Result<UpdateMemberResponse, ClientError> {
+        let id = node_id.to_string();
+        let call = Call::new(
+            format!("update of member {node_id}"),
+            Method::PUT,
+            &["v1", "cluster", "members", &id],
             Retry::Write,
         )
         .json_body(request);

@@ -2,11 +2,14 @@
 //! moves on to the next one:
 //!
 //! ```text
-//!                    connect failure  503         other 5xx        timeout or reset
-//!                    (nothing sent)   (refused)   (maybe applied)  (maybe applied)
-//!   read  (GET)      next endpoint    next        next endpoint    next endpoint
-//!   write (PUT, ...) next endpoint    next        returned         UnknownOutcome
+//!                    connect failure  503 or 410 removed  other 5xx        timeout or reset
+//!                    (nothing sent)   (refused)           (maybe applied)  (maybe applied)
+//!   read  (GET)      next endpoint    next                next endpoint    next endpoint
+//!   write (PUT, ...) next endpoint    next                returned         UnknownOutcome
 //! ```
+//!
+//! (410 `removed` is a member that was removed from the cluster: it did
+//! nothing, and the others serve.)
 //!
 //! Every endpoint is tried at most once per request, and an endpoint that
 //! answers becomes the first choice of the next one; a pinned call
@@ -31,6 +34,9 @@ use crate::request::{Call, Retry};
 /// The error code of a server that stopped waiting for a write (504): it
 /// may or may not take effect.
 const OUTCOME_UNKNOWN: &str = "outcome_unknown";
+/// The error code of a member that was removed from the cluster (410): it
+/// did nothing.
+const REMOVED: &str = "removed";
 
 impl Client {
     /// Sends `call` with failover and decodes a JSON answer.
@@ -99,9 +105,10 @@ impl Client {
                             reason: format!("the server answered {status} {OUTCOME_UNKNOWN}"),
                         });
                     }
+                    let removed = status == StatusCode::GONE && error.code() == Some(REMOVED);
                     let next = match call.retry {
-                        Retry::Read => status.is_server_error(),
-                        Retry::Write => status == StatusCode::SERVICE_UNAVAILABLE,
+                        Retry::Read => status.is_server_error() || removed,
+                        Retry::Write => status == StatusCode::SERVICE_UNAVAILABLE || removed,
                         Retry::Pinned => false,
                     };
                     if !next {

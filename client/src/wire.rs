@@ -176,6 +176,43 @@ pub struct AddMemberRequest {
     pub client_url: String,
 }
 
+/// `PUT /v1/cluster/members/{id}`: a member's new URLs (its name stays).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemberRequest {
+    /// Where peers reach it now.
+    pub peer_url: String,
+    /// Where clients reach it now.
+    pub client_url: String,
+}
+
+/// The answer to `PUT /v1/cluster/members/{id}`: the member's address as
+/// now recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateMemberResponse {
+    /// The member.
+    pub node_id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Where peers reach it.
+    pub peer_url: String,
+    /// Where clients reach it.
+    pub client_url: String,
+}
+
+/// `GET /v1/cluster/leader`: the leader this node knows of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderResponse {
+    /// The leader.
+    pub leader_id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Its client URL.
+    pub client_url: String,
+    /// The term it leads in.
+    pub term: Term,
+}
+
 /// `POST /v1/cluster/leader`: transfer leadership.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -322,6 +322,44 @@ async fn a_503_moves_a_write_to_the_next_endpoint_which_is_then_preferred() {
 }
 
 #[tokio::test]
+async fn a_removed_member_moves_reads_and_writes_to_the_next_endpoint_but_another_410_does_not() {
+    let removed = || {
+        error(
+            StatusCode::GONE,
+            "removed",
+            "this node was removed from its cluster",
+        )
+    };
+    let (gone, gone_log) = mock(move |_| removed()).await;
+    let (live, live_log) = mock(|_| written(4)).await;
+    let client = Client::new([gone, live]).unwrap();
+    let answer = client
+        .put("k", Bytes::new(), Precondition::None)
+        .await
+        .unwrap();
+    assert_eq!(answer.revision, 4);
+    assert_eq!((seen(&gone_log).len(), seen(&live_log).len()), (1, 1));
+
+    // A watch start that was compacted is a 410 too, but it is an answer.
+    let (compacted, _) = mock(|_| {
+        error(
+            StatusCode::GONE,
+            "compacted",
+            "revisions up to 9 were compacted",
+        )
+    })
+    .await;
+    let (other, other_log) = mock(|_| written(5)).await;
+    let client = Client::new([compacted, other]).unwrap();
+    let refused = client
+        .put("k", Bytes::new(), Precondition::None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("compacted"));
+    assert!(seen(&other_log).is_empty());
+}
+
+#[tokio::test]
 async fn when_every_endpoint_refuses_the_last_refusal_is_returned() {
     let (a, a_log) = mock(|_| unavailable()).await;
     let (b, b_log) = mock(|_| unavailable()).await;

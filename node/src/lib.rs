@@ -13,7 +13,7 @@
 //! key-value state machine kept in the same database; `replica` joins them
 //! to the Raft core; `driver` runs a replica on its own thread; `transport`
 //! carries peer messages and forwarded writes; `api` is the client HTTP
-//! API; `metrics` counts; `server` starts all of it; `faults` are what the
+//! API; `metrics` counts; `ids` draws new node and cluster ids; `server` starts all of it; `faults` are what the
 //! fault-injection tests plant (test builds only); `cli` is the `raftcfg`
 //! command, a thin wrapper around this library. The linearizability checker
 //! and the load generator are in the `raftcfg-tools` crate (`tools/`).
@@ -26,6 +26,7 @@ pub mod faults;
 pub mod fd_budget;
 pub mod fuzz;
 pub mod http_serve;
+pub mod ids;
 pub mod kv;
 pub mod metrics;
 pub mod replica;

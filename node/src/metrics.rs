@@ -160,6 +160,15 @@ impl Metrics {
             .clone()
     }
 
+    /// Drops the series of every peer that is not one of `members` (a
+    /// removed member's series end with it).
+    pub fn keep_peers(&self, members: impl Fn(NodeId) -> bool) {
+        self.peers
+            .lock()
+            .expect("metrics lock is never poisoned")
+            .retain(|peer, _| members(*peer));
+    }
+
     /// The Prometheus text exposition of the metrics, of the Raft core's
     /// `status` and of the key-value store's `revision`.
     pub fn render(&self, status: &Status, revision: u64) -> String {

@@ -415,6 +415,12 @@ impl Replica {
         &self.node
     }
 
+    /// Records, durably, that member `id` was removed (this member, told
+    /// so by a peer).
+    pub fn record_removed(&mut self, id: NodeId) -> Result<(), ReplicaError> {
+        Ok(self.kv.record_removed(id)?)
+    }
+
     /// The key-value state, for reads.
     pub fn kv(&self) -> &KvStore {
         &self.kv

@@ -54,6 +54,8 @@ pub struct NodeConfig {
     pub advertise_client: Option<String>,
     /// The peer URL others should use; default from the bound address.
     pub advertise_peer: Option<String>,
+    /// Web origins whose pages may change state (see `api::browser`).
+    pub allowed_origins: Vec<String>,
     /// How Raft time runs.
     pub timing: Timing,
     /// When to snapshot and what to keep.
@@ -83,6 +85,7 @@ impl NodeConfig {
             listen_peer: any,
             advertise_client: None,
             advertise_peer: None,
+            allowed_origins: Vec::new(),
             timing: Timing::default(),
             snapshots: SnapshotPolicy::default(),
             memory: MemoryBudget::default(),
@@ -205,16 +208,19 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         )
     })?;
     let node = driver.handle.clone();
+    transport.set_own_id(node.view().identity.node_id);
 
     let (shutdown, stopping) = watch::channel(false);
     let peer_limits = PeerLimits::for_limits(&config.limits, max_append_bytes);
-    let api = api::router(ApiState::new(
+    let mut api_state = ApiState::new(
         node.clone(),
         driver.db.clone(),
         transport,
         config.limits,
         metrics.clone(),
-    ));
+    );
+    api_state.allowed_origins = Arc::new(config.allowed_origins.clone());
+    let api = api::router(api_state);
     let peers = peer_router(PeerState::new(
         node.clone(),
         peer_limits,

@@ -20,6 +20,9 @@ use tower::ServiceExt as _;
 
 struct TestNode(Solo);
 
+/// The header a JSON body is sent with.
+const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+
 impl TestNode {
     /// A node; bootstrapped and leading if `bootstrap`.
     async fn start(bootstrap: bool) -> Self {
@@ -393,7 +396,7 @@ async fn bad_membership_requests_are_refused() {
         Method::POST,
         members,
         b"{not json".to_vec(),
-        &[],
+        JSON,
         bad,
         "bad_body",
     )
@@ -404,7 +407,7 @@ async fn bad_membership_requests_are_refused() {
         Method::POST,
         members,
         unknown_field.to_vec(),
-        &[],
+        JSON,
         bad,
         "bad_body",
     )
@@ -414,7 +417,7 @@ async fn bad_membership_requests_are_refused() {
         Method::POST,
         members,
         zero_id.to_vec(),
-        &[],
+        JSON,
         bad,
         "bad_member_id",
     )
@@ -424,7 +427,7 @@ async fn bad_membership_requests_are_refused() {
         Method::POST,
         members,
         bad_url.to_vec(),
-        &[],
+        JSON,
         bad,
         "bad_member",
     )
@@ -435,7 +438,7 @@ async fn bad_membership_requests_are_refused() {
         Method::POST,
         members,
         bad_name.to_vec(),
-        &[],
+        JSON,
         bad,
         "bad_member",
     )
@@ -444,7 +447,7 @@ async fn bad_membership_requests_are_refused() {
         Method::POST,
         "/v1/cluster/members/abc/promote",
         vec![],
-        &[],
+        JSON,
         bad,
         "bad_member_id",
     )
@@ -454,7 +457,7 @@ async fn bad_membership_requests_are_refused() {
         Method::POST,
         "/v1/cluster/members/77/promote",
         vec![],
-        &[],
+        JSON,
         not_found,
         "unknown_member",
     )
@@ -463,7 +466,7 @@ async fn bad_membership_requests_are_refused() {
         Method::DELETE,
         "/v1/cluster/members/77",
         vec![],
-        &[],
+        JSON,
         not_found,
         "unknown_member",
     )
@@ -472,7 +475,7 @@ async fn bad_membership_requests_are_refused() {
         Method::POST,
         "/v1/cluster/leader",
         br#"{"to":"x"}"#.to_vec(),
-        &[],
+        JSON,
         bad,
         "bad_body",
     )
@@ -482,7 +485,7 @@ async fn bad_membership_requests_are_refused() {
         Method::POST,
         "/v1/cluster/bootstrap",
         vec![],
-        &[],
+        JSON,
         conflict,
         "already_initialized",
     )
@@ -492,11 +495,47 @@ async fn bad_membership_requests_are_refused() {
         Method::DELETE,
         &format!("/v1/cluster/members/{own}"),
         vec![],
-        &[],
+        JSON,
         conflict,
         "invalid_membership_change",
     )
     .await;
+}
+
+/// A stand-in for a node about to be added: it answers `GET /v1/node`
+/// as node `id` of `cluster` (and nothing else, so it never catches up).
+/// Returns its URL.
+async fn stand_in(id: u64, cluster: Option<u64>) -> String {
+    let status = NodeStatus {
+        node_id: NodeId(id),
+        cluster_id: cluster.map(raftcfg_client::wire::ClusterId),
+        name: "far".into(),
+        role: "follower".into(),
+        term: raftcfg_client::wire::Term(0),
+        commit: LogIndex(0),
+        applied: LogIndex(0),
+        last_index: LogIndex(0),
+        snapshot_index: LogIndex(0),
+        leader_id: None,
+        state_digest: None,
+    };
+    let app = axum::Router::new().route(
+        "/v1/node",
+        axum::routing::get(move || {
+            let status = status.clone();
+            async move { axum::Json(status) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn add_body(id: u64, name: &str, peer_url: &str, client_url: &str) -> Vec<u8> {
+    serde_json::json!({"node_id": id, "name": name, "peer_url": peer_url, "client_url": client_url})
+        .to_string()
+        .into_bytes()
 }
 
 #[tokio::test]
@@ -505,10 +544,15 @@ async fn a_lagging_learner_is_not_promoted() {
     for i in 0..5 {
         node.put(&format!("k{i}"), "v").await;
     }
-    // A learner at an address nobody listens on never catches up.
-    let add = br#"{"node_id":4242,"name":"far","peer_url":"http://127.0.0.1:1","client_url":"http://127.0.0.1:1"}"#;
+    // A learner whose peer URL leads nowhere never catches up.
+    let add = add_body(
+        4242,
+        "far",
+        "http://127.0.0.1:2",
+        &stand_in(4242, None).await,
+    );
     let (status, body) = node
-        .call(Method::POST, "/v1/cluster/members", add.to_vec(), &[])
+        .call(Method::POST, "/v1/cluster/members", add.clone(), JSON)
         .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     // The leader's list shows the learner, its commit index, and that the
@@ -527,7 +571,7 @@ async fn a_lagging_learner_is_not_promoted() {
         Method::POST,
         "/v1/cluster/members/4242/promote",
         vec![],
-        &[],
+        JSON,
         StatusCode::CONFLICT,
         "learner_not_caught_up",
     )
@@ -535,12 +579,96 @@ async fn a_lagging_learner_is_not_promoted() {
     node.refused(
         Method::POST,
         "/v1/cluster/members",
-        add.to_vec(),
-        &[],
+        add,
+        JSON,
         StatusCode::CONFLICT,
-        "invalid_membership_change",
+        "duplicate_member",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_node_that_is_not_what_the_add_says_is_refused() {
+    let node = TestNode::start(true).await;
+    let own: NodeStatus = node.json(Method::GET, "/v1/node", vec![]).await;
+    let ours = own.cluster_id.unwrap().0;
+    let members = "/v1/cluster/members";
+    let conflict = StatusCode::CONFLICT;
+    let fresh = stand_in(77, None).await;
+    let far = "http://127.0.0.1:2";
+
+    // The node at the client URL is another node.
+    let message = node
+        .refused(
+            Method::POST,
+            members,
+            add_body(78, "b", far, &fresh),
+            JSON,
+            conflict,
+            "wrong_node",
+        )
+        .await;
+    assert!(message.contains("node 77"), "{message}");
+    // It belongs to another cluster, or was removed from this one.
+    let foreign = stand_in(79, Some(ours + 1)).await;
+    node.refused(
+        Method::POST,
+        members,
+        add_body(79, "b", far, &foreign),
+        JSON,
+        conflict,
+        "foreign_cluster",
+    )
+    .await;
+    let removed = stand_in(80, Some(ours)).await;
+    node.refused(
+        Method::POST,
+        members,
+        add_body(80, "b", far, &removed),
+        JSON,
+        conflict,
+        "removed_member",
+    )
+    .await;
+    // It reuses a member's name or URL (the solo node is "solo" at
+    // http://127.0.0.1:1 on both ports).
+    let message = node
+        .refused(
+            Method::POST,
+            members,
+            add_body(77, "solo", far, &fresh),
+            JSON,
+            conflict,
+            "duplicate_member",
+        )
+        .await;
+    assert!(message.contains("name 'solo'"), "{message}");
+    let message = node
+        .refused(
+            Method::POST,
+            members,
+            add_body(77, "b", "http://127.0.0.1:1", &fresh),
+            JSON,
+            conflict,
+            "duplicate_member",
+        )
+        .await;
+    assert!(message.contains("peer URL"), "{message}");
+    // Nobody answers at the client URL.
+    node.refused(
+        Method::POST,
+        members,
+        add_body(77, "b", far, "http://127.0.0.1:1"),
+        JSON,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "member_unreachable",
+    )
+    .await;
+    // All of it right: added.
+    let (status, body) = node
+        .call(Method::POST, members, add_body(77, "b", far, &fresh), JSON)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
 }
 
 #[tokio::test]
@@ -726,4 +854,257 @@ async fn revisions_of(mut body: Body, count: usize) -> Vec<u64> {
         );
     }
     revisions
+}
+
+/// Every id-bearing answer, read as a JavaScript or `jq` reader would
+/// (numbers as doubles), gives the exact ids back.
+#[tokio::test]
+async fn ids_survive_a_parser_that_reads_numbers_as_doubles() {
+    let node = TestNode::start(false).await;
+    let mut answers = Vec::new();
+    let (status, body) = node
+        .call(Method::POST, "/v1/cluster/bootstrap", vec![], &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    answers.push(body);
+    // GET /v1/cluster/leader answers 503 until the new cluster has elected.
+    let deadline = std::time::Instant::now() + patience(std::time::Duration::from_secs(10));
+    let leader = loop {
+        let (status, body) = node
+            .call(Method::GET, "/v1/cluster/leader", vec![], &[])
+            .await;
+        if status == StatusCode::OK {
+            break body;
+        }
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no leader was elected"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let leader_json: serde_json::Value = serde_json::from_slice(&leader).unwrap();
+    assert_eq!(leader_json["name"], "solo", "{leader_json}");
+    answers.push(leader);
+    let to_itself = format!(r#"{{"to":{}}}"#, node.handle().view().identity.node_id);
+    for (method, uri, body) in [
+        (Method::GET, "/v1/node", vec![]),
+        (Method::GET, "/v1/cluster/members", vec![]),
+        (Method::POST, "/v1/cluster/leader", to_itself.into_bytes()),
+    ] {
+        let (status, body) = node
+            .call(method, uri, body, &[("content-type", "application/json")])
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{uri}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        answers.push(body);
+    }
+    let mut ids = Vec::new();
+    for answer in &answers {
+        collect_ids(&serde_json::from_slice(answer).unwrap(), &mut ids);
+    }
+    assert!(ids.len() >= 6, "too few ids found: {ids:?}");
+    for (field, number) in ids {
+        let exact = number.as_u64().expect("an id is an unsigned integer");
+        let as_double = number.as_f64().unwrap();
+        assert_eq!(
+            as_double as u64, exact,
+            "{field} = {exact} changes when read as a double"
+        );
+        assert!(
+            i64::try_from(exact).is_ok(),
+            "{field} = {exact} overflows a signed parser"
+        );
+    }
+}
+
+/// The numbers under every key naming an id (`id`, `*_id`).
+fn collect_ids(value: &serde_json::Value, ids: &mut Vec<(String, serde_json::Number)>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (name, value) in fields {
+                if let serde_json::Value::Number(number) = value
+                    && (name == "id" || name.ends_with("_id"))
+                {
+                    ids.push((name.clone(), number.clone()));
+                }
+                collect_ids(value, ids);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_ids(item, ids)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn a_web_page_cannot_change_the_cluster() {
+    let node = TestNode::start(true).await;
+    let leader_before = node.handle().view().status.leader_id;
+    // Exactly what a browser sends for a cross-site form or fetch() POST
+    // that needs no preflight.
+    let simple = [
+        ("content-type", "text/plain"),
+        ("origin", "http://evil.example"),
+    ];
+    let add = add_body(77, "b", "http://127.0.0.1:2", &stand_in(77, None).await);
+    for (method, uri, body) in [
+        (Method::POST, "/v1/cluster/members", add.clone()),
+        (Method::POST, "/v1/cluster/leader", b"{}".to_vec()),
+        (Method::POST, "/v1/cluster/bootstrap", vec![]),
+        (Method::PUT, "/v1/kv/k", b"v".to_vec()),
+        (Method::DELETE, "/v1/cluster/members/77", vec![]),
+    ] {
+        node.refused(
+            method,
+            uri,
+            body,
+            &simple,
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+        )
+        .await;
+    }
+    // Without an Origin (not a browser), a JSON body must still say so.
+    node.refused(
+        Method::POST,
+        "/v1/cluster/members",
+        add.clone(),
+        &[("content-type", "text/plain")],
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    node.refused(
+        Method::POST,
+        "/v1/cluster/leader",
+        b"{}".to_vec(),
+        &[],
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    assert_eq!(node.handle().view().status.leader_id, leader_before);
+    // Reading is not refused, with or without an Origin.
+    let (status, _) = node
+        .call(Method::GET, "/v1/cluster/members", vec![], &simple)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_allowed_origin_may_change_the_cluster() {
+    let mut node = TestNode::start(true).await;
+    node.0.state.allowed_origins = std::sync::Arc::new(vec!["https://admin.example".into()]);
+    let headers = [
+        ("content-type", "application/json"),
+        ("origin", "https://admin.example"),
+    ];
+    let add = add_body(77, "b", "http://127.0.0.1:2", &stand_in(77, None).await);
+    let (status, body) = node
+        .call(Method::POST, "/v1/cluster/members", add, &headers)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+}
+
+#[tokio::test]
+async fn a_reconnecting_event_source_resumes_after_its_last_event_id() {
+    let node = TestNode::start(true).await;
+    let revisions = [
+        node.put("e/1", "a").await,
+        node.put("e/2", "b").await,
+        node.put("e/3", "c").await,
+    ];
+    // The URL still says where the watch first started; the browser adds
+    // the id of the last event it got.
+    let uri = format!("/v1/watch?prefix=e/&from_revision={}", revisions[0]);
+    let response = router(node.0.state.clone())
+        .oneshot(
+            Request::builder()
+                .uri(&uri)
+                .header("last-event-id", revisions[1].to_string())
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let later = node.put("e/4", "d").await;
+    assert_eq!(
+        revisions_of(response.into_body(), 2).await,
+        vec![revisions[2], later]
+    );
+    node.refused(
+        Method::GET,
+        &uri,
+        vec![],
+        &[("last-event-id", "x")],
+        StatusCode::BAD_REQUEST,
+        "bad_header",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_get_with_the_current_etag_is_not_modified() {
+    let node = TestNode::start(true).await;
+    let first = node.put("c", "one").await;
+    let current = format!("\"{first}\"");
+    let (status, body) = node
+        .call(
+            Method::GET,
+            "/v1/kv/c",
+            vec![],
+            &[("if-none-match", &current)],
+        )
+        .await;
+    assert_eq!((status, body.len()), (StatusCode::NOT_MODIFIED, 0));
+    let others = format!("\"{}\", W/\"{}\"", first + 100, first + 101);
+    let (status, _) = node
+        .call(
+            Method::GET,
+            "/v1/kv/c",
+            vec![],
+            &[("if-none-match", &others)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "an old ETag gets the value");
+    node.put("c", "two").await;
+    let (status, body) = node
+        .call(
+            Method::GET,
+            "/v1/kv/c",
+            vec![],
+            &[("if-none-match", &current)],
+        )
+        .await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"two"[..]));
+}
+
+#[tokio::test]
+async fn an_empty_key_and_unknown_parameters_are_refused_everywhere() {
+    let node = TestNode::start(true).await;
+    let bad = StatusCode::BAD_REQUEST;
+    node.refused(Method::PUT, "/v1/kv/", b"v".to_vec(), &[], bad, "bad_key")
+        .await;
+    node.refused(Method::GET, "/v1/kv/", vec![], &[], bad, "bad_key")
+        .await;
+    for uri in [
+        "/healthz?verbose",
+        "/readyz?x=1",
+        "/metrics?x=1",
+        "/v1/cluster/leader?x",
+        "/v1/node?x=1",
+    ] {
+        node.refused(Method::GET, uri, vec![], &[], bad, "unknown_parameter")
+            .await;
+    }
 }

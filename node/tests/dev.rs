@@ -120,6 +120,34 @@ fn dev_starts_serves_the_cli_stops_cleanly_and_resumes_with_its_data() {
 }
 
 #[test]
+fn a_node_whose_data_directory_was_lost_is_replaced_not_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("dev");
+    let (base, _ports) = reserve_dev_ports();
+    let endpoints = format!("http://127.0.0.1:{base},http://127.0.0.1:{}", base + 100);
+    let dev = start_dev(&data_dir, base).unwrap_or_else(|log| panic!("raftcfg dev failed:\n{log}"));
+    let (ok, _, stderr) = cli(&endpoints, &["put", "k", "v"]);
+    assert!(ok, "{stderr}");
+    stop(dev);
+
+    std::fs::remove_dir_all(data_dir.join("dev-3")).unwrap();
+    let dev = start_dev(&data_dir, base).unwrap_or_else(|log| panic!("raftcfg dev failed:\n{log}"));
+    let (ok, stdout, stderr) = cli(&endpoints, &["member", "list"]);
+    assert!(ok, "{stderr}");
+    let members: Vec<&str> = stdout.lines().skip(1).collect();
+    assert_eq!(members.len(), 3, "three members, not four:\n{stdout}");
+    assert!(
+        members.iter().all(|line| line.contains(" voter ")),
+        "every member is a voter:\n{stdout}"
+    );
+    assert_eq!(stdout.matches("dev-3").count(), 1, "{stdout}");
+    let (ok, stdout, stderr) = cli(&endpoints, &["get", "k"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim_end(), "v");
+    stop(dev);
+}
+
+#[test]
 fn a_user_mistake_is_one_line_and_a_non_zero_exit() {
     let (ok, stdout, stderr) = cli("http://127.0.0.1:1", &["get", "a//b"]);
     assert!(!ok);

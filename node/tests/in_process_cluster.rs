@@ -181,7 +181,7 @@ async fn cluster_operations_asked_of_a_follower_are_done_by_the_leader_with_its_
     let (status, body) = ask(&cluster, 2, Method::POST, "/v1/cluster/members", add).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (409, Some("invalid_membership_change")),
+        (409, Some("duplicate_member")),
         "{body}"
     );
     let promote = format!("/v1/cluster/members/{}/promote", ids[3]);

@@ -169,6 +169,78 @@ async fn removing_a_follower_and_then_the_leader_keeps_the_cluster_writable() {
     );
 }
 
+/// What a removed member answers: the status and error code of `path`.
+async fn answer(client_url: &str, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("{client_url}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_learns_it_turns_unready_and_refuses_every_request() {
+    let mut cluster = Cluster::new(3, &[]);
+    cluster.form().await;
+    cluster.put("before", "removal").await;
+    let leader = cluster.wait_for_leader(&[0, 1, 2]).await;
+    let removed = (0..3).find(|i| *i != leader).unwrap();
+    let removed_id = cluster.nodes[removed].status().await.node_id;
+    cluster.client().remove_member(removed_id).await.unwrap();
+
+    // The leader no longer talks to it; it learns from the peers it calls.
+    let node = &cluster.nodes[removed];
+    wait_for("the removed member to know it", async || {
+        (node.status().await.role == "removed").then_some(())
+    })
+    .await;
+    let url = node.client_url();
+    for path in [
+        "/readyz",
+        "/v1/kv/before",
+        "/v1/cluster/members",
+        "/v1/kv?prefix=",
+    ] {
+        assert_eq!(
+            answer(&url, path).await,
+            (410, "removed".to_owned()),
+            "{path}"
+        );
+    }
+    let refused = node
+        .client()
+        .put("k", Bytes::from_static(b"v"), Precondition::None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("removed"));
+    assert!(
+        node.log_tail().contains("removed from its cluster"),
+        "{}",
+        node.log_tail()
+    );
+
+    // It stays removed across a restart, and nobody counts it.
+    cluster.nodes[removed].stop();
+    cluster.nodes[removed].start().await;
+    assert_eq!(cluster.nodes[removed].status().await.role, "removed");
+    assert_eq!(answer(&url, "/readyz").await, (410, "removed".to_owned()));
+    let rest: Vec<usize> = (0..3).filter(|i| *i != removed).collect();
+    let members = cluster.nodes[rest[0]].client().members().await.unwrap();
+    assert!(
+        members.members.iter().all(|m| m.id != removed_id),
+        "{members:?}"
+    );
+    let revision = cluster.nodes[rest[1]]
+        .client()
+        .put("after", Bytes::from_static(b"removal"), Precondition::None)
+        .await
+        .unwrap()
+        .revision;
+    assert!(revision > 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_with_a_wiped_data_directory_is_not_taken_for_the_old_member() {
     let mut cluster = Cluster::new(3, &[]);
@@ -348,4 +420,97 @@ async fn without_a_quorum_requests_get_503_with_retry_after() {
         .unwrap()
         .unwrap();
     assert_eq!(&value.bytes[..], b"v");
+}
+
+/// `raftcfg ARGS`: whether it succeeded, its stdout and its stderr.
+fn raftcfg(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(support::RAFTCFG)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_bootstraps_adds_and_updates_members_and_refuses_duplicates() {
+    let mut cluster = Cluster::new(2, &[]);
+    cluster.start_all().await;
+    let first = cluster.nodes[0].client_url();
+    let second = &cluster.nodes[1];
+    let id = second.status().await.node_id.0.to_string();
+
+    let (ok, stdout, stderr) = raftcfg(&["bootstrap", "--endpoints", &first]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("bootstrapped cluster "), "{stdout}");
+    let (ok, _, stderr) = raftcfg(&["bootstrap", "--endpoints", &first]);
+    assert!(!ok && stderr.contains("already"), "{stderr}");
+    cluster.wait_for_leader(&[0]).await;
+
+    let add = |name: &str, peer: &str| {
+        raftcfg(&[
+            "member",
+            "add",
+            "--endpoints",
+            &first,
+            "--node-id",
+            &id,
+            "--name",
+            name,
+            "--peer-url",
+            peer,
+            "--client-url",
+            &second.client_url(),
+        ])
+    };
+    let (ok, stdout, stderr) = add("n2", &second.peer_url());
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("as a learner"), "{stdout}");
+    let (ok, _, stderr) = add("n2", &second.peer_url());
+    assert!(!ok && stderr.contains("already a member"), "{stderr}");
+
+    // New URLs for the member, then another member's: refused.
+    let moved_client = "http://127.0.0.1:9";
+    let (ok, stdout, stderr) = raftcfg(&[
+        "member",
+        "update",
+        &id,
+        "--endpoints",
+        &first,
+        "--peer-url",
+        &second.peer_url(),
+        "--client-url",
+        moved_client,
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(moved_client), "{stdout}");
+    let (ok, stdout, _) = raftcfg(&["member", "list", "--endpoints", &first]);
+    assert!(ok && stdout.contains(moved_client), "{stdout}");
+    let (ok, _, stderr) = raftcfg(&[
+        "member",
+        "update",
+        &id,
+        "--endpoints",
+        &first,
+        "--peer-url",
+        &cluster.nodes[0].peer_url(),
+        "--client-url",
+        moved_client,
+    ]);
+    assert!(!ok && stderr.contains("already member"), "{stderr}");
+    let (ok, _, stderr) = raftcfg(&[
+        "member",
+        "update",
+        "12345",
+        "--endpoints",
+        &first,
+        "--peer-url",
+        "http://127.0.0.1:8",
+        "--client-url",
+        "http://127.0.0.1:7",
+    ]);
+    assert!(!ok && stderr.contains("not a member"), "{stderr}");
 }

@@ -6,21 +6,23 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use raftcfg_client::wire::{
-    self, AddMemberRequest, BootstrapResponse, Member, MemberList, MemberRole, MembershipResponse,
-    TransferLeaderRequest, TransferLeaderResponse,
+    self, AddMemberRequest, BootstrapResponse, LeaderResponse, Member, MemberList, MemberRole,
+    MembershipResponse, TransferLeaderRequest, TransferLeaderResponse, UpdateMemberRequest,
+    UpdateMemberResponse,
 };
 use raftcfg_raft::{MembershipChange, NodeId};
 use serde::de::DeserializeOwned;
 
 use super::ApiState;
+use super::browser::require_json;
 use super::error::ApiError;
 use super::params::Params;
 use crate::driver::DriverError;
 use crate::kv::MemberAddress;
-use crate::transport::ClusterRequest;
+use crate::transport::{CheckScope, ClusterRequest, check_new_member};
 
 /// `GET /v1/cluster/members`.
 pub async fn list_members(
@@ -85,16 +87,26 @@ pub async fn list_members(
 pub async fn add_member(
     State(state): State<ApiState>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     Params::parse(query.as_deref(), &[])?;
-    let request: AddMemberRequest = json_body(&body)?;
+    let request: AddMemberRequest = json_body(&headers, &body)?;
     let id = member_id_value(request.node_id.get())?;
     let address = MemberAddress {
         name: check_name(&request.name)?,
         peer_url: check_url("peer_url", &request.peer_url)?,
         client_url: check_url("client_url", &request.client_url)?,
     };
+    // A follower checks what does not depend on its view being current;
+    // the leader, what a relayed request is checked for too.
+    let view = state.node.view();
+    let scope = if view.is_leader() {
+        CheckScope::Full
+    } else {
+        CheckScope::Identity
+    };
+    check_new_member(&view, id, &address.client_url, scope).await?;
     let local = state
         .node
         .change_membership(MembershipChange::AddLearner(id), Some(address.clone()))
@@ -131,6 +143,53 @@ pub async fn promote_member(
     membership_answer(&state, local, ClusterRequest::Promote(id)).await
 }
 
+/// `PUT /v1/cluster/members/{id}`: `{"peer_url": ..., "client_url": ...}`,
+/// a member's new URLs (its name stays).
+pub async fn update_member(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<UpdateMemberResponse>, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let id = member_id(&id)?;
+    let request: UpdateMemberRequest = json_body(&headers, &body)?;
+    let peer_url = check_url("peer_url", &request.peer_url)?;
+    let client_url = check_url("client_url", &request.client_url)?;
+    let local = state
+        .node
+        .update_member(id, peer_url.clone(), client_url.clone())
+        .await;
+    let relayed = ClusterRequest::UpdateMember {
+        id,
+        peer_url: peer_url.clone(),
+        client_url: client_url.clone(),
+    };
+    match local {
+        Ok(_) => {}
+        Err(DriverError::NotLeader {
+            leader: Some(leader),
+        }) => {
+            relay(&state, leader, relayed).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let name = state
+        .node
+        .view()
+        .addresses
+        .get(&id)
+        .map(|address| address.name.clone())
+        .unwrap_or_default();
+    Ok(Json(UpdateMemberResponse {
+        node_id: wire::NodeId(id.get()),
+        name,
+        peer_url,
+        client_url,
+    }))
+}
+
 /// `DELETE /v1/cluster/members/{id}`.
 pub async fn remove_member(
     State(state): State<ApiState>,
@@ -146,17 +205,41 @@ pub async fn remove_member(
     membership_answer(&state, local, ClusterRequest::Remove(id)).await
 }
 
+/// `GET /v1/cluster/leader`: the leader this node follows (503
+/// `no_leader` while there is none).
+pub async fn leader(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<LeaderResponse>, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let view = state.node.view();
+    if !view.initialized() {
+        return Err(DriverError::NotInitialized.into());
+    }
+    let Some(leader) = view.leader() else {
+        return Err(DriverError::NotLeader { leader: None }.into());
+    };
+    let address = view.addresses.get(&leader);
+    Ok(Json(LeaderResponse {
+        leader_id: wire::NodeId(leader.get()),
+        name: address.map(|a| a.name.clone()).unwrap_or_default(),
+        client_url: address.map(|a| a.client_url.clone()).unwrap_or_default(),
+        term: wire::Term(view.status.term.get()),
+    }))
+}
+
 /// `POST /v1/cluster/leader`: `{"to": id}` or `{}` (the most caught-up voter).
 pub async fn transfer_leader(
     State(state): State<ApiState>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     Params::parse(query.as_deref(), &[])?;
     let request: TransferLeaderRequest = if body.iter().all(u8::is_ascii_whitespace) {
         TransferLeaderRequest::default()
     } else {
-        json_body(&body)?
+        json_body(&headers, &body)?
     };
     let to = request.to.map(|to| member_id_value(to.get())).transpose()?;
     let leader_id = match state.node.transfer_leader(to).await {
@@ -176,9 +259,11 @@ pub async fn transfer_leader(
 pub async fn bootstrap(
     State(state): State<ApiState>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<BootstrapResponse>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
+    require_json(&headers, &body)?;
     if !body.iter().all(u8::is_ascii_whitespace) && body.as_ref() != b"{}" {
         return Err(ApiError::bad_request(
             "bad_body",
@@ -222,7 +307,8 @@ async fn relay(state: &ApiState, leader: NodeId, request: ClusterRequest) -> Res
         .map_err(ApiError::from)
 }
 
-fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+    require_json(headers, body)?;
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("bad_body", format!("invalid JSON body: {e}")))
 }

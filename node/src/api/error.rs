@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use raftcfg_client::wire::ErrorBody;
 use raftcfg_raft::{MembershipError, ProposalError};
 
-use crate::driver::DriverError;
+use crate::driver::{DriverError, MemberRefusal};
 
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -99,6 +99,7 @@ impl From<DriverError> for ApiError {
                 Self::unavailable("unavailable", message)
             }
             DriverError::Stopped => Self::unavailable("stopping", message),
+            DriverError::Removed => Self::new(StatusCode::GONE, "removed", message),
             DriverError::Unknown => Self::outcome_unknown(),
             DriverError::AlreadyInitialized => {
                 Self::new(StatusCode::CONFLICT, "already_initialized", message)
@@ -114,6 +115,19 @@ impl From<DriverError> for ApiError {
             DriverError::Storage(_) => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", message)
             }
+            DriverError::MemberRefused { refusal, .. } => match refusal {
+                MemberRefusal::Duplicate => {
+                    Self::new(StatusCode::CONFLICT, "duplicate_member", message)
+                }
+                MemberRefusal::WrongNode => Self::new(StatusCode::CONFLICT, "wrong_node", message),
+                MemberRefusal::ForeignCluster => {
+                    Self::new(StatusCode::CONFLICT, "foreign_cluster", message)
+                }
+                MemberRefusal::Removed => {
+                    Self::new(StatusCode::CONFLICT, "removed_member", message)
+                }
+                MemberRefusal::Unreachable => Self::unavailable("member_unreachable", message),
+            },
         }
     }
 }
@@ -130,6 +144,7 @@ impl From<ProposalError> for ApiError {
                 return Self::new(StatusCode::NOT_FOUND, "unknown_member", message);
             }
             ProposalError::MembershipChangeInProgress => "membership_change_in_progress",
+            ProposalError::Membership(MembershipError::AlreadyMember(_)) => "duplicate_member",
             ProposalError::Membership(_) => "invalid_membership_change",
             ProposalError::LearnerNotCaughtUp { .. } => "learner_not_caught_up",
             ProposalError::NotAVoter(_) => "not_a_voter",
@@ -141,7 +156,7 @@ impl From<ProposalError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::warn!(status = %self.status, code = self.code, message = %self.message, "request failed");
+            tracing::warn!(status = %self.status, code = self.code, reason = %self.message, "request failed");
         }
         let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
         let mut response =

@@ -1,5 +1,7 @@
 //! `/v1/kv`: get, put, delete and list keys, with `If-Match` /
-//! `If-None-Match: *` preconditions and a choice of read consistency.
+//! `If-None-Match: *` preconditions, conditional reads (`If-None-Match`
+//! with the ETag a client holds: `304 Not Modified`) and a choice of read
+//! consistency.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -26,9 +28,11 @@ pub async fn get(
     State(state): State<ApiState>,
     Path(key): Path<String>,
     RawQuery(query): RawQuery,
+    request_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref(), &["consistency"])?;
     let key = parse_key(&state, &key)?;
+    let cached = header_text(&request_headers, header::IF_NONE_MATCH)?;
     let result = state
         .read(Query::Get(key.clone()), params.consistency()?)
         .await?;
@@ -56,7 +60,19 @@ pub async fn get(
     );
     set_number(&mut headers, "x-raftcfg-version", record.version);
     set_number(&mut headers, "x-raftcfg-revision", revision.get());
+    if cached.is_some_and(|tags| matches_etag(tags, record.mod_revision)) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
     Ok((headers, record.value).into_response())
+}
+
+/// Whether an `If-None-Match` list (`"3", "7"`, `W/"7"` or `*`) names the
+/// ETag of `revision`: the client's copy is current.
+fn matches_etag(tags: &str, revision: Revision) -> bool {
+    let ours = format!("\"{revision}\"");
+    tags.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == ours)
 }
 
 /// `PUT /v1/kv/{key}`: the body is the value.

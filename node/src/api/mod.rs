@@ -7,6 +7,7 @@
 //! transport), linearizable reads (ReadIndex through the leader) and
 //! membership changes (relayed to the leader over the peer port).
 
+mod browser;
 mod cluster;
 mod error;
 mod kv;
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub write_timeout: Duration,
     /// How long a read waits for its ReadIndex and the state.
     pub read_timeout: Duration,
+    /// Web origins whose pages may change state (see `browser.rs`).
+    pub allowed_origins: Arc<Vec<String>>,
 }
 
 impl ApiState {
@@ -70,6 +73,7 @@ impl ApiState {
             metrics,
             write_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(5),
+            allowed_origins: Arc::default(),
         }
     }
 
@@ -120,10 +124,27 @@ fn body_limit(limits: &Limits) -> usize {
     limits.max_value_bytes.saturating_add(1)
 }
 
+/// A member removed from its cluster answers every request `410 removed`,
+/// but for those that say what it is: `/v1/node` (role `removed`),
+/// `/healthz` (the process is fine) and `/metrics`.
+async fn refuse_if_removed(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let describes_itself = matches!(request.uri().path(), "/v1/node" | "/healthz" | "/metrics");
+    if state.node.is_removed() && !describes_itself {
+        return error::ApiError::from(DriverError::Removed).into_response();
+    }
+    next.run(request).await
+}
+
 /// The client API's router.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/kv", get(kv::list))
+        .route("/v1/kv/", axum::routing::any(node::empty_key))
         .route(
             "/v1/kv/{*key}",
             get(kv::get).put(kv::put).delete(kv::delete),
@@ -135,13 +156,16 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/v1/cluster/members/{id}",
-            axum::routing::delete(cluster::remove_member),
+            axum::routing::delete(cluster::remove_member).put(cluster::update_member),
         )
         .route(
             "/v1/cluster/members/{id}/promote",
             post(cluster::promote_member),
         )
-        .route("/v1/cluster/leader", post(cluster::transfer_leader))
+        .route(
+            "/v1/cluster/leader",
+            get(cluster::leader).post(cluster::transfer_leader),
+        )
         .route("/v1/cluster/bootstrap", post(cluster::bootstrap))
         .route("/v1/node", get(node::status))
         .route("/v1/snapshot", get(node::snapshot))
@@ -150,6 +174,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(node::metrics))
         .fallback(node::no_route)
         .method_not_allowed_fallback(node::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_if_removed,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            browser::refuse_foreign_origins,
+        ))
         .layer(DefaultBodyLimit::max(body_limit(&state.limits)))
         .with_state(state)
 }

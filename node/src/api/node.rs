@@ -34,7 +34,12 @@ pub async fn status(
         node_id: wire::NodeId(view.identity.node_id.get()),
         cluster_id: status.cluster_id.map(|id| wire::ClusterId(id.get())),
         name: view.identity.name.clone(),
-        role: role_name(status.role).to_owned(),
+        role: if view.removed {
+            "removed"
+        } else {
+            role_name(status.role)
+        }
+        .to_owned(),
         term: wire::Term(status.term.get()),
         commit: wire::LogIndex(status.commit.get()),
         // With a digest, the digest's index, so the two belong together.
@@ -194,7 +199,11 @@ impl std::io::Write for ChunkWriter {
 }
 
 /// `GET /healthz`: the process serves and its driver runs.
-pub async fn healthz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
+pub async fn healthz(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<&'static str, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
     match state.node.view().stopped {
         None => Ok("ok\n"),
         Some(reason) => Err(ApiError::unavailable(
@@ -206,7 +215,11 @@ pub async fn healthz(State(state): State<ApiState>) -> Result<&'static str, ApiE
 
 /// `GET /readyz`: a member that knows its leader and has applied what it
 /// knows to be committed.
-pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
+pub async fn readyz(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<&'static str, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
     let view = state.node.view();
     let status = &view.status;
     let reason = if let Some(reason) = &view.stopped {
@@ -229,17 +242,26 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiEr
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<ApiState>) -> Response {
+pub async fn metrics(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
     let view = state.node.view();
     let text = state.metrics.render(&view.status, view.revision.get());
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         text,
     )
-        .into_response()
+        .into_response())
+}
+
+/// `/v1/kv/` with nothing after it: a key cannot be empty.
+pub async fn empty_key() -> ApiError {
+    ApiError::bad_request("bad_key", "the key is empty: give one after /v1/kv/")
 }
 
 /// Any path the API does not have.

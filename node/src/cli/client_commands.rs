@@ -16,6 +16,7 @@ use futures::StreamExt;
 use raftcfg_client::http::{Client, ClientError, ClientOptions, Consistency, Precondition};
 use raftcfg_client::wire::{
     AddMemberRequest, EntryCount, LogIndex, Member, MemberList, MemberRole, NodeId, NodeStatus,
+    UpdateMemberRequest,
 };
 use tokio::io::AsyncReadExt;
 
@@ -65,7 +66,10 @@ pub enum ClientCommand {
     Ls(LsArgs),
     /// Print every change under a prefix as it happens, until Ctrl-C.
     Watch(WatchArgs),
-    /// List, add, promote or remove cluster members.
+    /// Found a one-member cluster on the node at the first endpoint (a new
+    /// node, which no cluster has yet).
+    Bootstrap(BootstrapArgs),
+    /// List, add, promote, update or remove cluster members.
     #[command(subcommand)]
     Member(MemberCommand),
     /// Move leadership.
@@ -163,6 +167,30 @@ pub enum MemberCommand {
     Promote(MemberIdArgs),
     /// Remove a member.
     Remove(MemberIdArgs),
+    /// Record a member's new URLs (after it moved); its name stays.
+    Update(MemberUpdateArgs),
+}
+
+/// `raftcfg bootstrap`.
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+/// `raftcfg member update`.
+#[derive(Debug, Args)]
+pub struct MemberUpdateArgs {
+    /// The member's node id.
+    pub id: u64,
+    /// Where peers reach it now, e.g. http://10.0.0.5:7380.
+    #[arg(long, value_name = "URL")]
+    pub peer_url: String,
+    /// Where clients reach it now, e.g. http://10.0.0.5:7379.
+    #[arg(long, value_name = "URL")]
+    pub client_url: String,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
 }
 
 /// `raftcfg member list`.
@@ -263,6 +291,7 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Del(args) => del(args).await,
         ClientCommand::Ls(args) => ls(args).await,
         ClientCommand::Watch(args) => watch(args).await,
+        ClientCommand::Bootstrap(args) => bootstrap(args).await,
         ClientCommand::Member(command) => member(command).await,
         ClientCommand::Leader(LeaderCommand::Transfer(args)) => leader_transfer(args).await,
         ClientCommand::Status(args) => status(args).await,
@@ -448,7 +477,31 @@ async fn member(command: MemberCommand) -> anyhow::Result<()> {
                 .await?;
             println!("removed member {} at log index {}", args.id, answer.index);
         }
+        MemberCommand::Update(args) => {
+            let request = UpdateMemberRequest {
+                peer_url: args.peer_url,
+                client_url: args.client_url,
+            };
+            let answer = args
+                .endpoints
+                .client()?
+                .update_member(NodeId(args.id), &request)
+                .await?;
+            println!(
+                "member {} ({}) is now at peer URL {} and client URL {}",
+                answer.node_id, answer.name, answer.peer_url, answer.client_url
+            );
+        }
     }
+    Ok(())
+}
+
+async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
+    let answer = args.endpoints.client()?.bootstrap().await?;
+    println!(
+        "bootstrapped cluster {} on node {} ({})",
+        answer.cluster_id, answer.node_id, args.endpoints.endpoints[0]
+    );
     Ok(())
 }
 

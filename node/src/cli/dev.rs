@@ -77,13 +77,15 @@ async fn stop(nodes: Vec<RunningNode>) {
     }
 }
 
-/// Bootstraps node 1 if no node is in a cluster, then makes every node a
-/// voter, one at a time.
+/// Bootstraps node 1 if no node is in a cluster, removes members whose
+/// data directory is gone (so a replaced node does not make four), then
+/// makes every node a voter, one at a time.
 async fn form(nodes: &[RunningNode]) -> anyhow::Result<()> {
     if nodes.iter().all(|node| !node.node.view().initialized()) {
         let cluster = nodes[0].node.bootstrap().await?;
         println!("raftcfg dev: bootstrapped cluster {cluster} on dev-1");
     }
+    remove_lost(nodes).await?;
     for node in nodes {
         let id = node.node.view().identity.node_id;
         loop {
@@ -117,6 +119,37 @@ async fn form(nodes: &[RunningNode]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes, one at a time, every member that is none of `nodes`: one whose
+/// data directory was deleted (its node came back under a new id).
+async fn remove_lost(nodes: &[RunningNode]) -> anyhow::Result<()> {
+    let ours: Vec<NodeId> = nodes
+        .iter()
+        .map(|n| n.node.view().identity.node_id)
+        .collect();
+    loop {
+        let leader = leader(nodes).await;
+        let membership = leader.view().status.membership;
+        let Some(lost) = membership.members().find(|id| !ours.contains(id)) else {
+            return Ok(());
+        };
+        match leader
+            .change_membership(MembershipChange::Remove(lost), None)
+            .await
+        {
+            Ok(_) => println!("raftcfg dev: removed member {lost}, whose data directory is gone"),
+            Err(DriverError::Refused(
+                ProposalError::LeaderNotReady
+                | ProposalError::MembershipChangeInProgress
+                | ProposalError::Membership(MembershipError::NotAMember(_)),
+            ))
+            | Err(DriverError::NotLeader { .. } | DriverError::Lost | DriverError::Unknown) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e).context("cannot remove a lost dev node"),
+        }
+    }
 }
 
 /// The handle of the node that leads, once one does.

@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one node.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run a three-node cluster on 127.0.0.1 for development (data in ./data/dev).
     Dev(dev::DevArgs),
     /// Talk to a running cluster.
@@ -44,7 +44,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Client(command) => client_commands::run(command).await,
         }

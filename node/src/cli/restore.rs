@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use raftcfg_raft::{ClusterId, Config, NodeId};
+use raftcfg_raft::Config;
 
 use crate::replica::Replica;
 
@@ -27,9 +27,9 @@ pub fn restore_backup(file: &Path, data_dir: &Path, name: &str) -> anyhow::Resul
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let result = (|| {
-        let fresh_id = NodeId(rand::random::<u64>().max(1));
+        let fresh_id = crate::ids::fresh_node_id();
         let mut replica = Replica::open(data_dir, name, fresh_id, Config::new(fresh_id))?;
-        let cluster_id = ClusterId(rand::random::<u64>().max(1));
+        let cluster_id = crate::ids::fresh_cluster_id();
         replica.restore_backup(file, cluster_id)?;
         anyhow::Ok((
             replica.identity().node_id,

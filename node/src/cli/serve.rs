@@ -34,6 +34,11 @@ pub struct ServeArgs {
     /// Peer URL advertised to others [default: from --listen-peer].
     #[arg(long, env = "RAFTCFG_ADVERTISE_PEER", value_parser = parse_url)]
     pub advertise_peer: Option<String>,
+    /// A web origin (e.g. https://admin.example.com) whose pages may change
+    /// state through the client API; requests from other web pages that
+    /// would are refused. Repeatable, or comma-separated.
+    #[arg(long = "allowed-origin", env = "RAFTCFG_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "ORIGIN", value_parser = parse_origin)]
+    pub allowed_origins: Vec<String>,
     /// Length of a Raft tick, in milliseconds.
     #[arg(long, env = "RAFTCFG_TICK_MS", default_value_t = Timing::default().tick.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub tick_ms: u64,
@@ -121,6 +126,21 @@ fn parse_url(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// An origin as browsers send it: scheme, host and optional port, nothing
+/// after (`https://admin.example.com`, `http://localhost:3000`).
+fn parse_origin(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or_else(|| format!("'{text}' is not an origin: it starts with http:// or https://"))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+        return Err(format!(
+            "'{text}' is not an origin: scheme, host and port only, e.g. https://admin.example.com"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 impl ServeArgs {
     /// The node configuration these options describe ([`server::start`]
     /// checks it).
@@ -135,6 +155,7 @@ impl ServeArgs {
             listen_peer: self.listen_peer,
             advertise_client: self.advertise_client.clone(),
             advertise_peer: self.advertise_peer.clone(),
+            allowed_origins: self.allowed_origins.clone(),
             timing: Timing {
                 tick: Duration::from_millis(self.tick_ms),
                 election_ticks: self.election_ticks,
@@ -199,28 +220,37 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.node_config()?;
     let node = server::start(config.clone()).await?;
     let view = node.node.view();
-    println!(
-        "raftcfg: node '{}' (id {}) serving clients on {} ({}), peers on {} ({}), data in {}",
-        config.name,
-        view.identity.node_id,
-        node.client_addr,
-        node.address.client_url,
-        node.peer_addr,
-        node.address.peer_url,
-        config.data_dir.display(),
+    tracing::info!(
+        name = %config.name,
+        id = %view.identity.node_id,
+        client = %node.client_addr,
+        client_url = %node.address.client_url,
+        peer = %node.peer_addr,
+        peer_url = %node.address.peer_url,
+        data_dir = %config.data_dir.display(),
+        "serving"
     );
     match view.status.cluster_id {
-        Some(cluster) => println!("raftcfg: member of cluster {cluster}"),
-        None => println!(
-            "raftcfg: not in a cluster yet: bootstrap it (POST /v1/cluster/bootstrap) or add it \
-             with `raftcfg member add --node-id {} --name {} --peer-url {} --client-url {}`",
-            view.identity.node_id, config.name, node.address.peer_url, node.address.client_url
+        Some(cluster) if view.removed => tracing::warn!(
+            %cluster,
+            "removed from the cluster: this node serves nothing; to add it again, start it with \
+             an empty data directory"
+        ),
+        Some(cluster) => tracing::info!(%cluster, "member of the cluster"),
+        None => tracing::info!(
+            "not in a cluster yet: found one with `raftcfg bootstrap --endpoints {client}`, or \
+             join one with `raftcfg member add --endpoints <a member's client URL> --node-id {id} \
+             --name {name} --peer-url {peer} --client-url {client}`",
+            id = view.identity.node_id,
+            name = config.name,
+            peer = node.address.peer_url,
+            client = node.address.client_url
         ),
     }
     tokio::select! {
         signal = wait_for_signal() => {
             signal.context("cannot listen for signals")?;
-            println!("raftcfg: stopping");
+            tracing::info!("stopping");
         }
         // The driver stopped on its own (a storage failure): shut down and
         // exit non-zero, so a supervisor restarts the node from what is

@@ -46,6 +46,11 @@ pub enum DriverError {
     /// The driver has stopped (shutdown or a storage failure).
     #[error("the node is stopping")]
     Stopped,
+    /// This node was removed from its cluster; nothing happened.
+    #[error(
+        "this node was removed from its cluster and serves nothing; wipe its data directory to add it again"
+    )]
+    Removed,
     /// The node already belongs to a cluster.
     #[error("this node already belongs to a cluster")]
     AlreadyInitialized,
@@ -67,6 +72,30 @@ pub enum DriverError {
     /// Reading the state failed.
     #[error("storage failed: {0}")]
     Storage(String),
+    /// The node to add is refused (see [`MemberRefusal`]); nothing
+    /// happened.
+    #[error("{message}")]
+    MemberRefused {
+        /// Why.
+        refusal: MemberRefusal,
+        /// What to do about it.
+        message: String,
+    },
+}
+
+/// Why a node is not added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberRefusal {
+    /// It is a member already, or reuses a member's name or URL.
+    Duplicate,
+    /// The node at its client URL has another id.
+    WrongNode,
+    /// It belongs to another cluster.
+    ForeignCluster,
+    /// It was removed from this cluster and keeps its old data.
+    Removed,
+    /// Nothing answered at its client URL.
+    Unreachable,
 }
 
 /// How fresh a read must be.
@@ -131,6 +160,12 @@ pub struct NodeView {
     pub healthy_peers: BTreeSet<NodeId>,
     /// Why the driver stopped, if it did.
     pub stopped: Option<String>,
+    /// Whether this node was removed from its cluster: it then serves
+    /// nothing and takes no part in the cluster.
+    pub removed: bool,
+    /// The members this node saw removed (their peer requests are
+    /// answered `410 Gone`).
+    pub removed_members: Arc<BTreeSet<NodeId>>,
 }
 
 impl NodeView {
@@ -173,6 +208,12 @@ pub(super) enum Request {
     TransferLeader {
         to: Option<NodeId>,
         reply: oneshot::Sender<Result<NodeId, DriverError>>,
+    },
+    UpdateMember {
+        id: NodeId,
+        peer_url: String,
+        client_url: String,
+        reply: oneshot::Sender<Result<LogIndex, DriverError>>,
     },
     Bootstrap {
         reply: oneshot::Sender<Result<ClusterId, DriverError>>,
@@ -222,6 +263,16 @@ impl NodeHandle {
     /// The node as of the driver's last round.
     pub fn view(&self) -> NodeView {
         self.view.borrow().clone()
+    }
+
+    /// Whether this node was removed from its cluster.
+    pub fn is_removed(&self) -> bool {
+        self.view.borrow().removed
+    }
+
+    /// Whether this node saw member `id` removed.
+    pub fn saw_removed(&self, id: NodeId) -> bool {
+        self.view.borrow().removed_members.contains(&id)
     }
 
     /// Resolves once the driver has stopped on its own (a storage
@@ -283,6 +334,23 @@ impl NodeHandle {
         self.ask(DriverError::Unknown, |reply| Request::ChangeMembership {
             change,
             address,
+            reply,
+        })
+        .await
+    }
+
+    /// Records member `id`'s new URLs (its name stays) and waits until the
+    /// record is applied; answers with its log index.
+    pub async fn update_member(
+        &self,
+        id: NodeId,
+        peer_url: String,
+        client_url: String,
+    ) -> Result<LogIndex, DriverError> {
+        self.ask(DriverError::Unknown, |reply| Request::UpdateMember {
+            id,
+            peer_url,
+            client_url,
             reply,
         })
         .await

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raftcfg_raft::{
-    ClusterId, MembershipChange, Message, MessageBody, NodeId, ProposalError, ReadContext, Role,
+    MembershipChange, Message, MessageBody, NodeId, ProposalError, ReadContext, Role,
 };
 use tokio::sync::watch;
 
@@ -37,7 +37,8 @@ use handle::Request;
 
 use directory::AddressBook;
 pub use handle::{
-    AppliedChanges, ChangeBatch, Consistency, DriverError, NodeHandle, NodeView, Query, QueryResult,
+    AppliedChanges, ChangeBatch, Consistency, DriverError, MemberRefusal, NodeHandle, NodeView,
+    Query, QueryResult,
 };
 use snapshotter::Snapshotter;
 use transfer::Transfers;
@@ -64,6 +65,12 @@ const CHANGE_FEED_BATCH_BYTES: usize = 256 << 10;
 pub trait Outbox: Send + 'static {
     /// Queues `messages` for `to`, reached at `peer_url`. Never blocks.
     fn send(&self, to: NodeId, peer_url: &str, messages: Vec<Message>);
+
+    /// Whether a peer answered that this member was removed from the
+    /// cluster.
+    fn told_removed(&self) -> bool {
+        false
+    }
 
     /// Sends `to` an `InstallSnapshot` message whose snapshot data is a
     /// [`SnapshotRef`]: the transport streams the file it names, then calls
@@ -104,7 +111,7 @@ pub fn start(
     outbox: Box<dyn Outbox>,
     metrics: Arc<Metrics>,
 ) -> Result<Driver, ReplicaError> {
-    let fresh_id = NodeId(rand::random::<u64>().max(1));
+    let fresh_id = crate::ids::fresh_node_id();
     let policy = config.snapshots;
     let replica = Replica::open_with(
         dir,
@@ -188,6 +195,9 @@ struct Loop {
     snapshot_in_flight: bool,
     /// No new snapshot is started before this (after a failed one).
     next_snapshot_attempt: Instant,
+    /// Whether this node was removed from its cluster (see
+    /// [`Loop::notice_removal`]).
+    removed: bool,
 }
 
 impl Loop {
@@ -199,6 +209,7 @@ impl Loop {
         stop: Arc<AtomicBool>,
     ) -> Self {
         let known_leader = replica.status().leader_id;
+        let removed = replica.kv().removed().contains(&replica.identity().node_id);
         let address_book = AddressBook::new(replica.identity().node_id, config.address.clone());
         Self {
             replica,
@@ -221,19 +232,17 @@ impl Loop {
             snapshotter: None,
             snapshot_in_flight: false,
             next_snapshot_attempt: Instant::now(),
+            removed,
         }
     }
 
     fn run(mut self, inbox: Receiver<Request>) -> Result<(), ReplicaError> {
         let identity = self.replica.identity();
-        let span = tracing::info_span!(
-            "node",
-            id = %identity.node_id,
-            name = %identity.name,
-            term = tracing::field::Empty
-        );
+        // The span holds what never changes: a recorded field would be
+        // appended to the span's fields again at every change.
+        let span = tracing::info_span!("node", id = %identity.node_id, name = %identity.name);
         let _entered = span.enter();
-        let result = self.rounds(&inbox, &span);
+        let result = self.rounds(&inbox);
         if let Err(e) = &result {
             tracing::error!(error = %e, "the driver stopped");
             if let Some(view) = &self.published {
@@ -246,13 +255,8 @@ impl Loop {
         result
     }
 
-    fn rounds(
-        &mut self,
-        inbox: &Receiver<Request>,
-        span: &tracing::Span,
-    ) -> Result<(), ReplicaError> {
+    fn rounds(&mut self, inbox: &Receiver<Request>) -> Result<(), ReplicaError> {
         let tick = self.config.timing.tick;
-        let mut term = None;
         let mut next_tick = Instant::now() + tick;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -271,7 +275,10 @@ impl Loop {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.tick();
+                // A removed member no longer times out into elections.
+                if !self.removed {
+                    self.tick();
+                }
                 next_tick += tick;
                 // After a long stall, do not replay the missed ticks in a
                 // burst (that would look like an instant election timeout).
@@ -283,20 +290,25 @@ impl Loop {
             self.send_read_index();
             self.process()?;
             self.after_round()?;
+            self.notice_removal()?;
             self.start_snapshot_if_due();
-            let now_term = self.replica.raft().term();
-            if term != Some(now_term) {
-                span.record("term", now_term.get());
-                term = Some(now_term);
-            }
         }
     }
 
     fn handle(&mut self, request: Request) -> Result<(), ReplicaError> {
+        if self.removed {
+            self.refuse_removed(request);
+            return Ok(());
+        }
         match request {
             Request::Propose { command, reply } => {
-                self.metrics.proposals.inc();
-                match self.replica.propose(&command) {
+                let result = self.replica.propose(&command);
+                // A follower's refusal is no proposal: the API forwards the
+                // write to the leader, which counts it.
+                if !matches!(result, Err(ProposalError::NotLeader { .. })) {
+                    self.metrics.proposals.inc();
+                }
+                match result {
                     Ok(_) if self.config.faults.acks_early() => {
                         let _ = reply.send(Ok(crate::kv::Outcome::Written {
                             revision: crate::kv::Revision(0),
@@ -305,6 +317,9 @@ impl Loop {
                     Ok(index) => {
                         let term = self.replica.raft().term();
                         self.waiters.add_proposal(index, term, Waiter::Write(reply));
+                    }
+                    Err(e @ ProposalError::NotLeader { .. }) => {
+                        let _ = reply.send(Err(self.refusal(e)));
                     }
                     Err(e) => {
                         self.metrics.proposals_failed.inc();
@@ -346,11 +361,17 @@ impl Loop {
                 reply,
             } => self.change_membership(change, address, reply),
             Request::TransferLeader { to, reply } => self.transfer_leader(to, reply),
+            Request::UpdateMember {
+                id,
+                peer_url,
+                client_url,
+                reply,
+            } => self.update_member(id, peer_url, client_url, reply),
             Request::Bootstrap { reply } => {
                 if self.initialized() {
                     let _ = reply.send(Err(DriverError::AlreadyInitialized));
                 } else {
-                    let cluster_id = ClusterId(rand::random::<u64>().max(1));
+                    let cluster_id = crate::ids::fresh_cluster_id();
                     let id = self.replica.identity().node_id;
                     self.replica.bootstrap([id], cluster_id)?;
                     tracing::info!(%cluster_id, "bootstrapped a new cluster");
@@ -360,6 +381,50 @@ impl Loop {
             Request::Barrier { reply } => {
                 let _ = reply.send(Ok(()));
             }
+        }
+        Ok(())
+    }
+
+    /// Answers a request to a removed member: nothing is done, and peer
+    /// messages are dropped.
+    fn refuse_removed(&self, request: Request) {
+        let removed = DriverError::Removed;
+        match request {
+            Request::Propose { reply, .. } => drop(reply.send(Err(removed))),
+            Request::Read { reply, .. } => drop(reply.send(Err(removed))),
+            Request::ChangeMembership { reply, .. } => drop(reply.send(Err(removed))),
+            Request::TransferLeader { reply, .. } => drop(reply.send(Err(removed))),
+            Request::UpdateMember { reply, .. } => drop(reply.send(Err(removed))),
+            Request::Bootstrap { reply } => drop(reply.send(Err(removed))),
+            Request::Barrier { reply } => drop(reply.send(Ok(()))),
+            Request::Step { .. } => {}
+        }
+    }
+
+    /// Turns this member into a removed one once it learns it was removed:
+    /// from its own `Remove` entry applied (a leader removing itself), or
+    /// from a peer that answered its request `410 Gone`. Recorded durably,
+    /// so it stays removed after a restart.
+    fn notice_removal(&mut self) -> Result<(), ReplicaError> {
+        if self.removed {
+            return Ok(());
+        }
+        let id = self.replica.identity().node_id;
+        let applied = self.replica.kv().removed().contains(&id);
+        if !applied && !self.outbox.told_removed() {
+            return Ok(());
+        }
+        if !applied {
+            self.replica.record_removed(id)?;
+        }
+        self.removed = true;
+        tracing::error!(
+            cluster = ?self.replica.raft().cluster_id(),
+            "this member was removed from its cluster: it serves nothing from now on; \
+             to add it again, wipe its data directory and add it under its new id"
+        );
+        if let Some(published) = &self.published {
+            published.send_replace(self.view());
         }
         Ok(())
     }
@@ -443,6 +508,15 @@ impl Loop {
         address: Option<MemberAddress>,
         reply: tokio::sync::oneshot::Sender<Result<raftcfg_raft::LogIndex, DriverError>>,
     ) {
+        if let (MembershipChange::AddLearner(id), Some(address)) = (change, &address)
+            && let Some(clash) = self.clash(id, address)
+        {
+            let _ = reply.send(Err(DriverError::MemberRefused {
+                refusal: MemberRefusal::Duplicate,
+                message: clash,
+            }));
+            return;
+        }
         let context = address
             .as_ref()
             .map_or_else(Bytes::new, |address| codec::encode(address).into());
@@ -459,6 +533,74 @@ impl Loop {
                 let _ = reply.send(Err(self.refusal(e)));
             }
         }
+    }
+
+    /// Records member `id`'s new URLs under its recorded name, unless `id`
+    /// is no member or another member uses them. (A leader re-announces
+    /// the address it was started with, so its own is changed by
+    /// restarting it with new flags.)
+    fn update_member(
+        &mut self,
+        id: NodeId,
+        peer_url: String,
+        client_url: String,
+        reply: tokio::sync::oneshot::Sender<Result<raftcfg_raft::LogIndex, DriverError>>,
+    ) {
+        let not_a_member = ProposalError::Membership(raftcfg_raft::MembershipError::NotAMember(id));
+        if !self.replica.status().membership.contains(id) {
+            let _ = reply.send(Err(self.refusal(not_a_member)));
+            return;
+        }
+        let Some(known) = self.addresses().remove(&id) else {
+            let _ = reply.send(Err(self.refusal(not_a_member)));
+            return;
+        };
+        let address = MemberAddress {
+            name: known.name,
+            peer_url,
+            client_url,
+        };
+        if let Some(clash) = self.clash(id, &address) {
+            let _ = reply.send(Err(DriverError::MemberRefused {
+                refusal: MemberRefusal::Duplicate,
+                message: clash,
+            }));
+            return;
+        }
+        match self.replica.propose(&Command::SetMember {
+            node_id: id,
+            address,
+        }) {
+            Ok(index) => {
+                let term = self.replica.raft().term();
+                self.waiters
+                    .add_proposal(index, term, Waiter::Membership(reply));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(self.refusal(e)));
+            }
+        }
+    }
+
+    /// What another member already uses of `address`, if anything: two
+    /// members with one name or one URL would answer for each other.
+    fn clash(&self, id: NodeId, address: &MemberAddress) -> Option<String> {
+        let membership = self.replica.status().membership;
+        self.addresses()
+            .into_iter()
+            .filter(|(other, _)| *other != id && membership.contains(*other))
+            .find_map(|(other, known)| {
+                let reused = if known.name == address.name {
+                    format!("the name '{}'", address.name)
+                } else if known.peer_url == address.peer_url {
+                    format!("the peer URL {}", address.peer_url)
+                } else if known.client_url == address.client_url {
+                    format!("the client URL {}", address.client_url)
+                } else {
+                    return None;
+                };
+                Some(format!("{reused} is already member {other}'s; a node is added under its own name and URLs"))
+            })
     }
 
     fn transfer_leader(
@@ -565,6 +707,14 @@ impl Loop {
         }
         self.address_book
             .forget_recorded(self.replica.kv().members());
+        if effects
+            .applied
+            .iter()
+            .any(|applied| matches!(applied.outcome, crate::kv::Outcome::MembershipChanged))
+        {
+            let membership = self.replica.status().membership;
+            self.metrics.keep_peers(|peer| membership.contains(peer));
+        }
         // Publish before answering anyone, so that a caller who got its
         // answer sees (at least) this round's state in the view.
         let view = self.view();
@@ -642,6 +792,8 @@ impl Loop {
                 .map(|(id, _)| *id)
                 .collect::<BTreeSet<_>>(),
             stopped: None,
+            removed: self.removed,
+            removed_members: Arc::new(self.replica.kv().removed().clone()),
         }
     }
 }

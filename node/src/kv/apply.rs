@@ -143,6 +143,7 @@ impl KvStore {
                 None => self.members.remove(&id),
             };
         }
+        self.removed.extend(batch.removed);
         Ok((applied, batch.changes))
     }
 }
@@ -157,6 +158,8 @@ struct Batch<'a> {
     touched: BTreeMap<Key, Option<KeyRecord>>,
     /// Member directory changes (`None` = removed), in order.
     members: Vec<(NodeId, Option<MemberAddress>)>,
+    /// Members removed.
+    removed: Vec<NodeId>,
     /// The changes logged, in revision order.
     changes: Vec<Change>,
     write: WriteBatch,
@@ -169,6 +172,7 @@ impl<'a> Batch<'a> {
             revision,
             touched: BTreeMap::new(),
             members: Vec::new(),
+            removed: Vec::new(),
             changes: Vec::new(),
             write: WriteBatch::default(),
         }
@@ -195,7 +199,13 @@ impl<'a> Batch<'a> {
                     self.set_member(id, Some(address));
                 }
             }
-            MembershipChange::Remove(id) => self.set_member(id, None),
+            MembershipChange::Remove(id) => {
+                self.set_member(id, None);
+                let cf = self.db.cf(CF_KV_META);
+                self.write
+                    .put_cf(cf, super::removed::row_key(id), seal(&[]));
+                self.removed.push(id);
+            }
             MembershipChange::PromoteLearner(_) => {}
         }
     }

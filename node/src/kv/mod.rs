@@ -35,6 +35,7 @@ mod limits;
 mod member;
 mod prefix;
 mod record;
+mod removed;
 mod revision;
 mod snapshot;
 mod snapshot_files;

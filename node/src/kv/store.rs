@@ -13,7 +13,7 @@
 //! (commands; one unsynced batch, see there) and `snapshot.rs` (restore); each write is one batch
 //! that includes the metadata row.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Buf, BufMut};
 use raftcfg_raft::{LogIndex, NodeId};
@@ -41,6 +41,8 @@ pub struct KvStore {
     pub(crate) meta: Meta,
     /// The member directory, as stored.
     pub(crate) members: BTreeMap<NodeId, MemberAddress>,
+    /// The members this node saw removed (see `removed.rs`).
+    pub(crate) removed: BTreeSet<NodeId>,
     /// The index of a snapshot whose restore began and did not finish.
     pub(crate) restore_pending: Option<LogIndex>,
 }
@@ -100,6 +102,7 @@ impl KvStore {
             None => Meta::default(),
         };
         let members = read_members(&db)?;
+        let removed = super::removed::read_removed(&db)?;
         let restore_pending = match db.get(CF_KV_META, super::snapshot::RESTORING_KEY)? {
             Some(row) => {
                 let bytes: [u8; 8] = unseal_row("restore marker", &row)?
@@ -113,8 +116,28 @@ impl KvStore {
             db,
             meta,
             members,
+            removed,
             restore_pending,
         })
+    }
+
+    /// The members this node saw removed from the cluster.
+    pub fn removed(&self) -> &BTreeSet<NodeId> {
+        &self.removed
+    }
+
+    /// Records, durably, that `id` was removed (told by a peer, when it is
+    /// this node).
+    pub fn record_removed(&mut self, id: NodeId) -> Result<(), StorageError> {
+        let mut write = WriteBatch::default();
+        write.put_cf(
+            self.db.cf(CF_KV_META),
+            super::removed::row_key(id),
+            seal(&[]),
+        );
+        self.db.write_synced(write)?;
+        self.removed.insert(id);
+        Ok(())
     }
 
     /// The index of a snapshot whose restore began and did not finish: the

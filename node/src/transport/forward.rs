@@ -16,8 +16,10 @@
 //!       17 learner not caught up u64 id, u64 matched, u64 commit
 //!       18 not a voter u64 | 19 already initialized | 20 transfer busy
 //!       21 no transfer target | 22 transfer timed out u64
+//!       23 member refused u8 kind, string | 24 removed
 //! ClusterRequest: tag 0 add learner u64 id, member address
 //!               | 1 promote u64 | 2 remove u64 | 3 transfer opt_u64 to
+//!               | 4 update member u64 id, string peer_url, string client_url
 //! ```
 //!
 //! A refusal travels as a [`ForwardError`], a type of its own: the
@@ -30,7 +32,7 @@ use bytes::{Buf, BufMut};
 use raftcfg_raft::{LogIndex, MembershipError, NodeId, ProposalError};
 
 use crate::codec::{Decode, DecodeError, Encode, get_opt_u64, get_string, put_opt_u64, put_str};
-use crate::driver::DriverError;
+use crate::driver::{DriverError, MemberRefusal};
 use crate::kv::{MemberAddress, Outcome, Revision};
 
 /// What the leader answered to a forwarded write.
@@ -55,6 +57,15 @@ pub enum ClusterRequest {
     TransferLeader {
         /// The target, if the client named one.
         to: Option<NodeId>,
+    },
+    /// Record a member's new URLs.
+    UpdateMember {
+        /// The member.
+        id: NodeId,
+        /// Where peers reach it now.
+        peer_url: String,
+        /// Where clients reach it now.
+        client_url: String,
     },
 }
 
@@ -118,6 +129,10 @@ pub enum ForwardError {
     TransferTimedOut(NodeId),
     /// Any other refusal, by its message: not retryable.
     Refused(String),
+    /// The node to add is refused.
+    MemberRefused(MemberRefusal, String),
+    /// The leader was removed from the cluster.
+    Removed,
 }
 
 impl From<DriverError> for ForwardError {
@@ -137,6 +152,10 @@ impl From<DriverError> for ForwardError {
             DriverError::TransferInProgress => Self::TransferBusy,
             DriverError::NoTransferTarget => Self::NoTransferTarget,
             DriverError::TransferTimedOut(to) => Self::TransferTimedOut(to),
+            DriverError::MemberRefused { refusal, message } => {
+                Self::MemberRefused(refusal, message)
+            }
+            DriverError::Removed => Self::Removed,
         }
     }
 }
@@ -200,6 +219,10 @@ impl From<ForwardError> for DriverError {
             ForwardError::NoTransferTarget => Self::NoTransferTarget,
             ForwardError::TransferTimedOut(to) => Self::TransferTimedOut(to),
             ForwardError::Refused(message) => Self::Remote(message),
+            ForwardError::MemberRefused(refusal, message) => {
+                Self::MemberRefused { refusal, message }
+            }
+            ForwardError::Removed => Self::Removed,
         }
     }
 }
@@ -268,6 +291,18 @@ impl Encode for ForwardError {
                 out.put_u8(22);
                 out.put_u64(to.get());
             }
+            Self::Removed => out.put_u8(24),
+            Self::MemberRefused(refusal, message) => {
+                out.put_u8(23);
+                out.put_u8(match refusal {
+                    MemberRefusal::Duplicate => 0,
+                    MemberRefusal::WrongNode => 1,
+                    MemberRefusal::ForeignCluster => 2,
+                    MemberRefusal::Removed => 3,
+                    MemberRefusal::Unreachable => 4,
+                });
+                put_str(out, message);
+            }
         }
     }
 }
@@ -318,6 +353,23 @@ impl ForwardError {
             20 => Self::TransferBusy,
             21 => Self::NoTransferTarget,
             22 => Self::TransferTimedOut(node(input)?),
+            23 => {
+                let refusal = match input.try_get_u8()? {
+                    0 => MemberRefusal::Duplicate,
+                    1 => MemberRefusal::WrongNode,
+                    2 => MemberRefusal::ForeignCluster,
+                    3 => MemberRefusal::Removed,
+                    4 => MemberRefusal::Unreachable,
+                    tag => {
+                        return Err(DecodeError::UnknownTag {
+                            what: "member refusal",
+                            tag,
+                        });
+                    }
+                };
+                Self::MemberRefused(refusal, get_string(input)?)
+            }
+            24 => Self::Removed,
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "forwarded request's answer",
@@ -412,6 +464,15 @@ impl ClusterRequest {
             }
             Self::Promote(id) | Self::Remove(id) => Some(*id),
             Self::TransferLeader { to } => *to,
+            Self::UpdateMember {
+                id,
+                peer_url,
+                client_url,
+            } => {
+                crate::kv::check_member_url(peer_url)?;
+                crate::kv::check_member_url(client_url)?;
+                Some(*id)
+            }
         };
         match id {
             Some(NodeId(0)) => Err("node id 0 is not valid".into()),
@@ -424,6 +485,7 @@ const REQUEST_ADD_LEARNER: u8 = 0;
 const REQUEST_PROMOTE: u8 = 1;
 const REQUEST_REMOVE: u8 = 2;
 const REQUEST_TRANSFER: u8 = 3;
+const REQUEST_UPDATE_MEMBER: u8 = 4;
 
 impl Encode for ClusterRequest {
     fn encode_to<B: BufMut>(&self, out: &mut B) {
@@ -445,6 +507,16 @@ impl Encode for ClusterRequest {
                 out.put_u8(REQUEST_TRANSFER);
                 put_opt_u64(out, to.map(NodeId::get));
             }
+            Self::UpdateMember {
+                id,
+                peer_url,
+                client_url,
+            } => {
+                out.put_u8(REQUEST_UPDATE_MEMBER);
+                out.put_u64(id.get());
+                put_str(out, peer_url);
+                put_str(out, client_url);
+            }
         }
     }
 }
@@ -462,6 +534,11 @@ impl Decode for ClusterRequest {
             REQUEST_REMOVE => Self::Remove(node(input)?),
             REQUEST_TRANSFER => Self::TransferLeader {
                 to: get_opt_u64(input)?.map(NodeId),
+            },
+            REQUEST_UPDATE_MEMBER => Self::UpdateMember {
+                id: node(input)?,
+                peer_url: get_string(input)?,
+                client_url: get_string(input)?,
             },
             tag => {
                 return Err(DecodeError::UnknownTag {
@@ -524,6 +601,15 @@ mod tests {
             DriverError::LeaderUnreachable,
             DriverError::Remote("no".into()),
             DriverError::Storage("disk full".into()),
+            DriverError::MemberRefused {
+                refusal: MemberRefusal::Duplicate,
+                message: "name 'a' is node 2's".into(),
+            },
+            DriverError::Removed,
+            DriverError::MemberRefused {
+                refusal: MemberRefusal::Unreachable,
+                message: "nobody answers".into(),
+            },
         ]
     }
 
@@ -580,6 +666,11 @@ mod tests {
             ClusterRequest::Promote(NodeId(4)),
             ClusterRequest::Remove(NodeId(5)),
             ClusterRequest::TransferLeader { to: None },
+            ClusterRequest::UpdateMember {
+                id: NodeId(6),
+                peer_url: "http://10.0.0.6:7380".into(),
+                client_url: "http://10.0.0.6:7379".into(),
+            },
             ClusterRequest::TransferLeader {
                 to: Some(NodeId(2)),
             },

@@ -4,7 +4,8 @@
 //! operation to the leader.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use raftcfg_raft::{Message, NodeId};
@@ -15,7 +16,7 @@ use super::forward::{ClusterReply, ClusterRequest, ForwardReply};
 use super::link::{Idle, PeerLink, Queued};
 use super::snapshots::{self, SNAPSHOT_PATH};
 use super::stream::{OutgoingStream, SENDER_IDLE_CLOSE, StreamError};
-use super::{CLUSTER_PATH, PROPOSE_PATH, SENDER_URL_HEADER};
+use super::{CLUSTER_PATH, PROPOSE_PATH, SENDER_ID_HEADER, SENDER_URL_HEADER};
 use crate::codec::{self, Decode};
 use crate::driver::{DriverError, Outbox, SnapshotDone};
 use crate::kv::{Command, Outcome, SnapshotDir};
@@ -32,15 +33,42 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// The largest answer to a forwarded request read (a refusal's message is
 /// the longest part; a real one is well under a KiB).
-const MAX_ANSWER_BYTES: usize = 64 << 10;
+pub(super) const MAX_ANSWER_BYTES: usize = 64 << 10;
 /// A frame whose write takes longer than this (the peer stopped reading)
 /// breaks its stream.
 const FRAME_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// This member as its peer requests name it, and what peers said of it.
+pub(super) struct Local {
+    /// Its peer URL.
+    pub(super) url: String,
+    /// Its node id, once the data directory is open.
+    id: OnceLock<NodeId>,
+    /// Whether a peer answered that it was removed from the cluster.
+    removed: AtomicBool,
+}
+
+impl Local {
+    /// Its node id, if known yet.
+    pub(super) fn id(&self) -> Option<NodeId> {
+        self.id.get().copied()
+    }
+
+    /// Records that `peer_url` answered `410 Gone`: this member was removed.
+    fn told_removed(&self, peer_url: &str) {
+        if !self.removed.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                peer = peer_url,
+                "a peer says this member was removed from the cluster"
+            );
+        }
+    }
+}
+
 /// Sends peer messages and forwards writes.
 pub struct Transport {
     client: reqwest::Client,
-    own_url: String,
+    local: Arc<Local>,
     runtime: Handle,
     metrics: Arc<Metrics>,
     peers: Mutex<HashMap<NodeId, PeerQueue>>,
@@ -74,13 +102,22 @@ impl Transport {
             .expect("the HTTP client's settings are valid");
         Arc::new(Self {
             client,
-            own_url,
+            local: Arc::new(Local {
+                url: own_url,
+                id: OnceLock::new(),
+                removed: AtomicBool::new(false),
+            }),
             runtime,
             metrics,
             peers: Mutex::new(HashMap::new()),
             snapshots,
             transfers: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Names this member's node id in every peer request from now on.
+    pub fn set_own_id(&self, id: NodeId) {
+        let _ = self.local.id.set(id);
     }
 
     /// Forwards a write to the leader at `leader_peer_url` and relays its
@@ -118,10 +155,14 @@ impl Transport {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<T, DriverError> {
-        let response = self
+        let mut request = self
             .client
             .post(url)
-            .header(SENDER_URL_HEADER, &self.own_url)
+            .header(SENDER_URL_HEADER, &self.local.url);
+        if let Some(id) = self.local.id() {
+            request = request.header(SENDER_ID_HEADER, id.get());
+        }
+        let response = request
             .timeout(timeout)
             .body(body)
             .send()
@@ -134,6 +175,10 @@ impl Transport {
                 }
             })?;
         let status = response.status();
+        if status == reqwest::StatusCode::GONE {
+            self.local.told_removed(response.url().as_str());
+            return Err(DriverError::Removed);
+        }
         let body = read_bounded(response, MAX_ANSWER_BYTES).await?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body);
@@ -160,7 +205,7 @@ impl Transport {
             let stats = self.metrics.peer(to);
             let task = PeerTask {
                 url: url.to_owned(),
-                own_url: self.own_url.clone(),
+                local: self.local.clone(),
                 stats: stats.clone(),
                 link: link.clone(),
             };
@@ -186,13 +231,17 @@ impl Outbox for Arc<Transport> {
         peer.link.send(messages, &peer.queue, &peer.stats);
     }
 
+    fn told_removed(&self) -> bool {
+        self.local.removed.load(Ordering::Relaxed)
+    }
+
     /// A new snapshot for a peer replaces any transfer still going to it:
     /// the core sends one only after the last one failed or timed out.
     fn send_snapshot(&self, to: NodeId, peer_url: &str, message: Message, done: SnapshotDone) {
         let task = self.runtime.spawn(snapshots::send(
             self.client.clone(),
             format!("{peer_url}{SNAPSHOT_PATH}"),
-            self.own_url.clone(),
+            self.local.url.clone(),
             self.snapshots.clone(),
             message,
             done,
@@ -265,7 +314,7 @@ struct OpenStream {
 struct PeerTask {
     /// The peer's URL.
     url: String,
-    own_url: String,
+    local: Arc<Local>,
     stats: Arc<PeerStats>,
     link: Arc<PeerLink>,
 }
@@ -321,6 +370,9 @@ impl PeerTask {
             match outcome {
                 Ok(()) => backoff = MIN_BACKOFF,
                 Err(error) => {
+                    if let StreamError::Refused(reqwest::StatusCode::GONE) = error {
+                        self.local.told_removed(&self.url);
+                    }
                     tracing::debug!(url = %self.url, %error, "peer stream failed");
                     self.stats.failures.inc();
                     self.link.detach();
@@ -347,7 +399,7 @@ impl PeerTask {
         let open = match stream {
             Some(open) => open,
             None => {
-                let mut opened = OutgoingStream::open(&self.url, &self.own_url).await?;
+                let mut opened = OutgoingStream::open(&self.url, &self.local).await?;
                 self.stats.streams_opened.inc();
                 *streams_opened += 1;
                 if let Some(socket) = opened.take_socket() {
@@ -401,7 +453,7 @@ async fn timed(
 /// The body of `response`, read up to `limit` bytes. A longer one, or one
 /// cut off in transit, leaves the outcome unknown (the leader may have
 /// carried the request out).
-async fn read_bounded(
+pub(super) async fn read_bounded(
     mut response: reqwest::Response,
     limit: usize,
 ) -> Result<bytes::Bytes, DriverError> {

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::forward::{ClusterReply, ClusterRequest, ForwardError, ForwardReply};
+use super::new_member::{CheckScope, check_new_member};
 use super::sender::MAX_BATCH_ENTRY_BYTES;
 use super::snapshots::{self, SNAPSHOT_PATH, SnapshotReceiver};
 use super::stream::{self, STREAM_PATH};
@@ -185,6 +186,9 @@ async fn open_stream(State(state): State<PeerState>, request: Request) -> Respon
 }
 
 async fn propose(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {
+    if let Some(gone) = super::removed_sender(&state.node, &headers) {
+        return gone;
+    }
     let body = match state
         .read_body(&headers, body, state.limits.propose_bytes)
         .await
@@ -221,6 +225,9 @@ async fn propose(State(state): State<PeerState>, headers: HeaderMap, body: Body)
 /// A cluster operation relayed by a follower: done here as if asked of this
 /// node's API, and answered with a [`ClusterReply`].
 async fn cluster(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {
+    if let Some(gone) = super::removed_sender(&state.node, &headers) {
+        return gone;
+    }
     let body = match state.read_body(&headers, body, CLUSTER_REQUEST_BYTES).await {
         Ok(body) => body,
         Err(refused) => return refused,
@@ -242,10 +249,13 @@ async fn cluster(State(state): State<PeerState>, headers: HeaderMap, body: Body)
     let node = state.node;
     let done = async {
         match request {
-            ClusterRequest::AddLearner { id, address } => node
-                .change_membership(MembershipChange::AddLearner(id), Some(address))
-                .await
-                .map(|index| index.get()),
+            ClusterRequest::AddLearner { id, address } => {
+                let view = node.view();
+                check_new_member(&view, id, &address.client_url, CheckScope::Full).await?;
+                node.change_membership(MembershipChange::AddLearner(id), Some(address))
+                    .await
+                    .map(|index| index.get())
+            }
             ClusterRequest::Promote(id) => node
                 .change_membership(MembershipChange::PromoteLearner(id), None)
                 .await
@@ -257,6 +267,14 @@ async fn cluster(State(state): State<PeerState>, headers: HeaderMap, body: Body)
             ClusterRequest::TransferLeader { to } => {
                 node.transfer_leader(to).await.map(|leader| leader.get())
             }
+            ClusterRequest::UpdateMember {
+                id,
+                peer_url,
+                client_url,
+            } => node
+                .update_member(id, peer_url, client_url)
+                .await
+                .map(|index| index.get()),
         }
     };
     let answer = match tokio::time::timeout(FORWARDED_REQUEST_TIMEOUT, done).await {

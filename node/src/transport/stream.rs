@@ -31,8 +31,9 @@ use raftcfg_raft::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::SENDER_URL_HEADER;
+use super::sender::Local;
 use super::server::PeerState;
+use super::{SENDER_ID_HEADER, SENDER_URL_HEADER};
 use crate::codec::{self, MessageBatch};
 
 /// Path of the stream endpoint on the peer port.
@@ -90,7 +91,7 @@ pub struct OutgoingStream {
 impl OutgoingStream {
     /// Opens a stream to the peer at `peer_url`, naming this member as
     /// `own_url`.
-    pub async fn open(peer_url: &str, own_url: &str) -> Result<Self, StreamError> {
+    pub async fn open(peer_url: &str, local: &Local) -> Result<Self, StreamError> {
         let authority = peer_url
             .strip_prefix("http://")
             .filter(|rest| !rest.is_empty() && !rest.contains('/'))
@@ -105,7 +106,7 @@ impl OutgoingStream {
             .set_tcp_user_timeout(Some(UNACKNOWLEDGED_LIMIT))
             .map_err(StreamError::Connect)?;
         let second = socket.try_clone().map_err(StreamError::Connect)?;
-        let upgraded = tokio::time::timeout(UPGRADE_TIMEOUT, upgrade(tcp, authority, own_url))
+        let upgraded = tokio::time::timeout(UPGRADE_TIMEOUT, upgrade(tcp, authority, local))
             .await
             .map_err(|_| StreamError::UpgradeTimeout)??;
         Ok(Self {
@@ -151,15 +152,19 @@ pub fn encode_frame(messages: &[Message]) -> Vec<u8> {
 }
 
 /// Sends the upgrade request on `tcp` and waits for the switch.
-async fn upgrade(tcp: TcpStream, authority: &str, own_url: &str) -> Result<Upgraded, StreamError> {
+async fn upgrade(tcp: TcpStream, authority: &str, local: &Local) -> Result<Upgraded, StreamError> {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
     // Drives the connection until the upgrade hands it over.
     tokio::spawn(connection.with_upgrades());
-    let request = Request::post(STREAM_PATH)
+    let mut request = Request::post(STREAM_PATH)
         .header(header::HOST, authority)
         .header(header::CONNECTION, "upgrade")
         .header(header::UPGRADE, STREAM_PROTOCOL)
-        .header(SENDER_URL_HEADER, own_url)
+        .header(SENDER_URL_HEADER, &local.url);
+    if let Some(id) = local.id() {
+        request = request.header(SENDER_ID_HEADER, id.get());
+    }
+    let request = request
         .body(Body::empty())
         .expect("the upgrade request is well formed");
     let response = sender.send_request(request).await?;
@@ -186,6 +191,9 @@ pub fn accept(state: &PeerState, mut request: Request<Body>) -> Response {
         .and_then(|value| value.to_str().ok())
         .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
         .map(str::to_owned);
+    if let Some(gone) = super::removed_sender(&state.node, headers) {
+        return gone;
+    }
     let Ok(slot) = state.streams.clone().try_acquire_owned() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -265,6 +273,16 @@ async fn receive(io: TokioIo<Upgraded>, state: &PeerState, sender_url: Option<St
                 return;
             }
         };
+        // A member removed while its stream was open: ending the stream
+        // makes it reconnect, and the upgrade tells it why.
+        if batch
+            .0
+            .first()
+            .is_some_and(|m| state.node.saw_removed(m.from))
+        {
+            tracing::debug!(?sender_url, "closing a peer stream from a removed member");
+            return;
+        }
         if let Err(error) = state.node.step(batch.0, sender_url.clone()) {
             tracing::debug!(?sender_url, %error, "closing a peer stream: the driver takes no more");
             return;

@@ -10,7 +10,9 @@
 //! replaces a member whose volume was lost behind the operator's back, and
 //! replaces every pod for a new image. No acknowledged write may be lost,
 //! writers may see only retryable answers (503, timeouts, refused
-//! connections) and only briefly, and the operator must never ask for a
+//! connections, and 410 `removed` from a removed member whose pod is not
+//! yet gone, as a Service routes to it until its readiness probe fails)
+//! and only briefly, and the operator must never ask for a
 //! membership change while another is in flight: each call starts after the
 //! previous one was answered, and no leader refuses one with
 //! `membership_change_in_progress` (the leader's own check that its log
@@ -432,6 +434,8 @@ struct Tally {
     refused: u64,
     /// The connection broke mid-request.
     broken: u64,
+    /// 410 `removed`: a member removed from the cluster (nothing happened).
+    removed: u64,
     /// Anything else: not retryable, so a failure of the test.
     unexpected: Vec<String>,
     last_acknowledged: Option<Instant>,
@@ -455,6 +459,7 @@ impl Tally {
             + self.timeouts
             + self.refused
             + self.broken
+            + self.removed
     }
 }
 
@@ -529,6 +534,18 @@ impl Writers {
                             Ok(response) if response.status() == 504 => {
                                 tally.lock().unwrap().outcome_unknown += 1;
                                 false
+                            }
+                            Ok(response) if response.status() == 410 => {
+                                let status = response.status();
+                                let code = error_code(response).await;
+                                if code == "removed" {
+                                    tally.lock().unwrap().removed += 1;
+                                } else {
+                                    let answer =
+                                        format!("PUT {key} via {endpoint}: {status} {code}");
+                                    tally.lock().unwrap().unexpected.push(answer);
+                                }
+                                true
                             }
                             Ok(response) => {
                                 let status = response.status();
@@ -725,7 +742,7 @@ fn print_summary(
     let tally = &load.tally;
     println!(
         "writes acknowledged: {} ({} keys checked), retryable failures: {} \
-         (503 {:?}, 504 {}, timeouts {}, refused {}, broken {}); other: {}",
+         (503 {:?}, 504 {}, timeouts {}, refused {}, broken {}, 410 removed {}); other: {}",
         tally.acknowledged,
         load.acknowledged.len(),
         tally.retryable_failures(),
@@ -734,6 +751,7 @@ fn print_summary(
         tally.timeouts,
         tally.refused,
         tally.broken,
+        tally.removed,
         tally.unexpected.len()
     );
     println!(
