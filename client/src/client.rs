@@ -241,13 +241,30 @@ impl Client {
 
     /// The member list, as the answering node knows it.
     pub async fn members(&self) -> Result<MemberList, ClientError> {
-        let call = Call::new(
-            "member list",
-            Method::GET,
-            &["v1", "cluster", "members"],
-            Retry::Read,
-        );
-        self.json(&call).await
+        self.json(&members_call()).await
+    }
+
+    /// The member list with the leader's view of each member's progress
+    /// and health (`match_index`, `healthy`), which a follower does not
+    /// have: when a follower answers, the listed leader is asked at its
+    /// client URL. If the leader cannot be asked, the follower's answer is
+    /// returned.
+    pub async fn members_from_leader(&self) -> Result<MemberList, ClientError> {
+        let list = self.members().await?;
+        let from_leader = list.members.iter().any(|m| m.match_index.is_some());
+        let Some(leader) = list.members.iter().find(|m| m.leader) else {
+            return Ok(list);
+        };
+        if from_leader {
+            return Ok(list);
+        }
+        let asked: Result<MemberList, ClientError> = async {
+            let endpoint = [parse_endpoint(&leader.client_url)?];
+            let (endpoint, response) = self.execute_on(&endpoint, 0, &members_call()).await?;
+            decode_json(&endpoint, response).await
+        }
+        .await;
+        Ok(asked.unwrap_or(list))
     }
 
     /// Adds a node as a learner; answers once the change is committed.
@@ -399,6 +416,16 @@ impl Client {
     }
 }
 
+/// `GET /v1/cluster/members`.
+fn members_call() -> Call {
+    Call::new(
+        "member list",
+        Method::GET,
+        &["v1", "cluster", "members"],
+        Retry::Read,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +439,13 @@ mod tests {
                 "{bad}"
             );
         }
+        let Err(missing) = Client::new(["127.0.0.1:9379"]) else {
+            panic!("accepted an endpoint without a scheme");
+        };
+        assert!(
+            missing.to_string().contains("use http://127.0.0.1:9379"),
+            "{missing}"
+        );
         let client = Client::new(["http://a:7379", "https://b:7379/"]).unwrap();
         assert_eq!(client.endpoints(), ["http://a:7379", "https://b:7379"]);
     }

@@ -13,7 +13,13 @@ pub fn parse_endpoint(endpoint: &str) -> Result<Url, ClientError> {
         endpoint: endpoint.to_owned(),
         reason,
     };
-    let url = Url::parse(endpoint.trim()).map_err(|e| invalid(e.to_string()))?;
+    let trimmed = endpoint.trim();
+    if !trimmed.contains("://") {
+        return Err(invalid(format!(
+            "http:// or https:// is missing: use http://{trimmed}"
+        )));
+    }
+    let url = Url::parse(trimmed).map_err(|e| invalid(e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid(format!(
             "the scheme is {:?}; use http:// or https://",

@@ -11,6 +11,13 @@
 //! (410 `removed` is a member that was removed from the cluster: it did
 //! nothing, and the others serve.)
 //!
+//! Each endpoint gets [`request_timeout`](crate::ClientOptions::request_timeout)
+//! to answer, but a read that has no answer from an endpoint within
+//! [`read_failover_timeout`](crate::ClientOptions::read_failover_timeout)
+//! moves on to the next (a paused or overloaded node costs a read seconds,
+//! not the whole timeout); the last endpoint tried gets the whole limit, as
+//! does the start of a watch or backup stream.
+//!
 //! Every endpoint is tried at most once per request, and an endpoint that
 //! answers becomes the first choice of the next one; a pinned call
 //! (`bootstrap`, `node_status_of`) goes to one endpoint only. A write whose
@@ -20,6 +27,7 @@
 //! too.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header;
@@ -66,8 +74,17 @@ impl Client {
     ) -> Result<(Url, Response), ClientError> {
         let mut unreachable: Vec<String> = Vec::new();
         let mut refused: Option<ClientError> = None;
+        let limit = self.options.request_timeout;
         for step in 0..endpoints.len() {
             let endpoint = &endpoints[(start + step) % endpoints.len()];
+            let last = step + 1 == endpoints.len();
+            // How long to wait for this endpoint's answer to start. (A
+            // stream, such as a backup, may take its time to start.)
+            let wait = if call.retry == Retry::Read && !call.streaming && !last {
+                limit.min(self.options.read_failover_timeout)
+            } else {
+                limit
+            };
             let mut request = self
                 .http
                 .request(call.method.clone(), call.url(endpoint))
@@ -78,18 +95,13 @@ impl Client {
             if call.json {
                 request = request.header(header::CONTENT_TYPE, "application/json");
             }
-            let sent = if call.streaming {
-                // The body is read later; limit only the wait for headers.
-                match tokio::time::timeout(self.options.request_timeout, request.send()).await {
-                    Ok(result) => result.map_err(|e| (e.is_connect(), describe(&e))),
-                    Err(_) => Err((false, "timed out waiting for an answer".to_owned())),
-                }
-            } else {
-                request
-                    .timeout(self.options.request_timeout)
-                    .send()
-                    .await
-                    .map_err(|e| (e.is_connect(), describe(&e)))
+            if !call.streaming {
+                // A streamed body is read later, under its idle timeout.
+                request = request.timeout(limit);
+            }
+            let sent = match tokio::time::timeout(wait, request.send()).await {
+                Ok(result) => result.map_err(|e| (e.is_connect(), describe(&e))),
+                Err(_) => Err((false, format!("no answer within {}", seconds(wait)))),
             };
             match sent {
                 Ok(response) if response.status().is_success() => {
@@ -139,6 +151,11 @@ impl Client {
             ),
         }))
     }
+}
+
+/// A duration as people read it in a message: `3 s`, `0.5 s`.
+fn seconds(duration: Duration) -> String {
+    format!("{} s", duration.as_secs_f64())
 }
 
 /// Reads a whole successful body.

@@ -3,9 +3,13 @@
 
 use std::time::Duration;
 
-/// How long a request with a small body may take, from connecting to the
-/// last byte of the answer, unless [`ClientOptions`] say otherwise.
+/// How long a request with a small body may take at one endpoint, from
+/// connecting to the last byte of the answer, unless [`ClientOptions`] say
+/// otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a read waits for one endpoint to start answering before it
+/// tries the next.
+pub const DEFAULT_READ_FAILOVER_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long connecting to one endpoint may take before the next is tried.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a watch or snapshot stream may stay silent (no event, no
@@ -17,8 +21,14 @@ pub const DEFAULT_WATCH_RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeouts of a [`Client`](crate::Client).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientOptions {
-    /// Whole-request limit for everything except watch and snapshot bodies.
+    /// Limit on a whole request at one endpoint, for everything except
+    /// watch and snapshot bodies.
     pub request_timeout: Duration,
+    /// How long a read waits for an endpoint's answer to start before it
+    /// moves on to the next endpoint (the last one tried gets the whole
+    /// `request_timeout`). Writes never move on after sending: a
+    /// write that times out has an unknown outcome.
+    pub read_failover_timeout: Duration,
     /// Limit on connecting to one endpoint.
     pub connect_timeout: Duration,
     /// Longest silence on a watch or snapshot stream.
@@ -31,6 +41,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         Self {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            read_failover_timeout: DEFAULT_READ_FAILOVER_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
             watch_reconnect_timeout: DEFAULT_WATCH_RECONNECT_TIMEOUT,

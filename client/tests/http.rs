@@ -447,6 +447,118 @@ async fn a_read_that_times_out_moves_to_the_next_endpoint() {
 }
 
 #[tokio::test]
+async fn a_read_moves_on_after_the_failover_timeout_not_the_request_timeout() {
+    let stalled = slow(Duration::from_secs(3600)).await;
+    let members = MemberList {
+        members: vec![],
+        leader_id: Some(NodeId(4)),
+        commit_index: LogIndex(9),
+        membership_change_pending: false,
+    };
+    let answer = members.clone();
+    let (live, _) = mock(move |_| json(StatusCode::OK, answer.clone())).await;
+    let options = ClientOptions {
+        request_timeout: Duration::from_secs(3600),
+        read_failover_timeout: Duration::from_millis(200),
+        ..ClientOptions::default()
+    };
+    let client = Client::with_options([stalled.clone(), live], options.clone()).unwrap();
+
+    // Were the request timeout the limit, this would wait an hour.
+    let read = tokio::time::timeout(Duration::from_secs(60), client.members()).await;
+    assert_eq!(read.expect("the read did not move on").unwrap(), members);
+
+    // The last endpoint gets the whole request timeout, so a lone stalled
+    // endpoint is not given up on after the failover timeout.
+    let alone = Client::with_options([stalled], options).unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(1), alone.members()).await;
+    assert!(waited.is_err(), "gave up early: {waited:?}");
+}
+
+#[tokio::test]
+async fn a_write_is_not_cut_short_by_the_read_failover_timeout() {
+    let slowish = slow(Duration::from_millis(500)).await;
+    let (live, live_log) = mock(|_| written(2)).await;
+    let options = ClientOptions {
+        read_failover_timeout: Duration::from_millis(50),
+        ..ClientOptions::default()
+    };
+    let client = Client::with_options([slowish, live], options).unwrap();
+
+    let answer = client
+        .put("app/x", Bytes::new(), Precondition::None)
+        .await
+        .unwrap();
+
+    assert_eq!(answer.revision, 1);
+    assert!(seen(&live_log).is_empty(), "the write was sent again");
+}
+
+fn member(
+    id: u64,
+    client_url: &str,
+    leader: bool,
+    healthy: Option<bool>,
+) -> raftcfg_client::wire::Member {
+    raftcfg_client::wire::Member {
+        id: NodeId(id),
+        name: format!("n{id}"),
+        peer_url: format!("http://n{id}:7380"),
+        client_url: client_url.to_owned(),
+        role: raftcfg_client::wire::MemberRole::Voter,
+        leader,
+        match_index: healthy.map(|_| LogIndex(9)),
+        healthy,
+    }
+}
+
+#[tokio::test]
+async fn members_from_leader_asks_the_leader_when_a_follower_answers() {
+    // The leader's URL is known only once its server is bound.
+    let leader_url: Arc<Mutex<String>> = Arc::default();
+    let (follower, _) = mock({
+        let leader_url = leader_url.clone();
+        move |_| {
+            let leader = leader_url.lock().unwrap().clone();
+            json(
+                StatusCode::OK,
+                MemberList {
+                    members: vec![
+                        member(1, &leader, true, None),
+                        member(2, "http://f", false, None),
+                    ],
+                    leader_id: Some(NodeId(1)),
+                    commit_index: LogIndex(9),
+                    membership_change_pending: false,
+                },
+            )
+        }
+    })
+    .await;
+    let leaders_view = MemberList {
+        members: vec![
+            member(1, "http://l", true, Some(true)),
+            member(2, "http://f", false, Some(false)),
+        ],
+        leader_id: Some(NodeId(1)),
+        commit_index: LogIndex(9),
+        membership_change_pending: false,
+    };
+    let answer = leaders_view.clone();
+    let (leader, leader_log) = mock(move |_| json(StatusCode::OK, answer.clone())).await;
+    *leader_url.lock().unwrap() = leader;
+    let client = Client::new([follower]).unwrap();
+
+    assert_eq!(client.members_from_leader().await.unwrap(), leaders_view);
+    assert_eq!(seen(&leader_log).len(), 1);
+
+    // An unreachable leader leaves the follower's answer.
+    *leader_url.lock().unwrap() = DEAD.to_owned();
+    let list = client.members_from_leader().await.unwrap();
+    assert_eq!(list.members[1].healthy, None);
+}
+
+#[tokio::test]
 async fn a_write_that_is_cut_off_mid_request_is_unknown() {
     // Accepts a connection, reads a little and hangs up without answering.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

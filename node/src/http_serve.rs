@@ -38,8 +38,11 @@ use tokio::task::JoinSet;
 use tower::Service as _;
 use tower_http::timeout::TimeoutBody;
 
-use crate::metrics::Metrics;
+use crate::metrics::{CountGauge, Held, Metrics, Port, PortLabels};
 
+/// How long the accept loop waits, after closing an idle connection to
+/// make room, for its socket to be closed before it accepts another.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
 /// How often a connection checks whether it has been idle too long.
 const IDLE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// The pause after a failed accept.
@@ -71,17 +74,23 @@ impl ConnectionLimits {
     };
 }
 
-/// Serves `router` on `listener` within `limits` until `stopping` turns
-/// true; then stops accepting, lets requests in progress finish and closes
-/// every connection.
+/// Serves `router` on `listener` (`port` in the metrics) within `limits`
+/// until `stopping` turns true; then stops accepting, lets requests in
+/// progress finish and closes every connection.
 pub async fn serve(
     listener: TcpListener,
+    port: Port,
     router: axum::Router,
     limits: ConnectionLimits,
     metrics: Arc<Metrics>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let registry = Arc::new(Registry::default());
+    let registry = Arc::new(Registry {
+        counted: metrics
+            .open_connections
+            .get_or_create_owned(&PortLabels { port }),
+        ..Registry::default()
+    });
     let mut connections = JoinSet::new();
     let mut accept_errors = AcceptErrors::default();
     loop {
@@ -100,21 +109,31 @@ pub async fn serve(
                 continue;
             }
         };
-        let Some(connection) = registry.admit(limits.max_connections, &metrics) else {
+        let Some((connection, evicted)) = registry.admit(limits.max_connections, &metrics) else {
             metrics.connections_refused.inc();
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        connections.spawn(serve_connection(
+        let served = serve_connection(
             stream,
             router.clone(),
             limits,
-            connection,
+            connection.clone(),
             registry.clone(),
             metrics.clone(),
             stopping.clone(),
-        ));
+        );
+        connections.spawn(async move {
+            served.await;
+            // Its socket is closed now.
+            connection.ended.notify_one();
+        });
+        // A flood of new connections must not outrun the closing of those
+        // evicted for them: that would take descriptors beyond the budget.
+        if let Some(evicted) = evicted {
+            let _ = tokio::time::timeout(EVICTION_WAIT, evicted.ended.notified()).await;
+        }
     }
     registry.close_all();
     while connections.join_next().await.is_some() {}
@@ -147,6 +166,7 @@ async fn serve_connection(
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_headers(crate::http_errors::HYPER_MAX_HEADERS)
         .serve_connection(TokioIo::new(stream), service)
         // A peer stream takes the connection over (see `transport`); the
         // connection then leaves this registry.
@@ -198,6 +218,10 @@ struct Connection {
     epoch: Instant,
     /// Tells the connection's task to close it once idle.
     close: Notify,
+    /// Signalled once the connection's socket is closed.
+    ended: Notify,
+    /// Counts it in `raftcfg_open_connections` while it lives.
+    _counted: Held,
 }
 
 impl Connection {
@@ -273,6 +297,8 @@ impl http_body::Body for Tracked {
 #[derive(Default)]
 struct Registry {
     open: Mutex<Open>,
+    /// The port's `raftcfg_open_connections` series.
+    counted: CountGauge,
 }
 
 #[derive(Default)]
@@ -284,10 +310,15 @@ struct Open {
 
 impl Registry {
     /// Registers a new connection, closing an idle one (see
-    /// [`Connection::eviction_rank`]) to make room at `max`; `None` if the
-    /// port is full of busy ones.
-    fn admit(&self, max: usize, metrics: &Metrics) -> Option<Arc<Connection>> {
+    /// [`Connection::eviction_rank`]) to make room at `max`, and returns it
+    /// with the one closed for it; `None` if the port is full of busy ones.
+    fn admit(
+        &self,
+        max: usize,
+        metrics: &Metrics,
+    ) -> Option<(Arc<Connection>, Option<Arc<Connection>>)> {
         let mut open = self.open.lock().expect("registry lock is never poisoned");
+        let mut evicted = None;
         if open.connections.len() >= max {
             let victim = open
                 .connections
@@ -295,9 +326,10 @@ impl Registry {
                 .filter_map(|c| c.eviction_rank().map(|rank| (rank, c.id)))
                 .max()
                 .map(|(_, id)| id)?;
-            let evicted = open.connections.remove(&victim)?;
-            evicted.close.notify_one();
+            let victim = open.connections.remove(&victim)?;
+            victim.close.notify_one();
             metrics.connections_closed_idle.inc();
+            evicted = Some(victim);
         }
         let epoch = *open.epoch.get_or_insert_with(Instant::now);
         open.next_id += 1;
@@ -308,10 +340,12 @@ impl Registry {
             last_active_ms: AtomicU64::new(0),
             epoch,
             close: Notify::new(),
+            ended: Notify::new(),
+            _counted: Held::new(&self.counted),
         });
         connection.touch();
         open.connections.insert(connection.id, connection.clone());
-        Some(connection)
+        Some((connection, evicted))
     }
 
     fn remove(&self, id: u64) {
@@ -370,12 +404,12 @@ mod tests {
     #[test]
     fn at_the_cap_a_silent_connection_makes_room_before_a_client_between_requests() {
         let (registry, metrics) = (Registry::default(), Metrics::default());
-        let client = registry.admit(2, &metrics).unwrap();
+        let client = registry.admit(2, &metrics).unwrap().0;
         drop(Busy::begin(&client));
         std::thread::sleep(Duration::from_millis(20));
         // The client has been idle longer than this silent connection.
-        let _silent = registry.admit(2, &metrics).unwrap();
-        let newcomer = registry.admit(2, &metrics).unwrap();
+        let _silent = registry.admit(2, &metrics).unwrap().0;
+        let newcomer = registry.admit(2, &metrics).unwrap().0;
         assert_eq!(ids(&registry), vec![client.id, newcomer.id]);
         assert_eq!(metrics.connections_closed_idle.get(), 1);
     }
@@ -383,11 +417,11 @@ mod tests {
     #[test]
     fn among_clients_the_one_idle_the_longest_makes_room_and_a_busy_one_never() {
         let (registry, metrics) = (Registry::default(), Metrics::default());
-        let busy = registry.admit(2, &metrics).unwrap();
+        let busy = registry.admit(2, &metrics).unwrap().0;
         let _request = Busy::begin(&busy);
-        let idle = registry.admit(2, &metrics).unwrap();
+        let idle = registry.admit(2, &metrics).unwrap().0;
         drop(Busy::begin(&idle));
-        let newcomer = registry.admit(2, &metrics).unwrap();
+        let newcomer = registry.admit(2, &metrics).unwrap().0;
         assert_eq!(ids(&registry), vec![busy.id, newcomer.id]);
         let _in_progress = Busy::begin(&newcomer);
         assert!(

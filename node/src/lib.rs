@@ -25,6 +25,8 @@ pub mod driver;
 pub mod faults;
 pub mod fd_budget;
 pub mod fuzz;
+pub mod http_errors;
+pub mod http_metrics;
 pub mod http_serve;
 pub mod ids;
 pub mod kv;

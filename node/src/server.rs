@@ -110,11 +110,18 @@ impl NodeConfig {
         self.timing.check().map_err(anyhow::Error::msg)?;
         self.snapshots.check().map_err(anyhow::Error::msg)?;
         self.memory.check().map_err(anyhow::Error::msg)?;
-        for url in [&self.advertise_client, &self.advertise_peer]
-            .into_iter()
-            .flatten()
-        {
-            check_member_url(url).map_err(anyhow::Error::msg)?;
+        for (flag, url) in [
+            ("--advertise-client", &self.advertise_client),
+            ("--advertise-peer", &self.advertise_peer),
+        ] {
+            let Some(url) = url else { continue };
+            check_member_url(url).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+            if url.starts_with("https://") {
+                anyhow::bail!(
+                    "{flag} {url} is https://, but this node serves plain HTTP (TLS is not \
+                     configured); advertise an http:// URL"
+                );
+            }
         }
         if self.client_connections.max_connections == 0 {
             anyhow::bail!("at least 1 client connection must be allowed");
@@ -201,11 +208,15 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         })
         .await?
     };
-    let driver = started.with_context(|| {
-        format!(
-            "cannot open the data directory {}",
-            config.data_dir.display()
-        )
+    let driver = started.map_err(|error| {
+        // Most storage errors name the directory already; say it once.
+        let directory = config.data_dir.display().to_string();
+        let error = anyhow::Error::from(error);
+        if format!("{error:#}").contains(&directory) {
+            error
+        } else {
+            error.context(format!("cannot open the data directory {directory}"))
+        }
     })?;
     let node = driver.handle.clone();
     transport.set_own_id(node.view().identity.node_id);
@@ -221,17 +232,21 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     );
     api_state.allowed_origins = Arc::new(config.allowed_origins.clone());
     let api = api::router(api_state);
-    let peers = peer_router(PeerState::new(
-        node.clone(),
-        peer_limits,
-        SnapshotReceiver {
-            node: node.clone(),
-            dir: driver.snapshots.clone(),
-            max_bytes: config.max_snapshot_bytes,
-            slots: Arc::new(tokio::sync::Semaphore::new(SNAPSHOT_RECEIVE_SLOTS)),
-        },
-        stopping.clone(),
-    ));
+    let peers = crate::http_metrics::tracked(
+        peer_router(PeerState::new(
+            node.clone(),
+            peer_limits,
+            SnapshotReceiver {
+                node: node.clone(),
+                dir: driver.snapshots.clone(),
+                max_bytes: config.max_snapshot_bytes,
+                slots: Arc::new(tokio::sync::Semaphore::new(SNAPSHOT_RECEIVE_SLOTS)),
+            },
+            stopping.clone(),
+        )),
+        metrics.clone(),
+        crate::metrics::PEER_PORT,
+    );
     let client_connections = ConnectionLimits {
         max_connections: budget.client_connections,
         ..config.client_connections
@@ -245,6 +260,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let servers = vec![
         tokio::spawn(http_serve::serve(
             client_listener,
+            crate::metrics::CLIENT_PORT,
             api,
             client_connections,
             metrics.clone(),
@@ -252,6 +268,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         )),
         tokio::spawn(http_serve::serve(
             peer_listener,
+            crate::metrics::PEER_PORT,
             peers,
             peer_connections,
             metrics,

@@ -1108,3 +1108,135 @@ async fn an_empty_key_and_unknown_parameters_are_refused_everywhere() {
             .await;
     }
 }
+
+#[tokio::test]
+async fn malformed_paths_and_oversized_requests_get_the_json_envelope() {
+    let node = TestNode::start(true).await;
+    // A key that percent-decodes to invalid UTF-8.
+    node.refused(
+        Method::GET,
+        "/v1/kv/app%FFx",
+        vec![],
+        &[],
+        StatusCode::BAD_REQUEST,
+        "bad_key",
+    )
+    .await;
+    node.refused(
+        Method::PUT,
+        "/v1/kv/%C3%28",
+        b"v".to_vec(),
+        &[],
+        StatusCode::BAD_REQUEST,
+        "bad_key",
+    )
+    .await;
+    // A member id that does not decode either.
+    node.refused(
+        Method::DELETE,
+        "/v1/cluster/members/%FF",
+        vec![],
+        &[],
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    let long = format!(
+        "/v1/kv/app?x={}",
+        "a".repeat(raftcfg_node::http_errors::MAX_TARGET_BYTES)
+    );
+    node.refused(
+        Method::GET,
+        &long,
+        vec![],
+        &[],
+        StatusCode::URI_TOO_LONG,
+        "uri_too_long",
+    )
+    .await;
+    let names: Vec<String> = (0..=raftcfg_node::http_errors::MAX_HEADERS)
+        .map(|i| format!("x-extra-{i}"))
+        .collect();
+    let headers: Vec<(&str, &str)> = names.iter().map(|name| (name.as_str(), "1")).collect();
+    node.refused(
+        Method::GET,
+        "/v1/kv/app",
+        vec![],
+        &headers,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers_too_large",
+    )
+    .await;
+}
+
+/// The value of the series `series` (name and labels, exactly) in a page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.parse().ok()
+    })
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status_watches_disk_and_the_process() {
+    let node = TestNode::start(true).await;
+    node.put("a", "1").await;
+    let (missing, _) = node.call(Method::GET, "/v1/kv/missing", vec![], &[]).await;
+    assert_eq!(missing, StatusCode::NOT_FOUND);
+    let watch = router(node.0.state.clone())
+        .oneshot(Request::get("/v1/watch").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(watch.status(), StatusCode::OK);
+
+    let (status, page) = node.call(Method::GET, "/metrics", vec![], &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(page).unwrap();
+    let kv = "port=\"client\",route=\"/v1/kv/{*key}\"";
+    for (series, expected) in [
+        (
+            format!("raftcfg_http_requests_total{{{kv},method=\"PUT\",status=\"200\"}}"),
+            1.0,
+        ),
+        (
+            format!("raftcfg_http_requests_total{{{kv},method=\"GET\",status=\"404\"}}"),
+            1.0,
+        ),
+        (
+            format!("raftcfg_http_request_seconds_count{{{kv},method=\"GET\"}}"),
+            1.0,
+        ),
+        ("raftcfg_watchers".to_owned(), 1.0),
+        (
+            format!(
+                "raftcfg_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            1.0,
+        ),
+    ] {
+        assert_eq!(
+            sample(&page, &series),
+            Some(expected),
+            "{series} in\n{page}"
+        );
+    }
+    for positive in [
+        "raftcfg_data_dir_bytes{part=\"rocksdb\"}",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+    ] {
+        let value = sample(&page, positive).unwrap_or_else(|| panic!("no {positive} in\n{page}"));
+        assert!(value > 0.0, "{positive} is {value}");
+    }
+    assert!(
+        sample(&page, "process_cpu_seconds_total").is_some(),
+        "{page}"
+    );
+
+    drop(watch);
+    let (_, page) = node.call(Method::GET, "/metrics", vec![], &[]).await;
+    let page = String::from_utf8(page).unwrap();
+    assert_eq!(sample(&page, "raftcfg_watchers"), Some(0.0), "{page}");
+}

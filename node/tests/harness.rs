@@ -92,7 +92,7 @@ async fn a_node_that_exits_at_start_fails_the_test_at_once_with_its_log() {
         "{message}"
     );
     assert!(
-        message.contains("lock"),
+        message.contains("another raftcfg is using"),
         "the failure quotes the node's own error: {message}"
     );
 }

@@ -213,6 +213,12 @@ async fn cluster_operations_asked_of_a_follower_are_done_by_the_leader_with_its_
         .await
         .unwrap();
     assert_eq!(members.members.len(), 3, "{members:?}");
+
+    // Stopped before the process exits: a RocksDB still open while the
+    // process tears down can crash it after every test passed.
+    for node in cluster.nodes {
+        node.shutdown().await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

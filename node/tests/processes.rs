@@ -34,6 +34,30 @@ async fn a_write_through_a_follower_is_read_linearizably_from_another_follower()
         .expect("the write is visible");
     assert_eq!(&value.bytes[..], b"postgres://db");
     assert_eq!(value.mod_revision, written.revision);
+
+    // The follower handed the write on: not a failed proposal, there or
+    // on the leader, which counts it as proposed.
+    let scrape = |i: usize| {
+        let url = format!("{}/metrics", cluster.nodes[i].client_url());
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let value_of = |page: &str, series: &str| -> Option<u64> {
+        page.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    let follower_page = scrape(followers[0]).await;
+    assert_eq!(
+        value_of(&follower_page, "raftcfg_proposals_failed_total"),
+        Some(0),
+        "{follower_page}"
+    );
+    let leader_page = scrape(leader).await;
+    assert_eq!(
+        value_of(&leader_page, "raftcfg_proposals_failed_total"),
+        Some(0),
+        "{leader_page}"
+    );
+    assert!(value_of(&leader_page, "raftcfg_proposals_total") >= Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,4 +537,108 @@ async fn the_cli_bootstraps_adds_and_updates_members_and_refuses_duplicates() {
         "http://127.0.0.1:7",
     ]);
     assert!(!ok && stderr.contains("not a member"), "{stderr}");
+}
+
+/// Parses any JSON value and fails on an object with a key twice (which
+/// `serde_json::Value` would silently merge).
+struct NoKeyTwice;
+
+impl<'de> serde::Deserialize<'de> for NoKeyTwice {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoKeyTwiceVisitor)
+    }
+}
+
+struct NoKeyTwiceVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoKeyTwiceVisitor {
+    type Value = NoKeyTwice;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<NoKeyTwice, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {key} is there twice"
+                )));
+            }
+            map.next_value::<NoKeyTwice>()?;
+        }
+        Ok(NoKeyTwice)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<NoKeyTwice, A::Error> {
+        while seq.next_element::<NoKeyTwice>()?.is_some() {}
+        Ok(NoKeyTwice)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+
+    fn visit_unit<E>(self) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_no_key_twice_across_terms_and_failures() {
+    let mut cluster = Cluster::new(2, &["--log-format", "json"]);
+    cluster.form().await;
+    // New terms: each restart of both members elects again.
+    for _ in 0..2 {
+        for node in &mut cluster.nodes {
+            node.kill();
+        }
+        cluster.start_all().await;
+        cluster.wait_for_leader(&[0, 1]).await;
+    }
+    cluster.put("k", "v").await;
+    // A request that fails on the server (no quorum: 503) is logged.
+    cluster.nodes[1].kill();
+    let failed = cluster.nodes[0]
+        .client()
+        .get("k", Consistency::Linearizable)
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+
+    let log = std::fs::read_to_string(cluster.nodes[0].data_dir.with_extension("log")).unwrap();
+    let mut messages = Vec::new();
+    for line in log.lines() {
+        serde_json::from_str::<NoKeyTwice>(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        messages.push(
+            value["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    for expected in ["serving", "member of the cluster", "request failed"] {
+        assert!(
+            messages.iter().any(|m| m == expected),
+            "no {expected:?} line in\n{log}"
+        );
+    }
 }

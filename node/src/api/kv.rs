@@ -6,7 +6,8 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -23,10 +24,31 @@ use crate::kv::{Command, Key, KeyError, KeyPrefix, KeyRecord, Outcome, Precondit
 const DEFAULT_LIST_LIMIT: usize = 1000;
 const MAX_LIST_LIMIT: usize = 10_000;
 
+/// The key of a `/v1/kv/{key}` path, percent-decoded; a path that does
+/// not decode to UTF-8 is a 400 `bad_key`.
+pub struct KeyPath(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(key)) => Ok(Self(key)),
+            Err(rejection) => Err(ApiError::bad_request(
+                "bad_key",
+                format!(
+                    "invalid key: the path does not decode to UTF-8 ({})",
+                    rejection.body_text()
+                ),
+            )),
+        }
+    }
+}
+
 /// `GET /v1/kv/{key}`.
 pub async fn get(
     State(state): State<ApiState>,
-    Path(key): Path<String>,
+    KeyPath(key): KeyPath,
     RawQuery(query): RawQuery,
     request_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -78,7 +100,7 @@ fn matches_etag(tags: &str, revision: Revision) -> bool {
 /// `PUT /v1/kv/{key}`: the body is the value.
 pub async fn put(
     State(state): State<ApiState>,
-    Path(key): Path<String>,
+    KeyPath(key): KeyPath,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -107,7 +129,7 @@ pub async fn put(
 /// `DELETE /v1/kv/{key}`.
 pub async fn delete(
     State(state): State<ApiState>,
-    Path(key): Path<String>,
+    KeyPath(key): KeyPath,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

@@ -140,9 +140,10 @@ async fn refuse_if_removed(
     next.run(request).await
 }
 
-/// The client API's router.
+/// The client API's router, its requests counted in the node's metrics.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let metrics = state.metrics.clone();
+    let router = Router::new()
         .route("/v1/kv", get(kv::list))
         .route("/v1/kv/", axum::routing::any(node::empty_key))
         .route(
@@ -183,5 +184,7 @@ pub fn router(state: ApiState) -> Router {
             browser::refuse_foreign_origins,
         ))
         .layer(DefaultBodyLimit::max(body_limit(&state.limits)))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(crate::http_errors::json_errors))
+        .with_state(state);
+    crate::http_metrics::tracked(router, metrics, crate::metrics::CLIENT_PORT)
 }

@@ -16,6 +16,7 @@ use super::ApiState;
 use super::error::ApiError;
 use super::params::Params;
 use crate::kv::{Digest, SnapshotError, write_state, write_state_with};
+use crate::metrics::{self, DiskUsage};
 
 /// `GET /v1/node[?digest=true]`.
 pub async fn status(
@@ -247,16 +248,46 @@ pub async fn metrics(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     Params::parse(query.as_deref(), &[])?;
+    let data_dir = state.db.raw().path().to_owned();
+    let (disk, process) =
+        tokio::task::spawn_blocking(move || (disk_usage(&data_dir), metrics::process_usage()))
+            .await
+            .map_err(|e| ApiError::internal(format!("measuring the data directory failed: {e}")))?;
     let view = state.node.view();
-    let text = state.metrics.render(&view.status, view.revision.get());
+    let text = state
+        .metrics
+        .render(&view.status, view.revision.get(), disk, process);
     Ok((
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         text,
     )
         .into_response())
+}
+
+/// The bytes of the files in `data_dir`: those in its snapshot folder, and
+/// the rest (RocksDB's). Files that vanish while it is walked are skipped.
+fn disk_usage(data_dir: &std::path::Path) -> DiskUsage {
+    fn bytes_under(path: &std::path::Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|entry| match entry.metadata() {
+                Ok(meta) if meta.is_dir() => bytes_under(&entry.path()),
+                Ok(meta) => meta.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    let snapshot_bytes = bytes_under(&data_dir.join(crate::kv::SNAPSHOT_FOLDER));
+    DiskUsage {
+        rocksdb_bytes: bytes_under(data_dir).saturating_sub(snapshot_bytes),
+        snapshot_bytes,
+    }
 }
 
 /// `/v1/kv/` with nothing after it: a key cannot be empty.

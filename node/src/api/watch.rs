@@ -32,6 +32,7 @@ use super::error::ApiError;
 use super::params::Params;
 use crate::driver::{ChangeBatch, Consistency, Query, QueryResult};
 use crate::kv::{Change, ChangeKind, KeyPrefix, Revision};
+use crate::metrics::Held;
 
 /// The revision a reconnecting client saw last, from `Last-Event-ID`.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -76,6 +77,7 @@ pub async fn watch(
     let feed = state.node.subscribe_changes();
     let first = fetch(&state, &prefix, from).await?;
     let watcher = Watcher {
+        _open: Held::new(&state.metrics.watchers),
         state,
         prefix,
         next: first.1,
@@ -93,6 +95,8 @@ pub async fn watch(
 
 /// One watch's position in the change log.
 struct Watcher {
+    /// Counts the watch in `raftcfg_watchers`.
+    _open: Held,
     state: ApiState,
     prefix: KeyPrefix,
     /// The first revision not yet read.

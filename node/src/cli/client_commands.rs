@@ -4,33 +4,35 @@
 //! talk to a cluster over its HTTP API only and never open a data
 //! directory. Errors are returned, and printed as one line by `cli::main`.
 
-use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use raftcfg_client::http::{Client, ClientError, ClientOptions, Consistency, Precondition};
 use raftcfg_client::wire::{
-    AddMemberRequest, EntryCount, LogIndex, Member, MemberList, MemberRole, NodeId, NodeStatus,
-    UpdateMemberRequest,
+    AddMemberRequest, KeyValue, ListResponse, MemberList, NodeId, UpdateMemberRequest,
 };
+use serde::Serialize;
 use tokio::io::AsyncReadExt;
+
+use super::output::{OutputArgs, display_value, or_dash, print_json, role_name, table};
+use super::status::StatusArgs;
 
 /// Where the cluster is reached when neither `--endpoints` nor
 /// `RAFTCFG_ENDPOINTS` says.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7379";
 
-/// How long `status` waits for each node.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an endpoint has to answer unless `--timeout` says otherwise.
+const DEFAULT_TIMEOUT: &str = "30s";
 
-/// How many hex characters of a state digest `status` shows.
-const DIGEST_CHARS: usize = 12;
-
-/// The cluster to talk to; shared by every client subcommand and `bench`.
+/// The cluster to talk to, and how long to wait; shared by every client
+/// subcommand.
 #[derive(Clone, Debug, PartialEq, Eq, Args)]
 pub struct EndpointArgs {
     /// Client URLs of cluster members, comma-separated; requests fail over
@@ -43,13 +45,39 @@ pub struct EndpointArgs {
         default_value = DEFAULT_ENDPOINT
     )]
     pub endpoints: Vec<String>,
+    /// How long an endpoint has to answer, e.g. 10s, 500ms, 2m. A read
+    /// moves on to the next endpoint sooner (after 3 s, or this if less);
+    /// a write that times out is reported as of unknown outcome, never
+    /// retried.
+    #[arg(long, env = "RAFTCFG_TIMEOUT", value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_timeout)]
+    pub timeout: Duration,
 }
 
 impl EndpointArgs {
-    /// A client of these endpoints with default timeouts.
-    fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::new(&self.endpoints)?)
+    /// A client of these endpoints with `--timeout`.
+    pub(super) fn client(&self) -> anyhow::Result<Client> {
+        self.client_within(self.timeout)
     }
+
+    /// A client of these endpoints that waits `timeout` for an answer.
+    pub(super) fn client_within(&self, timeout: Duration) -> anyhow::Result<Client> {
+        let options = ClientOptions {
+            request_timeout: timeout,
+            read_failover_timeout: timeout.min(ClientOptions::default().read_failover_timeout),
+            ..ClientOptions::default()
+        };
+        Ok(Client::with_options(&self.endpoints, options)?)
+    }
+}
+
+/// A `--timeout`: a positive duration such as `10s`, `500ms` or `2m`.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration such as 10s, 500ms or 2m ({e})"))?;
+    if duration.is_zero() {
+        return Err("the timeout must be more than zero".to_owned());
+    }
+    Ok(duration)
 }
 
 /// The client subcommands.
@@ -92,10 +120,12 @@ pub struct GetArgs {
     #[arg(long)]
     pub serializable: bool,
     /// Print the key's revisions and version, then the value as text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "output")]
     pub meta: bool,
     #[command(flatten)]
     pub endpoints: EndpointArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `raftcfg put`.
@@ -141,6 +171,8 @@ pub struct LsArgs {
     pub serializable: bool,
     #[command(flatten)]
     pub endpoints: EndpointArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `raftcfg watch`.
@@ -198,6 +230,8 @@ pub struct MemberUpdateArgs {
 pub struct MemberListArgs {
     #[command(flatten)]
     pub endpoints: EndpointArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `raftcfg member add`.
@@ -245,13 +279,6 @@ pub struct LeaderTransferArgs {
     pub endpoints: EndpointArgs,
 }
 
-/// `raftcfg status`.
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub endpoints: EndpointArgs,
-}
-
 /// `raftcfg snapshot ...`.
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
@@ -294,7 +321,7 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Bootstrap(args) => bootstrap(args).await,
         ClientCommand::Member(command) => member(command).await,
         ClientCommand::Leader(LeaderCommand::Transfer(args)) => leader_transfer(args).await,
-        ClientCommand::Status(args) => status(args).await,
+        ClientCommand::Status(args) => super::status::run(args).await,
         ClientCommand::Snapshot(SnapshotCommand::Save(args)) => snapshot_save(args).await,
         ClientCommand::Snapshot(SnapshotCommand::Restore(args)) => {
             super::restore::restore_backup(&args.file, &args.data_dir, &args.name)
@@ -318,6 +345,18 @@ async fn get(args: GetArgs) -> anyhow::Result<()> {
     else {
         bail!("the key {} does not exist", args.key);
     };
+    if args.output.json() {
+        return print_json(&GetOutput {
+            item: KeyValue {
+                key: args.key,
+                value_base64: BASE64.encode(&value.bytes),
+                create_revision: value.create_revision,
+                mod_revision: value.mod_revision,
+                version: value.version,
+            },
+            revision: value.revision,
+        });
+    }
     let mut stdout = std::io::stdout().lock();
     if args.meta {
         writeln!(
@@ -339,6 +378,15 @@ async fn get(args: GetArgs) -> anyhow::Result<()> {
     }
     stdout.flush()?;
     Ok(())
+}
+
+/// `get -o json`: the key as `GET /v1/kv` lists it, and the store's
+/// revision when it was read.
+#[derive(Serialize)]
+struct GetOutput {
+    #[serde(flatten)]
+    item: KeyValue,
+    revision: u64,
 }
 
 async fn put(args: PutArgs) -> anyhow::Result<()> {
@@ -382,34 +430,56 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
     let consistency = consistency(args.serializable);
     let mut remaining = args.limit;
     let mut start_after: Option<String> = None;
+    // For -o json: every page's items, under the first page's revision.
+    let mut listed: Option<ListResponse> = None;
     let mut stdout = std::io::stdout().lock();
     // Each page is a read of its own; a long listing is not one snapshot.
     while remaining != Some(0) {
         let page = client
             .list(&args.prefix, remaining, start_after.as_deref(), consistency)
             .await?;
-        for item in &page.items {
-            let value = item
-                .value()
-                .with_context(|| format!("the value of {} is not valid base64", item.key))?;
-            writeln!(
-                stdout,
-                "{}\t{}\t{}",
-                item.key,
-                item.mod_revision,
-                display_value(&value)
-            )?;
+        if !args.output.json() {
+            for item in &page.items {
+                let value = item
+                    .value()
+                    .with_context(|| format!("the value of {} is not valid base64", item.key))?;
+                writeln!(
+                    stdout,
+                    "{}\t{}\t{}",
+                    item.key,
+                    item.mod_revision,
+                    display_value(&value)
+                )?;
+            }
         }
         if let Some(left) = &mut remaining {
             *left = left.saturating_sub(u32::try_from(page.items.len()).unwrap_or(u32::MAX));
         }
-        if !page.more {
+        let next = page.items.last().map(|last| last.key.clone());
+        let more = page.more;
+        match &mut listed {
+            None => listed = Some(page),
+            Some(listed) => {
+                listed.items.extend(page.items);
+                listed.more = more;
+            }
+        }
+        if !more {
             break;
         }
-        let Some(last) = page.items.last() else {
+        let Some(next) = next else {
             bail!("the server said more keys follow but sent none");
         };
-        start_after = Some(last.key.clone());
+        start_after = Some(next);
+    }
+    if args.output.json() {
+        let listed = listed.unwrap_or(ListResponse {
+            items: Vec::new(),
+            more: false,
+            revision: 0,
+        });
+        serde_json::to_writer_pretty(&mut stdout, &listed)?;
+        writeln!(stdout)?;
     }
     stdout.flush()?;
     Ok(())
@@ -446,8 +516,12 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
 async fn member(command: MemberCommand) -> anyhow::Result<()> {
     match command {
         MemberCommand::List(args) => {
-            let list = args.endpoints.client()?.members().await?;
-            print!("{}", member_table(&list));
+            let list = args.endpoints.client()?.members_from_leader().await?;
+            if args.output.json() {
+                print_json(&list)?;
+            } else {
+                print!("{}", member_table(&list));
+            }
         }
         MemberCommand::Add(args) => {
             let request = AddMemberRequest {
@@ -515,46 +589,6 @@ async fn leader_transfer(args: LeaderTransferArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let options = ClientOptions {
-        request_timeout: STATUS_TIMEOUT,
-        ..ClientOptions::default()
-    };
-    let client = Client::with_options(&args.endpoints.endpoints, options)?;
-    let list = client.members().await?;
-    let statuses = futures::future::join_all(
-        list.members
-            .iter()
-            .map(|member| client.node_status_with_digest_of(&member.client_url)),
-    )
-    .await;
-    let rows: Vec<StatusRow> = list
-        .members
-        .iter()
-        .zip(statuses)
-        .map(|(member, status)| StatusRow::new(member, status))
-        .collect();
-    print!("{}", status_table(&rows));
-    for row in &rows {
-        match &row.node {
-            Err(reason) => eprintln!("{} (id {}) is unreachable: {reason}", row.name, row.id),
-            Ok(node) if node.node_id != row.id => eprintln!(
-                "{} (id {}) answers as node {} at {}: its data directory was replaced",
-                row.name, row.id, node.node_id, row.client_url
-            ),
-            Ok(_) => {}
-        }
-    }
-    let conflicts = digest_conflicts(&rows);
-    for conflict in &conflicts {
-        eprintln!("{conflict}");
-    }
-    if !conflicts.is_empty() {
-        bail!("members hold different states at the same applied index (see the warnings above)");
-    }
-    Ok(())
-}
-
 async fn snapshot_save(args: SnapshotSaveArgs) -> anyhow::Result<()> {
     let client = args.endpoints.client()?;
     let temporary = temporary_path(&args.file)?;
@@ -609,61 +643,6 @@ async fn save_to(client: &Client, temporary: &Path, file: &Path) -> anyhow::Resu
     Ok(bytes)
 }
 
-/// A value for a line of text: UTF-8 as is (control characters escaped, so
-/// one value stays on one line), anything else as `<N bytes>`.
-fn display_value(value: &[u8]) -> String {
-    match std::str::from_utf8(value) {
-        Ok(text) => {
-            let mut shown = String::with_capacity(text.len());
-            for c in text.chars() {
-                if c.is_control() {
-                    shown.extend(c.escape_default());
-                } else {
-                    shown.push(c);
-                }
-            }
-            shown
-        }
-        Err(_) => format!("<{} bytes>", value.len()),
-    }
-}
-
-/// Left-aligned columns separated by two spaces.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let mut line = String::new();
-        for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<width$}  ");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-fn role_name(role: MemberRole) -> &'static str {
-    match role {
-        MemberRole::Voter => "voter",
-        MemberRole::Learner => "learner",
-    }
-}
-
-fn or_dash<T: ToString>(value: Option<T>) -> String {
-    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
-}
-
 /// `member list` output.
 fn member_table(list: &MemberList) -> String {
     let rows: Vec<Vec<String>> = list
@@ -694,144 +673,6 @@ fn member_table(list: &MemberList) -> String {
             "CLIENT URL",
         ],
         &rows,
-    )
-}
-
-/// One member in `raftcfg status`: what the member list says and what the
-/// node itself answered (or why it could not be asked).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct StatusRow {
-    name: String,
-    id: NodeId,
-    role: MemberRole,
-    /// The member list marks it as leader.
-    listed_leader: bool,
-    client_url: String,
-    node: Result<NodeStatus, String>,
-}
-
-impl StatusRow {
-    fn new(member: &Member, node: Result<NodeStatus, ClientError>) -> Self {
-        Self {
-            name: member.name.clone(),
-            id: member.id,
-            role: member.role,
-            listed_leader: member.leader,
-            client_url: member.client_url.clone(),
-            node: node.map_err(|e| e.to_string()),
-        }
-    }
-}
-
-/// Two members that applied the same index but hold different states.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct DigestConflict {
-    first: String,
-    second: String,
-    applied: LogIndex,
-}
-
-impl std::fmt::Display for DigestConflict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "WARNING: members {} and {} applied index {} but their states differ",
-            self.first, self.second, self.applied
-        )
-    }
-}
-
-/// Every disagreement among reachable members at the same applied index:
-/// for each such index, the first member with each further digest is
-/// paired with the first member seen at that index.
-fn digest_conflicts(rows: &[StatusRow]) -> Vec<DigestConflict> {
-    let mut by_applied: std::collections::BTreeMap<LogIndex, Vec<(&str, &str)>> =
-        std::collections::BTreeMap::new();
-    for row in rows {
-        if let Ok(node) = &row.node
-            && let Some(digest) = &node.state_digest
-        {
-            by_applied
-                .entry(node.applied)
-                .or_default()
-                .push((&row.name, digest));
-        }
-    }
-    let mut conflicts = Vec::new();
-    for (applied, members) in by_applied {
-        let (first_name, first_digest) = members[0];
-        let mut reported = vec![first_digest];
-        for (name, digest) in members {
-            if !reported.contains(&digest) {
-                reported.push(digest);
-                conflicts.push(DigestConflict {
-                    first: first_name.to_owned(),
-                    second: name.to_owned(),
-                    applied,
-                });
-            }
-        }
-    }
-    conflicts
-}
-
-/// How far each row's applied index trails: behind the last index of the
-/// reachable leader with the highest term, or else behind its own commit.
-fn lags(rows: &[StatusRow]) -> Vec<Option<EntryCount>> {
-    let leader_last = rows
-        .iter()
-        .filter_map(|row| row.node.as_ref().ok())
-        .filter(|node| node.role == "leader")
-        .max_by_key(|node| node.term)
-        .map(|node| node.last_index);
-    rows.iter()
-        .map(|row| {
-            let node = row.node.as_ref().ok()?;
-            Some(match leader_last {
-                Some(last) => last.entries_since(node.applied),
-                None => node.commit.entries_since(node.applied),
-            })
-        })
-        .collect()
-}
-
-/// `status` output: one line per member.
-fn status_table(rows: &[StatusRow]) -> String {
-    let lines: Vec<Vec<String>> = rows
-        .iter()
-        .zip(lags(rows))
-        .map(|(row, lag)| {
-            let mut line = vec![
-                row.name.clone(),
-                row.id.to_string(),
-                role_name(row.role).to_owned(),
-                if row.listed_leader { "*" } else { "" }.to_owned(),
-            ];
-            match &row.node {
-                Ok(node) => line.extend([
-                    node.role.clone(),
-                    node.term.to_string(),
-                    node.commit.to_string(),
-                    node.applied.to_string(),
-                    or_dash(lag),
-                    match &node.state_digest {
-                        Some(digest) => digest.chars().take(DIGEST_CHARS).collect(),
-                        None => "-".to_owned(),
-                    },
-                ]),
-                Err(_) => {
-                    line.push("unreachable".to_owned());
-                    line.extend(std::iter::repeat_n("-".to_owned(), 5));
-                }
-            }
-            line
-        })
-        .collect();
-    table(
-        &[
-            "NAME", "ID", "ROLE", "LEADER", "STATE", "TERM", "COMMIT", "APPLIED", "LAG", "DIGEST",
-        ],
-        &lines,
     )
 }
 
@@ -954,138 +795,5 @@ mod tests {
             panic!("not watch");
         };
         assert_eq!((watch.prefix.as_str(), watch.from), ("app/", Some(12)));
-    }
-
-    #[test]
-    fn values_are_shown_as_one_line_of_text_or_a_size() {
-        assert_eq!(display_value(b"postgres://db"), "postgres://db");
-        assert_eq!(display_value(b"a\tb\nc"), "a\\tb\\nc");
-        assert_eq!(display_value(b"\xff\x00\x01"), "<3 bytes>");
-    }
-
-    fn node(name: &str, id: u64, role: &str, applied: u64, digest: &str) -> StatusRow {
-        StatusRow {
-            name: name.to_owned(),
-            id: NodeId(id),
-            role: MemberRole::Voter,
-            listed_leader: role == "leader",
-            client_url: format!("http://{name}:7379"),
-            node: Ok(NodeStatus {
-                node_id: NodeId(id),
-                cluster_id: Some(raftcfg_client::wire::ClusterId(1)),
-                name: name.to_owned(),
-                role: role.to_owned(),
-                term: raftcfg_client::wire::Term(2),
-                commit: LogIndex(100),
-                applied: LogIndex(applied),
-                last_index: LogIndex(110),
-                snapshot_index: LogIndex(0),
-                leader_id: Some(NodeId(1)),
-                state_digest: Some(digest.to_owned()),
-            }),
-        }
-    }
-
-    fn unreachable(name: &str, id: u64) -> StatusRow {
-        StatusRow {
-            name: name.to_owned(),
-            id: NodeId(id),
-            role: MemberRole::Learner,
-            listed_leader: false,
-            client_url: format!("http://{name}:7379"),
-            node: Err("connection refused".to_owned()),
-        }
-    }
-
-    #[test]
-    fn members_at_the_same_applied_index_with_different_digests_conflict() {
-        let rows = [
-            node("n1", 1, "leader", 90, "aaaa"),
-            node("n2", 2, "follower", 90, "bbbb"),
-            node("n3", 3, "follower", 80, "cccc"),
-            unreachable("n4", 4),
-        ];
-
-        let conflicts = digest_conflicts(&rows);
-
-        assert_eq!(
-            conflicts,
-            [DigestConflict {
-                first: "n1".to_owned(),
-                second: "n2".to_owned(),
-                applied: LogIndex(90)
-            }]
-        );
-        assert_eq!(
-            conflicts[0].to_string(),
-            "WARNING: members n1 and n2 applied index 90 but their states differ"
-        );
-    }
-
-    #[test]
-    fn members_at_different_applied_indexes_or_equal_digests_do_not_conflict() {
-        let rows = [
-            node("n1", 1, "leader", 90, "aaaa"),
-            node("n2", 2, "follower", 90, "aaaa"),
-            node("n3", 3, "follower", 80, "cccc"),
-            unreachable("n4", 4),
-        ];
-        assert!(digest_conflicts(&rows).is_empty());
-    }
-
-    #[test]
-    fn three_different_states_at_one_index_give_two_warnings() {
-        let rows = [
-            node("n1", 1, "leader", 90, "aaaa"),
-            node("n2", 2, "follower", 90, "bbbb"),
-            node("n3", 3, "follower", 90, "cccc"),
-            node("n4", 4, "follower", 90, "bbbb"),
-        ];
-        let pairs: Vec<(String, String)> = digest_conflicts(&rows)
-            .into_iter()
-            .map(|c| (c.first, c.second))
-            .collect();
-        assert_eq!(
-            pairs,
-            [
-                ("n1".to_owned(), "n2".to_owned()),
-                ("n1".to_owned(), "n3".to_owned())
-            ]
-        );
-    }
-
-    #[test]
-    fn lag_is_measured_from_the_leaders_last_index_or_else_the_commit() {
-        let with_leader = [
-            node("n1", 1, "leader", 105, "a"),
-            node("n2", 2, "follower", 90, "a"),
-            unreachable("n3", 3),
-        ];
-        assert_eq!(
-            lags(&with_leader),
-            [Some(EntryCount(5)), Some(EntryCount(20)), None]
-        );
-        let without_leader = [node("n2", 2, "follower", 90, "a")];
-        assert_eq!(lags(&without_leader), [Some(EntryCount(10))]);
-    }
-
-    #[test]
-    fn the_status_table_shows_unreachable_members_and_short_digests() {
-        let rows = [
-            node("n1", 1, "leader", 110, "0123456789abcdef0123"),
-            unreachable("n2", 2),
-        ];
-        let text = status_table(&rows);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3);
-        assert!(
-            lines[0].starts_with("NAME  ID  ROLE     LEADER  STATE"),
-            "{text}"
-        );
-        assert!(
-            lines[1].contains("leader") && lines[1].ends_with("0123456789ab"),
-            "{text}"
-        );
-        assert!(lines[2].contains("unreachable"), "{text}");
     }
 }

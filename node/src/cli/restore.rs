@@ -5,7 +5,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use raftcfg_raft::Config;
 
-use crate::replica::Replica;
+use crate::kv::RestoreError;
+use crate::replica::{Replica, ReplicaError};
 
 /// Creates, in the new data directory `data_dir`, a node named `name`
 /// that alone forms a new cluster whose state is the backup in `file`.
@@ -42,6 +43,15 @@ pub fn restore_backup(file: &Path, data_dir: &Path, name: &str) -> anyhow::Resul
         Err(e) => {
             // Leave no half-made directory behind.
             let _ = std::fs::remove_dir_all(data_dir);
+            if let Some(ReplicaError::Restore(
+                why @ (RestoreError::Truncated | RestoreError::Checksum | RestoreError::Invalid(_)),
+            )) = e.downcast_ref::<ReplicaError>()
+            {
+                anyhow::bail!(
+                    "{} is not a raftcfg backup (one `raftcfg snapshot save` wrote): {why}",
+                    file.display()
+                );
+            }
             return Err(e.context(format!("cannot restore {}", file.display())));
         }
     };

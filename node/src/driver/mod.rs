@@ -191,8 +191,8 @@ struct Loop {
     internal: Option<(Sender<Internal>, Receiver<Internal>)>,
     /// Writes snapshot files.
     snapshotter: Option<Snapshotter>,
-    /// Whether the snapshotter is writing one now.
-    snapshot_in_flight: bool,
+    /// When the snapshotter began the file it is writing, if it is.
+    snapshot_started: Option<Instant>,
     /// No new snapshot is started before this (after a failed one).
     next_snapshot_attempt: Instant,
     /// Whether this node was removed from its cluster (see
@@ -230,7 +230,7 @@ impl Loop {
             announcing: false,
             internal: None,
             snapshotter: None,
-            snapshot_in_flight: false,
+            snapshot_started: None,
             next_snapshot_attempt: Instant::now(),
             removed,
         }
@@ -240,7 +240,7 @@ impl Loop {
         let identity = self.replica.identity();
         // The span holds what never changes: a recorded field would be
         // appended to the span's fields again at every change.
-        let span = tracing::info_span!("node", id = %identity.node_id, name = %identity.name);
+        let span = tracing::info_span!("node", id = %identity.node_id, member = %identity.name);
         let _entered = span.enter();
         let result = self.rounds(&inbox);
         if let Err(e) = &result {
@@ -375,6 +375,8 @@ impl Loop {
                     let id = self.replica.identity().node_id;
                     self.replica.bootstrap([id], cluster_id)?;
                     tracing::info!(%cluster_id, "bootstrapped a new cluster");
+                    // The caller may ask at once what the node is now.
+                    self.publish();
                     let _ = reply.send(Ok(cluster_id));
                 }
             }
@@ -423,10 +425,15 @@ impl Loop {
             "this member was removed from its cluster: it serves nothing from now on; \
              to add it again, wipe its data directory and add it under its new id"
         );
+        self.publish();
+        Ok(())
+    }
+
+    /// Sends the view to the API's handlers.
+    fn publish(&self) {
         if let Some(published) = &self.published {
             published.send_replace(self.view());
         }
-        Ok(())
     }
 
     fn initialized(&self) -> bool {
@@ -443,13 +450,17 @@ impl Loop {
         for event in events {
             match event {
                 Internal::SnapshotWritten(written) => {
-                    self.snapshot_in_flight = false;
-                    self.metrics
-                        .snapshot_writing
-                        .store(false, Ordering::Relaxed);
+                    let started = self.snapshot_started.take();
+                    self.metrics.snapshot_writing.set(0);
                     match written {
                         Ok(snapshot) => {
                             self.metrics.snapshots_taken.inc();
+                            if let Some(started) = started {
+                                crate::metrics::observe(
+                                    &self.metrics.snapshot_seconds,
+                                    started.elapsed(),
+                                );
+                            }
                             self.replica.adopt_snapshot(snapshot)?;
                         }
                         Err(crate::kv::SnapshotError::Restoring) => {}
@@ -472,7 +483,7 @@ impl Loop {
 
     /// Asks the snapshotter for a snapshot file once one is due.
     fn start_snapshot_if_due(&mut self) {
-        if self.snapshot_in_flight
+        if self.snapshot_started.is_some()
             || Instant::now() < self.next_snapshot_attempt
             || !self.replica.snapshot_due()
         {
@@ -481,8 +492,8 @@ impl Loop {
         if let Some(snapshotter) = &self.snapshotter
             && snapshotter.request()
         {
-            self.snapshot_in_flight = true;
-            self.metrics.snapshot_writing.store(true, Ordering::Relaxed);
+            self.snapshot_started = Some(Instant::now());
+            self.metrics.snapshot_writing.set(1);
         }
     }
 
@@ -687,14 +698,14 @@ impl Loop {
     fn after_round(&mut self) -> Result<(), ReplicaError> {
         let effects = self.replica.take_effects();
         for latency in &effects.persist_latencies {
-            self.metrics.fsync_seconds.observe(*latency);
+            crate::metrics::observe(&self.metrics.fsync_seconds, *latency);
         }
         for latency in &effects.apply_latencies {
-            self.metrics.apply_seconds.observe(*latency);
+            crate::metrics::observe(&self.metrics.apply_seconds, *latency);
         }
         self.metrics
             .snapshots_received
-            .add(effects.snapshots_installed);
+            .inc_by(effects.snapshots_installed);
 
         let leader_id = self.replica.raft().leader_id();
         if leader_id != self.known_leader {
@@ -717,10 +728,7 @@ impl Loop {
         }
         // Publish before answering anyone, so that a caller who got its
         // answer sees (at least) this round's state in the view.
-        let view = self.view();
-        if let Some(published) = &self.published {
-            published.send_replace(view);
-        }
+        self.publish();
         if let Some(feed) = &self.change_feed
             && let (Some(first), Some(last)) = (effects.changes.first(), effects.changes.last())
         {
@@ -739,7 +747,7 @@ impl Loop {
         let failed = self
             .waiters
             .resolve_applied(&effects.applied, applied_index);
-        self.metrics.proposals_failed.add(failed);
+        self.metrics.proposals_failed.inc_by(failed);
         self.waiters
             .release_reads(&effects.reads, &effects.dropped_reads);
         self.waiters
@@ -823,7 +831,9 @@ fn ship(
                     });
                     outbox.send_snapshot(to, &address.peer_url, message, done);
                 }
-                _ => metrics.messages_unroutable.inc(),
+                _ => {
+                    metrics.messages_unroutable.inc();
+                }
             }
             continue;
         }
@@ -834,7 +844,9 @@ fn ship(
             Some(address) if !address.peer_url.is_empty() => {
                 outbox.send(to, &address.peer_url, messages);
             }
-            _ => metrics.messages_unroutable.add(messages.len() as u64),
+            _ => {
+                metrics.messages_unroutable.inc_by(messages.len() as u64);
+            }
         }
     }
 }

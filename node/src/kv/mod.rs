@@ -55,5 +55,7 @@ pub use snapshot::{
     Digest, RestoreError, SNAPSHOT_VERSION, SnapshotError, StateSummary, verify_state,
     verify_state_file, write_snapshot_file, write_state, write_state_with,
 };
-pub use snapshot_files::{PacedWriter, PartialFile, SYNC_EVERY_BYTES, SnapshotDir, SnapshotRef};
+pub use snapshot_files::{
+    PacedWriter, PartialFile, SNAPSHOT_FOLDER, SYNC_EVERY_BYTES, SnapshotDir, SnapshotRef,
+};
 pub use store::{ChangePage, ChangesError, KvStore, Page};

@@ -26,7 +26,8 @@ use super::snapshot::Digest;
 use crate::codec::DecodeError;
 
 /// The folder under the data directory.
-const FOLDER: &str = "snapshots";
+/// The folder of the data directory that holds the snapshot files.
+pub const SNAPSHOT_FOLDER: &str = "snapshots";
 /// The first byte of an encoded [`SnapshotRef`]. The state format's own
 /// version byte (2) starts the inline snapshots earlier builds stored,
 /// so the two never mistake each other.
@@ -155,7 +156,7 @@ impl SnapshotDir {
     /// The folder under `data_dir`, created if missing; partial files left
     /// by a crash are deleted.
     pub fn open(data_dir: &Path) -> io::Result<Self> {
-        let path = data_dir.join(FOLDER);
+        let path = data_dir.join(SNAPSHOT_FOLDER);
         fs::create_dir_all(&path)?;
         let dir = Self { path };
         for entry in fs::read_dir(&dir.path)? {

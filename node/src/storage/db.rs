@@ -26,6 +26,15 @@ const COLUMN_FAMILIES: [&str; 5] = [CF_RAFT_LOG, CF_RAFT_META, CF_KV, CF_KV_META
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// Another process holds the data directory's lock.
+    #[error(
+        "another raftcfg is using the data directory {path} (it holds its LOCK file): stop \
+         it, or give this node another --data-dir"
+    )]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
     /// RocksDB could not open the data directory.
     #[error("cannot open the data directory {path}: {source}")]
     Open {
@@ -150,9 +159,17 @@ impl Db {
             ColumnFamilyDescriptor::new(*name, family)
         });
         let db = DB::open_cf_descriptors(&options, path, families).map_err(|source| {
-            StorageError::Open {
-                path: path.to_owned(),
-                source,
+            // RocksDB says "IO error: While lock file: DIR/LOCK: Resource
+            // temporarily unavailable" when another process has it open.
+            if source.to_string().contains("While lock file") {
+                StorageError::Locked {
+                    path: path.to_owned(),
+                }
+            } else {
+                StorageError::Open {
+                    path: path.to_owned(),
+                    source,
+                }
             }
         })?;
         Ok(Self {

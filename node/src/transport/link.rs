@@ -81,7 +81,7 @@ impl PeerLink {
             let started = Instant::now();
             match socket.send(&frame) {
                 Ok(written) if written == frame.len() => {
-                    stats.write.observe(started.elapsed());
+                    crate::metrics::observe(&stats.write, started.elapsed());
                     state.last_write = Some(Instant::now());
                     return;
                 }

@@ -181,7 +181,7 @@ impl Transport {
         }
         let body = read_bounded(response, MAX_ANSWER_BYTES).await?;
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&body);
+            let text = crate::http_errors::message_of(&body);
             return Err(DriverError::Remote(format!("{status}: {text}")));
         }
         codec::decode::<T>(body)
@@ -430,7 +430,7 @@ impl PeerTask {
                         let batch = take_batch(&mut messages);
                         let started = Instant::now();
                         timed(open.stream.send(&batch)).await?;
-                        self.stats.write.observe(started.elapsed());
+                        crate::metrics::observe(&self.stats.write, started.elapsed());
                     }
                 }
             }

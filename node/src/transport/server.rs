@@ -170,7 +170,22 @@ pub fn peer_router(state: PeerState) -> Router {
         .route(CLUSTER_PATH, post(cluster))
         // Streamed to disk and bounded by --max-snapshot-bytes there.
         .route(SNAPSHOT_PATH, post(snapshot))
+        .fallback(not_a_client_port)
+        .layer(axum::middleware::from_fn(crate::http_errors::json_errors))
         .with_state(state)
+}
+
+/// Any other path: most likely a client sent to the peer port by mistake.
+async fn not_a_client_port(uri: axum::http::Uri) -> Response {
+    crate::http_errors::error_response(
+        StatusCode::NOT_FOUND,
+        "peer_port",
+        format!(
+            "{} is not served here: this is a raftcfg peer port, for members only; \
+             clients use the client port (7379 unless --listen-client says otherwise)",
+            uri.path()
+        ),
+    )
 }
 
 async fn snapshot(

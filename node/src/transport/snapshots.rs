@@ -114,9 +114,10 @@ async fn stream_to(
         Ok(())
     } else {
         let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
         Err(format!(
             "{status}: {}",
-            response.text().await.unwrap_or_default()
+            crate::http_errors::message_of(&body)
         ))
     }
 }

@@ -1,0 +1,101 @@
+//! Counting and timing every HTTP request a port answers, by route,
+//! method and status ([`tracked`]). Labels are bounded: a path no route
+//! matches is `unmatched`, a method the API does not use is `other`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::metrics::{Metrics, Port, RouteLabels};
+
+/// `router` with each of its requests counted and timed as `port`'s.
+pub fn tracked(router: Router, metrics: Arc<Metrics>, port: Port) -> Router {
+    router.layer(axum::middleware::from_fn_with_state((metrics, port), track))
+}
+
+async fn track(
+    State((metrics, port)): State<(Arc<Metrics>, Port)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = method_label(request.method()).to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.http_request(
+        RouteLabels {
+            port,
+            route,
+            method,
+        },
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The method as a label: one of the standard methods, else `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::metrics::CLIENT_PORT;
+
+    #[tokio::test]
+    async fn requests_are_counted_under_their_route_pattern_and_strays_under_unmatched() {
+        let metrics = Arc::new(Metrics::default());
+        let router = tracked(
+            Router::new().route("/v1/kv/{*key}", get(|| async { "v" })),
+            metrics.clone(),
+            CLIENT_PORT,
+        );
+        for path in ["/v1/kv/a", "/v1/kv/b/c", "/nowhere"] {
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            router.clone().oneshot(request).await.unwrap();
+        }
+        let weird = Request::builder()
+            .method(Method::from_bytes(b"BREW").unwrap())
+            .uri("/v1/kv/a")
+            .body(Body::empty())
+            .unwrap();
+        router.oneshot(weird).await.unwrap();
+        let count = |route: &str, method: &str, status: u16| {
+            metrics
+                .http_requests
+                .get(&crate::metrics::RequestLabels {
+                    port: CLIENT_PORT,
+                    route: route.to_owned(),
+                    method: method.to_owned(),
+                    status,
+                })
+                .map(|counter| counter.get())
+        };
+        assert_eq!(count("/v1/kv/{*key}", "GET", 200), Some(2));
+        assert_eq!(count("unmatched", "GET", 404), Some(1));
+        assert_eq!(count("/v1/kv/{*key}", "other", 405), Some(1));
+    }
+}
