@@ -86,13 +86,37 @@ impl Client {
         if endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             // Shorter than the node's idle timeout (60 s), so a pooled
             // connection is dropped here before the node closes it.
             .pool_idle_timeout(Duration::from_secs(30))
             // A redirect would repeat a write somewhere else.
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &options.tls.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                ClientError::Setup(format!(
+                    "the CA certificates cannot be read: {}",
+                    describe(&e)
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(ClientError::Setup(
+                    "the CA file holds no certificate".to_owned(),
+                ));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        if let Some(pem) = &options.tls.identity_pem {
+            let identity = reqwest::Identity::from_pem(pem).map_err(|e| {
+                ClientError::Setup(format!(
+                    "the client certificate and key cannot be used: {}",
+                    describe(&e)
+                ))
+            })?;
+            builder = builder.identity(identity);
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::Setup(describe(&e)))?;
         Ok(Self {

@@ -38,8 +38,8 @@ pub use client::{Client, Value};
 pub use endpoint::{parse_endpoint, show as show_endpoint};
 pub use error::ClientError;
 pub use options::{
-    ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_FAILOVER_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_WATCH_RECONNECT_TIMEOUT,
+    ClientOptions, ClientTls, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_FAILOVER_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_WATCH_RECONNECT_TIMEOUT,
 };
 pub use request::{Consistency, Precondition};
 pub use reqwest::StatusCode;
@@ -49,7 +49,7 @@ pub use reqwest::StatusCode;
 /// unchanged.
 pub mod http {
     pub use crate::{
-        Client, ClientError, ClientOptions, Consistency, DEFAULT_CONNECT_TIMEOUT,
+        Client, ClientError, ClientOptions, ClientTls, Consistency, DEFAULT_CONNECT_TIMEOUT,
         DEFAULT_READ_FAILOVER_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_STREAM_IDLE_TIMEOUT,
         DEFAULT_WATCH_RECONNECT_TIMEOUT, Precondition, StatusCode, Value,
     };

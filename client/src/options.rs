@@ -35,6 +35,19 @@ pub struct ClientOptions {
     pub stream_idle_timeout: Duration,
     /// How long a watch retries after losing its connection.
     pub watch_reconnect_timeout: Duration,
+    /// TLS for https:// endpoints.
+    pub tls: ClientTls,
+}
+
+/// What a [`Client`](crate::Client) trusts and presents over TLS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// PEM certificates of the CAs to trust instead of the system's (the
+    /// cluster's own CA, say).
+    pub ca_pem: Option<Vec<u8>>,
+    /// A PEM client certificate chain and its private key, for servers
+    /// that ask for one.
+    pub identity_pem: Option<Vec<u8>>,
 }
 
 impl Default for ClientOptions {
@@ -45,6 +58,7 @@ impl Default for ClientOptions {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
             watch_reconnect_timeout: DEFAULT_WATCH_RECONNECT_TIMEOUT,
+            tls: ClientTls::default(),
         }
     }
 }

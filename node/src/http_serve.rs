@@ -39,6 +39,7 @@ use tower::Service as _;
 use tower_http::timeout::TimeoutBody;
 
 use crate::metrics::{CountGauge, Held, Metrics, Port, PortLabels};
+use crate::tls::ReloadingTls;
 
 /// How long the accept loop waits, after closing an idle connection to
 /// make room, for its socket to be closed before it accepts another.
@@ -74,14 +75,16 @@ impl ConnectionLimits {
     };
 }
 
-/// Serves `router` on `listener` (`port` in the metrics) within `limits`
-/// until `stopping` turns true; then stops accepting, lets requests in
-/// progress finish and closes every connection.
+/// Serves `router` on `listener` (`port` in the metrics) within `limits`,
+/// over TLS if `tls` is given, until `stopping` turns true; then stops
+/// accepting, lets requests in progress finish and closes every
+/// connection.
 pub async fn serve(
     listener: TcpListener,
     port: Port,
     router: axum::Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<ReloadingTls>>,
     metrics: Arc<Metrics>,
     mut stopping: watch::Receiver<bool>,
 ) {
@@ -90,6 +93,13 @@ pub async fn serve(
             .open_connections
             .get_or_create_owned(&PortLabels { port }),
         ..Registry::default()
+    });
+    let shared = Arc::new(Shared {
+        router,
+        limits,
+        tls,
+        registry: registry.clone(),
+        metrics: metrics.clone(),
     });
     let mut connections = JoinSet::new();
     let mut accept_errors = AcceptErrors::default();
@@ -115,15 +125,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let served = serve_connection(
-            stream,
-            router.clone(),
-            limits,
-            connection.clone(),
-            registry.clone(),
-            metrics.clone(),
-            stopping.clone(),
-        );
+        let served = open_connection(stream, connection.clone(), shared.clone(), stopping.clone());
         connections.spawn(async move {
             served.await;
             // Its socket is closed now.
@@ -139,17 +141,59 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
-/// Serves one connection until it closes, is closed for idleness, or the
-/// server stops.
-async fn serve_connection(
-    stream: TcpStream,
+/// What every connection of a port shares.
+struct Shared {
     router: axum::Router,
     limits: ConnectionLimits,
-    connection: Arc<Connection>,
+    tls: Option<Arc<ReloadingTls>>,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    mut stopping: watch::Receiver<bool>,
+}
+
+/// Completes the TLS handshake if the port has TLS (within the time for
+/// a request's headers), then serves the connection.
+async fn open_connection(
+    stream: TcpStream,
+    connection: Arc<Connection>,
+    shared: Arc<Shared>,
+    stopping: watch::Receiver<bool>,
 ) {
+    let Some(tls) = &shared.tls else {
+        return serve_connection(stream, connection, shared, stopping).await;
+    };
+    let handshake = tls.acceptor().accept(stream);
+    match tokio::time::timeout(shared.limits.header_read_timeout, handshake).await {
+        Ok(Ok(stream)) => serve_connection(stream, connection, shared, stopping).await,
+        Ok(Err(error)) => {
+            shared.metrics.tls_handshake_failures.inc();
+            tracing::debug!(%error, "a TLS handshake failed");
+            shared.registry.remove(connection.id);
+        }
+        Err(_) => {
+            shared.metrics.tls_handshake_failures.inc();
+            shared.registry.remove(connection.id);
+        }
+    }
+}
+
+/// Serves one connection until it closes, is closed for idleness, or the
+/// server stops.
+async fn serve_connection<S>(
+    stream: S,
+    connection: Arc<Connection>,
+    shared: Arc<Shared>,
+    mut stopping: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Shared {
+        router,
+        limits,
+        registry,
+        metrics,
+        ..
+    } = &*shared;
+    let limits = *limits;
     let service = {
         let connection = connection.clone();
         hyper::service::service_fn(move |request: hyper::Request<Incoming>| {

@@ -34,4 +34,5 @@ pub mod metrics;
 pub mod replica;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod transport;

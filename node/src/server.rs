@@ -22,6 +22,7 @@ use crate::http_serve::{self, ConnectionLimits};
 use crate::kv::{Limits, MemberAddress, SnapshotDir, check_member_url};
 use crate::metrics::Metrics;
 use crate::storage::MemoryBudget;
+use crate::tls::{ReloadingTls, TlsFiles};
 use crate::transport::{PeerLimits, PeerState, SnapshotReceiver, Transport, peer_router};
 
 /// The default largest snapshot accepted from a leader: 64 GiB.
@@ -56,6 +57,8 @@ pub struct NodeConfig {
     pub advertise_peer: Option<String>,
     /// Web origins whose pages may change state (see `api::browser`).
     pub allowed_origins: Vec<String>,
+    /// The client port's TLS files; plain HTTP without them.
+    pub client_tls: Option<TlsFiles>,
     /// How Raft time runs.
     pub timing: Timing,
     /// When to snapshot and what to keep.
@@ -86,6 +89,7 @@ impl NodeConfig {
             advertise_client: None,
             advertise_peer: None,
             allowed_origins: Vec::new(),
+            client_tls: None,
             timing: Timing::default(),
             snapshots: SnapshotPolicy::default(),
             memory: MemoryBudget::default(),
@@ -110,18 +114,30 @@ impl NodeConfig {
         self.timing.check().map_err(anyhow::Error::msg)?;
         self.snapshots.check().map_err(anyhow::Error::msg)?;
         self.memory.check().map_err(anyhow::Error::msg)?;
-        for (flag, url) in [
-            ("--advertise-client", &self.advertise_client),
-            ("--advertise-peer", &self.advertise_peer),
+        for (flag, url, tls) in [
+            (
+                "--advertise-client",
+                &self.advertise_client,
+                self.client_tls.is_some(),
+            ),
+            ("--advertise-peer", &self.advertise_peer, false),
         ] {
             let Some(url) = url else { continue };
             check_member_url(url).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
-            if url.starts_with("https://") {
-                anyhow::bail!(
-                    "{flag} {url} is https://, but this node serves plain HTTP (TLS is not \
-                     configured); advertise an http:// URL"
-                );
+            match (url.starts_with("https://"), tls) {
+                (true, false) => anyhow::bail!(
+                    "{flag} {url} is https://, but this port serves plain HTTP (TLS is not \
+                     configured for it); advertise an http:// URL"
+                ),
+                (false, true) => anyhow::bail!(
+                    "{flag} {url} is http://, but this port serves TLS (--cert-file); \
+                     advertise an https:// URL"
+                ),
+                _ => {}
             }
+        }
+        if let Some(tls) = &self.client_tls {
+            tls.check().map_err(anyhow::Error::msg)?;
         }
         if self.client_connections.max_connections == 0 {
             anyhow::bail!("at least 1 client connection must be allowed");
@@ -155,6 +171,12 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             config.data_dir.display()
         )
     })?;
+    let client_tls = match &config.client_tls {
+        Some(files) => Some(Arc::new(
+            ReloadingTls::load(files.clone()).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
     let client_listener = listen(config.listen_client)
         .with_context(|| format!("cannot listen for clients on {}", config.listen_client))?;
     let peer_listener = listen(config.listen_peer)
@@ -166,11 +188,11 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         peer_url: config
             .advertise_peer
             .clone()
-            .unwrap_or_else(|| default_url(peer_addr)),
+            .unwrap_or_else(|| default_url(peer_addr, false)),
         client_url: config
             .advertise_client
             .clone()
-            .unwrap_or_else(|| default_url(client_addr)),
+            .unwrap_or_else(|| default_url(client_addr, config.client_tls.is_some())),
     };
 
     let metrics = Arc::new(Metrics::default());
@@ -231,19 +253,22 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         metrics.clone(),
     );
     api_state.allowed_origins = Arc::new(config.allowed_origins.clone());
+    api_state.client_tls = config.client_tls.clone();
     let api = api::router(api_state);
+    let mut peer_state = PeerState::new(
+        node.clone(),
+        peer_limits,
+        SnapshotReceiver {
+            node: node.clone(),
+            dir: driver.snapshots.clone(),
+            max_bytes: config.max_snapshot_bytes,
+            slots: Arc::new(tokio::sync::Semaphore::new(SNAPSHOT_RECEIVE_SLOTS)),
+        },
+        stopping.clone(),
+    );
+    peer_state.client_tls = config.client_tls.clone();
     let peers = crate::http_metrics::tracked(
-        peer_router(PeerState::new(
-            node.clone(),
-            peer_limits,
-            SnapshotReceiver {
-                node: node.clone(),
-                dir: driver.snapshots.clone(),
-                max_bytes: config.max_snapshot_bytes,
-                slots: Arc::new(tokio::sync::Semaphore::new(SNAPSHOT_RECEIVE_SLOTS)),
-            },
-            stopping.clone(),
-        )),
+        peer_router(peer_state),
         metrics.clone(),
         crate::metrics::PEER_PORT,
     );
@@ -263,6 +288,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             crate::metrics::CLIENT_PORT,
             api,
             client_connections,
+            client_tls,
             metrics.clone(),
             stopping.clone(),
         )),
@@ -271,6 +297,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             crate::metrics::PEER_PORT,
             peers,
             peer_connections,
+            None,
             metrics,
             stopping,
         )),
@@ -301,13 +328,14 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// `http://addr`, with an unspecified IP (0.0.0.0) replaced by loopback.
-fn default_url(addr: SocketAddr) -> String {
+fn default_url(addr: SocketAddr, tls: bool) -> String {
     let ip = if addr.ip().is_unspecified() {
         std::net::IpAddr::from([127, 0, 0, 1])
     } else {
         addr.ip()
     };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// Raises the open-file limit and divides it (see [`fd_budget`]).
@@ -331,7 +359,10 @@ fn descriptor_budget(max_client_connections: usize) -> anyhow::Result<FdBudget> 
 impl RunningNode {
     /// The client API's URL as bound (for tests and `dev`).
     pub fn client_url(&self) -> String {
-        default_url(self.client_addr)
+        default_url(
+            self.client_addr,
+            self.address.client_url.starts_with("https://"),
+        )
     }
 
     /// Stops serving, then stops the driver and waits for it, so the data

@@ -106,7 +106,14 @@ pub async fn add_member(
     } else {
         CheckScope::Identity
     };
-    check_new_member(&view, id, &address.client_url, scope).await?;
+    check_new_member(
+        &view,
+        id,
+        &address.client_url,
+        scope,
+        state.client_tls.as_ref(),
+    )
+    .await?;
     let local = state
         .node
         .change_membership(MembershipChange::AddLearner(id), Some(address.clone()))

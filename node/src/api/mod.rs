@@ -28,6 +28,7 @@ use crate::driver::{Consistency, DriverError, NodeHandle, Query, QueryResult};
 use crate::kv::{Command, Digest, Limits, Outcome};
 use crate::metrics::Metrics;
 use crate::storage::Db;
+use crate::tls::TlsFiles;
 use crate::transport::Transport;
 use raftcfg_raft::NodeId;
 
@@ -53,6 +54,9 @@ pub struct ApiState {
     pub read_timeout: Duration,
     /// Web origins whose pages may change state (see `browser.rs`).
     pub allowed_origins: Arc<Vec<String>>,
+    /// The client port's TLS files, for asking a new member's client port
+    /// who it is.
+    pub client_tls: Option<TlsFiles>,
 }
 
 impl ApiState {
@@ -74,6 +78,7 @@ impl ApiState {
             write_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(5),
             allowed_origins: Arc::default(),
+            client_tls: None,
         }
     }
 

@@ -14,7 +14,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
-use raftcfg_client::http::{Client, ClientError, ClientOptions, Consistency, Precondition};
+use raftcfg_client::http::{
+    Client, ClientError, ClientOptions, ClientTls, Consistency, Precondition,
+};
 use raftcfg_client::wire::{
     AddMemberRequest, KeyValue, ListResponse, MemberList, NodeId, UpdateMemberRequest,
 };
@@ -51,6 +53,27 @@ pub struct EndpointArgs {
     /// retried.
     #[arg(long, env = "RAFTCFG_TIMEOUT", value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_timeout)]
     pub timeout: Duration,
+    /// Trust only this CA (PEM) for https:// endpoints.
+    #[arg(long, env = "RAFTCFG_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Present this client certificate (PEM) to nodes that ask for one.
+    #[arg(
+        long = "cert",
+        id = "client_cert",
+        env = "RAFTCFG_CERT",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(
+        long = "key",
+        id = "client_key",
+        env = "RAFTCFG_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    pub key: Option<PathBuf>,
 }
 
 impl EndpointArgs {
@@ -61,9 +84,23 @@ impl EndpointArgs {
 
     /// A client of these endpoints that waits `timeout` for an answer.
     pub(super) fn client_within(&self, timeout: Duration) -> anyhow::Result<Client> {
+        let read = |flag: &str, path: &Path| {
+            std::fs::read(path).with_context(|| format!("cannot read {flag} {}", path.display()))
+        };
+        let mut tls = ClientTls::default();
+        if let Some(path) = &self.cacert {
+            tls.ca_pem = Some(read("--cacert", path)?);
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            let mut pem = read("--cert", cert)?;
+            pem.push(b'\n');
+            pem.extend(read("--key", key)?);
+            tls.identity_pem = Some(pem);
+        }
         let options = ClientOptions {
             request_timeout: timeout,
             read_failover_timeout: timeout.min(ClientOptions::default().read_failover_timeout),
+            tls,
             ..ClientOptions::default()
         };
         Ok(Client::with_options(&self.endpoints, options)?)

@@ -11,6 +11,7 @@ use crate::http_serve::ConnectionLimits;
 use crate::kv::Limits;
 use crate::server::{self, NodeConfig};
 use crate::storage::MemoryBudget;
+use crate::tls::TlsFiles;
 
 /// Options of `raftcfg serve`; each also reads a `RAFTCFG_*` variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,6 +40,34 @@ pub struct ServeArgs {
     /// would are refused. Repeatable, or comma-separated.
     #[arg(long = "allowed-origin", env = "RAFTCFG_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "ORIGIN", value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,
+    /// The client port's TLS certificate (PEM, leaf first); with it the
+    /// port serves HTTPS only. Re-read when the file changes.
+    #[arg(
+        long,
+        env = "RAFTCFG_CERT_FILE",
+        value_name = "FILE",
+        requires = "key_file"
+    )]
+    pub cert_file: Option<PathBuf>,
+    /// The private key of --cert-file (PEM).
+    #[arg(
+        long,
+        env = "RAFTCFG_KEY_FILE",
+        value_name = "FILE",
+        requires = "cert_file"
+    )]
+    pub key_file: Option<PathBuf>,
+    /// The CA (PEM) whose client certificates the client port accepts.
+    #[arg(
+        long,
+        env = "RAFTCFG_TRUSTED_CA_FILE",
+        value_name = "FILE",
+        requires = "cert_file"
+    )]
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Refuse clients without a certificate from --trusted-ca-file.
+    #[arg(long, env = "RAFTCFG_CLIENT_CERT_AUTH", requires = "trusted_ca_file")]
+    pub client_cert_auth: bool,
     /// Length of a Raft tick, in milliseconds.
     #[arg(long, env = "RAFTCFG_TICK_MS", default_value_t = Timing::default().tick.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub tick_ms: u64,
@@ -156,6 +185,12 @@ impl ServeArgs {
             advertise_client: self.advertise_client.clone(),
             advertise_peer: self.advertise_peer.clone(),
             allowed_origins: self.allowed_origins.clone(),
+            client_tls: self.cert_file.clone().map(|cert| TlsFiles {
+                cert,
+                key: self.key_file.clone().unwrap_or_default(),
+                trusted_ca: self.trusted_ca_file.clone(),
+                client_cert_auth: self.client_cert_auth,
+            }),
             timing: Timing {
                 tick: Duration::from_millis(self.tick_ms),
                 election_ticks: self.election_ticks,

@@ -10,6 +10,7 @@ use raftcfg_raft::NodeId;
 
 use super::sender::{MAX_ANSWER_BYTES, read_bounded};
 use crate::driver::{DriverError, MemberRefusal, NodeView};
+use crate::tls::{TlsFiles, client_port_client};
 
 /// Time for a node about to be added to say who it is.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -33,9 +34,10 @@ pub async fn check_new_member(
     id: NodeId,
     client_url: &str,
     scope: CheckScope,
+    tls: Option<&TlsFiles>,
 ) -> Result<(), DriverError> {
     let refuse = |refusal, message| Err(DriverError::MemberRefused { refusal, message });
-    let node = match node_at(client_url).await {
+    let node = match node_at(client_url, tls).await {
         Ok(node) => node,
         Err(why) => {
             return refuse(
@@ -82,10 +84,11 @@ pub async fn check_new_member(
 }
 
 /// What the node whose client API is at `client_url` says of itself, or
-/// why it said nothing usable. (A client of its own: adding a member is
-/// rare, and its client port is not a peer.)
-async fn node_at(client_url: &str) -> Result<NodeStatus, String> {
-    let response = reqwest::Client::new()
+/// why it said nothing usable. (A client of its own, with the client
+/// port's TLS files: adding a member is rare, and its client port is not
+/// a peer.)
+async fn node_at(client_url: &str, tls: Option<&TlsFiles>) -> Result<NodeStatus, String> {
+    let response = client_port_client(tls)?
         .get(format!("{client_url}/v1/node"))
         .timeout(PROBE_TIMEOUT)
         .send()

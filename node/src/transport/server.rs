@@ -83,6 +83,9 @@ pub struct PeerState {
     /// Turns true (or its sender is dropped) when the node stops; open
     /// streams end then.
     pub(super) stopping: watch::Receiver<bool>,
+    /// The client port's TLS files, for asking a new member's client port
+    /// who it is.
+    pub client_tls: Option<crate::tls::TlsFiles>,
 }
 
 impl PeerState {
@@ -102,6 +105,7 @@ impl PeerState {
             buffers: Arc::new(tokio::sync::Semaphore::new(kib(budget))),
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
             stopping,
+            client_tls: None,
         }
     }
 
@@ -262,11 +266,19 @@ async fn cluster(State(state): State<PeerState>, headers: HeaderMap, body: Body)
             .into_response();
     }
     let node = state.node;
+    let tls = state.client_tls;
     let done = async {
         match request {
             ClusterRequest::AddLearner { id, address } => {
                 let view = node.view();
-                check_new_member(&view, id, &address.client_url, CheckScope::Full).await?;
+                check_new_member(
+                    &view,
+                    id,
+                    &address.client_url,
+                    CheckScope::Full,
+                    tls.as_ref(),
+                )
+                .await?;
                 node.change_membership(MembershipChange::AddLearner(id), Some(address))
                     .await
                     .map(|index| index.get())

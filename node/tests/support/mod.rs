@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
+pub mod certs;
 pub mod patience;
 pub mod peer_stream;
 pub mod ports;
@@ -16,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use raftcfg_client::http::{Client, ClientOptions, Consistency, Precondition};
+use raftcfg_client::http::{Client, ClientOptions, ClientTls, Consistency, Precondition};
 use raftcfg_client::wire::{AddMemberRequest, NodeId, NodeStatus};
 use tempfile::TempDir;
 
@@ -47,6 +48,8 @@ pub struct Node {
     pub advertise_peer: Option<String>,
     /// Shell `ulimit` options the process starts under (e.g. `-Sn 1024`).
     pub ulimit: Option<String>,
+    /// With it, the client port serves TLS and is reached with it.
+    pub client_tls: Option<ClientTls>,
     _ports: [ReservedPort; 2],
     child: Option<Child>,
 }
@@ -64,13 +67,27 @@ impl Node {
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             advertise_peer: None,
             ulimit: None,
+            client_tls: None,
             _ports: [client, peer],
             child: None,
         }
     }
 
     pub fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.client_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Client options that reach this node (its TLS, if it has it).
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            tls: self.client_tls.clone().unwrap_or_default(),
+            ..ClientOptions::default()
+        }
     }
 
     pub fn peer_url(&self) -> String {
@@ -80,7 +97,7 @@ impl Node {
     }
 
     pub fn client(&self) -> Client {
-        Client::new([self.client_url()]).expect("a valid endpoint")
+        Client::with_options([self.client_url()], self.client_options()).expect("a valid endpoint")
     }
 
     /// Starts `raftcfg serve` and waits until its API answers. Panics with
@@ -133,7 +150,7 @@ impl Node {
             ClientOptions {
                 request_timeout: Duration::from_secs(1),
                 connect_timeout: Duration::from_secs(1),
-                ..ClientOptions::default()
+                ..self.client_options()
             },
         )
         .expect("a valid endpoint");
@@ -295,7 +312,11 @@ impl Cluster {
 
     /// A client over every node's endpoint.
     pub fn client(&self) -> Client {
-        Client::new(self.nodes.iter().map(Node::client_url)).unwrap()
+        Client::with_options(
+            self.nodes.iter().map(Node::client_url),
+            self.nodes[0].client_options(),
+        )
+        .unwrap()
     }
 
     pub async fn start_all(&mut self) {

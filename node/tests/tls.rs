@@ -1,0 +1,351 @@
+//! TLS on the client port, with certificates made in the test: the
+//! handshake against the right CA, a wrong CA, an expired certificate and
+//! a missing or foreign client certificate (on the port's own server, in
+//! process); then real `raftcfg serve` processes: a TLS cluster formed and
+//! used through the client library and the CLI, and a certificate replaced
+//! under a continuous write load with no request failing.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use bytes::Bytes;
+use raftcfg_client::http::{Client, ClientOptions, ClientTls, Consistency, Precondition};
+use raftcfg_node::http_serve::{self, ConnectionLimits};
+use raftcfg_node::metrics::{CLIENT_PORT, Metrics};
+use raftcfg_node::tls::{ReloadingTls, TlsFiles};
+use support::Cluster;
+use support::certs::{Leaf, TestCa};
+
+/// A port serving `GET /ping` with `files`; its https URL and metrics.
+async fn tls_port(files: TlsFiles) -> (String, Arc<Metrics>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let metrics = Arc::new(Metrics::default());
+    let tls = Arc::new(ReloadingTls::load(files).unwrap());
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    // Served until the test ends.
+    std::mem::forget(stop);
+    tokio::spawn(http_serve::serve(
+        listener,
+        CLIENT_PORT,
+        Router::new().route("/ping", get(|| async { "pong" })),
+        ConnectionLimits::CLIENT_DEFAULTS,
+        Some(tls),
+        metrics.clone(),
+        stopping,
+    ));
+    (format!("https://127.0.0.1:{port}"), metrics)
+}
+
+/// GET /ping trusting `ca` (PEM), presenting `identity` if given.
+async fn ping(url: &str, ca: &str, identity: Option<&Leaf>) -> Result<String, String> {
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca.as_bytes()).unwrap());
+    if let Some(leaf) = identity {
+        builder = builder.identity(reqwest::Identity::from_pem(&leaf.identity_pem()).unwrap());
+    }
+    let response = builder
+        .build()
+        .unwrap()
+        .get(format!("{url}/ping"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    response.text().await.map_err(|e| format!("{e:?}"))
+}
+
+fn files(dir: &Path, leaf: &Leaf, client_ca: Option<&TestCa>, required: bool) -> TlsFiles {
+    let (cert, key) = leaf.write(dir, "server");
+    TlsFiles {
+        cert,
+        key,
+        trusted_ca: client_ca.map(|ca| ca.write(dir, "client-ca")),
+        client_cert_auth: required,
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_trusts_the_ca_gets_through_and_others_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("cluster CA");
+    let other = TestCa::new("someone else's CA");
+    let (url, metrics) = tls_port(files(dir.path(), &ca.leaf("n1"), None, false)).await;
+
+    assert_eq!(ping(&url, &ca.pem, None).await.unwrap(), "pong");
+    let refused = ping(&url, &other.pem, None).await.unwrap_err();
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+    let plain = reqwest::get(url.replace("https://", "http://") + "/ping").await;
+    assert!(
+        plain.is_err() || !plain.unwrap().status().is_success(),
+        "plain HTTP was served on a TLS port"
+    );
+    assert!(metrics.tls_handshake_failures.get() >= 1);
+}
+
+#[tokio::test]
+async fn an_expired_server_certificate_is_refused_by_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("cluster CA");
+    let (url, _) = tls_port(files(dir.path(), &ca.expired_leaf("n1"), None, false)).await;
+
+    let refused = ping(&url, &ca.pem, None).await.unwrap_err();
+    assert!(refused.to_lowercase().contains("expired"), "{refused}");
+}
+
+#[tokio::test]
+async fn with_client_cert_auth_only_a_certificate_from_the_trusted_ca_gets_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("cluster CA");
+    let clients = TestCa::new("client CA");
+    let stranger = TestCa::new("someone else's CA");
+    let (url, _) = tls_port(files(dir.path(), &ca.leaf("n1"), Some(&clients), true)).await;
+
+    let client = clients.leaf("operator");
+    assert_eq!(ping(&url, &ca.pem, Some(&client)).await.unwrap(), "pong");
+    assert!(ping(&url, &ca.pem, None).await.is_err(), "no certificate");
+    assert!(
+        ping(&url, &ca.pem, Some(&stranger.leaf("mallory")))
+            .await
+            .is_err(),
+        "a certificate from another CA"
+    );
+    assert!(
+        ping(&url, &ca.pem, Some(&clients.expired_leaf("old")))
+            .await
+            .is_err(),
+        "an expired client certificate"
+    );
+}
+
+#[test]
+fn files_that_cannot_serve_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("cluster CA");
+    let leaf = ca.leaf("n1");
+    let (cert, _) = leaf.write(dir.path(), "n1");
+    let (_, other_key) = ca.leaf("n2").write(dir.path(), "n2");
+    let mismatched = TlsFiles {
+        cert: cert.clone(),
+        key: other_key,
+        trusted_ca: None,
+        client_cert_auth: false,
+    };
+    let error = ReloadingTls::load(mismatched).err().unwrap();
+    assert!(error.contains("is not the certificate's"), "{error}");
+    let no_ca = TlsFiles {
+        cert,
+        key: dir.path().join("n1.key"),
+        trusted_ca: None,
+        client_cert_auth: true,
+    };
+    let error = ReloadingTls::load(no_ca).err().unwrap();
+    assert!(error.contains("--trusted-ca-file"), "{error}");
+}
+
+/// A cluster of `n` TLS nodes whose client port requires a certificate
+/// from `ca`, and client TLS that reaches them.
+fn tls_cluster(n: usize, dir: &Path, ca: &TestCa) -> (Cluster, ClientTls) {
+    let ca_file = ca.write(dir, "ca");
+    let mut cluster = Cluster::new(n, &[]);
+    let client = ca.leaf("tester");
+    let tls = ClientTls {
+        ca_pem: Some(ca.pem.clone().into_bytes()),
+        identity_pem: Some(client.identity_pem()),
+    };
+    for node in &mut cluster.nodes {
+        let (cert, key) = ca.leaf(&node.name).write(dir, &node.name);
+        for (flag, path) in [
+            ("--cert-file", &cert),
+            ("--key-file", &key),
+            ("--trusted-ca-file", &ca_file),
+        ] {
+            node.extra_args.push(flag.to_owned());
+            node.extra_args.push(path.to_str().unwrap().to_owned());
+        }
+        node.extra_args.push("--client-cert-auth".to_owned());
+        node.client_tls = Some(tls.clone());
+    }
+    (cluster, tls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_forms_serves_the_library_and_the_cli_and_refuses_strangers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("cluster CA");
+    let (mut cluster, _) = tls_cluster(2, dir.path(), &ca);
+    // Adding the second member has the leader ask it, over TLS, who it is.
+    cluster.form().await;
+    let revision = cluster.put("app/db", "postgres://a").await;
+    let members = cluster.client().members().await.unwrap();
+    assert!(
+        members
+            .members
+            .iter()
+            .all(|m| m.client_url.starts_with("https://")),
+        "{members:?}"
+    );
+
+    let endpoint = cluster.nodes[1].client_url();
+    let client_leaf = ca.leaf("cli");
+    let (cert, key) = client_leaf.write(dir.path(), "cli");
+    let ca_file = dir.path().join("ca.crt");
+    let output = std::process::Command::new(support::RAFTCFG)
+        .args(["get", "app/db", "--endpoints", &endpoint])
+        .arg("--cacert")
+        .arg(&ca_file)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, b"postgres://a");
+
+    // Without a client certificate, or trusting another CA: refused.
+    let output = std::process::Command::new(support::RAFTCFG)
+        .args(["get", "app/db", "--endpoints", &endpoint])
+        .arg("--cacert")
+        .arg(&ca_file)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stranger = Client::with_options(
+        [endpoint.as_str()],
+        ClientOptions {
+            tls: ClientTls {
+                ca_pem: Some(TestCa::new("other").pem.into_bytes()),
+                identity_pem: Some(client_leaf.identity_pem()),
+            },
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        stranger
+            .get("app/db", Consistency::Linearizable)
+            .await
+            .is_err()
+    );
+
+    let value = cluster
+        .client()
+        .get("app/db", Consistency::Linearizable)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(value.mod_revision, revision);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_replaced_under_load_is_served_with_no_request_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = TestCa::new("first CA");
+    let second = TestCa::new("second CA");
+    let mut cluster = Cluster::new(1, &[]);
+    let node = &mut cluster.nodes[0];
+    let (cert, key) = first.leaf("n1").write(dir.path(), "live");
+    for (flag, path) in [("--cert-file", &cert), ("--key-file", &key)] {
+        node.extra_args.push(flag.to_owned());
+        node.extra_args.push(path.to_str().unwrap().to_owned());
+    }
+    // Trusting both CAs: the old certificate and the new one will do.
+    let both = ClientTls {
+        ca_pem: Some(format!("{}\n{}", first.pem, second.pem).into_bytes()),
+        identity_pem: None,
+    };
+    node.client_tls = Some(both.clone());
+    cluster.form().await;
+    let url = cluster.nodes[0].client_url();
+    let only_second = ClientTls {
+        ca_pem: Some(second.pem.clone().into_bytes()),
+        identity_pem: None,
+    };
+    let client_with = |tls: &ClientTls| {
+        Client::with_options(
+            [url.as_str()],
+            ClientOptions {
+                tls: tls.clone(),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    assert!(
+        client_with(&only_second).node_status().await.is_err(),
+        "the second CA's certificate is not served yet"
+    );
+
+    // Writes go on throughout, over a kept-alive connection and over a new
+    // connection (a new handshake) each time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for fresh in [false, true] {
+        let (stop, done, both, url) = (stop.clone(), done.clone(), both.clone(), url.clone());
+        writers.push(tokio::spawn(async move {
+            let options = ClientOptions {
+                tls: both,
+                ..ClientOptions::default()
+            };
+            let kept = Client::with_options([url.as_str()], options.clone()).unwrap();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let client = if fresh {
+                    Client::with_options([url.as_str()], options.clone()).unwrap()
+                } else {
+                    kept.clone()
+                };
+                client
+                    .put(
+                        &format!("k/{fresh}/{i}"),
+                        Bytes::from_static(b"v"),
+                        Precondition::None,
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("write {i} failed during the rotation: {e}"));
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        }));
+    }
+    let wait_for_writes = |at_least: u64| {
+        let done = done.clone();
+        async move {
+            support::wait_for("writes to go on", async || {
+                (done.load(Ordering::Relaxed) >= at_least).then_some(())
+            })
+            .await;
+        }
+    };
+    wait_for_writes(20).await;
+
+    // Replaced as a Secret's files are: each written aside, then renamed.
+    let next = second.leaf("n1");
+    let (new_cert, new_key) = next.write(dir.path(), "next");
+    std::fs::rename(&new_cert, &cert).unwrap();
+    std::fs::rename(&new_key, &key).unwrap();
+
+    let fresh_client = client_with(&only_second);
+    support::wait_for("the new certificate to be served", async || {
+        fresh_client.node_status().await.ok()
+    })
+    .await;
+    let after = done.load(Ordering::Relaxed);
+    wait_for_writes(after + 20).await;
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.expect("no write failed");
+    }
+}
