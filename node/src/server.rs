@@ -165,12 +165,19 @@ pub struct RunningNode {
 pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     config.check()?;
     let budget = descriptor_budget(config.client_connections.max_connections)?;
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+    crate::storage::create_private_dir(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
             config.data_dir.display()
         )
     })?;
+    if let Some(mode) = crate::storage::open_to_others(&config.data_dir) {
+        tracing::warn!(
+            data_dir = %config.data_dir.display(),
+            mode = format!("{mode:o}"),
+            "other users may read the data directory, which holds every value: chmod 700 it"
+        );
+    }
     let client_tls = match &config.client_tls {
         Some(files) => Some(Arc::new(
             ReloadingTls::load(files.clone()).map_err(anyhow::Error::msg)?,

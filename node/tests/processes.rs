@@ -642,3 +642,15 @@ async fn json_logs_are_one_object_per_line_with_no_key_twice_across_terms_and_fa
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_data_directory_is_open_to_its_user_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut cluster = Cluster::new(1, &[]);
+    cluster.start_all().await;
+    let mode = std::fs::metadata(&cluster.nodes[0].data_dir)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+}

@@ -25,7 +25,7 @@ pub fn restore_backup(file: &Path, data_dir: &Path, name: &str) -> anyhow::Resul
             data_dir.display()
         );
     }
-    std::fs::create_dir_all(data_dir)
+    crate::storage::create_private_dir(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let result = (|| {
         let fresh_id = crate::ids::fresh_node_id();

@@ -32,3 +32,21 @@ pub mod terms;
 pub use db::{Db, MemoryBudget, StorageError};
 pub use identity::{ExpectedIdentity, Identity};
 pub use log_store::RocksLogStore;
+
+/// Creates the data directory `path` (and missing parents) open to this
+/// user only (mode 0700): it holds every value, secrets included.
+pub fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// The permission bits of `path` if users other than its owner may enter
+/// or read it.
+pub fn open_to_others(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
