@@ -95,6 +95,9 @@ pub async fn serve(
         ..Registry::default()
     });
     let shared = Arc::new(Shared {
+        handshake_failures: metrics
+            .tls_handshake_failures
+            .get_or_create_owned(&PortLabels { port }),
         router,
         limits,
         tls,
@@ -143,6 +146,8 @@ pub async fn serve(
 
 /// What every connection of a port shares.
 struct Shared {
+    /// This port's failed TLS handshakes.
+    handshake_failures: prometheus_client::metrics::counter::Counter,
     router: axum::Router,
     limits: ConnectionLimits,
     tls: Option<Arc<ReloadingTls>>,
@@ -165,12 +170,12 @@ async fn open_connection(
     match tokio::time::timeout(shared.limits.header_read_timeout, handshake).await {
         Ok(Ok(stream)) => serve_connection(stream, connection, shared, stopping).await,
         Ok(Err(error)) => {
-            shared.metrics.tls_handshake_failures.inc();
+            shared.handshake_failures.inc();
             tracing::debug!(%error, "a TLS handshake failed");
             shared.registry.remove(connection.id);
         }
         Err(_) => {
-            shared.metrics.tls_handshake_failures.inc();
+            shared.handshake_failures.inc();
             shared.registry.remove(connection.id);
         }
     }

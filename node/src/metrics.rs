@@ -200,8 +200,8 @@ pub struct Metrics {
     /// Connections that could not be accepted (e.g. out of descriptors).
     pub accept_errors: Counter,
     /// TLS handshakes that failed (a certificate refused, say) or took
-    /// longer than a request's headers may.
-    pub tls_handshake_failures: Counter,
+    /// longer than a request's headers may, by port.
+    pub tls_handshake_failures: Family<PortLabels, Counter>,
     /// HTTP connections open, by port.
     pub open_connections: Family<PortLabels, CountGauge>,
     /// Answered HTTP requests, by port, route, method and status.
@@ -263,7 +263,7 @@ impl Default for Metrics {
             connections_closed_idle: Counter::default(),
             connections_timed_out: Counter::default(),
             accept_errors: Counter::default(),
-            tls_handshake_failures: Counter::default(),
+            tls_handshake_failures: Family::default(),
             open_connections: Family::default(),
             http_requests: Family::default(),
             http_request_seconds: Family::new_with_constructor(latency_histogram),
@@ -329,7 +329,7 @@ impl Metrics {
             "1 while a snapshot file of the state is being written",
             self.snapshot_writing.clone(),
         );
-        let counters: [(&str, &str, &Counter); 13] = [
+        let counters: [(&str, &str, &Counter); 12] = [
             (
                 "raftcfg_proposals",
                 "Writes proposed on this node",
@@ -390,11 +390,6 @@ impl Metrics {
                 "Connections that could not be accepted (e.g. out of descriptors)",
                 &self.accept_errors,
             ),
-            (
-                "raftcfg_tls_handshake_failures",
-                "TLS handshakes that failed or took too long",
-                &self.tls_handshake_failures,
-            ),
         ];
         for (name, help, counter) in counters {
             r.register(name, help, counter.clone());
@@ -448,6 +443,11 @@ impl Metrics {
             "raftcfg_http_request_seconds",
             "Time from a request to its answer's headers, by port, route and method",
             self.http_request_seconds.clone(),
+        );
+        r.register(
+            "raftcfg_tls_handshake_failures",
+            "TLS handshakes that failed or took too long, by port",
+            self.tls_handshake_failures.clone(),
         );
         r.register(
             "raftcfg_open_connections",

@@ -59,6 +59,9 @@ pub struct NodeConfig {
     pub allowed_origins: Vec<String>,
     /// The client port's TLS files; plain HTTP without them.
     pub client_tls: Option<TlsFiles>,
+    /// The peer port's TLS files (mutual TLS: `trusted_ca` is required and
+    /// so is a peer's certificate); plain HTTP without them.
+    pub peer_tls: Option<TlsFiles>,
     /// How Raft time runs.
     pub timing: Timing,
     /// When to snapshot and what to keep.
@@ -90,6 +93,7 @@ impl NodeConfig {
             advertise_peer: None,
             allowed_origins: Vec::new(),
             client_tls: None,
+            peer_tls: None,
             timing: Timing::default(),
             snapshots: SnapshotPolicy::default(),
             memory: MemoryBudget::default(),
@@ -120,7 +124,11 @@ impl NodeConfig {
                 &self.advertise_client,
                 self.client_tls.is_some(),
             ),
-            ("--advertise-peer", &self.advertise_peer, false),
+            (
+                "--advertise-peer",
+                &self.advertise_peer,
+                self.peer_tls.is_some(),
+            ),
         ] {
             let Some(url) = url else { continue };
             check_member_url(url).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
@@ -130,14 +138,22 @@ impl NodeConfig {
                      configured for it); advertise an http:// URL"
                 ),
                 (false, true) => anyhow::bail!(
-                    "{flag} {url} is http://, but this port serves TLS (--cert-file); \
-                     advertise an https:// URL"
+                    "{flag} {url} is http://, but this port serves TLS; advertise an https:// URL"
                 ),
                 _ => {}
             }
         }
         if let Some(tls) = &self.client_tls {
             tls.check().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(tls) = &self.peer_tls {
+            if tls.trusted_ca.is_none() || !tls.client_cert_auth {
+                anyhow::bail!(
+                    "peer TLS is mutual: --peer-cert-file needs --peer-trusted-ca-file, the CA \
+                     whose certificates members present to each other"
+                );
+            }
+            tls.check().map_err(|e| anyhow::anyhow!("peer TLS: {e}"))?;
         }
         if self.client_connections.max_connections == 0 {
             anyhow::bail!("at least 1 client connection must be allowed");
@@ -184,6 +200,16 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         )),
         None => None,
     };
+    let peer_tls = match &config.peer_tls {
+        Some(files) => Some(Arc::new(
+            ReloadingTls::load(files.clone()).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
+    let peer_client_tls = match &peer_tls {
+        Some(tls) => Some(Arc::new(tls.client_config().map_err(anyhow::Error::msg)?)),
+        None => None,
+    };
     let client_listener = listen(config.listen_client)
         .with_context(|| format!("cannot listen for clients on {}", config.listen_client))?;
     let peer_listener = listen(config.listen_peer)
@@ -195,7 +221,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         peer_url: config
             .advertise_peer
             .clone()
-            .unwrap_or_else(|| default_url(peer_addr, false)),
+            .unwrap_or_else(|| default_url(peer_addr, config.peer_tls.is_some())),
         client_url: config
             .advertise_client
             .clone()
@@ -214,6 +240,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         tokio::runtime::Handle::current(),
         metrics.clone(),
         snapshots.clone(),
+        peer_client_tls,
     );
     let mut driver_config = DriverConfig::new(config.name.clone(), address.clone());
     driver_config.timing = config.timing;
@@ -304,7 +331,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             crate::metrics::PEER_PORT,
             peers,
             peer_connections,
-            None,
+            peer_tls,
             metrics,
             stopping,
         )),

@@ -1,21 +1,30 @@
-//! TLS for the client port: the server configuration made from PEM files
-//! (`--cert-file`, `--key-file`, and `--trusted-ca-file` with
-//! `--client-cert-auth`), made again whenever one of the files changes, so
-//! a certificate that Kubernetes rotates in a mounted Secret is served
-//! without a restart. A connection keeps the configuration it began with;
-//! files that do not make a valid configuration (half rotated, say) are
-//! logged and the previous configuration stays until they do.
+//! TLS for both ports, made from PEM files and made again whenever one of
+//! them changes, so a certificate that Kubernetes rotates in a mounted
+//! Secret is used without a restart. A connection keeps the configuration
+//! it began with; files that do not make a valid configuration (half
+//! rotated, say) are logged and the previous configuration stays until
+//! they do.
+//!
+//! - The client port serves `--cert-file`/`--key-file`, and with
+//!   `--trusted-ca-file` and `--client-cert-auth` asks clients for a
+//!   certificate.
+//! - The peer port is mutual TLS: it serves `--peer-cert-file` and accepts
+//!   only peers presenting a certificate from `--peer-trusted-ca-file`; a
+//!   member dialling a peer presents the same certificate and trusts only
+//!   that CA ([`ReloadingTls::client_config`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use tokio_rustls::TlsAcceptor;
 
 /// How often, at most, the files are looked at for a change.
@@ -44,7 +53,7 @@ impl TlsFiles {
                     .to_owned(),
             );
         }
-        build(self).map(drop)
+        load(self).map(drop)
     }
 
     fn paths(&self) -> Vec<&Path> {
@@ -61,10 +70,20 @@ pub struct ReloadingTls {
 }
 
 struct Current {
-    acceptor: TlsAcceptor,
-    /// What the files looked like when `acceptor` was made from them.
+    loaded: Arc<Loaded>,
+    /// What the files looked like when `loaded` was made from them.
     stamps: Vec<Option<FileStamp>>,
     checked: Instant,
+}
+
+/// What one version of the files makes.
+struct Loaded {
+    acceptor: TlsAcceptor,
+    /// The certificate and key, also presented when dialling out.
+    identity: Arc<CertifiedKey>,
+    /// What checks the certificate of a server dialled, if the files name
+    /// a CA.
+    server_verifier: Option<Arc<WebPkiServerVerifier>>,
 }
 
 /// What tells that a file changed: Kubernetes replaces a Secret's files by
@@ -91,41 +110,143 @@ impl ReloadingTls {
     pub fn load(files: TlsFiles) -> Result<Self, String> {
         files.check()?;
         let stamps = files.paths().into_iter().map(stamp).collect();
-        let config = build(&files)?;
+        let loaded = load(&files)?;
         Ok(Self {
             files,
             current: Mutex::new(Current {
-                acceptor: TlsAcceptor::from(Arc::new(config)),
+                loaded: Arc::new(loaded),
                 stamps,
                 checked: Instant::now(),
             }),
         })
     }
 
-    /// The acceptor for a new connection: made again first if a file
-    /// changed since it was made (looked at no more than once a second).
+    /// The acceptor for a new connection.
     pub fn acceptor(&self) -> TlsAcceptor {
+        self.loaded().acceptor.clone()
+    }
+
+    /// A client configuration for dialling the servers this port's CA
+    /// signed, presenting this port's certificate: mutual TLS between
+    /// members. Each handshake uses the files as they are then.
+    pub fn client_config(self: &Arc<Self>) -> Result<ClientConfig, String> {
+        if self.files.trusted_ca.is_none() {
+            return Err("dialling out needs the CA that signed the servers".to_owned());
+        }
+        let mut config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(CurrentCa(self.clone())))
+            .with_client_cert_resolver(Arc::new(CurrentIdentity(self.clone())));
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    /// What the files make now: made again first if a file changed since
+    /// (looked at no more than once a second).
+    fn loaded(&self) -> Arc<Loaded> {
         let mut current = self.current.lock().expect("TLS lock is never poisoned");
         if current.checked.elapsed() >= RECHECK_INTERVAL {
             current.checked = Instant::now();
             let stamps: Vec<Option<FileStamp>> =
                 self.files.paths().into_iter().map(stamp).collect();
             if stamps != current.stamps {
-                match build(&self.files) {
-                    Ok(config) => {
-                        current.acceptor = TlsAcceptor::from(Arc::new(config));
-                        current.stamps = stamps;
+                current.stamps = stamps;
+                match load(&self.files) {
+                    Ok(loaded) => {
+                        current.loaded = Arc::new(loaded);
                         tracing::info!(cert = %self.files.cert.display(), "TLS files reloaded");
                     }
                     // Tried again at the next change of a file.
                     Err(error) => {
-                        current.stamps = stamps;
-                        tracing::warn!(%error, "TLS files changed but cannot be used; still serving the previous ones");
+                        tracing::warn!(%error, "TLS files changed but cannot be used; still using the previous ones");
                     }
                 }
             }
         }
-        current.acceptor.clone()
+        current.loaded.clone()
+    }
+}
+
+/// Presents the files' current certificate when dialling out.
+struct CurrentIdentity(Arc<ReloadingTls>);
+
+impl std::fmt::Debug for CurrentIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CurrentIdentity({})", self.0.files.cert.display())
+    }
+}
+
+impl ResolvesClientCert for CurrentIdentity {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.loaded().identity.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Checks a dialled server's certificate against the files' current CA.
+struct CurrentCa(Arc<ReloadingTls>);
+
+impl std::fmt::Debug for CurrentCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CurrentCa({:?})", self.0.files.trusted_ca)
+    }
+}
+
+impl CurrentCa {
+    fn verifier(&self) -> Result<Arc<WebPkiServerVerifier>, rustls::Error> {
+        self.0
+            .loaded()
+            .server_verifier
+            .clone()
+            .ok_or_else(|| rustls::Error::General("no CA to check servers against".to_owned()))
+    }
+}
+
+impl ServerCertVerifier for CurrentCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -165,8 +286,8 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// A server configuration from `files`.
-fn build(files: &TlsFiles) -> Result<ServerConfig, String> {
+/// What `files` make.
+fn load(files: &TlsFiles) -> Result<Loaded, String> {
     let provider = provider();
     let certs = read_certs(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
@@ -187,11 +308,12 @@ fn build(files: &TlsFiles) -> Result<ServerConfig, String> {
             files.cert.display()
         )
     })?;
+    let identity = Arc::new(certified);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let builder = match &files.trusted_ca {
-        None => builder.with_no_client_auth(),
+    let (builder, server_verifier) = match &files.trusted_ca {
+        None => (builder.with_no_client_auth(), None),
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             for cert in read_certs(ca)? {
@@ -199,18 +321,30 @@ fn build(files: &TlsFiles) -> Result<ServerConfig, String> {
                     .add(cert)
                     .map_err(|e| format!("a certificate in {} is not a CA: {e}", ca.display()))?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let roots = Arc::new(roots);
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
             let verifier = if files.client_cert_auth {
                 verifier
             } else {
                 verifier.allow_unauthenticated()
             };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| e.to_string())?)
+            let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| e.to_string())?;
+            (
+                builder.with_client_cert_verifier(verifier.build().map_err(|e| e.to_string())?),
+                Some(server_verifier),
+            )
         }
     };
-    let mut config = builder.with_cert_resolver(Arc::new(OneCert(Arc::new(certified))));
+    let mut config = builder.with_cert_resolver(Arc::new(OneCert(identity.clone())));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    Ok(Loaded {
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+        identity,
+        server_verifier,
+    })
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

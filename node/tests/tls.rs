@@ -3,7 +3,9 @@
 //! a missing or foreign client certificate (on the port's own server, in
 //! process); then real `raftcfg serve` processes: a TLS cluster formed and
 //! used through the client library and the CLI, and a certificate replaced
-//! under a continuous write load with no request failing.
+//! under a continuous write load with no request failing; and mutual TLS
+//! between members: a cluster that replicates, forwards and sends a
+//! snapshot over it, and refuses strangers at the peer port.
 
 mod support;
 
@@ -17,7 +19,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use raftcfg_client::http::{Client, ClientOptions, ClientTls, Consistency, Precondition};
 use raftcfg_node::http_serve::{self, ConnectionLimits};
-use raftcfg_node::metrics::{CLIENT_PORT, Metrics};
+use raftcfg_node::metrics::{CLIENT_PORT, Metrics, PortLabels};
 use raftcfg_node::tls::{ReloadingTls, TlsFiles};
 use support::Cluster;
 use support::certs::{Leaf, TestCa};
@@ -86,7 +88,11 @@ async fn a_client_that_trusts_the_ca_gets_through_and_others_are_refused() {
         plain.is_err() || !plain.unwrap().status().is_success(),
         "plain HTTP was served on a TLS port"
     );
-    assert!(metrics.tls_handshake_failures.get() >= 1);
+    let failures = metrics
+        .tls_handshake_failures
+        .get_or_create(&PortLabels { port: CLIENT_PORT })
+        .get();
+    assert!(failures >= 1);
 }
 
 #[tokio::test]
@@ -348,4 +354,178 @@ async fn a_certificate_replaced_under_load_is_served_with_no_request_failing() {
     for writer in writers {
         writer.await.expect("no write failed");
     }
+}
+
+/// Gives every node of `cluster` peer TLS with certificates from `ca`,
+/// advertising its https:// peer URL.
+fn with_peer_tls(cluster: &mut Cluster, dir: &Path, ca: &TestCa) {
+    let ca_file = ca.write(dir, "peer-ca");
+    for node in &mut cluster.nodes {
+        let (cert, key) = ca
+            .leaf(&node.name)
+            .write(dir, &format!("{}-peer", node.name));
+        for (flag, path) in [
+            ("--peer-cert-file", &cert),
+            ("--peer-key-file", &key),
+            ("--peer-trusted-ca-file", &ca_file),
+        ] {
+            node.extra_args.push(flag.to_owned());
+            node.extra_args.push(path.to_str().unwrap().to_owned());
+        }
+        node.advertise_peer = Some(format!("https://127.0.0.1:{}", node.peer_port));
+    }
+}
+
+/// A request to a member's peer port as a stranger would make it: plain,
+/// or over TLS trusting `ca` and presenting `identity`.
+async fn knock(peer_port: u16, ca: &TestCa, identity: Option<&Leaf>) -> Result<u16, String> {
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca.pem.as_bytes()).unwrap());
+    if let Some(leaf) = identity {
+        builder = builder.identity(reqwest::Identity::from_pem(&leaf.identity_pem()).unwrap());
+    }
+    let response = builder
+        .build()
+        .unwrap()
+        .post(format!("https://127.0.0.1:{peer_port}/raft/v1/propose"))
+        .body(vec![0u8; 16])
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(response.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_tls_cluster_replicates_forwards_snapshots_and_refuses_peers_without_a_certificate()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("peer CA");
+    // A small snapshot threshold: the third member catches up from a
+    // snapshot, sent over TLS too.
+    let mut cluster = Cluster::new(3, &["--snapshot-threshold", "20"]);
+    with_peer_tls(&mut cluster, dir.path(), &ca);
+    cluster.start_all().await;
+    cluster.nodes[0].client().bootstrap().await.unwrap();
+    cluster.wait_for_leader(&[0]).await;
+    cluster.join(1).await;
+    for i in 0..60 {
+        cluster.put(&format!("k{i}"), "v").await;
+    }
+    cluster.join(2).await;
+    let leader = cluster.wait_for_leader(&[0, 1, 2]).await;
+    let follower = (leader + 1) % 3;
+    // A write through a follower is forwarded to the leader over TLS.
+    cluster.nodes[follower]
+        .client()
+        .put("forwarded", Bytes::from_static(b"yes"), Precondition::None)
+        .await
+        .unwrap();
+    for node in &cluster.nodes {
+        for (key, expected) in [("k0", "v"), ("forwarded", "yes")] {
+            let value = node
+                .client()
+                .get(key, Consistency::Linearizable)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(value.bytes, expected.as_bytes(), "{key} on {}", node.name);
+        }
+    }
+    assert!(
+        cluster.nodes[2].status().await.snapshot_index.0 > 0,
+        "the third member did not start from a snapshot"
+    );
+
+    // Strangers at the peer port: plain HTTP, TLS without a certificate,
+    // and a certificate from another CA, are all refused at the handshake.
+    let port = cluster.nodes[follower].peer_port;
+    let plain = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/raft/v1/propose"))
+        .body(vec![0u8; 16])
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
+    let no_cert = knock(port, &ca, None).await;
+    assert!(
+        no_cert.is_err(),
+        "a peer without a certificate got {no_cert:?}"
+    );
+    let other = TestCa::new("other CA");
+    let foreign = knock(port, &ca, Some(&other.leaf("intruder"))).await;
+    assert!(foreign.is_err(), "a foreign certificate got {foreign:?}");
+    // A certificate from the peer CA is a member's: it gets through to
+    // the request's own checks.
+    let member = knock(port, &ca, Some(&ca.leaf("n9"))).await;
+    assert!(member.is_ok(), "{member:?}");
+
+    let page = reqwest::get(format!("{}/metrics", cluster.nodes[follower].client_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failures: u64 = page
+        .lines()
+        .find_map(|line| line.strip_prefix("raftcfg_tls_handshake_failures_total{port=\"peer\"} "))
+        .expect("a peer handshake failure count")
+        .parse()
+        .unwrap();
+    assert!(failures >= 3, "{failures} peer handshake failures counted");
+
+    // The cluster works on, and refuses a member that would talk plain
+    // HTTP to it.
+    cluster.put("after", "strangers").await;
+    let mut request = cluster.nodes[2].add_request(raftcfg_client::wire::NodeId(99));
+    request.peer_url = "http://127.0.0.1:1".to_owned();
+    let error = cluster.client().add_member(&request).await.unwrap_err();
+    assert!(error.to_string().contains("talk over TLS"), "{error}");
+}
+
+#[test]
+fn peer_tls_that_cannot_work_is_refused_at_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("peer CA");
+    let (cert, key) = ca.leaf("n1").write(dir.path(), "n1");
+    let ca_file = ca.write(dir.path(), "ca");
+    let serve = |args: &[&std::ffi::OsStr]| {
+        let output = std::process::Command::new(support::RAFTCFG)
+            .args(["serve", "--name", "n1", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client",
+                "127.0.0.1:0",
+                "--listen-peer",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let error = serve(&[
+        "--peer-cert-file".as_ref(),
+        cert.as_os_str(),
+        "--peer-key-file".as_ref(),
+        key.as_os_str(),
+    ]);
+    assert!(error.contains("--peer-trusted-ca-file"), "{error}");
+    let error = serve(&[
+        "--peer-cert-file".as_ref(),
+        cert.as_os_str(),
+        "--peer-key-file".as_ref(),
+        key.as_os_str(),
+        "--peer-trusted-ca-file".as_ref(),
+        ca_file.as_os_str(),
+        "--advertise-peer".as_ref(),
+        "http://127.0.0.1:7380".as_ref(),
+    ]);
+    assert!(error.contains("advertise an https:// URL"), "{error}");
+    let error = serve(&[
+        "--advertise-peer".as_ref(),
+        "https://127.0.0.1:7380".as_ref(),
+    ]);
+    assert!(error.contains("serves plain HTTP"), "{error}");
 }

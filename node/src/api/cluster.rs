@@ -95,7 +95,7 @@ pub async fn add_member(
     let id = member_id_value(request.node_id.get())?;
     let address = MemberAddress {
         name: check_name(&request.name)?,
-        peer_url: check_url("peer_url", &request.peer_url)?,
+        peer_url: check_peer_url(&state, &request.peer_url)?,
         client_url: check_url("client_url", &request.client_url)?,
     };
     // A follower checks what does not depend on its view being current;
@@ -162,7 +162,7 @@ pub async fn update_member(
     Params::parse(query.as_deref(), &[])?;
     let id = member_id(&id)?;
     let request: UpdateMemberRequest = json_body(&headers, &body)?;
-    let peer_url = check_url("peer_url", &request.peer_url)?;
+    let peer_url = check_peer_url(&state, &request.peer_url)?;
     let client_url = check_url("client_url", &request.client_url)?;
     let local = state
         .node
@@ -344,6 +344,27 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     crate::kv::check_member_name(name)
         .map_err(|reason| ApiError::bad_request("bad_member", reason))?;
     Ok(name.to_owned())
+}
+
+/// A member's peer URL, whose scheme must be this member's: members talk
+/// over TLS to each other or not at all.
+fn check_peer_url(state: &ApiState, url: &str) -> Result<String, ApiError> {
+    let url = check_url("peer_url", url)?;
+    match (state.transport.uses_tls(), url.starts_with("https://")) {
+        (true, false) => Err(ApiError::bad_request(
+            "bad_member",
+            format!(
+                "peer_url: {url} is http://, but this cluster's members talk over TLS; give its https:// URL"
+            ),
+        )),
+        (false, true) => Err(ApiError::bad_request(
+            "bad_member",
+            format!(
+                "peer_url: {url} is https://, but this cluster's members talk plain HTTP (no --peer-cert-file)"
+            ),
+        )),
+        _ => Ok(url),
+    }
 }
 
 fn check_url(field: &str, url: &str) -> Result<String, ApiError> {

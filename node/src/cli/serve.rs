@@ -68,6 +68,34 @@ pub struct ServeArgs {
     /// Refuse clients without a certificate from --trusted-ca-file.
     #[arg(long, env = "RAFTCFG_CLIENT_CERT_AUTH", requires = "trusted_ca_file")]
     pub client_cert_auth: bool,
+    /// The peer port's TLS certificate (PEM, leaf first), presented to
+    /// peers both ways: the peer port then serves mutual TLS only. It needs
+    /// the serverAuth and clientAuth usages. Re-read when the file changes.
+    #[arg(
+        long,
+        env = "RAFTCFG_PEER_CERT_FILE",
+        value_name = "FILE",
+        requires_all = ["peer_key_file", "peer_trusted_ca_file"]
+    )]
+    pub peer_cert_file: Option<PathBuf>,
+    /// The private key of --peer-cert-file (PEM).
+    #[arg(
+        long,
+        env = "RAFTCFG_PEER_KEY_FILE",
+        value_name = "FILE",
+        requires = "peer_cert_file"
+    )]
+    pub peer_key_file: Option<PathBuf>,
+    /// The CA (PEM) that signed every member's peer certificate: peers
+    /// without a certificate from it are refused, and members dialled must
+    /// present one.
+    #[arg(
+        long,
+        env = "RAFTCFG_PEER_TRUSTED_CA_FILE",
+        value_name = "FILE",
+        requires = "peer_cert_file"
+    )]
+    pub peer_trusted_ca_file: Option<PathBuf>,
     /// Length of a Raft tick, in milliseconds.
     #[arg(long, env = "RAFTCFG_TICK_MS", default_value_t = Timing::default().tick.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub tick_ms: u64,
@@ -190,6 +218,12 @@ impl ServeArgs {
                 key: self.key_file.clone().unwrap_or_default(),
                 trusted_ca: self.trusted_ca_file.clone(),
                 client_cert_auth: self.client_cert_auth,
+            }),
+            peer_tls: self.peer_cert_file.clone().map(|cert| TlsFiles {
+                cert,
+                key: self.peer_key_file.clone().unwrap_or_default(),
+                trusted_ca: self.peer_trusted_ca_file.clone(),
+                client_cert_auth: true,
             }),
             timing: Timing {
                 tick: Duration::from_millis(self.tick_ms),

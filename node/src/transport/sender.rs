@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use raftcfg_raft::{Message, NodeId};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio_rustls::TlsConnector;
 
 use super::forward::{ClusterReply, ClusterRequest, ForwardReply};
 use super::link::{Idle, PeerLink, Queued};
@@ -68,6 +69,8 @@ impl Local {
 /// Sends peer messages and forwards writes.
 pub struct Transport {
     client: reqwest::Client,
+    /// Mutual TLS to peers, if the peer port uses it.
+    tls: Option<TlsConnector>,
     local: Arc<Local>,
     runtime: Handle,
     metrics: Arc<Metrics>,
@@ -87,21 +90,30 @@ struct PeerQueue {
 
 impl Transport {
     /// A transport for the member whose peer URL is `own_url`, streaming
-    /// snapshots from `snapshots`; its tasks run on `runtime`.
+    /// snapshots from `snapshots`; its tasks run on `runtime`. With `tls`,
+    /// every peer is dialled over mutual TLS, and only at `https://` URLs.
     pub fn new(
         own_url: String,
         runtime: Handle,
         metrics: Arc<Metrics>,
         snapshots: SnapshotDir,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Arc<Self> {
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
+            .tcp_nodelay(true);
+        if let Some(config) = &tls {
+            client = client
+                .tls_backend_preconfigured(rustls::ClientConfig::clone(config))
+                .https_only(true);
+        }
+        let client = client
             .build()
             .expect("the HTTP client's settings are valid");
         Arc::new(Self {
             client,
+            tls: tls.map(TlsConnector::from),
             local: Arc::new(Local {
                 url: own_url,
                 id: OnceLock::new(),
@@ -113,6 +125,11 @@ impl Transport {
             snapshots,
             transfers: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether peers are dialled over TLS (their URLs are then `https://`).
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Names this member's node id in every peer request from now on.
@@ -206,6 +223,7 @@ impl Transport {
             let task = PeerTask {
                 url: url.to_owned(),
                 local: self.local.clone(),
+                tls: self.tls.clone(),
                 stats: stats.clone(),
                 link: link.clone(),
             };
@@ -315,6 +333,7 @@ struct PeerTask {
     /// The peer's URL.
     url: String,
     local: Arc<Local>,
+    tls: Option<TlsConnector>,
     stats: Arc<PeerStats>,
     link: Arc<PeerLink>,
 }
@@ -399,7 +418,8 @@ impl PeerTask {
         let open = match stream {
             Some(open) => open,
             None => {
-                let mut opened = OutgoingStream::open(&self.url, &self.local).await?;
+                let mut opened =
+                    OutgoingStream::open(&self.url, &self.local, self.tls.as_ref()).await?;
                 self.stats.streams_opened.inc();
                 *streams_opened += 1;
                 if let Some(socket) = opened.take_socket() {

@@ -28,8 +28,10 @@ use axum::response::{IntoResponse, Response};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use raftcfg_raft::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use super::sender::Local;
 use super::server::PeerState;
@@ -62,8 +64,14 @@ const READ_BUFFER_BYTES: usize = 64 << 10;
 /// Why a stream could not be opened or used.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    #[error("{0} is not an http:// peer URL")]
+    #[error("{0} is not an http:// or https:// peer URL")]
     BadUrl(String),
+    #[error("{0} is a plain http:// peer URL, but this member's peers use TLS")]
+    PlainPeer(String),
+    #[error("{0} is an https:// peer URL, but this member has no peer TLS (--peer-cert-file)")]
+    NoPeerTls(String),
+    #[error("the TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
     #[error("connecting: {0}")]
     Connect(std::io::Error),
     #[error("connecting timed out")]
@@ -84,18 +92,36 @@ pub enum StreamError {
 pub struct OutgoingStream {
     io: TokioIo<Upgraded>,
     /// A second handle on the socket, for writes from outside the runtime
-    /// (see `link`).
+    /// (see `link`); none over TLS, where every byte goes through the TLS
+    /// session.
     socket: Option<socket2::Socket>,
 }
 
 impl OutgoingStream {
-    /// Opens a stream to the peer at `peer_url`, naming this member as
-    /// `own_url`.
-    pub async fn open(peer_url: &str, local: &Local) -> Result<Self, StreamError> {
-        let authority = peer_url
-            .strip_prefix("http://")
-            .filter(|rest| !rest.is_empty() && !rest.contains('/'))
-            .ok_or_else(|| StreamError::BadUrl(peer_url.to_owned()))?;
+    /// Opens a stream to the peer at `peer_url` (over TLS with `tls`, which
+    /// an `https://` URL needs and an `http://` one refuses).
+    pub async fn open(
+        peer_url: &str,
+        local: &Local,
+        tls: Option<&TlsConnector>,
+    ) -> Result<Self, StreamError> {
+        let (authority, secure) = match (
+            peer_url.strip_prefix("https://"),
+            peer_url.strip_prefix("http://"),
+        ) {
+            (Some(authority), _) => (authority, true),
+            (None, Some(authority)) => (authority, false),
+            (None, None) => return Err(StreamError::BadUrl(peer_url.to_owned())),
+        };
+        if authority.is_empty() || authority.contains('/') {
+            return Err(StreamError::BadUrl(peer_url.to_owned()));
+        }
+        let tls = match (secure, tls) {
+            (true, Some(tls)) => Some(tls),
+            (false, None) => None,
+            (true, None) => return Err(StreamError::NoPeerTls(peer_url.to_owned())),
+            (false, Some(_)) => return Err(StreamError::PlainPeer(peer_url.to_owned())),
+        };
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority))
             .await
             .map_err(|_| StreamError::ConnectTimeout)?
@@ -105,19 +131,37 @@ impl OutgoingStream {
         socket
             .set_tcp_user_timeout(Some(UNACKNOWLEDGED_LIMIT))
             .map_err(StreamError::Connect)?;
-        let second = socket.try_clone().map_err(StreamError::Connect)?;
-        let upgraded = tokio::time::timeout(UPGRADE_TIMEOUT, upgrade(tcp, authority, local))
+        // Over TLS every byte goes through the session: no second handle.
+        let socket = match tls {
+            None => Some(socket.try_clone().map_err(StreamError::Connect)?),
+            Some(_) => None,
+        };
+        let opening = async {
+            match tls {
+                None => upgrade(tcp, authority, local).await,
+                Some(tls) => {
+                    let name = server_name(authority)
+                        .ok_or_else(|| StreamError::BadUrl(peer_url.to_owned()))?;
+                    let tls = tls
+                        .connect(name, tcp)
+                        .await
+                        .map_err(StreamError::Handshake)?;
+                    upgrade(tls, authority, local).await
+                }
+            }
+        };
+        let upgraded = tokio::time::timeout(UPGRADE_TIMEOUT, opening)
             .await
             .map_err(|_| StreamError::UpgradeTimeout)??;
         Ok(Self {
             io: TokioIo::new(upgraded),
-            socket: Some(second),
+            socket,
         })
     }
 
-    /// The second handle on the socket, once: writes on it go straight to
-    /// the connection, beside this stream's (the caller keeps them apart).
-    /// Non-blocking, like the socket.
+    /// The second handle on the socket, once (none over TLS): writes on it
+    /// go straight to the connection, beside this stream's (the caller
+    /// keeps them apart). Non-blocking, like the socket.
     pub fn take_socket(&mut self) -> Option<socket2::Socket> {
         self.socket.take()
     }
@@ -151,9 +195,26 @@ pub fn encode_frame(messages: &[Message]) -> Vec<u8> {
     frame
 }
 
-/// Sends the upgrade request on `tcp` and waits for the switch.
-async fn upgrade(tcp: TcpStream, authority: &str, local: &Local) -> Result<Upgraded, StreamError> {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+/// The name a peer's certificate must carry: the host of `authority`
+/// (`host:port`, an IPv6 address in brackets).
+fn server_name(authority: &str) -> Option<ServerName<'static>> {
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        _ => authority,
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    ServerName::try_from(host.to_owned()).ok()
+}
+
+/// Sends the upgrade request on `io` and waits for the switch.
+async fn upgrade<I>(io: I, authority: &str, local: &Local) -> Result<Upgraded, StreamError>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     // Drives the connection until the upgrade hands it over.
     tokio::spawn(connection.with_upgrades());
     let mut request = Request::post(STREAM_PATH)
@@ -315,6 +376,20 @@ mod tests {
             map.append(name.clone(), value.parse().unwrap());
         }
         map
+    }
+
+    #[test]
+    fn a_peer_certificate_must_name_the_host_of_its_url() {
+        for (authority, name) in [
+            ("n1.peers.ns.svc:7380", "n1.peers.ns.svc"),
+            ("127.0.0.1:7380", "127.0.0.1"),
+            ("[::1]:7380", "::1"),
+            ("localhost", "localhost"),
+        ] {
+            let expected = ServerName::try_from(name.to_owned()).unwrap();
+            assert_eq!(server_name(authority), Some(expected), "{authority}");
+        }
+        assert_eq!(server_name("bad host:7380"), None);
     }
 
     #[test]

@@ -50,6 +50,7 @@ impl Solo {
             tokio::runtime::Handle::current(),
             metrics.clone(),
             SnapshotDir::open(dir.path()).unwrap(),
+            None,
         );
         let driver = driver::start(
             dir.path(),
