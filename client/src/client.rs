@@ -60,6 +60,8 @@ pub struct Client {
     /// starts.
     pub(crate) preferred: Arc<AtomicUsize>,
     pub(crate) options: ClientOptions,
+    /// The token held for a password, shared by clones.
+    pub(crate) session: Arc<crate::auth::Session>,
 }
 
 impl Client {
@@ -124,6 +126,7 @@ impl Client {
             endpoints: endpoints.into(),
             preferred: Arc::new(AtomicUsize::new(0)),
             options,
+            session: Arc::default(),
         })
     }
 

@@ -65,12 +65,37 @@ impl Client {
         Ok((endpoint, response))
     }
 
-    /// Tries each of `endpoints` at most once, starting at `start`.
+    /// Tries each of `endpoints` at most once, starting at `start`, signed
+    /// in with the client's credentials (once more with a new token if the
+    /// one held went stale).
     pub(crate) async fn execute_on(
         &self,
         endpoints: &[Url],
         start: usize,
         call: &Call,
+    ) -> Result<(Url, Response), ClientError> {
+        let bearer = self.bearer(endpoints, start).await?;
+        match self
+            .send_on(endpoints, start, call, bearer.as_deref())
+            .await
+        {
+            Err(error) if self.token_went_stale(&error) => {
+                let bearer = self.bearer(endpoints, start).await?;
+                self.send_on(endpoints, start, call, bearer.as_deref())
+                    .await
+            }
+            answer => answer,
+        }
+    }
+
+    /// Tries each of `endpoints` at most once, starting at `start`, with
+    /// `bearer` as the token if given.
+    pub(crate) async fn send_on(
+        &self,
+        endpoints: &[Url],
+        start: usize,
+        call: &Call,
+        bearer: Option<&str>,
     ) -> Result<(Url, Response), ClientError> {
         let mut unreachable: Vec<String> = Vec::new();
         let mut refused: Option<ClientError> = None;
@@ -94,6 +119,9 @@ impl Client {
             }
             if call.json {
                 request = request.header(header::CONTENT_TYPE, "application/json");
+            }
+            if let Some(token) = bearer {
+                request = request.bearer_auth(token);
             }
             if !call.streaming {
                 // A streamed body is read later, under its idle timeout.

@@ -13,6 +13,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `client` | [`Client`] and its one method per API operation |
+//! | `auth` | [`Credentials`], signing in, and the user and role operations |
 //! | `options` | [`ClientOptions`], the timeouts and their defaults |
 //! | `request` | one request described apart from its endpoint; [`Precondition`], [`Consistency`] |
 //! | `endpoint` | parsing, checking and showing endpoint URLs |
@@ -24,6 +25,7 @@
 //! Everything public is re-exported here and, for existing users, under
 //! [`http`].
 
+mod auth;
 mod client;
 mod endpoint;
 mod error;
@@ -34,6 +36,7 @@ mod sse;
 mod watch;
 pub mod wire;
 
+pub use auth::Credentials;
 pub use client::{Client, Value};
 pub use endpoint::{parse_endpoint, show as show_endpoint};
 pub use error::ClientError;
@@ -49,8 +52,9 @@ pub use reqwest::StatusCode;
 /// unchanged.
 pub mod http {
     pub use crate::{
-        Client, ClientError, ClientOptions, ClientTls, Consistency, DEFAULT_CONNECT_TIMEOUT,
-        DEFAULT_READ_FAILOVER_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_STREAM_IDLE_TIMEOUT,
-        DEFAULT_WATCH_RECONNECT_TIMEOUT, Precondition, StatusCode, Value,
+        Client, ClientError, ClientOptions, ClientTls, Consistency, Credentials,
+        DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_FAILOVER_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+        DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_WATCH_RECONNECT_TIMEOUT, Precondition, StatusCode,
+        Value,
     };
 }

@@ -37,6 +37,9 @@ pub struct ClientOptions {
     pub watch_reconnect_timeout: Duration,
     /// TLS for https:// endpoints.
     pub tls: ClientTls,
+    /// How to sign in where auth is enabled (none: anonymous, or by the
+    /// client certificate of `tls`).
+    pub credentials: Option<crate::Credentials>,
 }
 
 /// What a [`Client`](crate::Client) trusts and presents over TLS.
@@ -59,6 +62,7 @@ impl Default for ClientOptions {
             stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
             watch_reconnect_timeout: DEFAULT_WATCH_RECONNECT_TIMEOUT,
             tls: ClientTls::default(),
+            credentials: None,
         }
     }
 }

@@ -456,3 +456,132 @@ mod tests {
         );
     }
 }
+
+/// `GET /v1/auth/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthStatus {
+    /// Whether requests must carry credentials.
+    pub enabled: bool,
+}
+
+/// `POST /v1/auth/token`: a user's password, exchanged for a token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to [`TokenRequest`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// The bearer token (`Authorization: Bearer <token>`).
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in_seconds: u64,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in_seconds", &self.expires_in_seconds)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/auth/users`: a new user, with a password or none (then it
+/// signs in by client certificate only).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddUserRequest {
+    /// Its name.
+    pub name: String,
+    /// Its password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for AddUserRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AddUserRequest")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `PUT /v1/auth/users/{name}/password`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRequest {
+    /// The new password.
+    pub password: String,
+}
+
+impl fmt::Debug for PasswordRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordRequest { .. }")
+    }
+}
+
+/// A user as `GET /v1/auth/users` shows it (never its password).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Its name.
+    pub name: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// Whether it has a password (else it signs in by certificate only).
+    pub has_password: bool,
+}
+
+/// `GET /v1/auth/users`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserList {
+    /// Every user, by name.
+    pub users: Vec<UserInfo>,
+}
+
+/// `POST /v1/auth/roles`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddRoleRequest {
+    /// Its name.
+    pub name: String,
+}
+
+/// A role's access to a key prefix: `read` or `readwrite`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permission {
+    /// The key prefix ("" is every key).
+    pub prefix: String,
+    /// `read` or `readwrite`.
+    pub access: String,
+}
+
+/// A role as `GET /v1/auth/roles` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleInfo {
+    /// Its name.
+    pub name: String,
+    /// What it grants (the built-in root role grants everything and lists
+    /// none).
+    pub permissions: Vec<Permission>,
+}
+
+/// `GET /v1/auth/roles`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleList {
+    /// Every role, by name, the built-in `root` first.
+    pub roles: Vec<RoleInfo>,
+}

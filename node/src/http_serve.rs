@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 use tower::Service as _;
 use tower_http::timeout::TimeoutBody;
 
+use crate::auth::CertificateName;
 use crate::metrics::{CountGauge, Held, Metrics, Port, PortLabels};
 use crate::tls::ReloadingTls;
 
@@ -164,11 +165,20 @@ async fn open_connection(
     stopping: watch::Receiver<bool>,
 ) {
     let Some(tls) = &shared.tls else {
-        return serve_connection(stream, connection, shared, stopping).await;
+        return serve_connection(stream, None, connection, shared, stopping).await;
     };
     let handshake = tls.acceptor().accept(stream);
     match tokio::time::timeout(shared.limits.header_read_timeout, handshake).await {
-        Ok(Ok(stream)) => serve_connection(stream, connection, shared, stopping).await,
+        Ok(Ok(stream)) => {
+            let certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| crate::tls::common_name(leaf))
+                .map(CertificateName);
+            serve_connection(stream, certificate, connection, shared, stopping).await;
+        }
         Ok(Err(error)) => {
             shared.handshake_failures.inc();
             tracing::debug!(%error, "a TLS handshake failed");
@@ -182,9 +192,11 @@ async fn open_connection(
 }
 
 /// Serves one connection until it closes, is closed for idleness, or the
-/// server stops.
+/// server stops. Each request carries the name of the client certificate
+/// the handshake verified, if any.
 async fn serve_connection<S>(
     stream: S,
+    certificate: Option<CertificateName>,
     connection: Arc<Connection>,
     shared: Arc<Shared>,
     mut stopping: watch::Receiver<bool>,
@@ -204,8 +216,11 @@ async fn serve_connection<S>(
         hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let busy = Busy::begin(&connection);
             let mut router = router.clone();
-            let request =
+            let mut request =
                 request.map(|body| Body::new(TimeoutBody::new(limits.body_read_timeout, body)));
+            if let Some(name) = &certificate {
+                request.extensions_mut().insert(name.clone());
+            }
             async move {
                 let response = router.call(request).await?;
                 Ok::<_, Infallible>(response.map(|body| Body::new(Tracked { body, _busy: busy })))

@@ -19,6 +19,7 @@
 //! and the load generator are in the `raftcfg-tools` crate (`tools/`).
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod codec;
 pub mod driver;

@@ -75,6 +75,8 @@ pub struct NodeConfig {
     /// Client connections open at once at most (fewer if the open-file
     /// limit cannot hold them, see [`FdBudget`]) and their timeouts.
     pub client_connections: ConnectionLimits,
+    /// How long a token issued for a password is good for.
+    pub auth_token_ttl: Duration,
     /// Faults the fault-injection tests plant (none in other builds).
     pub faults: Faults,
 }
@@ -100,6 +102,7 @@ impl NodeConfig {
             limits: Limits::default(),
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
             client_connections: ConnectionLimits::CLIENT_DEFAULTS,
+            auth_token_ttl: crate::api::DEFAULT_TOKEN_TTL,
             faults: Faults::default(),
         }
     }
@@ -288,6 +291,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     );
     api_state.allowed_origins = Arc::new(config.allowed_origins.clone());
     api_state.client_tls = config.client_tls.clone();
+    api_state.token_ttl = config.auth_token_ttl;
     let api = api::router(api_state);
     let mut peer_state = PeerState::new(
         node.clone(),

@@ -366,3 +366,11 @@ impl ResolvesServerCert for OneCert {
         Some(self.0.clone())
     }
 }
+
+/// The common name of a certificate's subject, if it has one (a client
+/// certificate's is the user it signs in as).
+pub fn common_name(certificate: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate.as_ref()).ok()?;
+    let name = parsed.subject().iter_common_name().next()?;
+    name.as_str().ok().map(str::to_owned)
+}

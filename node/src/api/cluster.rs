@@ -20,9 +20,11 @@ use super::ApiState;
 use super::browser::require_json;
 use super::error::ApiError;
 use super::params::Params;
+use crate::auth::Caller;
 use crate::driver::DriverError;
 use crate::kv::MemberAddress;
 use crate::transport::{CheckScope, ClusterRequest, check_new_member};
+use axum::Extension;
 
 /// `GET /v1/cluster/members`.
 pub async fn list_members(
@@ -86,6 +88,7 @@ pub async fn list_members(
 /// `POST /v1/cluster/members`: add a node as a learner.
 pub async fn add_member(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -118,12 +121,19 @@ pub async fn add_member(
         .node
         .change_membership(MembershipChange::AddLearner(id), Some(address.clone()))
         .await;
-    membership_answer(&state, local, ClusterRequest::AddLearner { id, address }).await
+    membership_answer(
+        &state,
+        &caller,
+        local,
+        ClusterRequest::AddLearner { id, address },
+    )
+    .await
 }
 
 /// `POST /v1/cluster/members/{id}/promote`.
 pub async fn promote_member(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -147,13 +157,14 @@ pub async fn promote_member(
         .node
         .change_membership(MembershipChange::PromoteLearner(id), None)
         .await;
-    membership_answer(&state, local, ClusterRequest::Promote(id)).await
+    membership_answer(&state, &caller, local, ClusterRequest::Promote(id)).await
 }
 
 /// `PUT /v1/cluster/members/{id}`: `{"peer_url": ..., "client_url": ...}`,
 /// a member's new URLs (its name stays).
 pub async fn update_member(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -178,7 +189,7 @@ pub async fn update_member(
         Err(DriverError::NotLeader {
             leader: Some(leader),
         }) => {
-            relay(&state, leader, relayed).await?;
+            relay(&state, &caller, leader, relayed).await?;
         }
         Err(e) => return Err(e.into()),
     }
@@ -200,6 +211,7 @@ pub async fn update_member(
 /// `DELETE /v1/cluster/members/{id}`.
 pub async fn remove_member(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -209,7 +221,7 @@ pub async fn remove_member(
         .node
         .change_membership(MembershipChange::Remove(id), None)
         .await;
-    membership_answer(&state, local, ClusterRequest::Remove(id)).await
+    membership_answer(&state, &caller, local, ClusterRequest::Remove(id)).await
 }
 
 /// `GET /v1/cluster/leader`: the leader this node follows (503
@@ -238,6 +250,7 @@ pub async fn leader(
 /// `POST /v1/cluster/leader`: `{"to": id}` or `{}` (the most caught-up voter).
 pub async fn transfer_leader(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -253,7 +266,15 @@ pub async fn transfer_leader(
         Ok(leader) => leader.get(),
         Err(DriverError::NotLeader {
             leader: Some(leader),
-        }) => relay(&state, leader, ClusterRequest::TransferLeader { to }).await?,
+        }) => {
+            relay(
+                &state,
+                &caller,
+                leader,
+                ClusterRequest::TransferLeader { to },
+            )
+            .await?
+        }
         Err(e) => return Err(e.into()),
     };
     Ok(Json(TransferLeaderResponse {
@@ -287,6 +308,7 @@ pub async fn bootstrap(
 /// Answers a membership change done here, or relays it to the leader.
 async fn membership_answer(
     state: &ApiState,
+    caller: &Caller,
     local: Result<raftcfg_raft::LogIndex, DriverError>,
     request: ClusterRequest,
 ) -> Result<Response, ApiError> {
@@ -294,7 +316,7 @@ async fn membership_answer(
         Ok(index) => index.get(),
         Err(DriverError::NotLeader {
             leader: Some(leader),
-        }) => relay(state, leader, request).await?,
+        }) => relay(state, caller, leader, request).await?,
         Err(e) => return Err(e.into()),
     };
     Ok(Json(MembershipResponse {
@@ -303,13 +325,23 @@ async fn membership_answer(
     .into_response())
 }
 
-/// Has the leader carry out `request` and returns its answer (a log index
-/// or the new leader's id).
-async fn relay(state: &ApiState, leader: NodeId, request: ClusterRequest) -> Result<u64, ApiError> {
+/// Has the leader carry out `request` for `caller` and returns its answer
+/// (a log index or the new leader's id).
+async fn relay(
+    state: &ApiState,
+    caller: &Caller,
+    leader: NodeId,
+    request: ClusterRequest,
+) -> Result<u64, ApiError> {
     let leader_peer_url = state.leader_peer_url(leader)?;
     state
         .transport
-        .forward_cluster(&leader_peer_url, &request, state.write_timeout)
+        .forward_cluster(
+            &leader_peer_url,
+            &request,
+            caller.user(),
+            state.write_timeout,
+        )
         .await
         .map_err(ApiError::from)
 }

@@ -112,6 +112,7 @@ impl From<DriverError> for ApiError {
             }
             DriverError::Refused(refusal) => Self::from(refusal),
             DriverError::Remote(_) => Self::new(StatusCode::BAD_GATEWAY, "leader_error", message),
+            DriverError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             DriverError::Storage(_) => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", message)
             }
@@ -161,6 +162,12 @@ impl IntoResponse for ApiError {
         let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
         let mut response =
             (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"raftcfg\""),
+            );
+        }
         if retry {
             response.headers_mut().insert(
                 header::RETRY_AFTER,

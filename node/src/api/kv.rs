@@ -17,8 +17,10 @@ use raftcfg_client::wire::{KeyValue, ListResponse, WriteResponse};
 use super::ApiState;
 use super::error::ApiError;
 use super::params::Params;
+use crate::auth::Caller;
 use crate::driver::{Query, QueryResult};
 use crate::kv::{Command, Key, KeyError, KeyPrefix, KeyRecord, Outcome, Precondition, Revision};
+use axum::Extension;
 
 /// Keys listed at most per page when `limit` is absent, and at most ever.
 const DEFAULT_LIST_LIMIT: usize = 1000;
@@ -48,12 +50,14 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
 /// `GET /v1/kv/{key}`.
 pub async fn get(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     KeyPath(key): KeyPath,
     RawQuery(query): RawQuery,
     request_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref(), &["consistency"])?;
     let key = parse_key(&state, &key)?;
+    caller.check_read(key.as_str())?;
     let cached = header_text(&request_headers, header::IF_NONE_MATCH)?;
     let result = state
         .read(Query::Get(key.clone()), params.consistency()?)
@@ -100,6 +104,7 @@ fn matches_etag(tags: &str, revision: Revision) -> bool {
 /// `PUT /v1/kv/{key}`: the body is the value.
 pub async fn put(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     KeyPath(key): KeyPath,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -107,6 +112,7 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     Params::parse(query.as_deref(), &[])?;
     let key = parse_key(&state, &key)?;
+    caller.check_write(key.as_str())?;
     let value = body.map_err(|e| body_error(&state, e))?;
     state.limits.check_value(&value).map_err(|e| {
         ApiError::new(
@@ -117,11 +123,14 @@ pub async fn put(
     })?;
     let precondition = precondition(&headers, true)?;
     let outcome = state
-        .write(Command::Put {
-            key: key.clone(),
-            value,
-            precondition,
-        })
+        .write(
+            &caller,
+            Command::Put {
+                key: key.clone(),
+                value,
+                precondition,
+            },
+        )
         .await?;
     write_response(&key, outcome)
 }
@@ -129,18 +138,23 @@ pub async fn put(
 /// `DELETE /v1/kv/{key}`.
 pub async fn delete(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     KeyPath(key): KeyPath,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     Params::parse(query.as_deref(), &[])?;
     let key = parse_key(&state, &key)?;
+    caller.check_write(key.as_str())?;
     let precondition = precondition(&headers, false)?;
     let outcome = state
-        .write(Command::Delete {
-            key: key.clone(),
-            precondition,
-        })
+        .write(
+            &caller,
+            Command::Delete {
+                key: key.clone(),
+                precondition,
+            },
+        )
         .await?;
     write_response(&key, outcome)
 }
@@ -148,6 +162,7 @@ pub async fn delete(
 /// `GET /v1/kv?prefix=P&limit=N&start_after=K`.
 pub async fn list(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ListResponse>, ApiError> {
     let params = Params::parse(
@@ -168,28 +183,44 @@ pub async fn list(
         }
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(MAX_LIST_LIMIT),
     };
-    let start_after = params
+    caller.check_read_under(prefix.as_str())?;
+    let mut start_after = params
         .text("start_after")
         .map(|text| parse_key(&state, text))
         .transpose()?;
-    let result = state
-        .read(
-            Query::List {
-                prefix,
-                start_after,
-                limit,
-            },
-            params.consistency()?,
-        )
-        .await?;
-    let QueryResult::List(page, revision) = result else {
-        return Err(ApiError::mismatched_answer());
-    };
-    Ok(Json(ListResponse {
-        items: page.records.into_iter().map(key_value).collect(),
-        more: page.more,
-        revision: revision.get(),
-    }))
+    let consistency = params.consistency()?;
+    // Only keys the caller may read: a page the filter empties is followed
+    // by the next, so `more` never comes with nothing to continue from.
+    loop {
+        let result = state
+            .read(
+                Query::List {
+                    prefix: prefix.clone(),
+                    start_after: start_after.clone(),
+                    limit,
+                },
+                consistency,
+            )
+            .await?;
+        let QueryResult::List(page, revision) = result else {
+            return Err(ApiError::mismatched_answer());
+        };
+        let last = page.records.last().map(|record| record.key.clone());
+        let items: Vec<KeyValue> = page
+            .records
+            .into_iter()
+            .filter(|record| caller.may_read(record.key.as_str()))
+            .map(key_value)
+            .collect();
+        if !items.is_empty() || !page.more {
+            return Ok(Json(ListResponse {
+                items,
+                more: page.more,
+                revision: revision.get(),
+            }));
+        }
+        start_after = last;
+    }
 }
 
 fn key_value(record: KeyRecord) -> KeyValue {

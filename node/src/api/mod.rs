@@ -7,6 +7,7 @@
 //! transport), linearizable reads (ReadIndex through the leader) and
 //! membership changes (relayed to the leader over the peer port).
 
+mod auth;
 mod browser;
 mod cluster;
 mod error;
@@ -24,6 +25,7 @@ use axum::routing::{get, post};
 
 pub use error::ApiError;
 
+use crate::auth::Caller;
 use crate::driver::{Consistency, DriverError, NodeHandle, Query, QueryResult};
 use crate::kv::{Command, Digest, Limits, Outcome};
 use crate::metrics::Metrics;
@@ -57,6 +59,8 @@ pub struct ApiState {
     /// The client port's TLS files, for asking a new member's client port
     /// who it is.
     pub client_tls: Option<TlsFiles>,
+    /// How long a token issued for a password is good for.
+    pub token_ttl: Duration,
 }
 
 impl ApiState {
@@ -79,12 +83,14 @@ impl ApiState {
             read_timeout: Duration::from_secs(5),
             allowed_origins: Arc::default(),
             client_tls: None,
+            token_ttl: DEFAULT_TOKEN_TTL,
         }
     }
 
-    /// Proposes `command`, on this node if it leads, else forwarded to the
-    /// leader. A timeout is an unknown outcome, never a failure.
-    async fn write(&self, command: Command) -> Result<Outcome, ApiError> {
+    /// Proposes `command` for `caller`, on this node if it leads, else
+    /// forwarded to the leader (which checks the caller again). A timeout
+    /// is an unknown outcome, never a failure.
+    async fn write(&self, caller: &Caller, command: Command) -> Result<Outcome, ApiError> {
         let local = tokio::time::timeout(self.write_timeout, self.node.propose(command.clone()));
         let leader = match local.await {
             Err(_) => return Err(ApiError::outcome_unknown()),
@@ -94,7 +100,12 @@ impl ApiState {
             Ok(answer) => return answer.map_err(ApiError::from),
         };
         self.transport
-            .forward_propose(&self.leader_peer_url(leader)?, &command, self.write_timeout)
+            .forward_propose(
+                &self.leader_peer_url(leader)?,
+                &command,
+                caller.user(),
+                self.write_timeout,
+            )
             .await
             .map_err(ApiError::from)
     }
@@ -122,6 +133,9 @@ impl ApiState {
         }
     }
 }
+
+/// How long a token is good for unless `--auth-token-ttl` says otherwise.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(300);
 
 /// The largest request body accepted: the value limit plus room for the
 /// JSON of admin requests. Larger values get a JSON 413 from the handler.
@@ -173,6 +187,32 @@ pub fn router(state: ApiState) -> Router {
             get(cluster::leader).post(cluster::transfer_leader),
         )
         .route("/v1/cluster/bootstrap", post(cluster::bootstrap))
+        .route("/v1/auth/status", get(auth::status))
+        .route("/v1/auth/token", post(auth::issue_token))
+        .route("/v1/auth/enable", post(auth::enable))
+        .route("/v1/auth/disable", post(auth::disable))
+        .route("/v1/auth/users", get(auth::list_users).post(auth::add_user))
+        .route(
+            "/v1/auth/users/{name}",
+            axum::routing::delete(auth::delete_user),
+        )
+        .route(
+            "/v1/auth/users/{name}/password",
+            axum::routing::put(auth::set_password),
+        )
+        .route(
+            "/v1/auth/users/{name}/roles/{role}",
+            axum::routing::put(auth::grant_role).delete(auth::revoke_role),
+        )
+        .route("/v1/auth/roles", get(auth::list_roles).post(auth::add_role))
+        .route(
+            "/v1/auth/roles/{name}",
+            axum::routing::delete(auth::delete_role),
+        )
+        .route(
+            "/v1/auth/roles/{name}/permissions",
+            axum::routing::put(auth::grant_permission).delete(auth::revoke_permission),
+        )
         .route("/v1/node", get(node::status))
         .route("/v1/snapshot", get(node::snapshot))
         .route("/healthz", get(node::healthz))
@@ -180,6 +220,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(node::metrics))
         .fallback(node::no_route)
         .method_not_allowed_fallback(node::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::sign_in,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             refuse_if_removed,

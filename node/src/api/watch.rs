@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -30,6 +31,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use super::ApiState;
 use super::error::ApiError;
 use super::params::Params;
+use crate::auth::Caller;
 use crate::driver::{ChangeBatch, Consistency, Query, QueryResult};
 use crate::kv::{Change, ChangeKind, KeyPrefix, Revision};
 use crate::metrics::Held;
@@ -58,6 +60,7 @@ const PAGE: usize = 256;
 /// `GET /v1/watch`.
 pub async fn watch(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -67,6 +70,7 @@ pub async fn watch(
         Some(text) => KeyPrefix::parse(text, &state.limits)
             .map_err(|e| ApiError::bad_request("bad_key", format!("invalid prefix: {e}")))?,
     };
+    caller.check_read_under(prefix.as_str())?;
     let from = match (last_event_id(&headers)?, params.number("from_revision")?) {
         (Some(seen), _) => Revision(seen.saturating_add(1)),
         (None, Some(revision)) => Revision(revision.max(1)),
@@ -79,6 +83,7 @@ pub async fn watch(
     let watcher = Watcher {
         _open: Held::new(&state.metrics.watchers),
         state,
+        caller,
         prefix,
         next: first.1,
         buffered: first.0.into(),
@@ -98,6 +103,9 @@ struct Watcher {
     /// Counts the watch in `raftcfg_watchers`.
     _open: Held,
     state: ApiState,
+    /// Who watches: only the keys it may read are sent (under the auth
+    /// state of the watch's start).
+    caller: Caller,
     prefix: KeyPrefix,
     /// The first revision not yet read.
     next: Revision,
@@ -118,7 +126,10 @@ impl Watcher {
         }
         loop {
             if let Some(change) = self.buffered.pop_front() {
-                return Some(change_event(change));
+                if self.caller.may_read(change.key.as_str()) {
+                    return Some(change_event(change));
+                }
+                continue;
             }
             let batch = match self.pending.take() {
                 Some(batch) => batch,

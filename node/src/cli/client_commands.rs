@@ -1,5 +1,6 @@
 //! The client subcommands of `raftcfg` (get, put, del, ls, watch, member,
-//! leader, status, snapshot save): each parses its arguments, makes calls
+//! leader, status, snapshot save; auth, user and role are in
+//! `auth_commands`): each parses its arguments, makes calls
 //! through [`raftcfg_client::http::Client`] and prints the answer. They
 //! talk to a cluster over its HTTP API only and never open a data
 //! directory. Errors are returned, and printed as one line by `cli::main`.
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use raftcfg_client::http::{
-    Client, ClientError, ClientOptions, ClientTls, Consistency, Precondition,
+    Client, ClientError, ClientOptions, ClientTls, Consistency, Credentials, Precondition,
 };
 use raftcfg_client::wire::{
     AddMemberRequest, KeyValue, ListResponse, MemberList, NodeId, UpdateMemberRequest,
@@ -74,6 +75,32 @@ pub struct EndpointArgs {
         requires = "client_cert"
     )]
     pub key: Option<PathBuf>,
+    /// Sign in as this user (where auth is enabled); the password comes
+    /// from --password, RAFTCFG_PASSWORD or a prompt.
+    #[arg(
+        long,
+        env = "RAFTCFG_USER",
+        value_name = "NAME",
+        conflicts_with = "token"
+    )]
+    pub user: Option<String>,
+    /// The password of --user.
+    #[arg(
+        long,
+        env = "RAFTCFG_PASSWORD",
+        value_name = "PASSWORD",
+        requires = "user",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// Sign in with this bearer token (from `raftcfg auth token`).
+    #[arg(
+        long,
+        env = "RAFTCFG_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 impl EndpointArgs {
@@ -97,10 +124,24 @@ impl EndpointArgs {
             pem.extend(read("--key", key)?);
             tls.identity_pem = Some(pem);
         }
+        let credentials = match (&self.user, &self.token) {
+            (_, Some(token)) => Some(Credentials::Token(token.clone())),
+            (Some(user), None) => Some(Credentials::Password {
+                user: user.clone(),
+                password: match &self.password {
+                    Some(password) => password.clone(),
+                    None => {
+                        super::auth_commands::prompt_password(&format!("password of {user}: "))?
+                    }
+                },
+            }),
+            (None, None) => None,
+        };
         let options = ClientOptions {
             request_timeout: timeout,
             read_failover_timeout: timeout.min(ClientOptions::default().read_failover_timeout),
             tls,
+            credentials,
             ..ClientOptions::default()
         };
         Ok(Client::with_options(&self.endpoints, options)?)
@@ -146,6 +187,15 @@ pub enum ClientCommand {
     /// Back up the cluster's state.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Turn authentication on or off, see whether it is on, get a token.
+    #[command(subcommand)]
+    Auth(super::auth_commands::AuthCommand),
+    /// Add, list, delete users, set passwords, grant and revoke roles.
+    #[command(subcommand)]
+    User(super::auth_commands::UserCommand),
+    /// Add, list, delete roles, grant and revoke their permissions.
+    #[command(subcommand)]
+    Role(super::auth_commands::RoleCommand),
 }
 
 /// `raftcfg get`.
@@ -359,6 +409,9 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Member(command) => member(command).await,
         ClientCommand::Leader(LeaderCommand::Transfer(args)) => leader_transfer(args).await,
         ClientCommand::Status(args) => super::status::run(args).await,
+        ClientCommand::Auth(command) => super::auth_commands::auth(command).await,
+        ClientCommand::User(command) => super::auth_commands::user(command).await,
+        ClientCommand::Role(command) => super::auth_commands::role(command).await,
         ClientCommand::Snapshot(SnapshotCommand::Save(args)) => snapshot_save(args).await,
         ClientCommand::Snapshot(SnapshotCommand::Restore(args)) => {
             super::restore::restore_backup(&args.file, &args.data_dir, &args.name)

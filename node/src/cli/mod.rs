@@ -2,6 +2,7 @@
 //! subcommand lives in its own module; every error reaches the user as one
 //! line on stderr and a non-zero exit status.
 
+mod auth_commands;
 mod client_commands;
 mod dev;
 mod output;
@@ -22,8 +23,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. (Made once per process: the size of its variants
+/// does not matter.)
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run one node.
     Serve(Box<serve::ServeArgs>),

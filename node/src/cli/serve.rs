@@ -153,6 +153,10 @@ pub struct ServeArgs {
     /// Seconds a client connection may stay open with no request.
     #[arg(long = "client-idle-timeout", env = "RAFTCFG_CLIENT_IDLE_TIMEOUT", default_value_t = ConnectionLimits::CLIENT_DEFAULTS.idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub client_idle_timeout_secs: u64,
+    /// Seconds a token issued for a password (POST /v1/auth/token) is good
+    /// for.
+    #[arg(long = "auth-token-ttl", env = "RAFTCFG_AUTH_TOKEN_TTL", default_value_t = crate::api::DEFAULT_TOKEN_TTL.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub auth_token_ttl_secs: u64,
     /// Log format.
     #[arg(long, env = "RAFTCFG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -251,6 +255,7 @@ impl ServeArgs {
                 body_read_timeout: Duration::from_secs(self.client_read_timeout_secs),
                 idle_timeout: Duration::from_secs(self.client_idle_timeout_secs),
             },
+            auth_token_ttl: Duration::from_secs(self.auth_token_ttl_secs),
             faults: self.faults(),
         })
     }

@@ -69,6 +69,10 @@ pub enum DriverError {
     /// The leader a write was forwarded to refused it.
     #[error("the leader refused the request: {0}")]
     Remote(String),
+    /// The caller may not do this (checked again by the leader of a
+    /// forwarded request).
+    #[error("{0}")]
+    Forbidden(String),
     /// Reading the state failed.
     #[error("storage failed: {0}")]
     Storage(String),
@@ -166,6 +170,8 @@ pub struct NodeView {
     /// The members this node saw removed (their peer requests are
     /// answered `410 Gone`).
     pub removed_members: Arc<BTreeSet<NodeId>>,
+    /// Users, roles and whether auth is on, as applied.
+    pub auth: Arc<crate::kv::AuthState>,
 }
 
 impl NodeView {

@@ -802,6 +802,7 @@ impl Loop {
             stopped: None,
             removed: self.removed,
             removed_members: Arc::new(self.replica.kv().removed().clone()),
+            auth: self.replica.kv().auth().clone(),
         }
     }
 }

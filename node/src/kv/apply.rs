@@ -12,10 +12,12 @@
 //! earlier batch durable first. This saves an fsync per round.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use raftcfg_raft::{ConfigChange, Entry, EntryPayload, LogIndex, MembershipChange, NodeId, Term};
 use rocksdb::WriteBatch;
 
+use super::auth::{AuthChange, AuthState};
 use super::command::{Command, Precondition};
 use super::key::Key;
 use super::member::{self, MemberAddress};
@@ -51,6 +53,10 @@ pub enum Outcome {
     MemberRecorded,
     /// A membership change (configuration entry) was applied.
     MembershipChanged,
+    /// The auth state changed.
+    AuthChanged,
+    /// The auth change was refused (the reason); nothing changed.
+    AuthRefused(String),
 }
 
 /// The outcome of the command at one log index.
@@ -87,7 +93,7 @@ impl KvStore {
         &mut self,
         entries: &[Entry],
     ) -> Result<(Vec<Applied>, Vec<Change>), StorageError> {
-        let mut batch = Batch::new(&self.db, self.meta.revision);
+        let mut batch = Batch::new(&self.db, self.meta.revision, self.auth.clone());
         let mut applied = Vec::new();
         let mut last = self.meta.applied_index;
         for entry in entries {
@@ -144,6 +150,7 @@ impl KvStore {
             };
         }
         self.removed.extend(batch.removed);
+        self.auth = batch.auth;
         Ok((applied, batch.changes))
     }
 }
@@ -162,14 +169,17 @@ struct Batch<'a> {
     removed: Vec<NodeId>,
     /// The changes logged, in revision order.
     changes: Vec<Change>,
+    /// The auth state as of the commands so far.
+    auth: Arc<AuthState>,
     write: WriteBatch,
 }
 
 impl<'a> Batch<'a> {
-    fn new(db: &'a Db, revision: Revision) -> Self {
+    fn new(db: &'a Db, revision: Revision, auth: Arc<AuthState>) -> Self {
         Self {
             db,
             revision,
+            auth,
             touched: BTreeMap::new(),
             members: Vec::new(),
             removed: Vec::new(),
@@ -232,6 +242,7 @@ impl<'a> Batch<'a> {
                 self.set_member(*node_id, Some(address.clone()));
                 return Ok(Outcome::MemberRecorded);
             }
+            Command::Auth(change) => return Ok(self.change_auth(change.clone())),
         };
         let current = self.current(key)?;
         let holds = match precondition {
@@ -291,7 +302,24 @@ impl<'a> Batch<'a> {
                 self.revision = revision;
                 Ok(Outcome::Written { revision })
             }
-            Command::SetMember { .. } => unreachable!("handled above"),
+            Command::SetMember { .. } | Command::Auth(_) => unreachable!("handled above"),
+        }
+    }
+
+    /// Applies an auth change to the batch's auth state and its row.
+    fn change_auth(&mut self, change: AuthChange) -> Outcome {
+        let mut next = AuthState::clone(&self.auth);
+        match next.apply(change) {
+            Ok(()) => {
+                self.write.put_cf(
+                    self.db.cf(CF_KV_META),
+                    super::store::AUTH_KEY,
+                    seal(&codec::encode(&next)),
+                );
+                self.auth = Arc::new(next);
+                Outcome::AuthChanged
+            }
+            Err(reason) => Outcome::AuthRefused(reason),
         }
     }
 

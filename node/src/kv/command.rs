@@ -6,6 +6,7 @@
 //! ```text
 //! u8 kind (1 put, 2 delete) | precondition | key | put only: value
 //! u8 kind 3 (set member) | u64 node_id | u8 version | member address
+//! u8 kind 4 (auth change) | auth change (see `auth.rs`)
 //! precondition: u8 0 (none) | u8 1, u64 mod_revision | u8 2 (absent)
 //! key, value:   u32 length, bytes
 //! ```
@@ -20,6 +21,7 @@
 
 use bytes::{Buf, BufMut, Bytes};
 
+use super::auth::AuthChange;
 use super::key::Key;
 use super::member::MemberAddress;
 use super::revision::Revision;
@@ -31,6 +33,7 @@ use raftcfg_raft::NodeId;
 const KIND_PUT: u8 = 1;
 const KIND_DELETE: u8 = 2;
 const KIND_SET_MEMBER: u8 = 3;
+const KIND_AUTH: u8 = 4;
 const PRECONDITION_NONE: u8 = 0;
 const PRECONDITION_MOD_REVISION: u8 = 1;
 const PRECONDITION_ABSENT: u8 = 2;
@@ -63,6 +66,9 @@ pub enum Command {
         /// Its name and URLs.
         address: MemberAddress,
     },
+    /// Change users, roles or whether auth is on. It changes no key and
+    /// uses no revision.
+    Auth(AuthChange),
 }
 
 /// What must hold of a key's current record for a command to take effect.
@@ -83,7 +89,7 @@ impl Command {
     pub fn key(&self) -> Option<&Key> {
         match self {
             Self::Put { key, .. } | Self::Delete { key, .. } => Some(key),
-            Self::SetMember { .. } => None,
+            Self::SetMember { .. } | Self::Auth(_) => None,
         }
     }
 }
@@ -111,6 +117,10 @@ impl Encode for Command {
                 out.put_u64(node_id.get());
                 put_versioned(out, address);
             }
+            Self::Auth(change) => {
+                out.put_u8(KIND_AUTH);
+                change.encode_to(out);
+            }
         }
     }
 }
@@ -132,6 +142,7 @@ impl Decode for Command {
                 node_id: NodeId(input.try_get_u64()?),
                 address: get_versioned(input)?,
             }),
+            KIND_AUTH => Ok(Self::Auth(AuthChange::decode_from(input)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "command",
                 tag,

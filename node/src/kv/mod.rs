@@ -3,7 +3,7 @@
 //!
 //! It owns the key-value column families of the node's database (`kv`,
 //! `kv_meta`, `kv_changes`) and the formats written there, the replicated
-//! [`Command`] encoding, key validation, and snapshots of the state. It must
+//! [`Command`] encoding, the replicated users and roles ([`AuthState`]), key validation, and snapshots of the state. It must
 //! not do Raft, networking or HTTP: the driver hands it committed entries in
 //! log order and it hands back one [`Outcome`] per command; the API asks it
 //! for reads. It never reads a clock or a per-node setting while applying, so
@@ -29,6 +29,7 @@
 //! precondition or a delete of an absent key consumes no revision.
 
 mod apply;
+mod auth;
 mod command;
 mod key;
 mod limits;
@@ -42,6 +43,9 @@ mod snapshot_files;
 mod store;
 
 pub use apply::{Applied, Outcome};
+pub use auth::{
+    Access, AuthChange, AuthState, MAX_NAME_BYTES, ROOT_ROLE, ROOT_USER, Role, User, check_name,
+};
 pub use command::{Command, Precondition};
 pub use key::{Key, KeyError};
 pub use limits::{Limits, ValueTooLarge};

@@ -5,9 +5,10 @@
 //! Encoding, version [`SNAPSHOT_VERSION`]:
 //!
 //! ```text
-//! body:    u8 version | u64 revision | record* | member* | u8 0
+//! body:    u8 version | u64 revision | record* | member* | auth? | u8 0
 //! record:  u8 1 | key | u64 create_revision | u64 mod_revision | u64 version | value
 //! member:  u8 2 | u64 node_id | member address (see `member.rs`)
+//! auth:    u8 3 | u32 length | auth state (see `auth.rs`), only once it was changed
 //! trailer: 32 bytes, SHA-256 of the body
 //! ```
 //!
@@ -15,7 +16,7 @@
 //! and its SHA-256 — the trailer — is the state's [`Digest`]: members that
 //! applied the same commands have equal digests. The body holds what is
 //! replicated (keys, values, their revisions and versions, the revision, the
-//! member directory) and nothing local to a member: not the applied index
+//! member directory, users and roles) and nothing local to a member: not the applied index
 //! (the caller's, with the Raft snapshot metadata), not the change log or
 //! its compaction point.
 //!
@@ -32,19 +33,21 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes};
 use raftcfg_raft::{LogIndex, NodeId};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use sha2::{Digest as _, Sha256};
 
+use super::auth::AuthState;
 use super::key::Key;
 use super::limits::Limits;
 use super::member::{self, MemberAddress};
 use super::record::KeyRecord;
 use super::revision::Revision;
 use super::snapshot_files::{SnapshotDir, SnapshotRef};
-use super::store::{KvStore, META_KEY, Meta, decode_kv_row};
+use super::store::{AUTH_KEY, KvStore, META_KEY, Meta, decode_kv_row};
 use crate::codec::{self, DecodeError, Encode};
 use crate::storage::checksum::{seal, unseal};
 use crate::storage::db::{CF_KV, CF_KV_CHANGES, CF_KV_META};
@@ -55,7 +58,10 @@ pub const SNAPSHOT_VERSION: u8 = 2;
 
 const RECORD: u8 = 1;
 const MEMBER: u8 = 2;
+const AUTH: u8 = 3;
 const END: u8 = 0;
+/// The largest auth state a snapshot may carry.
+const MAX_AUTH_BYTES: usize = 64 << 20;
 const DIGEST_BYTES: usize = 32;
 /// The row of `kv_meta` that exists while a restore is under way; it holds
 /// the index being restored.
@@ -214,6 +220,17 @@ pub fn write_state_with(
         );
         out.write_all(&piece)?;
     }
+    if let Some(row) = snapshot
+        .get_cf(meta_cf, AUTH_KEY)
+        .map_err(StorageError::Read)?
+    {
+        let auth = unseal(&row).map_err(|e| StorageError::Corrupt(format!("auth row: {e}")))?;
+        piece.clear();
+        piece.put_u8(AUTH);
+        piece.put_u32(u32::try_from(auth.len()).expect("the auth state is far below 4 GiB"));
+        out.write_all(&piece)?;
+        out.write_all(auth)?;
+    }
     out.write_all(&[END])?;
     let digest = Digest(out.hasher.finalize_reset().into());
     out.inner.write_all(&digest.0)?;
@@ -314,11 +331,13 @@ impl KvStore {
             member::row_key_start().to_vec(),
             member::row_key_end(),
         );
+        batch.delete_cf(self.db.cf(CF_KV_META), AUTH_KEY);
         self.db.write_synced(batch)?;
         self.restore_pending = Some(applied_index);
 
         let mut batch = WriteBatch::default();
         let mut members = BTreeMap::new();
+        let mut auth = AuthState::default();
         while let Some(item) = reader.next_item()? {
             match item {
                 Item::Record(record) => {
@@ -341,6 +360,14 @@ impl KvStore {
                     );
                     members.insert(id, address);
                 }
+                Item::Auth(state) => {
+                    batch.put_cf(
+                        self.db.cf(CF_KV_META),
+                        AUTH_KEY,
+                        seal(&codec::encode(&state)),
+                    );
+                    auth = state;
+                }
             }
         }
         let summary = reader.finish()?;
@@ -355,6 +382,7 @@ impl KvStore {
         self.db.write_synced(batch)?;
         self.meta = meta;
         self.members = members;
+        self.auth = Arc::new(auth);
         self.restore_pending = None;
         Ok(())
     }
@@ -364,6 +392,7 @@ impl KvStore {
 enum Item {
     Record(KeyRecord),
     Member(NodeId, MemberAddress),
+    Auth(AuthState),
 }
 
 /// Reads a snapshot item by item, hashing what it reads, holding at most
@@ -375,6 +404,8 @@ struct StateReader<R> {
     revision: Revision,
     last_key: Option<Key>,
     last_member: Option<NodeId>,
+    /// Whether the auth item was read (it comes last, once).
+    auth_read: bool,
     ended: bool,
 }
 
@@ -387,6 +418,7 @@ impl<R: Read> StateReader<R> {
             revision: Revision(0),
             last_key: None,
             last_member: None,
+            auth_read: false,
             ended: false,
         };
         let version = reader.u8()?;
@@ -444,8 +476,15 @@ impl<R: Read> StateReader<R> {
                 self.ended = true;
                 Ok(None)
             }
-            RECORD if self.last_member.is_none() => self.record().map(|r| Some(Item::Record(r))),
-            MEMBER => {
+            RECORD if self.last_member.is_none() && !self.auth_read => {
+                self.record().map(|r| Some(Item::Record(r)))
+            }
+            AUTH if !self.auth_read => {
+                self.auth_read = true;
+                let encoded = self.bytes(MAX_AUTH_BYTES, "the auth state is too long")?;
+                Ok(Some(Item::Auth(codec::decode::<AuthState>(&encoded[..])?)))
+            }
+            MEMBER if !self.auth_read => {
                 let id = NodeId(self.u64()?);
                 if self.last_member.is_some_and(|last| last >= id) {
                     return Err(DecodeError::invalid(

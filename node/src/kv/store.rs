@@ -14,11 +14,13 @@
 //! that includes the metadata row.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut};
 use raftcfg_raft::{LogIndex, NodeId};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
+use super::auth::AuthState;
 use super::key::Key;
 use super::member::{self, MemberAddress};
 use super::prefix::KeyPrefix;
@@ -30,6 +32,8 @@ use crate::storage::db::{CF_KV, CF_KV_CHANGES, CF_KV_META};
 use crate::storage::{Db, StorageError};
 
 pub(crate) const META_KEY: &[u8] = b"state";
+/// The `kv_meta` row of the auth state (see `auth.rs`).
+pub(crate) const AUTH_KEY: &[u8] = b"auth";
 
 /// The key-value state machine over the node's database.
 ///
@@ -45,6 +49,8 @@ pub struct KvStore {
     pub(crate) removed: BTreeSet<NodeId>,
     /// The index of a snapshot whose restore began and did not finish.
     pub(crate) restore_pending: Option<LogIndex>,
+    /// Users, roles and whether auth is on, as stored.
+    pub(crate) auth: Arc<AuthState>,
 }
 
 /// The state's metadata, kept in memory and written with every change.
@@ -102,6 +108,7 @@ impl KvStore {
             None => Meta::default(),
         };
         let members = read_members(&db)?;
+        let auth = Arc::new(read_auth(&db)?);
         let removed = super::removed::read_removed(&db)?;
         let restore_pending = match db.get(CF_KV_META, super::snapshot::RESTORING_KEY)? {
             Some(row) => {
@@ -118,7 +125,13 @@ impl KvStore {
             members,
             removed,
             restore_pending,
+            auth,
         })
+    }
+
+    /// Users, roles and whether auth is on.
+    pub fn auth(&self) -> &Arc<AuthState> {
+        &self.auth
     }
 
     /// The members this node saw removed from the cluster.
@@ -349,6 +362,15 @@ fn unseal_row<'a>(what: &str, sealed: &'a [u8]) -> Result<&'a [u8], StorageError
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {error}"))
+}
+
+/// Reads the auth state's row (the default state if there is none).
+pub(crate) fn read_auth(db: &Db) -> Result<AuthState, StorageError> {
+    match db.get(CF_KV_META, AUTH_KEY)? {
+        None => Ok(AuthState::default()),
+        Some(row) => codec::decode::<AuthState>(unseal_row("auth state", &row)?)
+            .map_err(|e| corrupt("auth state", e)),
+    }
 }
 
 /// Reads the member directory's rows.

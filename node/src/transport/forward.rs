@@ -133,6 +133,8 @@ pub enum ForwardError {
     MemberRefused(MemberRefusal, String),
     /// The leader was removed from the cluster.
     Removed,
+    /// The caller may not do this, by the leader's auth state.
+    Forbidden(String),
 }
 
 impl From<DriverError> for ForwardError {
@@ -156,6 +158,7 @@ impl From<DriverError> for ForwardError {
                 Self::MemberRefused(refusal, message)
             }
             DriverError::Removed => Self::Removed,
+            DriverError::Forbidden(message) => Self::Forbidden(message),
         }
     }
 }
@@ -223,6 +226,7 @@ impl From<ForwardError> for DriverError {
                 Self::MemberRefused { refusal, message }
             }
             ForwardError::Removed => Self::Removed,
+            ForwardError::Forbidden(message) => Self::Forbidden(message),
         }
     }
 }
@@ -292,6 +296,10 @@ impl Encode for ForwardError {
                 out.put_u64(to.get());
             }
             Self::Removed => out.put_u8(24),
+            Self::Forbidden(message) => {
+                out.put_u8(25);
+                put_str(out, message);
+            }
             Self::MemberRefused(refusal, message) => {
                 out.put_u8(23);
                 out.put_u8(match refusal {
@@ -370,6 +378,7 @@ impl ForwardError {
                 Self::MemberRefused(refusal, get_string(input)?)
             }
             24 => Self::Removed,
+            25 => Self::Forbidden(get_string(input)?),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "forwarded request's answer",
@@ -379,6 +388,10 @@ impl ForwardError {
         })
     }
 }
+
+/// Tags of auth outcomes in a [`ForwardReply`], above every error's.
+const OUTCOME_AUTH_CHANGED: u8 = 64;
+const OUTCOME_AUTH_REFUSED: u8 = 65;
 
 impl Encode for ForwardReply {
     fn encode_to<B: BufMut>(&self, out: &mut B) {
@@ -397,6 +410,11 @@ impl Encode for ForwardReply {
             Ok(Outcome::Invalid(error)) => {
                 out.put_u8(3);
                 put_str(out, &error.to_string());
+            }
+            Ok(Outcome::AuthChanged) => out.put_u8(OUTCOME_AUTH_CHANGED),
+            Ok(Outcome::AuthRefused(reason)) => {
+                out.put_u8(OUTCOME_AUTH_REFUSED);
+                put_str(out, reason);
             }
             Ok(other @ (Outcome::MemberRecorded | Outcome::MembershipChanged)) => {
                 // Not answers to a client write; reported as a refusal.
@@ -417,6 +435,8 @@ impl Decode for ForwardReply {
                 current_mod_revision: get_opt_u64(input)?.map(Revision),
             }),
             2 => Ok(Outcome::NotFound),
+            OUTCOME_AUTH_CHANGED => Ok(Outcome::AuthChanged),
+            OUTCOME_AUTH_REFUSED => Ok(Outcome::AuthRefused(get_string(input)?)),
             3 => Err(ForwardError::Refused(format!(
                 "the leader could not apply the command: {}",
                 get_string(input)?

@@ -144,10 +144,13 @@ impl Transport {
         &self,
         leader_peer_url: &str,
         command: &Command,
+        user: Option<&str>,
         timeout: Duration,
     ) -> Result<Outcome, DriverError> {
         let url = format!("{leader_peer_url}{PROPOSE_PATH}");
-        let reply: ForwardReply = self.forward(url, codec::encode(command), timeout).await?;
+        let reply: ForwardReply = self
+            .forward(url, codec::encode(command), user, timeout)
+            .await?;
         reply.0.map_err(DriverError::from)
     }
 
@@ -158,24 +161,32 @@ impl Transport {
         &self,
         leader_peer_url: &str,
         request: &ClusterRequest,
+        user: Option<&str>,
         timeout: Duration,
     ) -> Result<u64, DriverError> {
         let url = format!("{leader_peer_url}{CLUSTER_PATH}");
-        let reply: ClusterReply = self.forward(url, codec::encode(request), timeout).await?;
+        let reply: ClusterReply = self
+            .forward(url, codec::encode(request), user, timeout)
+            .await?;
         reply.0.map_err(DriverError::from)
     }
 
-    /// Posts a forwarded request's body to `url` and decodes the answer.
+    /// Posts a forwarded request's body to `url`, for `user` if auth is
+    /// on, and decodes the answer.
     async fn forward<T: Decode>(
         &self,
         url: String,
         body: Vec<u8>,
+        user: Option<&str>,
         timeout: Duration,
     ) -> Result<T, DriverError> {
         let mut request = self
             .client
             .post(url)
             .header(SENDER_URL_HEADER, &self.local.url);
+        if let Some(user) = user {
+            request = request.header(crate::auth::USER_HEADER, user);
+        }
         if let Some(id) = self.local.id() {
             request = request.header(SENDER_ID_HEADER, id.get());
         }

@@ -27,6 +27,7 @@ use super::sender::MAX_BATCH_ENTRY_BYTES;
 use super::snapshots::{self, SNAPSHOT_PATH, SnapshotReceiver};
 use super::stream::{self, STREAM_PATH};
 use super::{CLUSTER_PATH, PROPOSE_PATH};
+use crate::auth::{Caller, USER_HEADER};
 use crate::codec;
 use crate::driver::{DriverError, NodeHandle};
 use crate::kv::{Command, Limits, MAX_ADDRESS_FIELD_BYTES};
@@ -217,7 +218,7 @@ async fn propose(State(state): State<PeerState>, headers: HeaderMap, body: Body)
     };
     let node = state.node;
     let command = match codec::decode::<Command>(body.clone()) {
-        Ok(command @ (Command::Put { .. } | Command::Delete { .. })) => command,
+        Ok(command @ (Command::Put { .. } | Command::Delete { .. } | Command::Auth(_))) => command,
         Ok(Command::SetMember { .. }) => {
             return (
                 StatusCode::BAD_REQUEST,
@@ -229,10 +230,17 @@ async fn propose(State(state): State<PeerState>, headers: HeaderMap, body: Body)
             return (StatusCode::BAD_REQUEST, format!("undecodable command: {e}")).into_response();
         }
     };
-    let answer = match tokio::time::timeout(FORWARDED_REQUEST_TIMEOUT, node.propose(command)).await
-    {
-        Ok(answer) => answer,
-        Err(_) => Err(DriverError::Unknown),
+    // The leader's own auth state decides, for the user the follower
+    // signed in.
+    let caller = Caller::forwarded(node.view().auth, forwarded_user(&headers));
+    let answer = match caller.check_command(&command) {
+        Err(denied) => Err(DriverError::Forbidden(format!("on the leader: {denied}"))),
+        Ok(()) => {
+            match tokio::time::timeout(FORWARDED_REQUEST_TIMEOUT, node.propose(command)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(DriverError::Unknown),
+            }
+        }
     };
     (
         [(header::CONTENT_TYPE, "application/octet-stream")],
@@ -267,7 +275,11 @@ async fn cluster(State(state): State<PeerState>, headers: HeaderMap, body: Body)
     }
     let node = state.node;
     let tls = state.client_tls;
+    let caller = Caller::forwarded(node.view().auth, forwarded_user(&headers));
     let done = async {
+        if let Err(denied) = caller.check_root() {
+            return Err(DriverError::Forbidden(format!("on the leader: {denied}")));
+        }
         match request {
             ClusterRequest::AddLearner { id, address } => {
                 let view = node.view();
@@ -313,4 +325,12 @@ async fn cluster(State(state): State<PeerState>, headers: HeaderMap, body: Body)
         codec::encode(&ClusterReply(answer.map_err(ForwardError::from))),
     )
         .into_response()
+}
+
+/// The user a follower forwarded a request for, if it named one.
+fn forwarded_user(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(USER_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
 }
