@@ -1,7 +1,7 @@
 # cargo may not be on PATH in a fresh shell (rustup installs it here).
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps test fmt lint chart crds check-release-flags bench bench-etcd bench-state sim dev
+.PHONY: deps test fmt lint chart crds check-release-flags bench bench-etcd bench-tls-auth bench-state sim dev
 
 # Build prerequisites: cargo, clang and libclang (for rocksdb's bindgen).
 deps:
@@ -46,6 +46,11 @@ bench:
 # (docs/benchmarks.md); BENCH_REPS, BENCH_DURATION, ... shorten it.
 bench-etcd: deps
 	bench/compare-etcd.sh
+
+# What TLS on both ports and auth cost: a plain and a secure 3-process
+# cluster, interleaved (docs/benchmarks.md); BENCH_REPS, ... shorten it.
+bench-tls-auth: deps
+	bench/tls-auth-cost.sh
 
 # A 3-process cluster filled to 1 GiB of state: latency in and between
 # snapshot windows, a fourth member's catch-up, restart after kill -9

@@ -7,6 +7,10 @@
 //! is linearizable per key, every member reports the same state digest at
 //! the same applied index, and the cluster takes writes again within 30 s.
 //!
+//! One run does it all with TLS on both ports (mutual on the peer port,
+//! through the proxies) and auth on, its clients signing in as root by
+//! client certificate, under kills and partitions.
+//!
 //! `RAFTCFG_FAULT_SECS=N` runs each nemesis for N seconds (default: a few,
 //! so `make test` stays short). Every run writes its history and a summary
 //! under `target/fault-runs/`, to replay with `raftcfg-tools check-history`.
@@ -17,9 +21,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use raftcfg_client::http::ClientTls;
+use raftcfg_node::tls::TlsFiles;
 use raftcfg_tools::history::{History, Verdict, check};
 use rand::RngExt as _;
 use serde_json::json;
+use support::certs::TestCa;
 use support::patience::patience;
 use support::proxy::Proxies;
 use support::workload::{Client, Recorder, UniqueWriters};
@@ -39,6 +46,8 @@ enum Nemesis {
     Transfer,
     Membership,
     Mixed,
+    /// Kills or partitions, at random.
+    KillOrPartition,
 }
 
 impl Nemesis {
@@ -50,6 +59,7 @@ impl Nemesis {
             Self::Transfer => "transfer",
             Self::Membership => "membership",
             Self::Mixed => "mixed",
+            Self::KillOrPartition => "kill-or-partition",
         }
     }
 }
@@ -62,29 +72,132 @@ struct FaultCluster {
     paused: Vec<bool>,
     faults: Vec<String>,
     probe: reqwest::Client,
+    /// TLS and auth, when on: what clients trust and present.
+    secure: Option<Secure>,
+}
+
+/// A cluster's CA, the files made from it, and the client TLS that signs
+/// in as root.
+struct Secure {
+    tls: ClientTls,
+    /// A member's peer TLS files, for the proxies.
+    proxy_files: TlsFiles,
+    _files: tempfile::TempDir,
+}
+
+impl Secure {
+    /// A new CA, with every node of `cluster` given certificates for both
+    /// ports (peer TLS mutual, client certificates accepted) and clients
+    /// the root user's certificate.
+    fn arm(cluster: &mut Cluster) -> Self {
+        let files = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("fault CA");
+        let ca_file = ca.write(files.path(), "ca");
+        let tls = ClientTls {
+            ca_pem: Some(ca.pem.clone().into_bytes()),
+            identity_pem: Some(ca.leaf("root").identity_pem()),
+        };
+        let (cert, key) = ca.leaf("proxy").write(files.path(), "proxy");
+        let proxy_files = TlsFiles {
+            cert,
+            key,
+            trusted_ca: Some(ca_file.clone()),
+            client_cert_auth: true,
+        };
+        for node in &mut cluster.nodes {
+            let (cert, key) = ca.leaf(&node.name).write(files.path(), &node.name);
+            for (flag, path) in [
+                ("--cert-file", &cert),
+                ("--key-file", &key),
+                ("--trusted-ca-file", &ca_file),
+                ("--peer-cert-file", &cert),
+                ("--peer-key-file", &key),
+                ("--peer-trusted-ca-file", &ca_file),
+            ] {
+                node.extra_args.push(flag.to_owned());
+                node.extra_args.push(path.to_str().unwrap().to_owned());
+            }
+            node.client_tls = Some(tls.clone());
+        }
+        Self {
+            tls,
+            proxy_files,
+            _files: files,
+        }
+    }
+
+    /// An HTTP client that trusts the CA and signs in as root.
+    fn http(&self, timeout: Duration) -> reqwest::Client {
+        let ca = self.tls.ca_pem.as_ref().unwrap();
+        let identity = self.tls.identity_pem.as_ref().unwrap();
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca).unwrap())
+            .identity(reqwest::Identity::from_pem(identity).unwrap())
+            .build()
+            .unwrap()
+    }
 }
 
 impl FaultCluster {
-    async fn form(nodes: usize, extra_args: &[&str]) -> Self {
+    async fn form(nodes: usize, extra_args: &[&str], secure: bool) -> Self {
         let mut cluster = Cluster::new(nodes, extra_args);
-        let proxies = Proxies::new();
+        let secure = secure.then(|| Secure::arm(&mut cluster));
+        let scheme = if secure.is_some() { "https" } else { "http" };
+        let proxies = match &secure {
+            Some(secure) => Proxies::with_tls(secure.proxy_files.clone()),
+            None => Proxies::new(),
+        };
         for (i, node) in cluster.nodes.iter_mut().enumerate() {
             let port = proxies.front(i, node.peer_port).await;
-            node.advertise_peer = Some(format!("http://127.0.0.1:{port}"));
+            node.advertise_peer = Some(format!("{scheme}://127.0.0.1:{port}"));
         }
         cluster.form().await;
+        if let Some(secure) = &secure {
+            // Root signs in by its certificate: no token to expire mid-run.
+            let admin = cluster.client();
+            admin.add_user("root", None).await.unwrap();
+            admin.grant_role("root", "root").await.unwrap();
+            admin.auth_enable().await.unwrap();
+            let anonymous = reqwest::Client::builder()
+                .tls_certs_only(
+                    reqwest::Certificate::from_pem_bundle(secure.tls.ca_pem.as_ref().unwrap())
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+                .get(format!("{}/v1/kv/k0", cluster.nodes[0].client_url()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(anonymous.status(), 401, "auth is on");
+        }
         let endpoints = cluster.nodes.iter().map(|n| n.client_url()).collect();
+        let probe_timeout = Duration::from_millis(500);
         Self {
             cluster,
             proxies,
             endpoints: Arc::new(Mutex::new(endpoints)),
             paused: vec![false; nodes],
             faults: Vec::new(),
-            probe: reqwest::Client::builder()
-                .timeout(Duration::from_millis(500))
-                .build()
-                .unwrap(),
+            probe: match &secure {
+                Some(secure) => secure.http(probe_timeout),
+                None => reqwest::Client::builder()
+                    .timeout(probe_timeout)
+                    .build()
+                    .unwrap(),
+            },
+            secure,
         }
+    }
+
+    /// A workload client of this cluster.
+    fn client(&self, process: u64, recorder: &Recorder) -> Client {
+        let mut client = Client::new(process, self.endpoints.clone(), KEYS, recorder.clone());
+        if let Some(secure) = &self.secure {
+            client.http = secure.http(support::workload::REQUEST_TIMEOUT);
+        }
+        client
     }
 
     fn n(&self) -> usize {
@@ -117,17 +230,21 @@ impl FaultCluster {
 
     /// Applies one fault of `nemesis`, holds it, and heals it.
     async fn strike(&mut self, nemesis: Nemesis) {
-        let nemesis = if nemesis == Nemesis::Mixed {
-            let all = [
-                Nemesis::Kill,
-                Nemesis::Pause,
-                Nemesis::Partition,
-                Nemesis::Transfer,
-                Nemesis::Membership,
-            ];
-            all[rand::rng().random_range(0..all.len())]
-        } else {
-            nemesis
+        let nemesis = match nemesis {
+            Nemesis::Mixed => {
+                let all = [
+                    Nemesis::Kill,
+                    Nemesis::Pause,
+                    Nemesis::Partition,
+                    Nemesis::Transfer,
+                    Nemesis::Membership,
+                ];
+                all[rand::rng().random_range(0..all.len())]
+            }
+            Nemesis::KillOrPartition => {
+                [Nemesis::Kill, Nemesis::Partition][rand::rng().random_range(0..2)]
+            }
+            other => other,
         };
         let hold = Duration::from_millis(rand::rng().random_range(1_000..3_000));
         match nemesis {
@@ -171,7 +288,7 @@ impl FaultCluster {
                 tokio::time::sleep(hold).await;
             }
             Nemesis::Membership => self.replace_a_follower().await,
-            Nemesis::Mixed => unreachable!("resolved above"),
+            Nemesis::Mixed | Nemesis::KillOrPartition => unreachable!("resolved above"),
         }
         tokio::time::sleep(Duration::from_millis(rand::rng().random_range(500..1_500))).await;
     }
@@ -281,15 +398,19 @@ struct Report {
 }
 
 /// Runs `nemesis` for `secs` against `nodes` nodes, then heals and checks.
-async fn run(name: &str, nodes: usize, nemesis: Nemesis, secs: u64, extra: &[&str]) -> Report {
-    let mut cluster = FaultCluster::form(nodes, extra).await;
+async fn run(
+    name: &str,
+    nodes: usize,
+    nemesis: Nemesis,
+    secs: u64,
+    extra: &[&str],
+    secure: bool,
+) -> Report {
+    let mut cluster = FaultCluster::form(nodes, extra, secure).await;
     let recorder = Recorder::new();
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|process| {
-            let client = Client::new(process, cluster.endpoints.clone(), KEYS, recorder.clone());
-            tokio::spawn(client.run(stop.clone()))
-        })
+        .map(|process| tokio::spawn(cluster.client(process, &recorder).run(stop.clone())))
         .collect();
 
     let started = Instant::now();
@@ -325,7 +446,7 @@ async fn run(name: &str, nodes: usize, nemesis: Nemesis, secs: u64, extra: &[&st
         client.await.unwrap();
     }
     // Final reads of every key, part of the history.
-    let mut reader = Client::new(CLIENTS, cluster.endpoints.clone(), KEYS, recorder.clone());
+    let mut reader = cluster.client(CLIENTS, &recorder);
     for key in 0..KEYS {
         let key = format!("k{key}");
         wait_for("a final read", async || reader.read(&key).await).await;
@@ -355,6 +476,7 @@ async fn run(name: &str, nodes: usize, nemesis: Nemesis, secs: u64, extra: &[&st
         "run": name,
         "nodes": nodes,
         "nemesis": nemesis.name(),
+        "tls_and_auth": secure,
         "seconds": secs,
         "operations": recorder.len(),
         "ok": ok,
@@ -399,7 +521,17 @@ fn seconds(default: u64) -> u64 {
 }
 
 async fn assert_safe(name: &str, nodes: usize, nemesis: Nemesis, default_secs: u64) {
-    let report = run(name, nodes, nemesis, seconds(default_secs), &[]).await;
+    assert_safe_with(name, nodes, nemesis, default_secs, false).await;
+}
+
+async fn assert_safe_with(
+    name: &str,
+    nodes: usize,
+    nemesis: Nemesis,
+    default_secs: u64,
+    secure: bool,
+) {
+    let report = run(name, nodes, nemesis, seconds(default_secs), &[], secure).await;
     assert!(report.operations > 0, "{name}: no operations");
     assert!(
         matches!(report.verdict, Verdict::Linearizable),
@@ -416,6 +548,11 @@ async fn three_nodes_under_mixed_faults_stay_linearizable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_under_partitions_stay_linearizable() {
     assert_safe("partition-5", 5, Nemesis::Partition, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_with_tls_and_auth_under_kills_and_partitions_stay_linearizable() {
+    assert_safe_with("secure", 3, Nemesis::KillOrPartition, 10, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,6 +602,7 @@ async fn assert_caught(name: &str, bug: &str) {
             Nemesis::Partition,
             seconds(12),
             &["--planted-bug", bug],
+            false,
         )
         .await;
         if matches!(report.verdict, Verdict::NotLinearizable(_)) {
@@ -497,7 +635,7 @@ async fn acknowledged_writes_survive_repeated_kill_9() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(12);
-    let mut cluster = FaultCluster::form(3, &[]).await;
+    let mut cluster = FaultCluster::form(3, &[], false).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writers = UniqueWriters::start(4, "crash", cluster.endpoints.clone(), stop.clone());
     for crash in 0..crashes {

@@ -70,6 +70,21 @@ pub struct BenchArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Trust only this CA (PEM) for https:// endpoints.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Present this client certificate and key (one PEM file) to servers
+    /// that ask for one.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<std::path::PathBuf>,
+    /// Send this bearer token with every request (raftcfg with auth on).
+    #[arg(
+        long,
+        env = "RAFTCFG_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 /// The system under test.
@@ -116,6 +131,8 @@ impl Workload {
 /// Everything the workers share.
 struct Bench {
     http: reqwest::Client,
+    /// The bearer token every request carries, if any.
+    token: Option<String>,
     target: Target,
     /// Endpoints without a trailing slash.
     endpoints: Vec<String>,
@@ -162,6 +179,10 @@ impl Bench {
                 }
                 self.http.post(format!("{base}/v3/kv/range")).json(&body)
             }
+        };
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         };
         let response = request.send().await.map_err(|e| describe(&e))?;
         let status = response.status();
@@ -235,14 +256,27 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         bail!("--key-prefix may only hold letters, digits, '/', '_', '-' and '.'");
     }
     let concurrency = args.concurrency as usize;
-    let http = reqwest::Client::builder()
+    let mut http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(request_timeout)
         .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .context("cannot set up the HTTP client")?;
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &args.cacert {
+        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        http = http.tls_certs_only(
+            reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("no CA certificate in {}", path.display()))?,
+        );
+    }
+    if let Some(path) = &args.identity {
+        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        http = http.identity(
+            reqwest::Identity::from_pem(&pem)
+                .with_context(|| format!("no certificate and key in {}", path.display()))?,
+        );
+    }
+    let http = http.build().context("cannot set up the HTTP client")?;
     let keys = (0..args.keys)
         .map(|i| {
             let name = format!("{}{i:08}", args.key_prefix);
@@ -253,6 +287,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
     let value = Bytes::from(value_of_size(args.value_size));
     let bench = Arc::new(Bench {
         http,
+        token: args.token.clone(),
         target: args.target,
         endpoints,
         keys,

@@ -6,7 +6,9 @@
 //! for byte) is broken as soon as its link is cut, and a new one is
 //! refused while the cut lasts. Majority/minority splits, an isolated
 //! leader, a bridge and one-way loss are all sets of blocked (from, to)
-//! links.
+//! links. With peer TLS, a proxy ends the members' TLS with a member's own
+//! certificate and speaks TLS to the node it fronts, so it still reads the
+//! sender of each request.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
+use raftcfg_node::http_serve::{self, ConnectionLimits};
+use raftcfg_node::metrics::{Metrics, PEER_PORT};
+use raftcfg_node::tls::{ReloadingTls, TlsFiles};
+use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsConnector;
 
 /// The header naming a peer request's sender.
 const SENDER_URL: &str = "x-raftcfg-sender-url";
@@ -70,6 +77,8 @@ struct Proxy {
     peer_urls: Arc<Mutex<Vec<String>>>,
     links: Links,
     http: reqwest::Client,
+    /// TLS to the node, when the peer port has it.
+    upstream_tls: Option<TlsConnector>,
 }
 
 /// The proxies of a cluster.
@@ -78,6 +87,8 @@ pub struct Proxies {
     pub links: Links,
     peer_urls: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
+    /// The members' peer TLS, when on: served to them and used upstream.
+    tls: Option<Arc<ReloadingTls>>,
 }
 
 impl Proxies {
@@ -86,7 +97,28 @@ impl Proxies {
             links: Links::default(),
             peer_urls: Arc::default(),
             http: reqwest::Client::new(),
+            tls: None,
         }
+    }
+
+    /// Proxies for members whose peer ports serve mutual TLS with `files`
+    /// (a member's certificate, valid for 127.0.0.1, and the peer CA).
+    pub fn with_tls(files: TlsFiles) -> Self {
+        let tls = Arc::new(ReloadingTls::load(files).unwrap());
+        let config = tls.client_config().unwrap();
+        Self {
+            links: Links::default(),
+            peer_urls: Arc::default(),
+            http: reqwest::Client::builder()
+                .tls_backend_preconfigured(config)
+                .build()
+                .unwrap(),
+            tls: Some(tls),
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// Starts a proxy for node `index` forwarding to `upstream_port`;
@@ -99,7 +131,7 @@ impl Proxies {
             if urls.len() <= index {
                 urls.resize(index + 1, String::new());
             }
-            urls[index] = format!("http://127.0.0.1:{port}");
+            urls[index] = format!("{}://127.0.0.1:{port}", self.scheme());
         }
         let proxy = Proxy {
             target: index,
@@ -107,11 +139,33 @@ impl Proxies {
             peer_urls: self.peer_urls.clone(),
             links: self.links.clone(),
             http: self.http.clone(),
+            upstream_tls: self
+                .tls
+                .as_ref()
+                .map(|tls| TlsConnector::from(Arc::new(tls.client_config().unwrap()))),
         };
         let router = Router::new().fallback(forward).with_state(proxy);
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        match &self.tls {
+            None => {
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, router).await;
+                });
+            }
+            Some(tls) => {
+                let (stop, stopping) = tokio::sync::watch::channel(false);
+                // Served until the test ends.
+                std::mem::forget(stop);
+                tokio::spawn(http_serve::serve(
+                    listener,
+                    PEER_PORT,
+                    router,
+                    ConnectionLimits::CLIENT_DEFAULTS,
+                    Some(tls.clone()),
+                    Arc::new(Metrics::default()),
+                    stopping,
+                ));
+            }
+        }
         port
     }
 }
@@ -155,12 +209,30 @@ async fn relay_stream(proxy: Proxy, from: Option<usize>, mut request: Request) -
     let Ok(upstream) = TcpStream::connect(("127.0.0.1", proxy.upstream_port)).await else {
         return StatusCode::BAD_GATEWAY.into_response();
     };
-    let Ok((mut sender, connection)) =
-        hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await
-    else {
-        return StatusCode::BAD_GATEWAY.into_response();
+    let mut sender = match &proxy.upstream_tls {
+        None => {
+            let Ok((sender, connection)) =
+                hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await
+            else {
+                return StatusCode::BAD_GATEWAY.into_response();
+            };
+            tokio::spawn(connection.with_upgrades());
+            sender
+        }
+        Some(tls) => {
+            let name = ServerName::try_from("127.0.0.1").unwrap();
+            let Ok(upstream) = tls.connect(name, upstream).await else {
+                return StatusCode::BAD_GATEWAY.into_response();
+            };
+            let Ok((sender, connection)) =
+                hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await
+            else {
+                return StatusCode::BAD_GATEWAY.into_response();
+            };
+            tokio::spawn(connection.with_upgrades());
+            sender
+        }
     };
-    tokio::spawn(connection.with_upgrades());
     let mut onward = Request::builder()
         .method(request.method())
         .uri(request.uri().clone())
@@ -204,7 +276,12 @@ async fn forward_request(
     body: Bytes,
 ) -> Response {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let upstream = format!("http://127.0.0.1:{}", proxy.upstream_port);
+    let scheme = if proxy.upstream_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let upstream = format!("{scheme}://127.0.0.1:{}", proxy.upstream_port);
     let mut request = proxy
         .http
         .request(method, format!("{upstream}{path}"))

@@ -11,7 +11,7 @@ use rand::RngExt as _;
 use serde_json::{Value, json};
 
 /// How long a client waits for one request before calling it unknown.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What happened to an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
