@@ -5,7 +5,8 @@
 //! used through the client library and the CLI, and a certificate replaced
 //! under a continuous write load with no request failing; and mutual TLS
 //! between members: a cluster that replicates, forwards and sends a
-//! snapshot over it, and refuses strangers at the peer port.
+//! snapshot over it, refuses strangers at the peer port, and moves to a
+//! new peer CA by files replaced in place, under writes, with no restart.
 
 mod support;
 
@@ -528,4 +529,82 @@ fn peer_tls_that_cannot_work_is_refused_at_start_with_the_reason() {
         "https://127.0.0.1:7380".as_ref(),
     ]);
     assert!(error.contains("serves plain HTTP"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_certificates_rotated_to_a_new_ca_in_place_are_used_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = TestCa::new("old peer CA");
+    let new = TestCa::new("new peer CA");
+    let mut cluster = Cluster::new(3, &[]);
+    with_peer_tls(&mut cluster, dir.path(), &old);
+    cluster.form().await;
+    let leader = cluster.wait_for_leader(&[0, 1, 2]).await;
+    let restarted = (leader + 1) % 3;
+    let rotate = |step: &str| {
+        let ca_file = dir.path().join("peer-ca.crt");
+        match step {
+            "trust both" => std::fs::write(&ca_file, format!("{}\n{}", old.pem, new.pem)),
+            "new leaves" => {
+                for node in &cluster.nodes {
+                    new.leaf(&node.name)
+                        .write(dir.path(), &format!("{}-peer", node.name));
+                }
+                Ok(())
+            }
+            _ => std::fs::write(&ca_file, &new.pem),
+        }
+        .unwrap();
+    };
+    // Writes to the leader go on throughout; none may fail.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let client = cluster.nodes[leader].client();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut written = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                client
+                    .put(
+                        "rotating",
+                        Bytes::from(written.to_string()),
+                        Precondition::None,
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("write {written} failed: {e}"));
+                written += 1;
+            }
+            written
+        })
+    };
+    for step in ["trust both", "new leaves", "only the new CA"] {
+        rotate(step);
+        // Files are looked at again at most once a second.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+    }
+    // The peer ports now take only the new CA's certificates...
+    let port = cluster.nodes[leader].peer_port;
+    assert!(knock(port, &new, Some(&new.leaf("n9"))).await.is_ok());
+    assert!(knock(port, &new, Some(&old.leaf("n9"))).await.is_err());
+    // ... and a member restarted now, which trusts only the new CA, is
+    // dialled by the leader with the leader's new certificate, never
+    // restarted itself.
+    cluster.nodes[restarted].kill();
+    cluster.nodes[restarted].start().await;
+    cluster.put("after-rotation", "yes").await;
+    let restarted_client = cluster.nodes[restarted].client();
+    support::wait_for(
+        "the restarted member to catch up over new streams",
+        async || {
+            restarted_client
+                .get("after-rotation", Consistency::Serializable)
+                .await
+                .ok()
+                .flatten()
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(written > 0);
 }

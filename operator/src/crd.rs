@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -94,6 +95,34 @@ pub struct RaftClusterSpec {
     #[serde(default = "default_learner_timeout_seconds")]
     #[schemars(range(min = 10, max = 86400))]
     pub learner_timeout_seconds: u32,
+    /// The NetworkPolicy the operator keeps for the cluster.
+    #[serde(default)]
+    pub network_policy: NetworkPolicySettings,
+    /// Who may reach the client port while the NetworkPolicy is on
+    /// (absent: everyone). The operator talks to the client port too: it
+    /// must be among them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_access: Option<Vec<NetworkPolicyPeer>>,
+}
+
+/// The cluster's NetworkPolicy: the peer port open to the cluster's own
+/// pods only, the client port to `clientAccess`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySettings {
+    /// Whether the operator keeps one (it deletes its own when turned off).
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+impl Default for NetworkPolicySettings {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+fn enabled() -> bool {
+    true
 }
 
 fn default_learner_timeout_seconds() -> u32 {

@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod as KubePod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -67,6 +68,25 @@ impl KubePlatform {
     }
 }
 
+impl KubePlatform {
+    /// Deletes the cluster's NetworkPolicy, if there is one.
+    async fn delete_network_policy(&self, cluster: &RaftCluster) -> Result<(), PlatformError> {
+        let name = cluster.name_any();
+        match self
+            .api::<NetworkPolicy>(cluster)
+            .delete(&name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(PlatformError::new(
+                format!("delete NetworkPolicy {name}"),
+                e,
+            )),
+        }
+    }
+}
+
 impl std::fmt::Debug for KubePlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubePlatform").finish_non_exhaustive()
@@ -84,6 +104,12 @@ impl Platform for KubePlatform {
             &resources::pod_disruption_budget(cluster, voters),
         )
         .await?;
+        if cluster.spec.network_policy.enabled {
+            self.apply::<NetworkPolicy>(cluster, &resources::network_policy(cluster))
+                .await?;
+        } else {
+            self.delete_network_policy(cluster).await?;
+        }
         if let Some(existing) = self.statefulset(cluster).await? {
             let replicas = existing.spec.replicas.unwrap_or(0).max(0) as u32;
             self.apply(cluster, &resources::statefulset(cluster, replicas))

@@ -85,8 +85,8 @@ impl PlatformError {
 /// What runs the pods.
 pub trait Platform: Send + Sync {
     /// Applies the objects that do not change membership (Services, the
-    /// PodDisruptionBudget for `voters`) and, if the StatefulSet exists,
-    /// its template.
+    /// PodDisruptionBudget for `voters`, the NetworkPolicy or its deletion)
+    /// and, if the StatefulSet exists, its template.
     fn apply_owned(
         &self,
         cluster: &RaftCluster,

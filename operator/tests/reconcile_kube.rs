@@ -45,6 +45,7 @@ const APPLY_PEER_SERVICE: &str =
 const APPLY_CLIENT_SERVICE: &str =
     "/api/v1/namespaces/prod/services/config-client?fieldManager=raftcfg-operator&force=true";
 const APPLY_BUDGET: &str = "/apis/policy/v1/namespaces/prod/poddisruptionbudgets/config?fieldManager=raftcfg-operator&force=true";
+const APPLY_NETWORK_POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/prod/networkpolicies/config?fieldManager=raftcfg-operator&force=true";
 const APPLY_STATEFULSET: &str =
     "/apis/apps/v1/namespaces/prod/statefulsets/config?fieldManager=raftcfg-operator&force=true";
 const APPLY_STATUS: &str = "/apis/raftcfg.io/v1alpha1/namespaces/prod/raftclusters/config/status?fieldManager=raftcfg-operator&force=true";
@@ -86,6 +87,12 @@ async fn a_new_cluster_gets_its_services_and_budget_then_a_statefulset_of_one() 
                 let budget = json_of(resources::pod_disruption_budget(&rc, 0));
                 assert_eq!(budget["spec"]["maxUnavailable"], 0);
                 applied(api, APPLY_BUDGET, budget).await;
+                applied(
+                    api,
+                    APPLY_NETWORK_POLICY,
+                    json_of(resources::network_policy(&rc)),
+                )
+                .await;
                 api.expect(get(STATEFULSET), not_found()).await;
                 let statefulset = json_of(resources::statefulset(&rc, 1));
                 assert_eq!(statefulset["spec"]["replicas"], 1);
@@ -127,6 +134,7 @@ async fn a_new_cluster_gets_its_services_and_budget_then_a_statefulset_of_one() 
             line("PATCH", APPLY_PEER_SERVICE),
             line("PATCH", APPLY_CLIENT_SERVICE),
             line("PATCH", APPLY_BUDGET),
+            line("PATCH", APPLY_NETWORK_POLICY),
             line("GET", STATEFULSET),
             line("PATCH", APPLY_STATEFULSET),
             line("POST", EVENTS),
@@ -205,6 +213,7 @@ async fn bootstrap_pod_0(ip: &str, url: &str) {
             line("PATCH", APPLY_PEER_SERVICE),
             line("PATCH", APPLY_CLIENT_SERVICE),
             line("PATCH", APPLY_BUDGET),
+            line("PATCH", APPLY_NETWORK_POLICY),
             line("GET", STATEFULSET),
             line("PATCH", APPLY_STATEFULSET),
             format!("bootstrap {url}"),
@@ -333,6 +342,7 @@ async fn a_healthy_one_member_cluster_asked_for_three_grows_its_statefulset_to_t
             line("PATCH", APPLY_PEER_SERVICE),
             line("PATCH", APPLY_CLIENT_SERVICE),
             line("PATCH", APPLY_BUDGET),
+            line("PATCH", APPLY_NETWORK_POLICY),
             line("GET", STATEFULSET),
             line("PATCH", APPLY_STATEFULSET),
             line("PATCH", APPLY_STATEFULSET),
@@ -407,6 +417,7 @@ async fn a_caught_up_learner_is_promoted_only_after_the_intent_is_written_to_sta
             line("PATCH", APPLY_PEER_SERVICE),
             line("PATCH", APPLY_CLIENT_SERVICE),
             line("PATCH", APPLY_BUDGET),
+            line("PATCH", APPLY_NETWORK_POLICY),
             line("GET", STATEFULSET),
             line("PATCH", APPLY_STATEFULSET),
             line("PATCH", APPLY_STATUS),
@@ -1228,6 +1239,12 @@ async fn expect_observe_and_apply(
     .await;
     let budget = json_of(resources::pod_disruption_budget(rc, members));
     applied(api, APPLY_BUDGET, budget).await;
+    applied(
+        api,
+        APPLY_NETWORK_POLICY,
+        json_of(resources::network_policy(rc)),
+    )
+    .await;
     api.expect(get(STATEFULSET), statefulset()).await;
     if let Some(n) = replicas {
         applied(

@@ -97,6 +97,11 @@ members it removed.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["create", "patch"]
+# The cluster's NetworkPolicy, deleted when spec.networkPolicy.enabled is
+# turned off.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["create", "patch", "delete"]
 # Pods are listed for health and identity, and deleted one at a time to
 # roll them onto a new image or configuration.
 - apiGroups: [""]

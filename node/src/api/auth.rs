@@ -58,7 +58,7 @@ pub async fn sign_in(State(state): State<ApiState>, mut request: Request, next: 
     }
     let signed_in = bearer(request.headers()).and_then(|bearer| {
         let certificate = request.extensions().get::<CertificateName>();
-        Caller::sign_in(state.node.view().auth, bearer, certificate).map_err(ApiError::from)
+        Caller::sign_in(state.node.auth(), bearer, certificate).map_err(ApiError::from)
     });
     let caller = match signed_in {
         Ok(caller) => caller,
@@ -112,7 +112,7 @@ pub async fn status(
 ) -> Result<Json<AuthStatus>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
     Ok(Json(AuthStatus {
-        enabled: state.node.view().auth.enabled,
+        enabled: state.node.auth().enabled,
     }))
 }
 
@@ -126,7 +126,7 @@ pub async fn issue_token(
 ) -> Result<Json<TokenResponse>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
     let request: TokenRequest = json_body(&headers, &body)?;
-    let auth = state.node.view().auth;
+    let auth = state.node.auth();
     if !auth.enabled {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -136,12 +136,13 @@ pub async fn issue_token(
     }
     let name = request.user.clone();
     let user = auth.users.get(&name);
-    let hash = user
-        .and_then(|user| user.password_hash.clone())
-        .unwrap_or_else(|| dummy_hash().to_owned());
-    let matches = tokio::task::spawn_blocking(move || password::verify(&request.password, &hash))
-        .await
-        .unwrap_or(false);
+    let hash = user.and_then(|user| user.password_hash.clone());
+    let matches = tokio::task::spawn_blocking(move || match &hash {
+        Some(hash) => password::verify(&request.password, hash),
+        None => password::verify(&request.password, dummy_hash()),
+    })
+    .await
+    .unwrap_or(false);
     let Some(user) = user.filter(|user| matches && user.password_hash.is_some()) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -204,7 +205,7 @@ pub async fn list_users(
     RawQuery(query): RawQuery,
 ) -> Result<Json<UserList>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
-    let auth = state.node.view().auth;
+    let auth = state.node.auth();
     Ok(Json(UserList {
         users: auth
             .users
@@ -305,7 +306,7 @@ pub async fn list_roles(
     RawQuery(query): RawQuery,
 ) -> Result<Json<RoleList>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
-    Ok(Json(role_list(&state.node.view().auth)))
+    Ok(Json(role_list(&state.node.auth())))
 }
 
 fn role_list(auth: &AuthState) -> RoleList {

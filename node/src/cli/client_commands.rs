@@ -251,7 +251,7 @@ pub struct LsArgs {
     #[arg(default_value = "")]
     pub prefix: String,
     /// Print at most N keys (default: all, page by page).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: Option<u32>,
     /// Read from the answering node's state, which may lag the leader.
     #[arg(long)]
@@ -881,6 +881,7 @@ mod tests {
             panic!("not ls");
         };
         assert_eq!((ls.prefix.as_str(), ls.limit), ("", Some(5)));
+        assert!(fails(&["ls", "--limit", "0"]), "a limit of 0 lists nothing");
         let ClientCommand::Watch(watch) = parse(&["watch", "app/", "--from", "12"]) else {
             panic!("not watch");
         };

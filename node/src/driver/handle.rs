@@ -271,6 +271,12 @@ impl NodeHandle {
         self.view.borrow().clone()
     }
 
+    /// Users, roles and whether auth is on, as applied (without copying
+    /// the rest of the view: every request asks).
+    pub fn auth(&self) -> Arc<crate::kv::AuthState> {
+        self.view.borrow().auth.clone()
+    }
+
     /// Whether this node was removed from its cluster.
     pub fn is_removed(&self) -> bool {
         self.view.borrow().removed

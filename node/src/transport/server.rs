@@ -232,7 +232,7 @@ async fn propose(State(state): State<PeerState>, headers: HeaderMap, body: Body)
     };
     // The leader's own auth state decides, for the user the follower
     // signed in.
-    let caller = Caller::forwarded(node.view().auth, forwarded_user(&headers));
+    let caller = Caller::forwarded(node.auth(), forwarded_user(&headers));
     let answer = match caller.check_command(&command) {
         Err(denied) => Err(DriverError::Forbidden(format!("on the leader: {denied}"))),
         Ok(()) => {
@@ -275,7 +275,7 @@ async fn cluster(State(state): State<PeerState>, headers: HeaderMap, body: Body)
     }
     let node = state.node;
     let tls = state.client_tls;
-    let caller = Caller::forwarded(node.view().auth, forwarded_user(&headers));
+    let caller = Caller::forwarded(node.auth(), forwarded_user(&headers));
     let done = async {
         if let Err(denied) = caller.check_root() {
             return Err(DriverError::Forbidden(format!("on the leader: {denied}")));

@@ -2,7 +2,8 @@
 //! StatefulSet of `raftcfg serve` pods ([`statefulset`]), the headless peer
 //! Service and the client Service ([`peer_service`], [`client_service`]) and
 //! the PodDisruptionBudget that keeps voluntary disruptions from breaking
-//! quorum ([`pod_disruption_budget`]), plus the names, labels, URLs and the
+//! quorum ([`pod_disruption_budget`]) and the NetworkPolicy that keeps the
+//! peer port to the cluster's own pods ([`network_policy`]), plus the names, labels, URLs and the
 //! configuration hash the rest of the operator derives from a cluster.
 //!
 //! Everything here is a pure function of the `RaftCluster` (and of the member
@@ -24,10 +25,12 @@ use crate::crd::{RaftCluster, RaftClusterSpec};
 use crate::observed::pod_name;
 
 mod disruption_budget;
+mod network_policy;
 mod service;
 mod stateful_set;
 
 pub use disruption_budget::pod_disruption_budget;
+pub use network_policy::network_policy;
 pub use service::{client_service, peer_service};
 pub use stateful_set::statefulset;
 
@@ -109,7 +112,8 @@ pub fn peer_url(rc: &RaftCluster, ordinal: u32) -> String {
 
 /// A short hash of everything in the spec that shapes the pod template:
 /// the whole spec except `replicas`, `storage` (immutable, and in the claim
-/// template, not the pod template) and `learnerTimeoutSeconds`. The first
+/// template, not the pod template), `learnerTimeoutSeconds`,
+/// `networkPolicy` and `clientAccess`. The first
 /// 16 hex digits of the SHA-256 of its canonical JSON (object keys sorted,
 /// no whitespace), so it does not depend on field order.
 ///
@@ -118,7 +122,13 @@ pub fn peer_url(rc: &RaftCluster, ordinal: u32) -> String {
 pub fn config_hash(spec: &RaftClusterSpec) -> String {
     let mut value = serde_json::to_value(spec).expect("a RaftClusterSpec serializes to JSON");
     if let Value::Object(fields) = &mut value {
-        for key in ["replicas", "storage", "learnerTimeoutSeconds"] {
+        for key in [
+            "replicas",
+            "storage",
+            "learnerTimeoutSeconds",
+            "networkPolicy",
+            "clientAccess",
+        ] {
             fields.remove(key);
         }
     }
