@@ -20,9 +20,9 @@ use raftcfg_client::wire::{
     AddRoleRequest, AddUserRequest, AuthStatus, PasswordRequest, Permission, RoleInfo, RoleList,
     TokenRequest, TokenResponse, UserInfo, UserList,
 };
-use serde::de::DeserializeOwned;
 
 use super::ApiState;
+use super::cluster::json_body;
 use super::error::ApiError;
 use super::params::Params;
 use crate::auth::{Caller, CertificateName, Denied, password, token};
@@ -437,12 +437,6 @@ async fn hash(password: String) -> Result<String, ApiError> {
             )
         })?
         .map_err(|reason| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", reason))
-}
-
-fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
-    super::browser::require_json(headers, body)?;
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("bad_body", format!("invalid JSON body: {e}")))
 }
 
 #[cfg(test)]

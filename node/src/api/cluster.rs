@@ -346,7 +346,11 @@ async fn relay(
         .map_err(ApiError::from)
 }
 
-fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+/// A JSON request body of type `T` (`application/json` required).
+pub(super) fn json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
     require_json(headers, body)?;
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("bad_body", format!("invalid JSON body: {e}")))
