@@ -43,7 +43,7 @@ pub struct ClientOptions {
 }
 
 /// What a [`Client`](crate::Client) trusts and presents over TLS.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ClientTls {
     /// PEM certificates of the CAs to trust instead of the system's (the
     /// cluster's own CA, say).
@@ -51,6 +51,16 @@ pub struct ClientTls {
     /// A PEM client certificate chain and its private key, for servers
     /// that ask for one.
     pub identity_pem: Option<Vec<u8>>,
+}
+
+/// Never shows the private key of the identity.
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("ca_pem", &self.ca_pem.as_ref().map(|pem| pem.len()))
+            .field("identity_pem", &self.identity_pem.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 impl Default for ClientOptions {

@@ -56,6 +56,7 @@ pub const RECENT_CHANGES_KEPT: usize = 10;
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
     ),
+    validation = Rule::new("has(self.spec.tls) == has(oldSelf.spec.tls)").message("tls cannot be added or removed after creation: members advertise their URLs with it"),
     validation = Rule::new("self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("the name must be a DNS label of at most 52 characters (lower-case letters, digits and '-', starting with a letter): it names the pods, Services and volume claims")
 )]
 #[serde(rename_all = "camelCase")]
@@ -103,6 +104,82 @@ pub struct RaftClusterSpec {
     /// must be among them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_access: Option<Vec<NetworkPolicyPeer>>,
+    /// TLS on both ports of every member, with certificates the operator
+    /// issues (or cert-manager, with `issuerRef`). Chosen at creation:
+    /// members advertise https peer URLs, which a running cluster cannot
+    /// change under itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("tls cannot be changed after creation: members advertise their URLs with it; create a new RaftCluster and restore a snapshot into it"))]
+    pub tls: Option<TlsSettings>,
+    /// Users and roles: with `enabled`, the operator creates the `root`
+    /// user (password in Secret `<name>-root`) and turns auth on; with
+    /// `enabled: false` it turns auth off. Absent: the operator leaves
+    /// the cluster's auth as it finds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSettings>,
+}
+
+/// TLS on the client port and mutual TLS on the peer port.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSettings {
+    /// Serve TLS on both ports.
+    #[serde(default)]
+    pub enabled: bool,
+    /// A cert-manager issuer to take the certificates from instead of the
+    /// operator's own cluster CA. It must put `ca.crt` in the Secrets it
+    /// writes (a CA or Vault issuer does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_ref: Option<IssuerRef>,
+}
+
+/// A cert-manager `Issuer` or `ClusterIssuer`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerRef {
+    /// The issuer's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// `Issuer` (in the cluster's namespace) or `ClusterIssuer`.
+    #[serde(default)]
+    pub kind: IssuerKind,
+    /// The issuer's API group.
+    #[serde(default = "cert_manager_group")]
+    #[schemars(length(min = 1, max = 253))]
+    pub group: String,
+}
+
+/// Which kind of cert-manager issuer.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IssuerKind {
+    /// An `Issuer` in the cluster's namespace.
+    #[default]
+    Issuer,
+    /// A `ClusterIssuer`.
+    ClusterIssuer,
+}
+
+impl IssuerKind {
+    /// The name cert-manager uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issuer => "Issuer",
+            Self::ClusterIssuer => "ClusterIssuer",
+        }
+    }
+}
+
+fn cert_manager_group() -> String {
+    "cert-manager.io".to_owned()
+}
+
+/// Auth managed by the operator.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSettings {
+    /// Auth on (the operator creates `root` and enables it) or off.
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 /// The cluster's NetworkPolicy: the peer port open to the cluster's own
@@ -153,6 +230,20 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 }
 
 impl RaftClusterSpec {
+    /// Whether the members serve TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.enabled)
+    }
+
+    /// The cert-manager issuer of the certificates, if cert-manager
+    /// issues them.
+    pub fn cert_manager_issuer(&self) -> Option<&IssuerRef> {
+        self.tls
+            .as_ref()
+            .filter(|tls| tls.enabled)
+            .and_then(|tls| tls.issuer_ref.as_ref())
+    }
+
     /// The checks the API server makes from the schema and CEL rules, made
     /// again here: a cluster created before a rule existed, or on a server
     /// that skips CEL, must still be refused with a clear reason.
@@ -196,6 +287,11 @@ impl RaftClusterSpec {
             return Err(format!(
                 "podAnnotations may not set {key}; the operator owns it"
             ));
+        }
+        if let Some(issuer) = self.tls.as_ref().and_then(|tls| tls.issuer_ref.as_ref())
+            && (issuer.name.trim().is_empty() || issuer.group.trim().is_empty())
+        {
+            return Err("tls.issuerRef must name an issuer and its group".into());
         }
         Ok(())
     }

@@ -1,17 +1,19 @@
 //! [`Platform`] on a Kubernetes API server: server-side apply of the owned
 //! objects, pod and claim deletion, status patches and events.
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod as KubePod, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod as KubePod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::crd::{RaftCluster, RaftClusterStatus};
+use crate::credentials::SecretData;
 use crate::observed::{ordinal_of, pod_name};
 use crate::resources::{
     self, CLIENT_PORT, CONFIG_HASH_ANNOTATION, DATA_VOLUME, FIELD_MANAGER, namespace,
@@ -148,11 +150,19 @@ impl Platform for KubePlatform {
                     .as_ref()
                     .and_then(|s| s.pod_ip.clone())
                     .filter(|_| running);
+                // Over TLS the pod is reached by the DNS name its
+                // certificate holds (the headless Service publishes pods
+                // before they are ready); the IP only says it runs.
+                let client_url = if cluster.spec.tls_enabled() {
+                    ip.map(|_| resources::client_url(cluster, ordinal))
+                } else {
+                    ip.map(|ip| format!("http://{}:{CLIENT_PORT}", bracket(&ip)))
+                };
                 Some(Pod {
                     ordinal,
                     terminating: pod.metadata.deletion_timestamp.is_some(),
                     config_hash: pod.annotations().get(CONFIG_HASH_ANNOTATION).cloned(),
-                    client_url: ip.map(|ip| format!("http://{}:{CLIENT_PORT}", bracket(&ip))),
+                    client_url,
                     peer_url: resources::peer_url(cluster, ordinal),
                     advertised_client_url: resources::client_url(cluster, ordinal),
                 })
@@ -243,6 +253,56 @@ impl Platform for KubePlatform {
             .publish(&event, &cluster.object_ref(&()))
             .await
             .map_err(|e| PlatformError::new("publish event", e))
+    }
+
+    async fn apply_certificates(&self, cluster: &RaftCluster) -> Result<(), PlatformError> {
+        for certificate in resources::certificates(cluster) {
+            let name = certificate.name_any();
+            Api::<DynamicObject>::namespaced_with(
+                self.client.clone(),
+                &namespace(cluster),
+                &resources::CERTIFICATE,
+            )
+            .patch(&name, &apply_params(), &Patch::Apply(&certificate))
+            .await
+            .map_err(|e| {
+                PlatformError::new(
+                    format!("apply cert-manager Certificate {name} (is cert-manager installed?)"),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn secret(
+        &self,
+        cluster: &RaftCluster,
+        name: &str,
+    ) -> Result<Option<SecretData>, PlatformError> {
+        let secret = self
+            .api::<Secret>(cluster)
+            .get_opt(name)
+            .await
+            .map_err(|e| PlatformError::new(format!("get Secret {name}"), e))?;
+        Ok(secret.map(|secret| {
+            secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(key, ByteString(bytes))| (key, bytes))
+                .collect()
+        }))
+    }
+
+    async fn apply_secret(
+        &self,
+        cluster: &RaftCluster,
+        name: &str,
+        data: &SecretData,
+    ) -> Result<(), PlatformError> {
+        self.apply(cluster, &resources::secret(cluster, name, data))
+            .await
     }
 }
 

@@ -9,11 +9,13 @@
 
 pub mod controller;
 pub mod crd;
+pub mod credentials;
 pub mod http;
 pub mod kube_platform;
 pub mod lease;
 pub mod metrics;
 pub mod observed;
+pub mod pki;
 pub mod planner;
 pub mod reconcile;
 pub mod resources;

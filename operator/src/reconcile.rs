@@ -21,6 +21,7 @@ use crate::crd::{
     ChangeKind, ChangeOutcome, MembershipChange, RECENT_CHANGES_KEPT, RaftCluster,
     RaftClusterStatus, validate_name,
 };
+use crate::credentials::{self, Access, Secured};
 use crate::metrics::Metrics;
 use crate::observed::{
     LeaderView, NodeReport, Observed, ObservedMember, PodObservation, ordinal_of, pod_name,
@@ -41,6 +42,12 @@ const REQUEUE_WHEN_STOPPED: Duration = Duration::from_secs(300);
 pub enum Outcome {
     /// Carried out a step.
     Acted(Step),
+    /// The membership matches the spec; turned auth on or off as
+    /// `spec.auth` asks.
+    ChangedAuth {
+        /// On rather than off.
+        enabled: bool,
+    },
     /// Waiting for the world; the reason is in status.
     Waiting,
     /// The cluster matches its spec.
@@ -53,7 +60,7 @@ impl Outcome {
     /// When to reconcile again even if nothing changes.
     pub fn requeue_after(&self) -> Duration {
         match self {
-            Self::Acted(_) => REQUEUE_AFTER_STEP,
+            Self::Acted(_) | Self::ChangedAuth { .. } => REQUEUE_AFTER_STEP,
             Self::Waiting => REQUEUE_WHILE_WAITING,
             Self::Done => REQUEUE_WHEN_DONE,
             Self::Stopped => REQUEUE_WHEN_STOPPED,
@@ -135,7 +142,9 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             return Ok(Outcome::Stopped);
         }
         let mut fenced = cluster.clone();
-        let observation = self.observe(cluster).await?;
+        let secured = credentials::ensure(&self.platform, cluster, now.into()).await?;
+        let access = &secured.access;
+        let observation = self.observe(cluster, access).await?;
         // The budget counts voters: learners add nothing a quorum needs.
         let voters = observation
             .observed
@@ -166,7 +175,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         let outcome = match plan {
             Plan::Act(step) => {
                 self.metrics.step(&step);
-                self.act(&mut fenced, &observation, &step, &mut status, now)
+                self.act(&mut fenced, &observation, access, &step, &mut status, now)
                     .await?;
                 Outcome::Acted(step)
             }
@@ -177,7 +186,10 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                 }
                 Outcome::Waiting
             }
-            Plan::Done => Outcome::Done,
+            Plan::Done => match self.converge_auth(cluster, &observation, &secured).await? {
+                Some(enabled) => Outcome::ChangedAuth { enabled },
+                None => Outcome::Done,
+            },
             Plan::Halt(_) => {
                 if status.message != previous.message {
                     let note = status.message.clone().unwrap_or_default();
@@ -191,13 +203,66 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         Ok(outcome)
     }
 
+    /// With the membership as the spec asks, turns auth on or off as
+    /// `spec.auth` asks; answers what it turned it to, if it changed it.
+    async fn converge_auth(
+        &self,
+        cluster: &RaftCluster,
+        observation: &Observation,
+        secured: &Secured,
+    ) -> Result<Option<bool>, ReconcileError> {
+        let (Some(wanted), Some(url)) = (&cluster.spec.auth, &observation.leader_url) else {
+            return Ok(None);
+        };
+        let access = &secured.access;
+        let enabled = self
+            .nodes
+            .auth_enabled(url, access)
+            .await
+            .map_err(node_error("auth status", url))?;
+        if enabled == wanted.enabled {
+            return Ok(None);
+        }
+        let note = if wanted.enabled {
+            let password = secured
+                .root_password
+                .as_deref()
+                .expect("ensure reads the root password whenever spec.auth is set");
+            self.nodes
+                .enable_auth(url, access, password)
+                .await
+                .map_err(node_error("auth enable", url))?;
+            format!(
+                "auth enabled; user root's password is in Secret {}",
+                resources::root_secret_name(cluster)
+            )
+        } else {
+            self.nodes
+                .disable_auth(url, access)
+                .await
+                .map_err(node_error("auth disable", url))?;
+            "auth disabled: every client has every permission".to_owned()
+        };
+        let reason = if wanted.enabled {
+            "EnableAuth"
+        } else {
+            "DisableAuth"
+        };
+        self.event(cluster, false, reason, note).await;
+        Ok(Some(wanted.enabled))
+    }
+
     /// The StatefulSet, each pod's node report and the leader's view.
-    pub async fn observe(&self, cluster: &RaftCluster) -> Result<Observation, ReconcileError> {
+    pub async fn observe(
+        &self,
+        cluster: &RaftCluster,
+        access: &Access,
+    ) -> Result<Observation, ReconcileError> {
         let podset = self.platform.pods(cluster).await?;
         let name = cluster.name_any();
         let reports = join_all(podset.pods.iter().map(|pod| async {
             let status = match &pod.client_url {
-                Some(url) => self.nodes.status(url).await.ok(),
+                Some(url) => self.nodes.status(url, access).await.ok(),
                 None => None,
             };
             // A node answering at this pod's address under another name
@@ -243,7 +308,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                     .and_then(|_| pods[ordinal].client_url.clone())
             });
             if let Some(url) = url
-                && let Ok(list) = self.nodes.members(&url).await
+                && let Ok(list) = self.nodes.members(&url, access).await
                 && list.leader_id == Some(leader_id)
             {
                 observed.leader = Some(leader_view(leader_id, &list));
@@ -261,6 +326,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         &self,
         cluster: &mut RaftCluster,
         observation: &Observation,
+        access: &Access,
         step: &Step,
         status: &mut RaftClusterStatus,
         now: Timestamp,
@@ -281,7 +347,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                 let url = pod_url(observation, 0)?;
                 let answer = self
                     .nodes
-                    .bootstrap(&url)
+                    .bootstrap(&url, access)
                     .await
                     .map_err(node_error("bootstrap", &url))?;
                 status.cluster_id = Some(answer.cluster_id.to_string());
@@ -338,14 +404,14 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                     client_url: pod.advertised_client_url.clone(),
                 };
                 let url = leader_url();
-                let call = self.nodes.add_learner(&url, &request);
+                let call = self.nodes.add_learner(&url, access, &request);
                 let change = intent(ChangeKind::AddLearner, *node_id, &name, "scale out", now);
                 self.change(cluster, status, change, &url, call, now)
                     .await?;
             }
             Step::Promote { node_id, name } => {
                 let url = leader_url();
-                let call = self.nodes.promote(&url, *node_id);
+                let call = self.nodes.promote(&url, access, *node_id);
                 let change = intent(ChangeKind::Promote, *node_id, name, "caught up", now);
                 self.change(cluster, status, change, &url, call, now)
                     .await?;
@@ -356,7 +422,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                 reason,
             } => {
                 let url = leader_url();
-                let call = self.nodes.remove(&url, *node_id);
+                let call = self.nodes.remove(&url, access, *node_id);
                 let why = match reason {
                     RemoveReason::ScaleIn => "scale in",
                     RemoveReason::VolumeLost => "its pod came back with an empty volume",
@@ -369,7 +435,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             Step::TransferLeadership { from, to } => {
                 let url = leader_url();
                 self.nodes
-                    .transfer_leader(&url, *to)
+                    .transfer_leader(&url, access, *to)
                     .await
                     .map_err(node_error("leadership transfer", &url))?;
                 let note = format!("leadership moved from node {from} to node {to}");

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use raftcfg_client::StatusCode;
 use raftcfg_client::http::{Client, ClientError, ClientOptions};
 use raftcfg_client::wire::{
     AddMemberRequest, BootstrapResponse, MemberList, MembershipResponse, NodeId, NodeStatus,
@@ -18,6 +19,8 @@ use raftcfg_client::wire::{
 };
 
 use crate::crd::{RaftCluster, RaftClusterStatus};
+use crate::credentials::{Access, SecretData};
+use crate::resources::ROOT_USER;
 
 /// One pod of a cluster's StatefulSet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,50 +132,105 @@ pub trait Platform: Send + Sync {
         cluster: &RaftCluster,
         event: Event,
     ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// Applies the cluster's cert-manager Certificates
+    /// ([`resources::certificates`](crate::resources::certificates)).
+    fn apply_certificates(
+        &self,
+        cluster: &RaftCluster,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// The data of the Secret `name` in the cluster's namespace, if it
+    /// exists.
+    fn secret(
+        &self,
+        cluster: &RaftCluster,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<SecretData>, PlatformError>> + Send;
+    /// Creates or replaces the Secret `name`, owned by the cluster.
+    fn apply_secret(
+        &self,
+        cluster: &RaftCluster,
+        name: &str,
+        data: &SecretData,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
 }
 
-/// The raftcfg nodes, each addressed by its client URL.
+/// The raftcfg nodes, each addressed by its client URL and reached with
+/// the cluster's [`Access`].
 pub trait Nodes: Send + Sync {
     /// `GET /v1/node`.
-    fn status(&self, url: &str) -> impl Future<Output = Result<NodeStatus, ClientError>> + Send;
+    fn status(
+        &self,
+        url: &str,
+        access: &Access,
+    ) -> impl Future<Output = Result<NodeStatus, ClientError>> + Send;
     /// `GET /v1/cluster/members`.
-    fn members(&self, url: &str) -> impl Future<Output = Result<MemberList, ClientError>> + Send;
+    fn members(
+        &self,
+        url: &str,
+        access: &Access,
+    ) -> impl Future<Output = Result<MemberList, ClientError>> + Send;
     /// `POST /v1/cluster/bootstrap`.
     fn bootstrap(
         &self,
         url: &str,
+        access: &Access,
     ) -> impl Future<Output = Result<BootstrapResponse, ClientError>> + Send;
     /// `POST /v1/cluster/members`.
     fn add_learner(
         &self,
         url: &str,
+        access: &Access,
         request: &AddMemberRequest,
     ) -> impl Future<Output = Result<MembershipResponse, ClientError>> + Send;
     /// `POST /v1/cluster/members/{id}/promote`.
     fn promote(
         &self,
         url: &str,
+        access: &Access,
         node_id: NodeId,
     ) -> impl Future<Output = Result<MembershipResponse, ClientError>> + Send;
     /// `DELETE /v1/cluster/members/{id}`.
     fn remove(
         &self,
         url: &str,
+        access: &Access,
         node_id: NodeId,
     ) -> impl Future<Output = Result<MembershipResponse, ClientError>> + Send;
     /// `POST /v1/cluster/leader`.
     fn transfer_leader(
         &self,
         url: &str,
+        access: &Access,
         to: NodeId,
     ) -> impl Future<Output = Result<TransferLeaderResponse, ClientError>> + Send;
+    /// `GET /v1/auth/status`: whether auth is on.
+    fn auth_enabled(
+        &self,
+        url: &str,
+        access: &Access,
+    ) -> impl Future<Output = Result<bool, ClientError>> + Send;
+    /// Makes `root` a user with `password` and the root role, then turns
+    /// auth on.
+    fn enable_auth(
+        &self,
+        url: &str,
+        access: &Access,
+        password: &str,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send;
+    /// Turns auth off.
+    fn disable_auth(
+        &self,
+        url: &str,
+        access: &Access,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send;
 }
 
-/// [`Nodes`] over HTTP with `raftcfg-client`, one pooled client per URL.
+/// [`Nodes`] over HTTP with `raftcfg-client`, one pooled client per URL
+/// (made again when the access to it changes, say a renewed certificate).
 #[derive(Debug)]
 pub struct HttpNodes {
     options: ClientOptions,
-    clients: Mutex<HashMap<String, Client>>,
+    clients: Mutex<HashMap<String, (Access, Client)>>,
 }
 
 impl HttpNodes {
@@ -188,13 +246,20 @@ impl HttpNodes {
         }
     }
 
-    fn client(&self, url: &str) -> Result<Client, ClientError> {
+    fn client(&self, url: &str, access: &Access) -> Result<Client, ClientError> {
         let mut clients = self.clients.lock().expect("client cache lock");
-        if let Some(client) = clients.get(url) {
+        if let Some((cached, client)) = clients.get(url)
+            && cached == access
+        {
             return Ok(client.clone());
         }
-        let client = Client::with_options([url], self.options.clone())?;
-        clients.insert(url.to_string(), client.clone());
+        let options = ClientOptions {
+            tls: access.tls.clone(),
+            credentials: access.credentials.clone(),
+            ..self.options.clone()
+        };
+        let client = Client::with_options([url], options)?;
+        clients.insert(url.to_string(), (access.clone(), client.clone()));
         Ok(client)
     }
 }
@@ -206,39 +271,83 @@ impl Default for HttpNodes {
 }
 
 impl Nodes for HttpNodes {
-    async fn status(&self, url: &str) -> Result<NodeStatus, ClientError> {
-        self.client(url)?.node_status().await
+    async fn status(&self, url: &str, access: &Access) -> Result<NodeStatus, ClientError> {
+        self.client(url, access)?.node_status().await
     }
 
-    async fn members(&self, url: &str) -> Result<MemberList, ClientError> {
-        self.client(url)?.members().await
+    async fn members(&self, url: &str, access: &Access) -> Result<MemberList, ClientError> {
+        self.client(url, access)?.members().await
     }
 
-    async fn bootstrap(&self, url: &str) -> Result<BootstrapResponse, ClientError> {
-        self.client(url)?.bootstrap().await
+    async fn bootstrap(
+        &self,
+        url: &str,
+        access: &Access,
+    ) -> Result<BootstrapResponse, ClientError> {
+        self.client(url, access)?.bootstrap().await
     }
 
     async fn add_learner(
         &self,
         url: &str,
+        access: &Access,
         request: &AddMemberRequest,
     ) -> Result<MembershipResponse, ClientError> {
-        self.client(url)?.add_member(request).await
+        self.client(url, access)?.add_member(request).await
     }
 
-    async fn promote(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
-        self.client(url)?.promote(node_id).await
+    async fn promote(
+        &self,
+        url: &str,
+        access: &Access,
+        node_id: NodeId,
+    ) -> Result<MembershipResponse, ClientError> {
+        self.client(url, access)?.promote(node_id).await
     }
 
-    async fn remove(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
-        self.client(url)?.remove_member(node_id).await
+    async fn remove(
+        &self,
+        url: &str,
+        access: &Access,
+        node_id: NodeId,
+    ) -> Result<MembershipResponse, ClientError> {
+        self.client(url, access)?.remove_member(node_id).await
     }
 
     async fn transfer_leader(
         &self,
         url: &str,
+        access: &Access,
         to: NodeId,
     ) -> Result<TransferLeaderResponse, ClientError> {
-        self.client(url)?.transfer_leader(Some(to)).await
+        self.client(url, access)?.transfer_leader(Some(to)).await
+    }
+
+    async fn auth_enabled(&self, url: &str, access: &Access) -> Result<bool, ClientError> {
+        Ok(self.client(url, access)?.auth_status().await?.enabled)
+    }
+
+    async fn enable_auth(
+        &self,
+        url: &str,
+        access: &Access,
+        password: &str,
+    ) -> Result<(), ClientError> {
+        let client = self.client(url, access)?;
+        match client.add_user(ROOT_USER, Some(password)).await {
+            Ok(()) => {}
+            // It exists (made by hand, or by an earlier try): the Secret's
+            // password becomes its password.
+            Err(error) if error.status() == Some(StatusCode::CONFLICT) => {
+                client.set_password(ROOT_USER, password).await?;
+            }
+            Err(error) => return Err(error),
+        }
+        client.grant_role(ROOT_USER, ROOT_USER).await?;
+        client.auth_enable().await
+    }
+
+    async fn disable_auth(&self, url: &str, access: &Access) -> Result<(), ClientError> {
+        self.client(url, access)?.auth_disable().await
     }
 }

@@ -21,7 +21,8 @@ use raftcfg_client::wire::{
     AddMemberRequest, BootstrapResponse, ClusterId, LogIndex, Member, MemberList, MemberRole,
     MembershipResponse, NodeId, NodeStatus, Term, TransferLeaderResponse,
 };
-use raftcfg_operator::crd::RaftCluster;
+use raftcfg_operator::crd::{AuthSettings, IssuerKind, IssuerRef, RaftCluster, TlsSettings};
+use raftcfg_operator::credentials::Access;
 use raftcfg_operator::kube_platform::KubePlatform;
 use raftcfg_operator::planner::Step;
 use raftcfg_operator::reconcile::{Outcome, ReconcileError, Reconciler};
@@ -30,7 +31,9 @@ use raftcfg_operator::world::Nodes;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use mock_api::{Answer, Log, MockApi, apply, delete, entries, failure, get, not_found, ok, post};
+use mock_api::{
+    Answer, Log, MockApi, apply, apply_any, delete, entries, failure, get, not_found, ok, post,
+};
 
 /// The time of the reconcile under test, and times before and after it.
 const EARLIER: &str = "2025-01-02T03:00:00Z";
@@ -52,6 +55,21 @@ const APPLY_STATUS: &str = "/apis/raftcfg.io/v1alpha1/namespaces/prod/raftcluste
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
 const SELECTOR: &str = "app.kubernetes.io/instance=config,app.kubernetes.io/name=raftcfg";
 
+const SECRET_CA: &str = "/api/v1/namespaces/prod/secrets/config-ca";
+const SECRET_TLS: &str = "/api/v1/namespaces/prod/secrets/config-tls";
+const SECRET_OPERATOR: &str = "/api/v1/namespaces/prod/secrets/config-operator-tls";
+const SECRET_ROOT: &str = "/api/v1/namespaces/prod/secrets/config-root";
+const APPLY_SECRET_CA: &str =
+    "/api/v1/namespaces/prod/secrets/config-ca?fieldManager=raftcfg-operator&force=true";
+const APPLY_SECRET_TLS: &str =
+    "/api/v1/namespaces/prod/secrets/config-tls?fieldManager=raftcfg-operator&force=true";
+const APPLY_SECRET_OPERATOR: &str =
+    "/api/v1/namespaces/prod/secrets/config-operator-tls?fieldManager=raftcfg-operator&force=true";
+const APPLY_SECRET_ROOT: &str =
+    "/api/v1/namespaces/prod/secrets/config-root?fieldManager=raftcfg-operator&force=true";
+const APPLY_MEMBERS_CERTIFICATE: &str = "/apis/cert-manager.io/v1/namespaces/prod/certificates/config-members?fieldManager=raftcfg-operator&force=true";
+const APPLY_OPERATOR_CERTIFICATE: &str = "/apis/cert-manager.io/v1/namespaces/prod/certificates/config-operator?fieldManager=raftcfg-operator&force=true";
+
 const POD_0: &str = "10.0.0.10";
 const POD_1: &str = "10.0.0.11";
 const POD_2: &str = "10.0.0.12";
@@ -63,61 +81,11 @@ async fn a_new_cluster_gets_its_services_and_budget_then_a_statefulset_of_one() 
     let (client, mut api) = mock_api::client(&log);
     let reconciler = reconciler(client, FakeNodes::new(&log));
     let rc = cluster(3, Value::Null);
-    let message = "scaling StatefulSet config to 1";
 
     let outcome = api
         .run(
             reconciler.reconcile(&rc, at(NOW)),
-            async |api: &mut MockApi| {
-                api.expect(get(STATEFULSET), not_found()).await;
-                api.expect(get(PODS), ok(pod_list(&rc, &[]))).await;
-                api.expect(get(CLAIMS), ok(claim_list(0))).await;
-                applied(
-                    api,
-                    APPLY_PEER_SERVICE,
-                    json_of(resources::peer_service(&rc)),
-                )
-                .await;
-                applied(
-                    api,
-                    APPLY_CLIENT_SERVICE,
-                    json_of(resources::client_service(&rc)),
-                )
-                .await;
-                let budget = json_of(resources::pod_disruption_budget(&rc, 0));
-                assert_eq!(budget["spec"]["maxUnavailable"], 0);
-                applied(api, APPLY_BUDGET, budget).await;
-                applied(
-                    api,
-                    APPLY_NETWORK_POLICY,
-                    json_of(resources::network_policy(&rc)),
-                )
-                .await;
-                api.expect(get(STATEFULSET), not_found()).await;
-                let statefulset = json_of(resources::statefulset(&rc, 1));
-                assert_eq!(statefulset["spec"]["replicas"], 1);
-                applied(api, APPLY_STATEFULSET, statefulset).await;
-                let note = "StatefulSet scaled to 1 replicas";
-                expect_event(api, "Normal", "ScaleStatefulSet", note).await;
-                expect_status(
-                    api,
-                    &rc,
-                    json!({
-                        "phase": "Pending",
-                        "replicas": 0,
-                        "readyReplicas": 0,
-                        "selector": SELECTOR,
-                        "message": message,
-                        "conditions": [
-                            condition("Available", false, "NoQuorum", NO_QUORUM, NOW),
-                            condition("Degraded", false, "ScaleStatefulSet", message, NOW),
-                            condition("Progressing", true, "ScaleStatefulSet", message, NOW),
-                        ],
-                        "observedGeneration": 4,
-                    }),
-                )
-                .await;
-            },
+            async |api: &mut MockApi| expect_first_scale(api, &rc, NOW).await,
         )
         .await;
 
@@ -140,6 +108,143 @@ async fn a_new_cluster_gets_its_services_and_budget_then_a_statefulset_of_one() 
             line("POST", EVENTS),
             line("PATCH", APPLY_STATUS),
         ]
+    );
+}
+
+/// A new cluster with TLS and auth: before anything else the operator
+/// makes its CA, the members' certificates, its own client certificate
+/// and the root password, each in a Secret the cluster owns; a second
+/// reconcile reads them back and writes none again.
+#[tokio::test]
+async fn a_new_cluster_with_tls_and_auth_gets_its_secrets_once() {
+    let log = mock_api::log();
+    let (client, mut api) = mock_api::client(&log);
+    let reconciler = reconciler(client, FakeNodes::new(&log));
+    let mut rc = cluster(3, Value::Null);
+    rc.spec.tls = Some(TlsSettings {
+        enabled: true,
+        issuer_ref: None,
+    });
+    rc.spec.auth = Some(AuthSettings { enabled: true });
+
+    let mut written = HashMap::new();
+    let outcome = api
+        .run(
+            reconciler.reconcile(&rc, at(NOW)),
+            async |api: &mut MockApi| {
+                for (get_uri, apply_uri) in [
+                    (SECRET_CA, APPLY_SECRET_CA),
+                    (SECRET_TLS, APPLY_SECRET_TLS),
+                    (SECRET_OPERATOR, APPLY_SECRET_OPERATOR),
+                    (SECRET_ROOT, APPLY_SECRET_ROOT),
+                ] {
+                    api.expect(get(get_uri), not_found()).await;
+                    let secret = api.expect(apply_any(apply_uri), Answer::Echo).await;
+                    written.insert(get_uri, secret);
+                }
+                expect_first_scale(api, &rc, NOW).await;
+            },
+        )
+        .await;
+    assert_eq!(
+        outcome.expect("the reconcile succeeds"),
+        Outcome::Acted(Step::ScaleStatefulSet { replicas: 1 })
+    );
+    for (name, secret) in &written {
+        assert_eq!(secret["kind"], "Secret", "{name}");
+        assert_eq!(secret["type"], "Opaque", "{name}");
+        let owner = &secret["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["kind"], "RaftCluster", "{name} is owned");
+        assert_eq!(owner["controller"], true, "{name}");
+    }
+    let keys = |name: &str| -> Vec<String> {
+        let mut keys: Vec<String> = written[name]["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(SECRET_CA), ["ca.crt", "ca.key"]);
+    assert_eq!(keys(SECRET_OPERATOR), ["ca.crt", "tls.crt", "tls.key"]);
+    assert_eq!(keys(SECRET_ROOT), ["password", "username"]);
+    let members = keys(SECRET_TLS);
+    assert_eq!(members.len(), 1 + 2 * 9, "{members:?}");
+    assert!(members.contains(&"config-8.key".to_owned()), "{members:?}");
+    assert_eq!(
+        written[SECRET_TLS]["data"]["ca.crt"], written[SECRET_CA]["data"]["ca.crt"],
+        "the pods trust the cluster CA"
+    );
+    assert_eq!(written[SECRET_ROOT]["data"]["username"], "cm9vdA==", "root");
+
+    // The next reconcile finds them all and writes none.
+    let log = mock_api::log();
+    let (client, mut api) = mock_api::client(&log);
+    let reconciler = self::reconciler(client, FakeNodes::new(&log));
+    let outcome = api
+        .run(
+            reconciler.reconcile(&rc, at(LATER)),
+            async |api: &mut MockApi| {
+                for uri in [SECRET_CA, SECRET_TLS, SECRET_OPERATOR, SECRET_ROOT] {
+                    api.expect(get(uri), ok(written[uri].clone())).await;
+                }
+                expect_first_scale(api, &rc, LATER).await;
+            },
+        )
+        .await;
+    assert_eq!(
+        outcome.expect("the reconcile succeeds"),
+        Outcome::Acted(Step::ScaleStatefulSet { replicas: 1 })
+    );
+    assert!(
+        !entries(&log)
+            .iter()
+            .any(|e| e.contains("/secrets/") && e.starts_with("PATCH")),
+        "no Secret written again: {:?}",
+        entries(&log)
+    );
+}
+
+/// With a cert-manager issuer the operator applies the two Certificates
+/// and waits, doing nothing else, until cert-manager wrote its Secret.
+#[tokio::test]
+async fn with_cert_manager_the_operator_waits_for_its_certificate() {
+    let log = mock_api::log();
+    let (client, mut api) = mock_api::client(&log);
+    let reconciler = reconciler(client, FakeNodes::new(&log));
+    let mut rc = cluster(3, Value::Null);
+    rc.spec.tls = Some(TlsSettings {
+        enabled: true,
+        issuer_ref: Some(IssuerRef {
+            name: "company-ca".into(),
+            kind: IssuerKind::ClusterIssuer,
+            group: "cert-manager.io".into(),
+        }),
+    });
+    let certificates = resources::certificates(&rc);
+
+    let outcome = api
+        .run(
+            reconciler.reconcile(&rc, at(NOW)),
+            async |api: &mut MockApi| {
+                for (uri, certificate) in [APPLY_MEMBERS_CERTIFICATE, APPLY_OPERATOR_CERTIFICATE]
+                    .into_iter()
+                    .zip(&certificates)
+                {
+                    applied(api, uri, json_of(certificate)).await;
+                }
+                api.expect(get(SECRET_OPERATOR), not_found()).await;
+            },
+        )
+        .await;
+    let error = outcome.expect_err("the reconcile waits for cert-manager");
+    assert!(
+        error
+            .to_string()
+            .contains("cert-manager has not issued it yet"),
+        "{error}"
     );
 }
 
@@ -1123,7 +1228,7 @@ impl FakeNodes {
 }
 
 impl Nodes for FakeNodes {
-    async fn status(&self, url: &str) -> Result<NodeStatus, ClientError> {
+    async fn status(&self, url: &str, _access: &Access) -> Result<NodeStatus, ClientError> {
         self.record(format!("status {url}"));
         self.statuses
             .get(url)
@@ -1131,7 +1236,7 @@ impl Nodes for FakeNodes {
             .ok_or_else(|| Self::refused(url))
     }
 
-    async fn members(&self, url: &str) -> Result<MemberList, ClientError> {
+    async fn members(&self, url: &str, _access: &Access) -> Result<MemberList, ClientError> {
         self.record(format!("members {url}"));
         self.members
             .get(url)
@@ -1139,7 +1244,11 @@ impl Nodes for FakeNodes {
             .ok_or_else(|| Self::refused(url))
     }
 
-    async fn bootstrap(&self, url: &str) -> Result<BootstrapResponse, ClientError> {
+    async fn bootstrap(
+        &self,
+        url: &str,
+        _access: &Access,
+    ) -> Result<BootstrapResponse, ClientError> {
         self.record(format!("bootstrap {url}"));
         let answer = self.bootstrap.lock().expect("lock").take();
         answer.unwrap_or_else(|| panic!("unexpected bootstrap at {url}"))
@@ -1148,27 +1257,56 @@ impl Nodes for FakeNodes {
     async fn add_learner(
         &self,
         url: &str,
+        _access: &Access,
         request: &AddMemberRequest,
     ) -> Result<MembershipResponse, ClientError> {
         panic!("unexpected add_learner at {url}: {request:?}")
     }
 
-    async fn promote(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
+    async fn promote(
+        &self,
+        url: &str,
+        _access: &Access,
+        node_id: NodeId,
+    ) -> Result<MembershipResponse, ClientError> {
         self.record(format!("promote {url} {node_id}"));
         let answer = self.promote.lock().expect("lock").take();
         answer.unwrap_or_else(|| panic!("unexpected promote of {node_id} at {url}"))
     }
 
-    async fn remove(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
+    async fn remove(
+        &self,
+        url: &str,
+        _access: &Access,
+        node_id: NodeId,
+    ) -> Result<MembershipResponse, ClientError> {
         panic!("unexpected remove of {node_id} at {url}")
     }
 
     async fn transfer_leader(
         &self,
         url: &str,
+        _access: &Access,
         to: NodeId,
     ) -> Result<TransferLeaderResponse, ClientError> {
         panic!("unexpected transfer_leader to {to} at {url}")
+    }
+
+    async fn auth_enabled(&self, url: &str, _access: &Access) -> Result<bool, ClientError> {
+        panic!("unexpected auth status at {url}")
+    }
+
+    async fn enable_auth(
+        &self,
+        url: &str,
+        _access: &Access,
+        _password: &str,
+    ) -> Result<(), ClientError> {
+        panic!("unexpected auth enable at {url}")
+    }
+
+    async fn disable_auth(&self, url: &str, _access: &Access) -> Result<(), ClientError> {
+        panic!("unexpected auth disable at {url}")
     }
 }
 
@@ -1203,6 +1341,62 @@ fn assert_json(actual: &Value, expected: &Value) {
 }
 
 /// A server-side apply of `object` to `uri`, answered with the object.
+/// The requests of the first reconcile of a new cluster `rc` (after its
+/// Secrets, if it has any): it finds no StatefulSet, applies the Services,
+/// budget and NetworkPolicy, creates the StatefulSet with one pod and says
+/// so.
+async fn expect_first_scale(api: &mut MockApi, rc: &RaftCluster, now: &str) {
+    let message = "scaling StatefulSet config to 1";
+    api.expect(get(STATEFULSET), not_found()).await;
+    api.expect(get(PODS), ok(pod_list(rc, &[]))).await;
+    api.expect(get(CLAIMS), ok(claim_list(0))).await;
+    applied(
+        api,
+        APPLY_PEER_SERVICE,
+        json_of(resources::peer_service(rc)),
+    )
+    .await;
+    applied(
+        api,
+        APPLY_CLIENT_SERVICE,
+        json_of(resources::client_service(rc)),
+    )
+    .await;
+    let budget = json_of(resources::pod_disruption_budget(rc, 0));
+    assert_eq!(budget["spec"]["maxUnavailable"], 0);
+    applied(api, APPLY_BUDGET, budget).await;
+    applied(
+        api,
+        APPLY_NETWORK_POLICY,
+        json_of(resources::network_policy(rc)),
+    )
+    .await;
+    api.expect(get(STATEFULSET), not_found()).await;
+    let statefulset = json_of(resources::statefulset(rc, 1));
+    assert_eq!(statefulset["spec"]["replicas"], 1);
+    applied(api, APPLY_STATEFULSET, statefulset).await;
+    let note = "StatefulSet scaled to 1 replicas";
+    expect_event(api, "Normal", "ScaleStatefulSet", note).await;
+    expect_status(
+        api,
+        rc,
+        json!({
+            "phase": "Pending",
+            "replicas": 0,
+            "readyReplicas": 0,
+            "selector": SELECTOR,
+            "message": message,
+            "conditions": [
+                condition("Available", false, "NoQuorum", NO_QUORUM, now),
+                condition("Degraded", false, "ScaleStatefulSet", message, now),
+                condition("Progressing", true, "ScaleStatefulSet", message, now),
+            ],
+            "observedGeneration": 4,
+        }),
+    )
+    .await;
+}
+
 async fn applied(api: &mut MockApi, uri: &'static str, object: Value) {
     api.expect(apply(uri, object.clone()), ok(object)).await;
 }

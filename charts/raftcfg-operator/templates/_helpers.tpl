@@ -74,8 +74,8 @@ The operator image, tagged with image.tag or the chart's appVersion.
 The RBAC rules the operator needs on RaftClusters and the objects it owns,
 wherever it watches them: a ClusterRole (all namespaces) or a Role (one
 namespace). Nothing more: it never updates a RaftCluster's spec, never
-creates pods (the StatefulSet does), and only deletes the volumes of
-members it removed.
+creates pods (the StatefulSet does), only deletes the volumes of
+members it removed, and reads Secrets by name, never listing them.
 */}}
 {{- define "raftcfg-operator.watchRules" -}}
 # Exactly the calls the operator makes. RaftClusters are watched and read
@@ -116,4 +116,24 @@ members it removed.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# Only for clusters with spec.tls or spec.auth: their Secrets (<name>-ca,
+# <name>-tls, <name>-operator-tls, <name>-root) are read by name and
+# written with server-side apply. RBAC cannot limit this to those names:
+# they differ per cluster.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch"]
+# Only with spec.tls.issuerRef: the cert-manager Certificates <name>-members
+# and <name>-operator, written with server-side apply.
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
+The namespace of the RaftCluster the chart creates (cluster.create):
+cluster.namespace, else watchNamespace, else the release namespace.
+*/}}
+{{- define "raftcfg-operator.clusterNamespace" -}}
+{{- .Values.cluster.namespace | default .Values.watchNamespace | default .Release.Namespace }}
 {{- end }}

@@ -32,15 +32,21 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use k8s_openapi::jiff::Timestamp;
 use platform::{MembershipCall, MembershipOperation, ProcessPlatform, RecordingNodes};
-use raftcfg_client::http::{Client, Consistency};
+use raftcfg_client::http::{Client, ClientOptions, Consistency, Credentials, Precondition};
 use raftcfg_client::wire::NodeId;
 use raftcfg_operator::crd::{
-    ChangeKind, ChangeOutcome, MemberRole, RaftCluster, RaftClusterSpec, RaftClusterStatus,
+    AuthSettings, ChangeKind, ChangeOutcome, MemberRole, RaftCluster, RaftClusterSpec,
+    RaftClusterStatus, TlsSettings,
 };
+use raftcfg_operator::credentials::PASSWORD_KEY;
 use raftcfg_operator::observed::pod_name;
+use raftcfg_operator::pki::{Authority, CertifiedKey, LeafRequest, Usage, renewal_reason};
 use raftcfg_operator::reconcile::{Outcome, Reconciler};
-use raftcfg_operator::resources::config_hash;
+use raftcfg_operator::resources::{
+    config_hash, member_dns_names, member_secret_name, root_secret_name,
+};
 use raftcfg_operator::world::Platform as _;
+use rustls::pki_types::pem::PemObject as _;
 use support::patience::patience;
 use support::wait_for;
 
@@ -75,6 +81,7 @@ async fn operator_scales_replaces_and_rolls_real_nodes_without_losing_writes() {
         "e2e",
         operator.platform().service_endpoints(),
         stop.clone(),
+        writer_http(None),
     );
 
     for replicas in [3, 5, 3, 1, 3] {
@@ -126,6 +133,247 @@ async fn operator_scales_replaces_and_rolls_real_nodes_without_losing_writes() {
     );
     // One membership change at a time.
     check_membership_calls(&calls);
+}
+
+/// The same operator with `spec.tls` and `spec.auth` on: it issues the
+/// cluster CA and every certificate into Secrets, the pods serve TLS on
+/// both ports from them, it creates the root user and enables auth, and
+/// it scales 1 → 3 → 1 signed in with its own client certificate, under
+/// writes (by a client presenting that certificate too), renewing a
+/// member's certificate in place on the way. Nothing
+/// acknowledged is lost; a client without credentials is refused, and
+/// the root password from the Secret signs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operator_scales_a_cluster_with_tls_and_auth_one_to_three_and_back() {
+    let started = Instant::now();
+    let mut cluster = cluster(1);
+    cluster.spec.tls = Some(TlsSettings {
+        enabled: true,
+        issuer_ref: None,
+    });
+    cluster.spec.auth = Some(AuthSettings { enabled: true });
+    let mut operator = Operator::new(cluster);
+    operator.converge("bootstrap 1 with tls and auth").await;
+    operator.check_pods_are_members().await;
+    let steps = &operator.phases[0].steps;
+    assert!(
+        steps.iter().any(|s| s == "ChangedAuth { enabled: true }"),
+        "the operator enabled auth: {steps:?}"
+    );
+    check_auth_is_required(&operator).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let options = operator.platform().client_options(&operator.cluster);
+    let writers = Writers::start(
+        WRITERS,
+        "secure",
+        operator.platform().service_endpoints(),
+        stop.clone(),
+        writer_http(Some(&options)),
+    );
+    operator.cluster.spec.replicas = 3;
+    operator.spec_changed();
+    operator.converge("scale to 3 with tls and auth").await;
+    operator.check_pods_are_members().await;
+    renew_a_certificate_in_place(&mut operator).await;
+    operator.cluster.spec.replicas = 1;
+    operator.spec_changed();
+    operator.converge("scale to 1 with tls and auth").await;
+    operator.check_pods_are_members().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let load = writers.join().await;
+    let verify_started = Instant::now();
+    let lost = check_every_acknowledged_write(&operator, &load.acknowledged).await;
+    let calls = operator.reconciler.nodes.membership_calls();
+    print_summary(
+        &operator,
+        &load,
+        &calls,
+        verify_started.elapsed(),
+        started.elapsed(),
+    );
+    assert!(
+        load.acknowledged.len() >= 50,
+        "only {} writes were acknowledged; the load did not run",
+        load.acknowledged.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes are lost, e.g. {:#?}",
+        lost.len(),
+        &lost[..lost.len().min(20)]
+    );
+    assert!(
+        load.tally.unexpected.is_empty(),
+        "writers got answers that are not retryable, e.g. {:#?}",
+        &load.tally.unexpected[..load.tally.unexpected.len().min(20)]
+    );
+    check_membership_calls(&calls);
+}
+
+/// Someone puts a certificate with the wrong names in pod 1's slot of the
+/// members' Secret. The pod serves it (the node reloads its files), the
+/// next reconcile issues pod 1 a proper one, and the pod serves that: no
+/// pod restarts at any point, and the writers carry on.
+async fn renew_a_certificate_in_place(operator: &mut Operator) {
+    let platform = operator.platform();
+    let cluster = operator.cluster.clone();
+    let starts = platform.start_counts().await;
+    let ca = platform
+        .secret_data(&format!("{NAME}-ca"))
+        .expect("the operator made its CA");
+    let text = |bytes: &Vec<u8>| String::from_utf8(bytes.clone()).unwrap();
+    let authority = Authority::from_pem(&CertifiedKey {
+        cert_pem: text(&ca["ca.crt"]),
+        key_pem: text(&ca["ca.key"]),
+    })
+    .unwrap();
+    let planted = authority
+        .issue(
+            &LeafRequest {
+                common_name: "cfg-1",
+                dns_names: &["localhost".to_owned()],
+                usage: Usage::Member,
+            },
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    let secret_name = member_secret_name(&cluster);
+    let mut members = platform.secret_data(&secret_name).expect("members' Secret");
+    members.insert("cfg-1.crt".into(), planted.cert_pem.clone().into_bytes());
+    members.insert("cfg-1.key".into(), planted.key_pem.clone().into_bytes());
+    platform
+        .apply_secret(&cluster, &secret_name, &members)
+        .await
+        .unwrap();
+    let url = platform.client_url(1).await.expect("pod 1 runs");
+    wait_until_served(&url, &planted.cert_pem).await;
+
+    operator.converge("renew pod 1's certificate").await;
+    let renewed = operator
+        .platform()
+        .secret_data(&secret_name)
+        .expect("members' Secret")["cfg-1.crt"]
+        .clone();
+    let renewed = text(&renewed);
+    assert_ne!(renewed, planted.cert_pem, "the operator replaced it");
+    assert_eq!(
+        renewal_reason(
+            &renewed,
+            &member_dns_names(&cluster, 1),
+            std::time::SystemTime::now()
+        ),
+        None,
+        "with the names a member's certificate needs"
+    );
+    wait_until_served(&url, &renewed).await;
+    assert_eq!(
+        operator.platform().start_counts().await,
+        starts,
+        "no pod restarted"
+    );
+}
+
+/// Waits until the node at `url` serves the certificate `cert_pem` to a
+/// new connection.
+async fn wait_until_served(url: &str, cert_pem: &str) {
+    let wanted = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .expect("a PEM certificate");
+    wait_for("the node to serve the new certificate", async || {
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .tls_info(true)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .ok()?;
+        let response = http.get(format!("{url}/healthz")).send().await.ok()?;
+        let info = response.extensions().get::<reqwest::tls::TlsInfo>()?;
+        (info.peer_certificate() == Some(wanted.as_ref())).then_some(())
+    })
+    .await;
+}
+
+/// With auth on: plain HTTP gets no answer, a client without credentials
+/// gets 401, and root's password from the Secret signs in and writes.
+async fn check_auth_is_required(operator: &Operator) {
+    let url = operator.platform().client_url(0).await.expect("pod 0 runs");
+    assert!(url.starts_with("https://"), "{url}");
+    let plain = url.replacen("https://", "http://", 1);
+    let answer = reqwest::Client::new()
+        .get(format!("{plain}/v1/node"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(
+        answer.is_err() || !answer.unwrap().status().is_success(),
+        "plain HTTP was answered at {plain}"
+    );
+
+    let options = operator.platform().client_options(&operator.cluster);
+    let anonymous = Client::with_options(
+        [url.clone()],
+        ClientOptions {
+            tls: raftcfg_client::http::ClientTls {
+                identity_pem: None,
+                ..options.tls.clone()
+            },
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    let refused = anonymous
+        .put(
+            "anonymous",
+            bytes::Bytes::from_static(b"x"),
+            Precondition::None,
+        )
+        .await
+        .expect_err("a write without credentials is refused");
+    assert_eq!(refused.status().map(|s| s.as_u16()), Some(401), "{refused}");
+
+    let root = operator
+        .platform()
+        .secret_data(&root_secret_name(&operator.cluster))
+        .expect("the operator made the root Secret");
+    let password = String::from_utf8(root[PASSWORD_KEY].clone()).unwrap();
+    let signed_in = Client::with_options(
+        [url],
+        ClientOptions {
+            credentials: Some(Credentials::Password {
+                user: "root".to_owned(),
+                password,
+            }),
+            tls: raftcfg_client::http::ClientTls {
+                identity_pem: None,
+                ..options.tls
+            },
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    signed_in
+        .put(
+            "signed-in",
+            bytes::Bytes::from_static(b"x"),
+            Precondition::None,
+        )
+        .await
+        .expect("root's password from the Secret signs in");
+}
+
+/// The HTTP client of the writers: plain, or trusting the cluster CA and
+/// presenting the client certificate of `options`.
+fn writer_http(options: Option<&ClientOptions>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().timeout(WRITE_TIMEOUT);
+    if let Some(options) = options {
+        let ca = options.tls.ca_pem.as_deref().expect("a CA");
+        let identity = options.tls.identity_pem.as_deref().expect("an identity");
+        builder = builder
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca).unwrap())
+            .identity(reqwest::Identity::from_pem(identity).unwrap());
+    }
+    builder.build().expect("an HTTP client")
 }
 
 /// Back at 3 members, a follower's volume is lost behind the operator's
@@ -332,6 +580,9 @@ impl Operator {
             }
             match result {
                 Ok(Outcome::Acted(step)) => phase.steps.push(format!("{step:?}")),
+                Ok(changed @ Outcome::ChangedAuth { .. }) => {
+                    phase.steps.push(format!("{changed:?}"));
+                }
                 Ok(Outcome::Stopped) => {
                     let why = self.explain(&phase).await;
                     panic!("the operator stopped in {name}: {why}");
@@ -387,7 +638,7 @@ impl Operator {
             .client_url(ordinal)
             .await
             .unwrap_or_else(|| panic!("pod {ordinal} is not running"));
-        Client::new([url.clone()])
+        Client::with_options([url.clone()], self.platform().client_options(&self.cluster))
             .expect("a valid endpoint")
             .node_status_with_digest_of(&url)
             .await
@@ -486,23 +737,21 @@ impl Writers {
         prefix: &str,
         endpoints: Arc<Mutex<Vec<String>>>,
         stop: Arc<AtomicBool>,
+        http: reqwest::Client,
     ) -> Self {
         let acknowledged = Arc::new(Mutex::new(Vec::new()));
         let tally = Arc::new(Mutex::new(Tally::default()));
         let tasks = (0..writers)
             .map(|writer| {
-                let (endpoints, acknowledged, tally, stop) = (
+                let (endpoints, acknowledged, tally, stop, http) = (
                     endpoints.clone(),
                     acknowledged.clone(),
                     tally.clone(),
                     stop.clone(),
+                    http.clone(),
                 );
                 let prefix = prefix.to_owned();
                 tokio::spawn(async move {
-                    let http = reqwest::Client::builder()
-                        .timeout(WRITE_TIMEOUT)
-                        .build()
-                        .unwrap();
                     let mut n = 0;
                     while !stop.load(Ordering::Relaxed) {
                         let endpoint = {
@@ -613,7 +862,8 @@ async fn check_every_acknowledged_write(operator: &Operator, keys: &[String]) ->
         .lock()
         .unwrap()
         .clone();
-    let client = Client::new(endpoints).expect("valid endpoints");
+    let options = operator.platform().client_options(&operator.cluster);
+    let client = Client::with_options(endpoints, options).expect("valid endpoints");
     futures::stream::iter(keys)
         .map(|key| {
             let client = client.clone();

@@ -12,8 +12,12 @@
 //! - `persistentVolumeClaimRetentionPolicy.whenScaled: Delete`: scaling in
 //!   stops the pods above the new size and deletes their data directories;
 //! - `podManagementPolicy: Parallel`: every missing pod starts at once;
-//! - the client Service: its endpoints are the pods that answer `/readyz`,
-//!   and a pod leaves them before it stops.
+//! - the client Service: its endpoints are the pods that answer `/readyz`
+//!   (over HTTPS unverified, as the kubelet probes), and a pod leaves them
+//!   before it stops;
+//! - Secrets: each is a directory of files, one per key, as the kubelet
+//!   mounts one; with TLS on, a pod's `$(POD_NAME)` in its certificate
+//!   paths is its own name, as the kubelet expands it.
 //!
 //! Pod `k` is `<cluster>-k`; it keeps its ports and its data directory path
 //! for the whole test, as a pod keeps its DNS name and its claim. Unlike
@@ -25,14 +29,17 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use raftcfg_client::http::ClientError;
+use raftcfg_client::http::{ClientError, ClientOptions, ClientTls};
 use raftcfg_client::wire::{
     AddMemberRequest, BootstrapResponse, LogIndex, MemberList, MembershipResponse, NodeId,
     NodeStatus, TransferLeaderResponse,
 };
 use raftcfg_operator::crd::{RaftCluster, RaftClusterStatus};
+use raftcfg_operator::credentials::{Access, SecretData};
 use raftcfg_operator::observed::pod_name;
-use raftcfg_operator::resources::config_hash;
+use raftcfg_operator::resources::{
+    CA_CERT_KEY, config_hash, member_secret_name, operator_secret_name,
+};
 use raftcfg_operator::world::{Event, HttpNodes, Nodes, Platform, PlatformError, Pod, PodSet};
 use tempfile::TempDir;
 
@@ -42,19 +49,21 @@ use crate::support::Node;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The pod template of the StatefulSet, as far as a process cares: the
-/// configuration hash it is annotated with and the `serve` flags its
-/// `RAFTCFG_*` variables amount to.
+/// configuration hash it is annotated with, the `serve` flags its
+/// `RAFTCFG_*` variables amount to, and whether it serves TLS.
 #[derive(Clone, Debug)]
 struct Template {
     config_hash: String,
     args: Vec<String>,
+    tls: bool,
 }
 
 impl Template {
     /// The template the operator's StatefulSet builds from `cluster`: the
     /// node ticks once per heartbeat interval, and the election timeout is
-    /// counted in those ticks.
-    fn of(cluster: &RaftCluster) -> Self {
+    /// counted in those ticks. With TLS, both ports serve the pod's own
+    /// certificate from the members' Secret mounted at `secrets`.
+    fn of(cluster: &RaftCluster, secrets: &Path) -> Self {
         let raft = &cluster.spec.raft;
         let flag = |name: &str, value: String| [format!("--{name}"), value];
         let args = [
@@ -67,9 +76,26 @@ impl Template {
             ),
         ]
         .concat();
+        let mut args = args;
+        let tls = cluster.spec.tls_enabled();
+        if tls {
+            let mounted = secrets.join(member_secret_name(cluster));
+            let file = |name: &str| mounted.join(name).display().to_string();
+            for (flag, value) in [
+                ("cert-file", file("$(POD_NAME).crt")),
+                ("key-file", file("$(POD_NAME).key")),
+                ("trusted-ca-file", file(CA_CERT_KEY)),
+                ("peer-cert-file", file("$(POD_NAME).crt")),
+                ("peer-key-file", file("$(POD_NAME).key")),
+                ("peer-trusted-ca-file", file(CA_CERT_KEY)),
+            ] {
+                args.extend([format!("--{flag}"), value]);
+            }
+        }
         Self {
             config_hash: config_hash(&cluster.spec),
             args,
+            tls,
         }
     }
 }
@@ -82,6 +108,23 @@ struct Slot {
     config_hash: Option<String>,
     /// How many times a process was started for it.
     starts: u32,
+}
+
+impl Slot {
+    /// Makes the node serve TLS (its URLs https, reached trusting `ca`) or
+    /// not, as the template it starts from says.
+    fn serve_tls(&mut self, tls: bool, ca: Option<Vec<u8>>) {
+        if tls {
+            self.node.client_tls = Some(ClientTls {
+                ca_pem: ca,
+                identity_pem: None,
+            });
+            self.node.advertise_peer = Some(format!("https://127.0.0.1:{}", self.node.peer_port));
+        } else {
+            self.node.client_tls = None;
+            self.node.advertise_peer = None;
+        }
+    }
 }
 
 /// The StatefulSet: its replicas, its current template and its pods.
@@ -99,6 +142,7 @@ pub struct ProcessPlatform {
     set: tokio::sync::Mutex<StatefulSet>,
     status: Mutex<Option<RaftClusterStatus>>,
     events: Mutex<Vec<Event>>,
+    secrets: Mutex<BTreeMap<String, SecretData>>,
     service: Arc<Mutex<Vec<String>>>,
     probe: reqwest::Client,
 }
@@ -111,9 +155,11 @@ impl ProcessPlatform {
             set: tokio::sync::Mutex::default(),
             status: Mutex::default(),
             events: Mutex::default(),
+            secrets: Mutex::default(),
             service: Arc::default(),
             probe: reqwest::Client::builder()
                 .timeout(PROBE_TIMEOUT)
+                .danger_accept_invalid_certs(true)
                 .build()
                 .expect("an HTTP client"),
         }
@@ -146,6 +192,41 @@ impl ProcessPlatform {
         } else {
             *service = ready;
         }
+    }
+
+    /// Where the Secrets are "mounted": one directory per Secret.
+    fn secrets_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("secrets")
+    }
+
+    /// The data of Secret `name`, if the operator wrote it.
+    pub fn secret_data(&self, name: &str) -> Option<SecretData> {
+        self.secrets.lock().unwrap().get(name).cloned()
+    }
+
+    /// Client options that reach the pods as the operator does: trusting
+    /// the cluster CA and presenting its certificate (common name root),
+    /// once the operator made them; plain otherwise.
+    pub fn client_options(&self, cluster: &RaftCluster) -> ClientOptions {
+        let Some(operator) = self.secret_data(&operator_secret_name(cluster)) else {
+            return ClientOptions::default();
+        };
+        let identity = [operator["tls.crt"].as_slice(), b"\n", &operator["tls.key"]].concat();
+        ClientOptions {
+            tls: ClientTls {
+                ca_pem: Some(operator[CA_CERT_KEY].clone()),
+                identity_pem: Some(identity),
+            },
+            ..ClientOptions::default()
+        }
+    }
+
+    /// The CA certificate in the members' Secret, if there is one.
+    fn members_ca(&self, cluster: &RaftCluster) -> Option<Vec<u8>> {
+        let secrets = self.secrets.lock().unwrap();
+        secrets
+            .get(&member_secret_name(cluster))
+            .and_then(|data| data.get(CA_CERT_KEY).cloned())
     }
 
     /// The status the last `patch_status` wrote.
@@ -247,6 +328,7 @@ impl ProcessPlatform {
         if wipe {
             delete_data(&slot.node);
         }
+        slot.serve_tls(template.tls, self.members_ca(cluster));
         start(slot, template.config_hash, template.args);
         Ok(())
     }
@@ -264,14 +346,15 @@ impl Platform for ProcessPlatform {
     async fn apply_owned(&self, cluster: &RaftCluster, _members: u32) -> Result<(), PlatformError> {
         let mut set = self.set.lock().await;
         if set.replicas.is_some() {
-            set.template = Some(Template::of(cluster));
+            set.template = Some(Template::of(cluster, &self.secrets_dir()));
         }
         Ok(())
     }
 
     async fn scale(&self, cluster: &RaftCluster, replicas: u32) -> Result<(), PlatformError> {
         let name = cluster_name(cluster);
-        let template = Template::of(cluster);
+        let template = Template::of(cluster, &self.secrets_dir());
+        let ca = self.members_ca(cluster);
         let mut set = self.set.lock().await;
         set.replicas = Some(replicas);
         set.template = Some(template.clone());
@@ -287,6 +370,7 @@ impl Platform for ProcessPlatform {
                 .entry(ordinal)
                 .or_insert_with(|| new_slot(self.dir.path(), &name, ordinal));
             if !slot.node.is_running() {
+                slot.serve_tls(template.tls, ca.clone());
                 start(slot, template.config_hash.clone(), template.args.clone());
             }
         }
@@ -343,6 +427,44 @@ impl Platform for ProcessPlatform {
         self.events.lock().unwrap().push(event);
         Ok(())
     }
+
+    async fn apply_certificates(&self, _cluster: &RaftCluster) -> Result<(), PlatformError> {
+        Err(PlatformError::new(
+            "apply Certificates",
+            "cert-manager does not run on this platform",
+        ))
+    }
+
+    async fn secret(
+        &self,
+        _cluster: &RaftCluster,
+        name: &str,
+    ) -> Result<Option<SecretData>, PlatformError> {
+        Ok(self.secret_data(name))
+    }
+
+    /// Writes each key to a file of the Secret's directory (a new file
+    /// renamed over the old, so a node never reads half of one), then
+    /// records the data.
+    async fn apply_secret(
+        &self,
+        _cluster: &RaftCluster,
+        name: &str,
+        data: &SecretData,
+    ) -> Result<(), PlatformError> {
+        let dir = self.secrets_dir().join(name);
+        std::fs::create_dir_all(&dir).expect("a Secret's directory");
+        for (key, value) in data {
+            let new = dir.join(format!(".{key}.new"));
+            std::fs::write(&new, value).expect("write a Secret's file");
+            std::fs::rename(&new, dir.join(key)).expect("rename a Secret's file");
+        }
+        self.secrets
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), data.clone());
+        Ok(())
+    }
 }
 
 fn cluster_name(cluster: &RaftCluster) -> String {
@@ -372,7 +494,11 @@ fn new_slot(dir: &Path, name: &str, ordinal: u32) -> Slot {
 /// caller's future (this needs the multi-threaded runtime). It blocks
 /// the caller, as the platform's changes are synchronous anyway.
 fn start(slot: &mut Slot, config_hash: String, args: Vec<String>) {
-    slot.node.extra_args = args;
+    let pod = slot.node.name.clone();
+    slot.node.extra_args = args
+        .into_iter()
+        .map(|arg| arg.replace("$(POD_NAME)", &pod))
+        .collect();
     let runtime = tokio::runtime::Handle::current();
     tokio::task::block_in_place(|| runtime.block_on(slot.node.start()));
     slot.config_hash = Some(config_hash);
@@ -495,36 +621,51 @@ fn call_error(error: &ClientError) -> CallError {
 }
 
 impl Nodes for RecordingNodes {
-    async fn status(&self, url: &str) -> Result<NodeStatus, ClientError> {
-        self.inner.status(url).await
+    async fn status(&self, url: &str, access: &Access) -> Result<NodeStatus, ClientError> {
+        self.inner.status(url, access).await
     }
 
-    async fn members(&self, url: &str) -> Result<MemberList, ClientError> {
-        self.inner.members(url).await
+    async fn members(&self, url: &str, access: &Access) -> Result<MemberList, ClientError> {
+        self.inner.members(url, access).await
     }
 
-    async fn bootstrap(&self, url: &str) -> Result<BootstrapResponse, ClientError> {
-        self.inner.bootstrap(url).await
+    async fn bootstrap(
+        &self,
+        url: &str,
+        access: &Access,
+    ) -> Result<BootstrapResponse, ClientError> {
+        self.inner.bootstrap(url, access).await
     }
 
     async fn add_learner(
         &self,
         url: &str,
+        access: &Access,
         request: &AddMemberRequest,
     ) -> Result<MembershipResponse, ClientError> {
-        let call = self.inner.add_learner(url, request);
+        let call = self.inner.add_learner(url, access, request);
         self.record(MembershipOperation::AddLearner, request.node_id, url, call)
             .await
     }
 
-    async fn promote(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
-        let call = self.inner.promote(url, node_id);
+    async fn promote(
+        &self,
+        url: &str,
+        access: &Access,
+        node_id: NodeId,
+    ) -> Result<MembershipResponse, ClientError> {
+        let call = self.inner.promote(url, access, node_id);
         self.record(MembershipOperation::Promote, node_id, url, call)
             .await
     }
 
-    async fn remove(&self, url: &str, node_id: NodeId) -> Result<MembershipResponse, ClientError> {
-        let call = self.inner.remove(url, node_id);
+    async fn remove(
+        &self,
+        url: &str,
+        access: &Access,
+        node_id: NodeId,
+    ) -> Result<MembershipResponse, ClientError> {
+        let call = self.inner.remove(url, access, node_id);
         self.record(MembershipOperation::Remove, node_id, url, call)
             .await
     }
@@ -532,11 +673,29 @@ impl Nodes for RecordingNodes {
     async fn transfer_leader(
         &self,
         url: &str,
+        access: &Access,
         to: NodeId,
     ) -> Result<TransferLeaderResponse, ClientError> {
-        let answer = self.inner.transfer_leader(url, to).await;
+        let answer = self.inner.transfer_leader(url, access, to).await;
         let summary = answer.as_ref().map(|a| a.leader_id).map_err(call_error);
         self.transfers.lock().unwrap().push(summary);
         answer
+    }
+
+    async fn auth_enabled(&self, url: &str, access: &Access) -> Result<bool, ClientError> {
+        self.inner.auth_enabled(url, access).await
+    }
+
+    async fn enable_auth(
+        &self,
+        url: &str,
+        access: &Access,
+        password: &str,
+    ) -> Result<(), ClientError> {
+        self.inner.enable_auth(url, access, password).await
+    }
+
+    async fn disable_auth(&self, url: &str, access: &Access) -> Result<(), ClientError> {
+        self.inner.disable_auth(url, access).await
     }
 }

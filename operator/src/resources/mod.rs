@@ -2,9 +2,11 @@
 //! StatefulSet of `raftcfg serve` pods ([`statefulset`]), the headless peer
 //! Service and the client Service ([`peer_service`], [`client_service`]) and
 //! the PodDisruptionBudget that keeps voluntary disruptions from breaking
-//! quorum ([`pod_disruption_budget`]) and the NetworkPolicy that keeps the
-//! peer port to the cluster's own pods ([`network_policy`]), plus the names, labels, URLs and the
-//! configuration hash the rest of the operator derives from a cluster.
+//! quorum ([`pod_disruption_budget`]), the NetworkPolicy that keeps the
+//! peer port to the cluster's own pods ([`network_policy`]) and, with TLS
+//! from cert-manager, its `Certificate`s ([`certificates`]); plus the
+//! names, labels, URLs and the configuration hash the rest of the operator
+//! derives from a cluster.
 //!
 //! Everything here is a pure function of the `RaftCluster` (and of the member
 //! count the caller passes). This module must not do I/O or talk to the API
@@ -24,15 +26,25 @@ use sha2::{Digest as _, Sha256};
 use crate::crd::{RaftCluster, RaftClusterSpec};
 use crate::observed::pod_name;
 
+mod certificate;
 mod disruption_budget;
 mod network_policy;
 mod service;
 mod stateful_set;
 
+pub use certificate::{CERTIFICATE, certificates};
 pub use disruption_budget::pod_disruption_budget;
 pub use network_policy::network_policy;
 pub use service::{client_service, peer_service};
 pub use stateful_set::statefulset;
+
+/// Where each pod mounts the Secret [`member_secret_name`] when TLS is on.
+pub const TLS_DIR: &str = "/etc/raftcfg/tls";
+/// The CA certificate's key in every Secret that carries it.
+pub const CA_CERT_KEY: &str = "ca.crt";
+/// The user the operator signs in as: the certificate it presents names
+/// it, and it holds the built-in root role.
+pub const ROOT_USER: &str = "root";
 
 /// The port of the client API (`/v1/kv`, `/v1/node`, `/healthz`, `/readyz`).
 pub const CLIENT_PORT: u16 = 7379;
@@ -98,16 +110,71 @@ pub fn client_service_name(rc: &RaftCluster) -> String {
     format!("{}-client", rc.name_any())
 }
 
+/// The operator's own cluster CA (certificate and key): `<name>-ca`.
+/// Only the operator reads it; no pod mounts it.
+pub fn ca_secret_name(rc: &RaftCluster) -> String {
+    format!("{}-ca", rc.name_any())
+}
+
+/// The members' certificates and keys and the CA certificate, mounted in
+/// every pod at [`TLS_DIR`]: `<name>-tls`.
+pub fn member_secret_name(rc: &RaftCluster) -> String {
+    format!("{}-tls", rc.name_any())
+}
+
+/// The operator's client certificate (common name [`ROOT_USER`]):
+/// `<name>-operator-tls`.
+pub fn operator_secret_name(rc: &RaftCluster) -> String {
+    format!("{}-operator-tls", rc.name_any())
+}
+
+/// The root user's name and password, for people: `<name>-root`.
+pub fn root_secret_name(rc: &RaftCluster) -> String {
+    format!("{}-root", rc.name_any())
+}
+
+/// `https` when the members serve TLS, else `http`.
+pub fn scheme(rc: &RaftCluster) -> &'static str {
+    if rc.spec.tls_enabled() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
 /// The client URL of pod `ordinal` through the headless peer Service:
-/// `http://<name>-<ordinal>.<name>-peer.<namespace>.svc:7379`. It is what
-/// the pod advertises, so it stays the same across restarts.
+/// `http://<name>-<ordinal>.<name>-peer.<namespace>.svc:7379` (https with
+/// TLS). It is what the pod advertises, so it stays the same across
+/// restarts.
 pub fn client_url(rc: &RaftCluster, ordinal: u32) -> String {
-    format!("http://{}:{CLIENT_PORT}", pod_host(rc, ordinal))
+    format!("{}://{}:{CLIENT_PORT}", scheme(rc), pod_host(rc, ordinal))
 }
 
 /// The peer URL of pod `ordinal`: the host of [`client_url`], port 7380.
 pub fn peer_url(rc: &RaftCluster, ordinal: u32) -> String {
-    format!("http://{}:{PEER_PORT}", pod_host(rc, ordinal))
+    format!("{}://{}:{PEER_PORT}", scheme(rc), pod_host(rc, ordinal))
+}
+
+/// The DNS names a member's certificate holds: its own names through the
+/// headless peer Service (short to fully qualified), the client Service's
+/// names, and `localhost` (for `kubectl port-forward`).
+pub fn member_dns_names(rc: &RaftCluster, ordinal: u32) -> Vec<String> {
+    let name = rc.name_any();
+    let ns = namespace(rc);
+    let pod = pod_name(&name, ordinal);
+    let peer = peer_service_name(rc);
+    let client = client_service_name(rc);
+    vec![
+        format!("{pod}.{peer}.{ns}.svc"),
+        format!("{pod}.{peer}.{ns}.svc.cluster.local"),
+        format!("{pod}.{peer}.{ns}"),
+        format!("{pod}.{peer}"),
+        client.clone(),
+        format!("{client}.{ns}"),
+        format!("{client}.{ns}.svc"),
+        format!("{client}.{ns}.svc.cluster.local"),
+        "localhost".to_owned(),
+    ]
 }
 
 /// A short hash of everything in the spec that shapes the pod template:
@@ -128,8 +195,12 @@ pub fn config_hash(spec: &RaftClusterSpec) -> String {
             "learnerTimeoutSeconds",
             "networkPolicy",
             "clientAccess",
+            "auth",
         ] {
             fields.remove(key);
+        }
+        if !spec.tls_enabled() {
+            fields.remove("tls");
         }
     }
     let mut canonical = String::new();
@@ -188,6 +259,25 @@ fn pod_host(rc: &RaftCluster, ordinal: u32) -> String {
     )
 }
 
+/// The Secret `name` holding `data`, owned by the cluster (so deleting the
+/// cluster deletes it).
+pub fn secret(
+    rc: &RaftCluster,
+    name: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+) -> k8s_openapi::api::core::v1::Secret {
+    k8s_openapi::api::core::v1::Secret {
+        metadata: object_meta(rc, name.to_owned()),
+        type_: Some("Opaque".to_owned()),
+        data: Some(
+            data.iter()
+                .map(|(key, value)| (key.clone(), k8s_openapi::ByteString(value.clone())))
+                .collect(),
+        ),
+        ..k8s_openapi::api::core::v1::Secret::default()
+    }
+}
+
 /// Metadata of an owned object: `name`, the cluster's namespace, [`labels`]
 /// and the controller owner reference.
 fn object_meta(rc: &RaftCluster, name: String) -> ObjectMeta {
@@ -207,7 +297,7 @@ fn owner_reference(rc: &RaftCluster) -> OwnerReference {
 
 /// A cluster to build objects from in tests.
 #[cfg(test)]
-fn test_cluster(replicas: i32) -> RaftCluster {
+pub(crate) fn test_cluster(replicas: i32) -> RaftCluster {
     let spec: RaftClusterSpec = serde_json::from_value(serde_json::json!({
         "replicas": replicas,
         "image": "ghcr.io/example/raftcfg:0.1.0",
@@ -240,6 +330,37 @@ mod tests {
         );
         assert_eq!(peer_service_name(&rc), "config-peer");
         assert_eq!(client_service_name(&rc), "config-client");
+    }
+
+    #[test]
+    fn with_tls_urls_are_https_and_certificates_name_the_pod_and_services() {
+        let mut rc = test_cluster(3);
+        rc.spec.tls = Some(crate::crd::TlsSettings {
+            enabled: true,
+            issuer_ref: None,
+        });
+        assert_eq!(
+            client_url(&rc, 1),
+            "https://config-1.config-peer.prod.svc:7379"
+        );
+        assert_eq!(
+            peer_url(&rc, 1),
+            "https://config-1.config-peer.prod.svc:7380"
+        );
+        let names = member_dns_names(&rc, 1);
+        for name in [
+            "config-1.config-peer.prod.svc",
+            "config-1.config-peer.prod.svc.cluster.local",
+            "config-client",
+            "config-client.prod.svc",
+            "localhost",
+        ] {
+            assert!(
+                names.contains(&name.to_owned()),
+                "{name} missing: {names:?}"
+            );
+        }
+        assert!(!names.iter().any(|n| n.starts_with("config-0")));
     }
 
     #[test]
@@ -314,6 +435,21 @@ mod tests {
         let mut learner = rc.spec.clone();
         learner.learner_timeout_seconds = 60;
         assert_eq!(config_hash(&learner), base, "learner timeout");
+
+        let mut auth = rc.spec.clone();
+        auth.auth = Some(crate::crd::AuthSettings { enabled: true });
+        assert_eq!(config_hash(&auth), base, "auth is set through the API");
+
+        let mut tls_off = rc.spec.clone();
+        tls_off.tls = Some(crate::crd::TlsSettings::default());
+        assert_eq!(config_hash(&tls_off), base, "tls present but off");
+
+        let mut tls = rc.spec.clone();
+        tls.tls = Some(crate::crd::TlsSettings {
+            enabled: true,
+            issuer_ref: None,
+        });
+        assert_ne!(config_hash(&tls), base, "tls on");
     }
 
     #[test]

@@ -13,21 +13,23 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Volume,
-    VolumeMount, VolumeResourceRequirements,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt as _;
 
 use super::{
-    CLIENT_PORT, CONFIG_HASH_ANNOTATION, DATA_DIR, PEER_PORT, config_hash, labels, object_meta,
-    peer_service_name, selector_labels,
+    CA_CERT_KEY, CLIENT_PORT, CONFIG_HASH_ANNOTATION, DATA_DIR, PEER_PORT, TLS_DIR, config_hash,
+    labels, member_secret_name, object_meta, peer_service_name, scheme, selector_labels,
 };
 use crate::crd::RaftCluster;
 
 /// The name of the pods' only container.
 const CONTAINER: &str = "raftcfg";
+/// The volume of the Secret [`member_secret_name`], with TLS on.
+const TLS_VOLUME: &str = "tls";
 /// The distroless `nonroot` user and group.
 const NONROOT_ID: i64 = 65532;
 
@@ -90,11 +92,7 @@ fn pod_template(rc: &RaftCluster) -> PodTemplateSpec {
         }),
         spec: Some(PodSpec {
             containers: vec![container(rc)],
-            volumes: Some(vec![Volume {
-                name: "tmp".to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            }]),
+            volumes: Some(volumes(rc)),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 run_as_user: Some(NONROOT_ID),
@@ -140,33 +138,22 @@ fn container(rc: &RaftCluster) -> Container {
         readiness_probe: Some(Probe {
             period_seconds: Some(5),
             failure_threshold: Some(3),
-            ..http_probe("/readyz")
+            ..http_probe(rc, "/readyz")
         }),
         liveness_probe: Some(Probe {
             period_seconds: Some(10),
             timeout_seconds: Some(5),
             failure_threshold: Some(6),
-            ..http_probe("/healthz")
+            ..http_probe(rc, "/healthz")
         }),
         // Opening a large data directory may take a while; the liveness
         // probe starts only once this succeeds (up to two minutes).
         startup_probe: Some(Probe {
             period_seconds: Some(2),
             failure_threshold: Some(60),
-            ..http_probe("/healthz")
+            ..http_probe(rc, "/healthz")
         }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: super::DATA_VOLUME.to_owned(),
-                mount_path: DATA_DIR.to_owned(),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "tmp".to_owned(),
-                mount_path: "/tmp".to_owned(),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(volume_mounts(rc)),
         security_context: Some(SecurityContext {
             read_only_root_filesystem: Some(true),
             allow_privilege_escalation: Some(false),
@@ -180,13 +167,96 @@ fn container(rc: &RaftCluster) -> Container {
     }
 }
 
+/// A scratch `/tmp` and, with TLS on, the Secret of the members'
+/// certificates. The Secret is mounted whole (no `items`, no `subPath`), so
+/// the kubelet updates the files in place when it changes and the node
+/// reloads them.
+fn volumes(rc: &RaftCluster) -> Vec<Volume> {
+    let mut volumes = vec![Volume {
+        name: "tmp".to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }];
+    if rc.spec.tls_enabled() {
+        volumes.push(Volume {
+            name: TLS_VOLUME.to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(member_secret_name(rc)),
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
+    volumes
+}
+
+fn volume_mounts(rc: &RaftCluster) -> Vec<VolumeMount> {
+    let mut mounts = vec![
+        VolumeMount {
+            name: super::DATA_VOLUME.to_owned(),
+            mount_path: DATA_DIR.to_owned(),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "tmp".to_owned(),
+            mount_path: "/tmp".to_owned(),
+            ..VolumeMount::default()
+        },
+    ];
+    if rc.spec.tls_enabled() {
+        mounts.push(VolumeMount {
+            name: TLS_VOLUME.to_owned(),
+            mount_path: TLS_DIR.to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    mounts
+}
+
+/// The certificate and key files a member serves both ports with, under
+/// [`TLS_DIR`]: its own `<pod>.crt` and `<pod>.key` from the operator's
+/// CA, or the shared `tls.crt` and `tls.key` cert-manager writes.
+pub fn member_tls_files(rc: &RaftCluster) -> (String, String) {
+    if rc.spec.cert_manager_issuer().is_some() {
+        (format!("{TLS_DIR}/tls.crt"), format!("{TLS_DIR}/tls.key"))
+    } else {
+        (
+            format!("{TLS_DIR}/$(POD_NAME).crt"),
+            format!("{TLS_DIR}/$(POD_NAME).key"),
+        )
+    }
+}
+
+/// With TLS on: both ports serve the member's certificate; the client port
+/// verifies a client certificate from the cluster CA when one is offered
+/// (the operator's, as root) and takes tokens otherwise; the peer port
+/// accepts only peers with a certificate from that CA.
+fn tls_env(rc: &RaftCluster) -> Vec<EnvVar> {
+    if !rc.spec.tls_enabled() {
+        return Vec::new();
+    }
+    let (cert, key) = member_tls_files(rc);
+    let ca = format!("{TLS_DIR}/{CA_CERT_KEY}");
+    vec![
+        value_env("RAFTCFG_CERT_FILE", cert.clone()),
+        value_env("RAFTCFG_KEY_FILE", key.clone()),
+        value_env("RAFTCFG_TRUSTED_CA_FILE", ca.clone()),
+        value_env("RAFTCFG_PEER_CERT_FILE", cert),
+        value_env("RAFTCFG_PEER_KEY_FILE", key),
+        value_env("RAFTCFG_PEER_TRUSTED_CA_FILE", ca),
+    ]
+}
+
 /// The `RAFTCFG_*` variables `raftcfg serve` reads. The kubelet expands
 /// `$(VAR)` only from variables listed earlier, so `POD_NAME` and
 /// `POD_NAMESPACE` come first.
 fn env(rc: &RaftCluster) -> Vec<EnvVar> {
     let raft = &rc.spec.raft;
     let host = format!("$(POD_NAME).{}.$(POD_NAMESPACE).svc", peer_service_name(rc));
-    vec![
+    let scheme = scheme(rc);
+    let mut env = vec![
         field_env("POD_NAME", "metadata.name"),
         field_env("POD_NAMESPACE", "metadata.namespace"),
         value_env("RAFTCFG_NAME", "$(POD_NAME)"),
@@ -195,11 +265,11 @@ fn env(rc: &RaftCluster) -> Vec<EnvVar> {
         value_env("RAFTCFG_LISTEN_PEER", format!("0.0.0.0:{PEER_PORT}")),
         value_env(
             "RAFTCFG_ADVERTISE_CLIENT",
-            format!("http://{host}:{CLIENT_PORT}"),
+            format!("{scheme}://{host}:{CLIENT_PORT}"),
         ),
         value_env(
             "RAFTCFG_ADVERTISE_PEER",
-            format!("http://{host}:{PEER_PORT}"),
+            format!("{scheme}://{host}:{PEER_PORT}"),
         ),
         // The node ticks once per heartbeat interval.
         value_env("RAFTCFG_TICK_MS", raft.heartbeat_interval_ms.to_string()),
@@ -210,7 +280,9 @@ fn env(rc: &RaftCluster) -> Vec<EnvVar> {
             raft.snapshot_threshold_entries.to_string(),
         ),
         value_env("RAFTCFG_LOG_FORMAT", "json"),
-    ]
+    ];
+    env.extend(tls_env(rc));
+    env
 }
 
 /// The per-pod volume `data`: ReadWriteOnce, size and class from
@@ -239,12 +311,15 @@ fn data_claim(rc: &RaftCluster) -> PersistentVolumeClaim {
     }
 }
 
-fn http_probe(path: &str) -> Probe {
+/// A probe of `path` on the client port; over HTTPS with TLS on (the
+/// kubelet does not verify the certificate, and the probe paths need no
+/// credentials).
+fn http_probe(rc: &RaftCluster, path: &str) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),
             port: IntOrString::String("client".to_owned()),
-            scheme: Some("HTTP".to_owned()),
+            scheme: Some(scheme(rc).to_ascii_uppercase()),
             ..HTTPGetAction::default()
         }),
         ..Probe::default()
@@ -414,6 +489,118 @@ mod tests {
         assert_eq!(env["RAFTCFG_LISTEN_CLIENT"], "0.0.0.0:7379");
         assert_eq!(env["RAFTCFG_LISTEN_PEER"], "0.0.0.0:7380");
         assert_eq!(env["RAFTCFG_DATA_DIR"], "/var/lib/raftcfg");
+    }
+
+    fn with_tls(issuer: bool) -> RaftCluster {
+        let mut rc = test_cluster(3);
+        rc.spec.tls = Some(crate::crd::TlsSettings {
+            enabled: true,
+            issuer_ref: issuer.then(|| crate::crd::IssuerRef {
+                name: "company-ca".into(),
+                kind: crate::crd::IssuerKind::Issuer,
+                group: "cert-manager.io".into(),
+            }),
+        });
+        rc
+    }
+
+    #[test]
+    fn with_tls_pods_mount_their_certificates_and_serve_https() {
+        let rc = with_tls(false);
+        let sts = statefulset(&rc, 3);
+        let pod = pod_spec(&sts);
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "tls")
+            .expect("a tls volume");
+        let secret = volume.secret.as_ref().expect("from a Secret");
+        assert_eq!(secret.secret_name.as_deref(), Some("config-tls"));
+        assert!(secret.items.is_none(), "mounted whole, so updates reach it");
+        let mount = pod.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "tls")
+            .expect("a tls mount");
+        assert_eq!(mount.mount_path, TLS_DIR);
+        assert_eq!(mount.read_only, Some(true));
+        assert!(mount.sub_path.is_none());
+
+        let env = expanded_env(&sts, "config-2", "prod");
+        let file = |name: &str| env.get(name).map(String::as_str);
+        assert_eq!(
+            file("RAFTCFG_CERT_FILE"),
+            Some("/etc/raftcfg/tls/config-2.crt")
+        );
+        assert_eq!(
+            file("RAFTCFG_KEY_FILE"),
+            Some("/etc/raftcfg/tls/config-2.key")
+        );
+        assert_eq!(
+            file("RAFTCFG_PEER_CERT_FILE"),
+            Some("/etc/raftcfg/tls/config-2.crt")
+        );
+        assert_eq!(
+            file("RAFTCFG_PEER_KEY_FILE"),
+            Some("/etc/raftcfg/tls/config-2.key")
+        );
+        assert_eq!(
+            file("RAFTCFG_TRUSTED_CA_FILE"),
+            Some("/etc/raftcfg/tls/ca.crt")
+        );
+        assert_eq!(
+            file("RAFTCFG_PEER_TRUSTED_CA_FILE"),
+            Some("/etc/raftcfg/tls/ca.crt")
+        );
+        assert_eq!(
+            file("RAFTCFG_CLIENT_CERT_AUTH"),
+            None,
+            "tokens still sign in"
+        );
+        assert_eq!(env["RAFTCFG_ADVERTISE_CLIENT"], client_url(&rc, 2));
+        assert_eq!(env["RAFTCFG_ADVERTISE_PEER"], peer_url(&rc, 2));
+        assert!(env["RAFTCFG_ADVERTISE_PEER"].starts_with("https://"));
+
+        let container = &pod.containers[0];
+        for probe in [
+            &container.readiness_probe,
+            &container.liveness_probe,
+            &container.startup_probe,
+        ] {
+            let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).unwrap();
+            assert_eq!(get.scheme.as_deref(), Some("HTTPS"));
+        }
+    }
+
+    #[test]
+    fn with_cert_manager_pods_share_its_certificate() {
+        let sts = statefulset(&with_tls(true), 3);
+        let env = expanded_env(&sts, "config-0", "prod");
+        assert_eq!(env["RAFTCFG_CERT_FILE"], "/etc/raftcfg/tls/tls.crt");
+        assert_eq!(env["RAFTCFG_PEER_KEY_FILE"], "/etc/raftcfg/tls/tls.key");
+        assert_eq!(
+            env["RAFTCFG_PEER_TRUSTED_CA_FILE"],
+            "/etc/raftcfg/tls/ca.crt"
+        );
+    }
+
+    #[test]
+    fn without_tls_nothing_is_mounted_and_probes_are_plain() {
+        let sts = statefulset(&test_cluster(3), 3);
+        let pod = pod_spec(&sts);
+        assert!(pod.volumes.iter().flatten().all(|v| v.secret.is_none()));
+        let env = expanded_env(&sts, "config-0", "prod");
+        assert!(
+            !env.keys()
+                .any(|k| k.contains("CERT") || k.contains("KEY_FILE"))
+        );
+        let probe = pod.containers[0].readiness_probe.as_ref().unwrap();
+        assert_eq!(
+            probe.http_get.as_ref().unwrap().scheme.as_deref(),
+            Some("HTTP")
+        );
     }
 
     #[test]
