@@ -8,7 +8,7 @@
 //! checks the key or prefix), and reading the members and the leader.
 //! Everything else needs the root role.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -51,7 +51,11 @@ fn need(method: &Method, path: &str) -> Need {
 
 /// Signs the request in (its [`Caller`] goes in its extensions) and
 /// refuses it if its route needs more than the caller has.
-pub async fn sign_in(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
+pub async fn sign_in(
+    State(state): State<Arc<ApiState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let need = need(request.method(), request.uri().path());
     if need == Need::Nothing {
         return next.run(request).await;
@@ -107,7 +111,7 @@ impl From<Denied> for ApiError {
 
 /// `GET /v1/auth/status`.
 pub async fn status(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AuthStatus>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
@@ -119,7 +123,7 @@ pub async fn status(
 /// `POST /v1/auth/token`: a token for a user's password. A wrong password
 /// and an unknown user get the same answer, after the same work.
 pub async fn issue_token(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -166,7 +170,7 @@ fn dummy_hash() -> &'static str {
 /// `POST /v1/auth/enable`: refused unless a user named root holds the
 /// root role.
 pub async fn enable(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -191,7 +195,7 @@ pub async fn enable(
 
 /// `POST /v1/auth/disable`.
 pub async fn disable(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -201,7 +205,7 @@ pub async fn disable(
 
 /// `GET /v1/auth/users`.
 pub async fn list_users(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<UserList>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
@@ -221,7 +225,7 @@ pub async fn list_users(
 
 /// `POST /v1/auth/users`.
 pub async fn add_user(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -246,7 +250,7 @@ pub async fn add_user(
 
 /// `DELETE /v1/auth/users/{name}`.
 pub async fn delete_user(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -257,7 +261,7 @@ pub async fn delete_user(
 
 /// `PUT /v1/auth/users/{name}/password`.
 pub async fn set_password(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -280,7 +284,7 @@ pub async fn set_password(
 
 /// `PUT /v1/auth/users/{name}/roles/{role}`.
 pub async fn grant_role(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path((user, role)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -291,7 +295,7 @@ pub async fn grant_role(
 
 /// `DELETE /v1/auth/users/{name}/roles/{role}`.
 pub async fn revoke_role(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path((user, role)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -302,7 +306,7 @@ pub async fn revoke_role(
 
 /// `GET /v1/auth/roles`.
 pub async fn list_roles(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<RoleList>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
@@ -332,7 +336,7 @@ fn role_list(auth: &AuthState) -> RoleList {
 
 /// `POST /v1/auth/roles`.
 pub async fn add_role(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -345,7 +349,7 @@ pub async fn add_role(
 
 /// `DELETE /v1/auth/roles/{name}`.
 pub async fn delete_role(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -356,7 +360,7 @@ pub async fn delete_role(
 
 /// `PUT /v1/auth/roles/{name}/permissions`: grants `access` on `prefix`.
 pub async fn grant_permission(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path(role): Path<String>,
     RawQuery(query): RawQuery,
@@ -385,7 +389,7 @@ pub async fn grant_permission(
 
 /// `DELETE /v1/auth/roles/{name}/permissions?prefix=P`.
 pub async fn revoke_permission(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path(role): Path<String>,
     RawQuery(query): RawQuery,

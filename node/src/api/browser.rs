@@ -6,6 +6,8 @@
 //! unless that origin is allowed (`--allowed-origin`); and JSON bodies
 //! must say they are JSON, which a simple request cannot.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -17,7 +19,7 @@ use super::error::ApiError;
 /// Refuses a state-changing request from a web page whose origin is not
 /// allowed.
 pub async fn refuse_foreign_origins(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     request: Request,
     next: Next,
 ) -> Response {

@@ -3,6 +3,8 @@
 //! over the peer port, as a write is, and answered with the status and code
 //! the leader would have given.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -28,7 +30,7 @@ use axum::Extension;
 
 /// `GET /v1/cluster/members`.
 pub async fn list_members(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<MemberList>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
@@ -87,7 +89,7 @@ pub async fn list_members(
 
 /// `POST /v1/cluster/members`: add a node as a learner.
 pub async fn add_member(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -132,7 +134,7 @@ pub async fn add_member(
 
 /// `POST /v1/cluster/members/{id}/promote`.
 pub async fn promote_member(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
@@ -163,7 +165,7 @@ pub async fn promote_member(
 /// `PUT /v1/cluster/members/{id}`: `{"peer_url": ..., "client_url": ...}`,
 /// a member's new URLs (its name stays).
 pub async fn update_member(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
@@ -210,7 +212,7 @@ pub async fn update_member(
 
 /// `DELETE /v1/cluster/members/{id}`.
 pub async fn remove_member(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
@@ -227,7 +229,7 @@ pub async fn remove_member(
 /// `GET /v1/cluster/leader`: the leader this node follows (503
 /// `no_leader` while there is none).
 pub async fn leader(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<LeaderResponse>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
@@ -249,7 +251,7 @@ pub async fn leader(
 
 /// `POST /v1/cluster/leader`: `{"to": id}` or `{}` (the most caught-up voter).
 pub async fn transfer_leader(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -285,7 +287,7 @@ pub async fn transfer_leader(
 
 /// `POST /v1/cluster/bootstrap`: found a one-member cluster.
 pub async fn bootstrap(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,

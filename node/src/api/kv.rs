@@ -3,6 +3,8 @@
 //! with the ETag a client holds: `304 Not Modified`) and a choice of read
 //! consistency.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -49,7 +51,7 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
 
 /// `GET /v1/kv/{key}`.
 pub async fn get(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     KeyPath(key): KeyPath,
     RawQuery(query): RawQuery,
@@ -103,7 +105,7 @@ fn matches_etag(tags: &str, revision: Revision) -> bool {
 
 /// `PUT /v1/kv/{key}`: the body is the value.
 pub async fn put(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     KeyPath(key): KeyPath,
     RawQuery(query): RawQuery,
@@ -137,7 +139,7 @@ pub async fn put(
 
 /// `DELETE /v1/kv/{key}`.
 pub async fn delete(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     KeyPath(key): KeyPath,
     RawQuery(query): RawQuery,
@@ -161,7 +163,7 @@ pub async fn delete(
 
 /// `GET /v1/kv?prefix=P&limit=N&start_after=K`.
 pub async fn list(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ListResponse>, ApiError> {

@@ -147,7 +147,7 @@ fn body_limit(limits: &Limits) -> usize {
 /// but for those that say what it is: `/v1/node` (role `removed`),
 /// `/healthz` (the process is fine) and `/metrics`.
 async fn refuse_if_removed(
-    axum::extract::State(state): axum::extract::State<ApiState>,
+    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -161,6 +161,9 @@ async fn refuse_if_removed(
 
 /// The client API's router, its requests counted in the node's metrics.
 pub fn router(state: ApiState) -> Router {
+    // Shared, not copied: every request's middlewares and handler each
+    // take the state, and a copy of its handles and paths is not free.
+    let state = Arc::new(state);
     let metrics = state.metrics.clone();
     let router = Router::new()
         .route("/v1/kv", get(kv::list))

@@ -4,6 +4,8 @@
 //! backup read the whole state, so they read a RocksDB snapshot on a
 //! blocking thread, never on the driver's.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
@@ -20,7 +22,7 @@ use crate::metrics::{self, DiskUsage};
 
 /// `GET /v1/node[?digest=true]`.
 pub async fn status(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<NodeStatus>, ApiError> {
     let params = Params::parse(query.as_deref(), &["digest"])?;
@@ -93,7 +95,7 @@ fn role_name(role: Role) -> &'static str {
 /// `GET /v1/snapshot`: the whole state as of one applied index, streamed
 /// from a RocksDB snapshot with a bounded buffer.
 pub async fn snapshot(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     Params::parse(query.as_deref(), &[])?;
@@ -201,7 +203,7 @@ impl std::io::Write for ChunkWriter {
 
 /// `GET /healthz`: the process serves and its driver runs.
 pub async fn healthz(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
 ) -> Result<&'static str, ApiError> {
     Params::parse(query.as_deref(), &[])?;
@@ -217,7 +219,7 @@ pub async fn healthz(
 /// `GET /readyz`: a member that knows its leader and has applied what it
 /// knows to be committed.
 pub async fn readyz(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
 ) -> Result<&'static str, ApiError> {
     Params::parse(query.as_deref(), &[])?;
@@ -244,7 +246,7 @@ pub async fn readyz(
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     Params::parse(query.as_deref(), &[])?;

@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{RawQuery, State};
@@ -59,7 +60,7 @@ const PAGE: usize = 256;
 
 /// `GET /v1/watch`.
 pub async fn watch(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -102,7 +103,7 @@ pub async fn watch(
 struct Watcher {
     /// Counts the watch in `raftcfg_watchers`.
     _open: Held,
-    state: ApiState,
+    state: Arc<ApiState>,
     /// Who watches: only the keys it may read are sent (under the auth
     /// state of the watch's start).
     caller: Caller,
