@@ -1,6 +1,8 @@
-//! The kube-rs controller around [`Reconciler`]: it watches RaftClusters
-//! (and the StatefulSets they own), reconciles each from a fresh read, and
-//! retries failures with exponential backoff.
+//! The kube-rs controller around [`Reconciler`]: it watches RaftClusters,
+//! the StatefulSets they own and their pods and volume claims (a pod that
+//! starts, stops or turns ready, or a claim deleted by hand, is seen at
+//! once rather than at the next re-check), reconciles each cluster from a
+//! fresh read, and retries failures with exponential backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, ResourceExt};
 use tracing::Instrument;
@@ -18,6 +22,7 @@ use tracing::Instrument;
 use crate::crd::RaftCluster;
 use crate::kube_platform::KubePlatform;
 use crate::reconcile::{ReconcileError, Reconciler};
+use crate::resources::{APP_NAME, INSTANCE_LABEL, NAME_LABEL};
 use crate::world::{HttpNodes, PlatformError};
 
 /// The first retry after a failure; doubled per failure up to the cap.
@@ -61,13 +66,22 @@ impl Context {
 /// one namespace.
 pub async fn run(context: Arc<Context>, namespace: Option<&str>) {
     let client = context.client.clone();
-    let (clusters, statefulsets) = match namespace {
+    let (clusters, statefulsets, pods, claims) = match namespace {
         Some(ns) => (
             Api::<RaftCluster>::namespaced(client.clone(), ns),
-            Api::<StatefulSet>::namespaced(client, ns),
+            Api::<StatefulSet>::namespaced(client.clone(), ns),
+            Api::<Pod>::namespaced(client.clone(), ns),
+            Api::<PersistentVolumeClaim>::namespaced(client, ns),
         ),
-        None => (Api::all(client.clone()), Api::all(client)),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client),
+        ),
     };
+    // Only the operator's own pods and claims (they carry its labels).
+    let ours = watcher::Config::default().labels(&format!("{NAME_LABEL}={APP_NAME}"));
     // Only spec changes (a new generation) trigger a reconcile: the
     // status this operator writes changes with every write the cluster
     // takes (member lag), and would otherwise keep it reconciling without
@@ -80,6 +94,8 @@ pub async fn run(context: Arc<Context>, namespace: Option<&str>) {
         .predicate_filter(predicates::generation, PredicateConfig::default());
     Controller::for_stream(specs, reader)
         .owns(statefulsets, watcher::Config::default())
+        .watches(pods, ours.clone(), |pod| cluster_of(&pod))
+        .watches(claims, ours, |claim| cluster_of(&claim))
         .shutdown_on_signal()
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -142,6 +158,18 @@ fn error_policy(
     Action::requeue(retry)
 }
 
+/// The RaftCluster a pod or a volume claim belongs to, by the instance
+/// label the operator puts on both (pods belong to the StatefulSet, not
+/// to the cluster, so owner references do not lead there).
+pub fn cluster_of(object: &impl ResourceExt) -> Option<ObjectRef<RaftCluster>> {
+    let labels = object.labels();
+    if labels.get(NAME_LABEL).map(String::as_str) != Some(APP_NAME) {
+        return None;
+    }
+    let name = labels.get(INSTANCE_LABEL)?;
+    Some(ObjectRef::new(name).within(&object.namespace()?))
+}
+
 /// The wait before retrying after `failures` consecutive failures.
 pub fn backoff(failures: u32) -> Duration {
     let doubled = FIRST_RETRY.saturating_mul(1 << failures.saturating_sub(1).min(16));
@@ -151,6 +179,34 @@ pub fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pods_and_claims_lead_to_their_cluster_by_its_labels() {
+        let mut pod = Pod::default();
+        pod.metadata.namespace = Some("prod".into());
+        pod.metadata.labels = Some(
+            [
+                ("app.kubernetes.io/name".to_owned(), "raftcfg".to_owned()),
+                ("app.kubernetes.io/instance".to_owned(), "config".to_owned()),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            cluster_of(&pod),
+            Some(ObjectRef::new("config").within("prod"))
+        );
+        let mut stranger = pod.clone();
+        stranger
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("app.kubernetes.io/name".into(), "etcd".into());
+        assert_eq!(cluster_of(&stranger), None, "not ours");
+        let mut unlabelled = PersistentVolumeClaim::default();
+        unlabelled.metadata.namespace = Some("prod".into());
+        assert_eq!(cluster_of(&unlabelled), None);
+    }
 
     #[test]
     fn retries_back_off_exponentially_up_to_a_minute() {

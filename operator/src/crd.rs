@@ -37,7 +37,7 @@ pub const RECENT_CHANGES_KEPT: usize = 10;
     version = "v1alpha1",
     kind = "RaftCluster",
     namespaced,
-    shortname = "rc",
+    shortname = "rcfg",
     category = "raftcfg",
     status = "RaftClusterStatus",
     derive = "PartialEq",
@@ -75,7 +75,7 @@ pub struct RaftClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Each member's persistent volume; fixed once the cluster exists.
-    #[x_kube(validation = Rule::new("self == oldSelf").message("storage cannot be changed after creation; create a new RaftCluster and restore a snapshot into it"))]
+    #[x_kube(validation = Rule::new("self == oldSelf || (type(oldSelf.size) == string && !isQuantity(oldSelf.size))").message("storage cannot be changed after creation (only a size that was never valid may be corrected); create a new RaftCluster and restore a snapshot into it"))]
     pub storage: StorageSpec,
     /// Raft timing and log compaction.
     #[serde(default)]
@@ -257,6 +257,12 @@ impl RaftClusterSpec {
         if self.image.trim().is_empty() {
             return Err("image must name a raftcfg image".into());
         }
+        if let Err(problem) = check_quantity(&self.storage.size.0) {
+            return Err(format!(
+                "storage.size {:?} is not a size: {problem}; write a positive Kubernetes quantity such as 1Gi or 500Mi",
+                self.storage.size.0
+            ));
+        }
         let raft = &self.raft;
         if !(10..=10_000).contains(&raft.heartbeat_interval_ms) {
             return Err("raft.heartbeatIntervalMs must be between 10 and 10000".into());
@@ -297,6 +303,40 @@ impl RaftClusterSpec {
     }
 }
 
+/// Checks `text` as a positive Kubernetes quantity: a decimal number
+/// (`1`, `1.5`, `.5`), then a binary suffix (`Ki` to `Ei`), a decimal one
+/// (`m`, `k`, `M` to `E`) or an exponent (`e3`, `E-2`), as the API server
+/// parses `resource.Quantity`.
+pub fn check_quantity(text: &str) -> Result<(), String> {
+    let number_end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(number_end);
+    let unsigned = number.strip_prefix(['+', '-']).unwrap_or(number);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |part: &str| part.chars().all(|c| c.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return Err("it does not start with a number".into());
+    }
+    let exponent_ok = |rest: &str| {
+        let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+        !rest.is_empty() && digits(rest)
+    };
+    let suffix_ok = matches!(
+        suffix,
+        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "m" | "k" | "M" | "G" | "T" | "P" | "E"
+    ) || suffix.strip_prefix(['e', 'E']).is_some_and(exponent_ok);
+    if !suffix_ok {
+        return Err(format!("{suffix:?} is not a unit"));
+    }
+    let positive =
+        !number.starts_with('-') && whole.chars().chain(fraction.chars()).any(|c| c != '0');
+    if !positive {
+        return Err("it is not more than zero".into());
+    }
+    Ok(())
+}
+
 /// When the kubelet pulls the image.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImagePullPolicy {
@@ -320,10 +360,11 @@ impl ImagePullPolicy {
 }
 
 /// Each member's persistent volume.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
     /// Requested size of each member's volume, e.g. `1Gi`.
+    #[x_kube(validation = Rule::new("type(self) == string ? isQuantity(self) && quantity(self).sign() == 1 : self > 0").message("storage.size must be a positive Kubernetes quantity such as 1Gi or 500Mi"))]
     pub size: Quantity,
     /// The StorageClass; the cluster's default class when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -632,7 +673,7 @@ mod tests {
         let crd = RaftCluster::crd();
         assert_eq!(crd.spec.group, "raftcfg.io");
         assert_eq!(crd.spec.names.kind, "RaftCluster");
-        assert_eq!(crd.spec.names.short_names, Some(vec!["rc".to_string()]));
+        assert_eq!(crd.spec.names.short_names, Some(vec!["rcfg".to_string()]));
         assert_eq!(crd.spec.scope, "Namespaced");
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1alpha1");
@@ -656,11 +697,68 @@ mod tests {
         assert_eq!(columns, ["Replicas", "Ready", "Leader", "Phase", "Age"]);
     }
 
+    /// kubectl resolves a short name to the first resource that claims it,
+    /// and built-in resources come first: a short name shared with one
+    /// (`rc` is ReplicationController's) makes `kubectl get` act on the
+    /// wrong kind. Built-in short names (`kubectl api-resources`,
+    /// Kubernetes 1.34) and those of cert-manager, which clusters running
+    /// raftcfg with `spec.tls.issuerRef` have installed.
+    #[test]
+    fn short_names_are_not_taken_by_builtin_or_cert_manager_resources() {
+        const TAKEN: [&str; 36] = [
+            "cm",
+            "cs",
+            "ep",
+            "ev",
+            "limits",
+            "no",
+            "ns",
+            "po",
+            "pv",
+            "pvc",
+            "quota",
+            "rc",
+            "sa",
+            "svc",
+            "crd",
+            "crds",
+            "ds",
+            "deploy",
+            "rs",
+            "sts",
+            "hpa",
+            "cj",
+            "csr",
+            "ing",
+            "netpol",
+            "pdb",
+            "psp",
+            "pc",
+            "sc",
+            "vac",
+            "ingclass",
+            "cert",
+            "certs",
+            "cr",
+            "crs",
+            "challenges",
+        ];
+        let names = RaftCluster::crd().spec.names;
+        for short in names.short_names.iter().flatten() {
+            assert!(
+                !TAKEN.contains(&short.as_str()),
+                "the short name {short} belongs to another resource"
+            );
+        }
+        assert!(!TAKEN.contains(&names.plural.as_str()));
+    }
+
     #[test]
     fn crd_carries_the_cel_rules() {
         let json = serde_json::to_string(&RaftCluster::crd()).unwrap();
         for rule in [
             "self == oldSelf",
+            "isQuantity(self)",
             "self.electionTimeoutMs >= 2 * self.heartbeatIntervalMs",
             "self.all(k, !k.startsWith('app.kubernetes.io/')",
         ] {
@@ -704,6 +802,27 @@ mod tests {
             let error = spec.validate().unwrap_err();
             assert!(error.contains(expected), "{error:?} lacks {expected:?}");
         }
+    }
+
+    #[test]
+    fn storage_sizes_must_be_positive_quantities() {
+        for good in [
+            "1Gi", "500Mi", "1.5Gi", "10G", "1e9", "1E+9", ".5Ti", "+2Gi", "100",
+        ] {
+            assert_eq!(check_quantity(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "lots", "", "Gi", "1 Gi", "1GB", "1gi", "0", "0Gi", "-1Gi", "1e", "1..5Gi", ".",
+        ] {
+            assert!(check_quantity(bad).is_err(), "{bad:?} was accepted");
+        }
+        let mut spec = spec();
+        spec.storage.size = Quantity("lots".into());
+        let error = spec.validate().unwrap_err();
+        assert!(
+            error.contains("storage.size \"lots\" is not a size"),
+            "{error}"
+        );
     }
 
     #[test]

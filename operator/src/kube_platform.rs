@@ -244,7 +244,7 @@ impl Platform for KubePlatform {
             } else {
                 EventType::Normal
             },
-            action: event.reason.clone(),
+            action: event_action(&event.note),
             reason: event.reason,
             note: Some(event.note),
             secondary: None,
@@ -306,6 +306,22 @@ impl Platform for KubePlatform {
     }
 }
 
+/// The longest `action` an Event may carry.
+const MAX_ACTION_BYTES: usize = 128;
+
+/// An Event's `action`: its note, cut to [`MAX_ACTION_BYTES`]. The
+/// recorder merges events of the same reason and action into one series
+/// that keeps the first note, so an action per reason would hide every
+/// later step of that kind (`Remove (x3)` showing only the first member);
+/// with the note as the action only true repeats merge.
+fn event_action(note: &str) -> String {
+    let mut end = note.len().min(MAX_ACTION_BYTES);
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note[..end].to_owned()
+}
+
 /// Server-side apply as the operator, taking over fields it owns.
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
@@ -317,5 +333,19 @@ fn bracket(ip: &str) -> String {
         format!("[{ip}]")
     } else {
         ip.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_action_is_its_note_cut_at_a_character_boundary() {
+        assert_eq!(event_action("pod 1 replaced"), "pod 1 replaced");
+        let long = "é".repeat(100);
+        let action = event_action(&long);
+        assert!(action.len() <= MAX_ACTION_BYTES);
+        assert_eq!(action, "é".repeat(64));
     }
 }

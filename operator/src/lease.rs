@@ -1,8 +1,14 @@
 //! Leader election among operator replicas with a `coordination.k8s.io`
 //! Lease: only the holder reconciles. A holder that cannot renew within the
 //! lease's duration stops (and is restarted as a candidate), so two
-//! replicas never act at once for longer than a renewal.
+//! replicas never act at once for longer than a renewal. A holder that is
+//! told to stop releases the Lease, so a standby takes over at once rather
+//! than after the Lease runs out. [`lease_namespace`] picks where the Lease
+//! lives, so that every replica of one installation contends for the same
+//! one.
 
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -17,6 +23,9 @@ pub struct LeaseLock {
     name: String,
     identity: String,
     duration: Duration,
+    /// The holder the last read found, for a standby to say whom it waits
+    /// for.
+    holder_seen: Arc<Mutex<Option<String>>>,
 }
 
 impl LeaseLock {
@@ -28,7 +37,33 @@ impl LeaseLock {
             name: name.to_string(),
             identity: identity.to_string(),
             duration,
+            holder_seen: Arc::default(),
         }
+    }
+
+    /// The Lease's holder as last read, if it had one.
+    pub fn holder_seen(&self) -> Option<String> {
+        self.holder_seen.lock().expect("never poisoned").clone()
+    }
+
+    /// Gives the Lease up if this candidate holds it: the holder is
+    /// cleared, so any standby takes it on its next try.
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        let Some(lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let mut spec = lease.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        let released = self.lease(lease.metadata.resource_version.clone(), spec);
+        settle(
+            self.api
+                .replace(&self.name, &PostParams::default(), &released)
+                .await,
+        )
+        .map(drop)
     }
 
     /// How long one renewal holds.
@@ -47,6 +82,7 @@ impl LeaseLock {
         };
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.as_deref();
+        *self.holder_seen.lock().expect("never poisoned") = holder.map(str::to_owned);
         let renewed = spec.renew_time.as_ref().map(|t| t.0);
         let seconds = i64::from(spec.lease_duration_seconds.unwrap_or(0));
         let expired = renewed.is_none_or(|at| at + SignedDuration::from_secs(seconds) < now);
@@ -87,6 +123,29 @@ impl LeaseLock {
             },
             spec: Some(spec),
         }
+    }
+}
+
+/// Where the Lease lives: `explicit` (the flag, or `POD_NAMESPACE`), else
+/// the namespace of the service account the pod runs as (read from
+/// `service_account_namespace`). Out of a cluster there is neither, and
+/// guessing (say `default`) would let an operator run by hand lead next to
+/// the installed one: that is refused.
+pub fn lease_namespace(
+    explicit: Option<&str>,
+    service_account_namespace: &Path,
+) -> Result<String, String> {
+    if let Some(namespace) = explicit.filter(|ns| !ns.trim().is_empty()) {
+        return Ok(namespace.to_owned());
+    }
+    match std::fs::read_to_string(service_account_namespace) {
+        Ok(namespace) if !namespace.trim().is_empty() => Ok(namespace.trim().to_owned()),
+        _ => Err(format!(
+            "no --lease-namespace given and not in a cluster ({} is missing): pass the \
+             namespace of the installed operator's Lease, so that this operator and that \
+             one never lead together",
+            service_account_namespace.display()
+        )),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `raftcfg-operator`: parses flags, sets up logging, serves `/metrics`,
-//! `/healthz` and `/readyz`, waits for the leader Lease, and runs the
-//! controller until a shutdown signal.
+//! `/healthz` and `/readyz`, waits for the leader Lease, runs the
+//! controller until a shutdown signal, and then releases the Lease.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use kube::runtime::events::Reporter;
 use raftcfg_operator::controller::{self, Context};
 use raftcfg_operator::http::{HttpState, router};
 use raftcfg_operator::kube_platform::KubePlatform;
-use raftcfg_operator::lease::{LeaseLock, keep};
+use raftcfg_operator::lease::{LeaseLock, keep, lease_namespace};
 use raftcfg_operator::reconcile::Reconciler;
 use raftcfg_operator::world::HttpNodes;
 
@@ -30,9 +30,10 @@ struct Args {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "RAFTCFG_OPERATOR_NAMESPACE")]
     namespace: Option<String>,
-    /// The namespace of the leader-election Lease.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
-    lease_namespace: String,
+    /// The namespace of the leader-election Lease (default: the pod's own
+    /// namespace; required out of a cluster).
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
     /// The leader-election Lease's name.
     #[arg(long, default_value = "raftcfg-operator")]
     lease_name: String,
@@ -55,11 +56,18 @@ enum LogFormat {
 const LEASE_DURATION: Duration = Duration::from_secs(15);
 const LEASE_RENEW_DEADLINE: Duration = Duration::from_secs(10);
 const LEASE_RENEW_EVERY: Duration = Duration::from_secs(2);
+/// Where a pod finds its own namespace.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(args.log_format);
+    let lease_namespace = lease_namespace(
+        args.lease_namespace.as_deref(),
+        std::path::Path::new(SERVICE_ACCOUNT_NAMESPACE),
+    )
+    .map_err(anyhow::Error::msg)?;
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes configuration found (in-cluster or kubeconfig)")?;
@@ -97,23 +105,43 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
 
     let lock = LeaseLock::new(
-        Api::<Lease>::namespaced(client.clone(), &args.lease_namespace),
+        Api::<Lease>::namespaced(client.clone(), &lease_namespace),
         &args.lease_name,
         &identity,
         LEASE_DURATION,
     );
+    let mut waiting_for = None;
     loop {
         match lock.try_acquire_or_renew().await {
             Ok(true) => break,
-            Ok(false) => ready.store(true, Ordering::Relaxed),
+            Ok(false) => {
+                ready.store(true, Ordering::Relaxed);
+                let holder = lock.holder_seen();
+                if holder != waiting_for {
+                    tracing::info!(
+                        lease = %args.lease_name,
+                        namespace = %lease_namespace,
+                        holder = holder.as_deref().unwrap_or("(none)"),
+                        "standing by: another replica holds the leader Lease"
+                    );
+                    waiting_for = holder;
+                }
+            }
             Err(error) => tracing::warn!(%error, "cannot read the leader Lease"),
         }
-        tokio::time::sleep(LEASE_RENEW_EVERY).await;
+        tokio::select! {
+            () = tokio::time::sleep(LEASE_RENEW_EVERY) => {}
+            () = shutdown_signal() => {
+                tracing::info!("stopping while standing by");
+                return Ok(());
+            }
+        }
     }
     ready.store(true, Ordering::Relaxed);
     tracing::info!(%identity, lease = %args.lease_name, "leading; reconciling");
+    let holder = lock.clone();
     tokio::spawn(async move {
-        let lost = keep(&lock, LEASE_RENEW_EVERY, LEASE_RENEW_DEADLINE).await;
+        let lost = keep(&holder, LEASE_RENEW_EVERY, LEASE_RENEW_DEADLINE).await;
         // Another replica may lead now: stop acting at once; the
         // Deployment restarts this one as a candidate.
         tracing::error!(%lost, "stopping");
@@ -121,14 +149,32 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let context = Arc::new(Context::new(reconciler, client));
+    // Returns on SIGTERM or Ctrl-C, once reconciles in progress finish.
     controller::run(context, args.namespace.as_deref()).await;
+    match lock.release().await {
+        Ok(()) => tracing::info!(lease = %args.lease_name, "released the leader Lease; stopping"),
+        Err(error) => tracing::warn!(%error, "could not release the leader Lease; stopping"),
+    }
     Ok(())
+}
+
+/// SIGTERM (the kubelet stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour only for a person at a terminal, not in collected logs.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

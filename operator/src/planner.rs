@@ -216,8 +216,8 @@ pub enum HaltReason {
     /// No cluster id is recorded and pod 0 holds no cluster, but the volume
     /// of a higher ordinal exists: data of an earlier cluster of this name.
     DataWithoutRecord {
-        /// The lowest such ordinal above 0.
-        ordinal: u32,
+        /// Every such ordinal above 0, lowest first.
+        ordinals: Vec<u32>,
     },
 }
 
@@ -281,8 +281,9 @@ fn bootstrap(observed: &Observed) -> Plan {
     // cluster of this name (its RaftCluster deleted and created again)
     // left data. Bootstrapping next to it would start an empty store and
     // hide that data.
-    if let Some(&ordinal) = observed.claims.iter().find(|&&k| k > 0) {
-        return Plan::Halt(HaltReason::DataWithoutRecord { ordinal });
+    let ordinals: Vec<u32> = observed.claims.iter().copied().filter(|&k| k > 0).collect();
+    if !ordinals.is_empty() {
+        return Plan::Halt(HaltReason::DataWithoutRecord { ordinals });
     }
     if observed.statefulset_replicas.unwrap_or(0) == 0 {
         return Plan::Act(Step::ScaleStatefulSet { replicas: 1 });

@@ -31,11 +31,15 @@ use crate::resources;
 use crate::status;
 use crate::world::{Event, Nodes, Platform, PlatformError, Pod};
 
-/// How soon to look again after each kind of outcome.
+/// How soon to look again after each kind of outcome. Pods and claims
+/// are watched, but a leader change or a lost quorum shows only in the
+/// nodes: even a cluster at rest is looked at often enough that status
+/// shows either within 5 s. A stopped cluster waits for a person, who
+/// mostly acts through the spec or the claims (both watched).
 const REQUEUE_AFTER_STEP: Duration = Duration::from_secs(1);
-const REQUEUE_WHILE_WAITING: Duration = Duration::from_secs(3);
-const REQUEUE_WHEN_DONE: Duration = Duration::from_secs(30);
-const REQUEUE_WHEN_STOPPED: Duration = Duration::from_secs(300);
+const REQUEUE_WHILE_WAITING: Duration = Duration::from_secs(2);
+const REQUEUE_WHEN_DONE: Duration = Duration::from_secs(4);
+const REQUEUE_WHEN_STOPPED: Duration = Duration::from_secs(30);
 
 /// What a reconcile did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,7 +184,9 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                 Outcome::Acted(step)
             }
             Plan::Wait(reason) => {
-                if status::is_degrading(&reason) && status.message != previous.message {
+                let first_leader = status::awaiting_first_leader(&previous);
+                if status::is_degrading(&reason, first_leader) && status.message != previous.message
+                {
                     let note = status.message.clone().unwrap_or_default();
                     self.event(cluster, true, "Waiting", note).await;
                 }
@@ -669,5 +675,20 @@ fn node_error(operation: &'static str, url: &str) -> impl FnOnce(ClientError) ->
         operation,
         url,
         source: Box::new(source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Status must show a leader change or a lost quorum within 5 s, and
+    /// a halted cluster must notice a person's fix within a minute.
+    #[test]
+    fn clusters_are_looked_at_again_soon_enough() {
+        assert!(Outcome::Done.requeue_after() < Duration::from_secs(5));
+        assert!(Outcome::Waiting.requeue_after() < Duration::from_secs(5));
+        assert!(Outcome::Stopped.requeue_after() <= Duration::from_secs(60));
+        assert!(Outcome::ChangedAuth { enabled: true }.requeue_after() < Duration::from_secs(5));
     }
 }

@@ -105,13 +105,14 @@ pub fn observed(
         let voters: Vec<_> = leader.voters().collect();
         available = is_quorum(voters.iter().filter(|m| m.healthy).count(), voters.len());
     }
-    let (phase, message) = describe(cluster, observed, plan);
+    let first_leader = awaiting_first_leader(previous);
+    let (phase, message) = describe(cluster, observed, plan, first_leader);
     status.phase = Some(phase);
     status.message = Some(message.clone());
     let degraded = matches!(phase, Phase::Degraded | Phase::Halted);
     let progressing = match plan {
         Plan::Act(_) => true,
-        Plan::Wait(reason) => !is_degrading(reason),
+        Plan::Wait(reason) => !is_degrading(reason, first_leader),
         Plan::Done | Plan::Halt(_) => false,
     };
     let reason = match plan {
@@ -133,8 +134,10 @@ pub fn observed(
         available,
         if available {
             "QuorumHealthy"
-        } else {
+        } else if first_leader {
             "NoQuorum"
+        } else {
+            QUORUM_LOST
         },
         availability,
         now,
@@ -172,13 +175,31 @@ fn learners(record: &Record) -> Vec<LearnerSince> {
         .collect()
 }
 
+/// The `Available` condition's reason once a cluster that had a healthy
+/// quorum lost it; before it ever had one the reason is `NoQuorum`.
+const QUORUM_LOST: &str = "QuorumLost";
+
+/// Whether the cluster never had a healthy quorum yet (it is being
+/// created): its `Available` condition was never true, which the reason it
+/// is false for tells.
+pub fn awaiting_first_leader(previous: &RaftClusterStatus) -> bool {
+    !previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Available" && (c.status == "True" || c.reason == QUORUM_LOST))
+}
+
 /// Whether waiting for `reason` means something is wrong (a warning event
-/// and the Degraded condition), not just slow.
-pub fn is_degrading(reason: &WaitReason) -> bool {
+/// and the Degraded condition), not just slow. No leader is normal while
+/// the cluster is created (`first_leader`): its first election is under
+/// way.
+pub fn is_degrading(reason: &WaitReason, first_leader: bool) -> bool {
+    if matches!(reason, WaitReason::NoLeader) {
+        return !first_leader;
+    }
     matches!(
         reason,
-        WaitReason::NoLeader
-            | WaitReason::QuorumUnhealthy { .. }
+        WaitReason::QuorumUnhealthy { .. }
             | WaitReason::RemovalUnsafe { .. }
             | WaitReason::NoTransferTarget
             | WaitReason::ForeignData { .. }
@@ -186,7 +207,12 @@ pub fn is_degrading(reason: &WaitReason) -> bool {
     )
 }
 
-fn describe(cluster: &RaftCluster, observed: &Observed, plan: &Plan) -> (Phase, String) {
+fn describe(
+    cluster: &RaftCluster,
+    observed: &Observed,
+    plan: &Plan,
+    first_leader: bool,
+) -> (Phase, String) {
     let name = cluster.name_any();
     match plan {
         Plan::Done => (
@@ -197,12 +223,26 @@ fn describe(cluster: &RaftCluster, observed: &Observed, plan: &Plan) -> (Phase, 
             Phase::Halted,
             "every pod came back with an empty volume: the cluster's data is gone; restore a snapshot into a new RaftCluster (the operator will not bootstrap again)".to_string(),
         ),
-        Plan::Halt(HaltReason::DataWithoutRecord { ordinal }) => (
-            Phase::Halted,
-            format!("no cluster is recorded, but the volume claim data-{name}-{ordinal} of an earlier cluster of this name exists; the operator will not bootstrap next to it: restore that data, or delete the claims to start empty"),
+        Plan::Halt(HaltReason::DataWithoutRecord { ordinals }) => {
+            let claims: Vec<String> = ordinals
+                .iter()
+                .map(|k| format!("data-{name}-{k}"))
+                .collect();
+            (
+                Phase::Halted,
+                format!(
+                    "no cluster is recorded, but the volume claims {} of an earlier cluster of this name exist; the operator will not bootstrap next to them: restore that data, or delete them all to start empty (kubectl delete pvc {})",
+                    claims.join(", "),
+                    claims.join(" ")
+                ),
+            )
+        }
+        Plan::Wait(WaitReason::NoLeader) if first_leader => (
+            Phase::Pending,
+            "waiting for the first leader to be elected".into(),
         ),
         Plan::Wait(reason) => {
-            let phase = if is_degrading(reason) {
+            let phase = if is_degrading(reason, first_leader) {
                 Phase::Degraded
             } else if observed.leader.is_none() {
                 Phase::Pending
@@ -369,4 +409,91 @@ fn set_condition(
     status.conditions.retain(|c| c.type_ != kind);
     status.conditions.push(condition);
     status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::test_cluster;
+
+    #[test]
+    fn a_halt_over_an_earlier_clusters_data_names_every_claim() {
+        let plan = Plan::Halt(HaltReason::DataWithoutRecord {
+            ordinals: vec![1, 2, 3],
+        });
+        let (phase, message) = describe(&test_cluster(3), &Observed::default(), &plan, false);
+        assert_eq!(phase, Phase::Halted);
+        assert!(
+            message.contains("data-config-1, data-config-2, data-config-3"),
+            "{message}"
+        );
+        assert!(
+            message.contains("kubectl delete pvc data-config-1 data-config-2 data-config-3"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn no_leader_is_degraded_only_once_the_cluster_had_one() {
+        let rc = test_cluster(3);
+        let plan = Plan::Wait(WaitReason::NoLeader);
+        let record = Record {
+            cluster_id: None,
+            change_in_flight: None,
+            learner_since: Default::default(),
+            unreadable: None,
+            statefulset_floor: 0,
+            now: Timestamp::UNIX_EPOCH,
+        };
+        let observe = |previous: &RaftClusterStatus| {
+            observed(
+                &rc,
+                previous,
+                &Observed::default(),
+                &record,
+                &plan,
+                Timestamp::UNIX_EPOCH,
+            )
+        };
+        let condition = |status: &RaftClusterStatus, kind: &str| {
+            let c = status.conditions.iter().find(|c| c.type_ == kind).unwrap();
+            (c.status.clone(), c.reason.clone())
+        };
+
+        // Being created: the first election is under way.
+        let creating = observe(&RaftClusterStatus::default());
+        assert_eq!(creating.phase, Some(Phase::Pending));
+        assert_eq!(
+            creating.message.as_deref(),
+            Some("waiting for the first leader to be elected")
+        );
+        assert_eq!(condition(&creating, "Degraded").0, "False");
+        assert_eq!(condition(&creating, "Progressing").0, "True");
+        assert_eq!(
+            condition(&creating, "Available"),
+            ("False".into(), "NoQuorum".into())
+        );
+        assert!(!is_degrading(&WaitReason::NoLeader, true));
+
+        // It had a leader, and lost it.
+        let mut was_available = RaftClusterStatus::default();
+        set_condition(
+            &mut was_available,
+            &RaftClusterStatus::default(),
+            "Available",
+            true,
+            "QuorumHealthy",
+            "a quorum of voters is healthy",
+            Timestamp::UNIX_EPOCH,
+        );
+        let lost = observe(&was_available);
+        assert_eq!(lost.phase, Some(Phase::Degraded));
+        assert_eq!(condition(&lost, "Degraded").0, "True");
+        assert_eq!(
+            condition(&lost, "Available"),
+            ("False".into(), "QuorumLost".into())
+        );
+        // And it stays degraded on the next look.
+        assert_eq!(observe(&lost).phase, Some(Phase::Degraded));
+    }
 }

@@ -160,7 +160,7 @@ async fn a_raft_cluster_on_kubernetes_scales_replaces_and_rolls_without_losing_w
         .unwrap();
 }
 
-/// `kubectl scale rc/cfg --replicas=N`.
+/// `kubectl scale rcfg/cfg --replicas=N`.
 async fn scale(clusters: &Api<RaftCluster>, replicas: i32) {
     let patch = serde_json::json!({"spec": {"replicas": replicas}});
     clusters

@@ -15,7 +15,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Api;
-use raftcfg_operator::lease::LeaseLock;
+use raftcfg_operator::lease::{LeaseLock, lease_namespace};
 use serde_json::{Value, json};
 
 use mock_api::{Answer, MockApi, failure, get, not_found, ok, post, put};
@@ -129,6 +129,80 @@ async fn a_lease_never_renewed_counts_as_expired() {
     let never_renewed = lease(Some("operator-b"), ago(2), None, 0);
     let taken = take_over(never_renewed).await;
     assert_eq!(taken, 1);
+}
+
+#[tokio::test]
+async fn a_standby_knows_whom_it_waits_for() {
+    let (lock, mut api) = candidate();
+    assert_eq!(lock.holder_seen(), None);
+    let other = lease(Some("operator-b"), ago(600), Some(ago(2)), 3);
+    let held = api
+        .run(lock.try_acquire_or_renew(), async |api: &mut MockApi| {
+            api.expect(get(LEASE), ok(other.clone())).await;
+        })
+        .await;
+    assert!(!held.unwrap());
+    assert_eq!(lock.holder_seen().as_deref(), Some("operator-b"));
+}
+
+#[tokio::test]
+async fn the_holder_releases_its_lease_on_shutdown() {
+    let (lock, mut api) = candidate();
+    let acquired = ago(3600);
+    let held_lease = lease(Some("operator-a"), acquired, Some(ago(1)), 3);
+    let mut released = Value::Null;
+    api.run(lock.release(), async |api: &mut MockApi| {
+        api.expect(get(LEASE), ok(held_lease.clone())).await;
+        released = api.expect(put(LEASE), ok(held_lease.clone())).await;
+    })
+    .await
+    .expect("the release succeeds");
+    assert_eq!(released["metadata"]["resourceVersion"], "41", "conditional");
+    assert!(
+        released["spec"]
+            .get("holderIdentity")
+            .is_none_or(Value::is_null),
+        "no holder: {released}"
+    );
+    assert_eq!(released["spec"]["leaseTransitions"], 3);
+}
+
+#[tokio::test]
+async fn a_lease_held_by_another_is_not_released() {
+    let (lock, mut api) = candidate();
+    let other = lease(Some("operator-b"), ago(600), Some(ago(2)), 3);
+    // Only the read: a write would leave the operator waiting and fail.
+    api.run(lock.release(), async |api: &mut MockApi| {
+        api.expect(get(LEASE), ok(other.clone())).await;
+    })
+    .await
+    .expect("nothing to release");
+}
+
+#[test]
+fn the_lease_lives_in_the_given_namespace_else_the_pods_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("namespace");
+    assert_eq!(
+        lease_namespace(Some("ops"), &file).as_deref(),
+        Ok("ops"),
+        "explicit"
+    );
+    let out_of_cluster = lease_namespace(None, &file).unwrap_err();
+    assert!(
+        out_of_cluster.contains("no --lease-namespace given"),
+        "{out_of_cluster}"
+    );
+    std::fs::write(&file, "raftcfg-system\n").unwrap();
+    assert_eq!(
+        lease_namespace(None, &file).as_deref(),
+        Ok("raftcfg-system"),
+        "the service account's namespace"
+    );
+    assert_eq!(
+        lease_namespace(Some(""), &file).as_deref(),
+        Ok("raftcfg-system")
+    );
 }
 
 /// Runs one attempt on `existing`, which this candidate may take: expects

@@ -546,7 +546,9 @@ fn bootstrap_rows() -> Vec<Row> {
                 .claim(2),
             want(3),
             unrecorded(),
-            Plan::Halt(HaltReason::DataWithoutRecord { ordinal: 1 }),
+            Plan::Halt(HaltReason::DataWithoutRecord {
+                ordinals: vec![1, 2],
+            }),
         ),
         row(
             "unrecorded cluster with only pod 0's volume bootstraps it",

@@ -27,12 +27,13 @@ use raftcfg_operator::kube_platform::KubePlatform;
 use raftcfg_operator::planner::Step;
 use raftcfg_operator::reconcile::{Outcome, ReconcileError, Reconciler};
 use raftcfg_operator::resources;
-use raftcfg_operator::world::Nodes;
+use raftcfg_operator::world::{Event, Nodes, Platform as _};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use mock_api::{
-    Answer, Log, MockApi, apply, apply_any, delete, entries, failure, get, not_found, ok, post,
+    Answer, Log, MockApi, apply, apply_any, delete, entries, failure, get, merge_patch, not_found,
+    ok, post,
 };
 
 /// The time of the reconcile under test, and times before and after it.
@@ -246,6 +247,52 @@ async fn with_cert_manager_the_operator_waits_for_its_certificate() {
             .contains("cert-manager has not issued it yet"),
         "{error}"
     );
+}
+
+/// Events of one reason about different members stay apart (each is
+/// created); only the very same note again joins its series.
+#[tokio::test]
+async fn events_of_one_reason_stay_apart_unless_their_notes_match() {
+    let log = mock_api::log();
+    let (client, mut api) = mock_api::client(&log);
+    let reporter = Reporter {
+        controller: "raftcfg-operator".into(),
+        instance: Some("raftcfg-operator-0".into()),
+    };
+    let platform = KubePlatform::new(client, reporter);
+    let rc = cluster(3, Value::Null);
+    let remove = |member: &str| Event {
+        warning: false,
+        reason: "Remove".into(),
+        note: format!("removing node 5 ({member}) committed at log index 9: scale in"),
+    };
+    let mut names = Vec::new();
+    for member in ["config-4", "config-2"] {
+        let event = remove(member);
+        api.run(
+            platform.publish(&rc, event.clone()),
+            async |api: &mut MockApi| {
+                let posted = api.expect(post(EVENTS), Answer::Echo).await;
+                assert_eq!(posted["reason"], "Remove");
+                assert_eq!(posted["action"], event.note.as_str());
+                names.push(posted["metadata"]["name"].as_str().unwrap().to_owned());
+            },
+        )
+        .await
+        .expect("published");
+    }
+    assert_ne!(names[0], names[1], "two events");
+    // The same note again: the recorder adds to config-2's event.
+    let path: &'static str = Box::leak(format!("{EVENTS}/{}", names[1]).into_boxed_str());
+    api.run(
+        platform.publish(&rc, remove("config-2")),
+        async |api: &mut MockApi| {
+            let patch = api.expect(merge_patch(path), Answer::Echo).await;
+            assert_eq!(patch["series"]["count"], 2, "{patch}");
+        },
+    )
+    .await
+    .expect("published");
 }
 
 #[tokio::test]
@@ -1491,7 +1538,8 @@ async fn expect_event(api: &mut MockApi, kind: &str, reason: &str, note: &str) {
             "metadata": {"namespace": "prod"},
             "type": kind,
             "reason": reason,
-            "action": reason,
+            // The note, cut to the 128 bytes an action may hold.
+            "action": note.get(..128).unwrap_or(note),
             "note": note,
             "regarding": {
                 "apiVersion": "raftcfg.io/v1alpha1",

@@ -102,17 +102,19 @@ members it removed, and reads Secrets by name, never listing them.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["create", "patch", "delete"]
-# Pods are listed for health and identity, and deleted one at a time to
-# roll them onto a new image or configuration.
+# Pods are listed for health and identity, watched so that a pod that
+# starts, stops or turns ready is seen at once, and deleted one at a time
+# to roll them onto a new image or configuration.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "delete"]
-# Volume claims are listed so that nothing is bootstrapped next to an
+  verbs: ["list", "watch", "delete"]
+# Volume claims are listed (and watched, so a claim deleted by hand is seen
+# at once) so that nothing is bootstrapped next to an
 # earlier cluster's data, and one holding a removed member's data is deleted
 # so that it can never rejoin with stale data.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["list", "delete"]
+  verbs: ["list", "watch", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

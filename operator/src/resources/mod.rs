@@ -61,11 +61,14 @@ pub const CONFIG_HASH_ANNOTATION: &str = "raftcfg.io/config-hash";
 /// The field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "raftcfg-operator";
 
-const NAME_LABEL: &str = "app.kubernetes.io/name";
-const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// The label naming the application, `raftcfg` on every object.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// The label naming the RaftCluster an object belongs to.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
-const APP_NAME: &str = "raftcfg";
+/// The value of [`NAME_LABEL`].
+pub const APP_NAME: &str = "raftcfg";
 const COMPONENT: &str = "raftcfg-node";
 
 /// The labels that select this cluster's pods: `app.kubernetes.io/name=raftcfg`

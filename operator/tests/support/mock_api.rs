@@ -102,6 +102,16 @@ pub fn apply_any(uri: &'static str) -> Expected {
     }
 }
 
+/// A JSON merge patch of `uri`; the caller checks the body.
+pub fn merge_patch(uri: &'static str) -> Expected {
+    Expected {
+        method: Method::PATCH,
+        uri,
+        content_type: Some("application/merge-patch+json"),
+        body: None,
+    }
+}
+
 /// A POST (create) of a JSON body to `uri`; the caller checks the body.
 pub fn post(uri: &'static str) -> Expected {
     Expected {
