@@ -47,6 +47,9 @@ pub struct DesiredState {
     pub config_hash: String,
     /// How long a learner may take to catch up.
     pub learner_timeout: Duration,
+    /// The cluster whose retained volumes this RaftCluster takes over, as
+    /// its `raftcfg.io/adopt-cluster-id` annotation names it.
+    pub adopt: Option<ClusterId>,
 }
 
 /// What earlier reconciles recorded in status.
@@ -218,6 +221,16 @@ pub enum HaltReason {
     DataWithoutRecord {
         /// Every such ordinal above 0, lowest first.
         ordinals: Vec<u32>,
+        /// The cluster pod 0's volume holds, if it holds one.
+        found: Option<ClusterId>,
+    },
+    /// The adoption annotation names another cluster than the one the
+    /// retained volumes hold.
+    AdoptionMismatch {
+        /// The annotation's cluster.
+        wanted: ClusterId,
+        /// The volumes' cluster.
+        found: ClusterId,
     },
 }
 
@@ -227,10 +240,10 @@ pub fn next_step(observed: &Observed, desired: &DesiredState, record: &Record) -
         return Plan::Wait(WaitReason::UnreadableStatus(unreadable.clone()));
     }
     let Some(cluster_id) = record.cluster_id else {
-        return bootstrap(observed);
+        return bootstrap(observed, desired);
     };
     let Some(reported) = &observed.leader else {
-        return no_leader(observed, record);
+        return no_leader(observed, desired, record);
     };
     let leader = &corroborated(reported, observed, desired);
     let (healthy, voters) = healthy_voters(leader.voters());
@@ -268,22 +281,50 @@ pub fn next_step(observed: &Observed, desired: &DesiredState, record: &Record) -
     roll(observed, leader, desired)
 }
 
-/// Step 1: StatefulSet to one replica, then bootstrap pod 0.
-fn bootstrap(observed: &Observed) -> Plan {
-    if let Some(cluster_id) = observed
+/// Step 1: StatefulSet to one replica, then bootstrap pod 0; or take
+/// over a cluster the pods already hold.
+fn bootstrap(observed: &Observed, desired: &DesiredState) -> Plan {
+    // Volumes above pod 0 with nothing recorded: an earlier cluster of
+    // this name (its RaftCluster deleted and created again) left data.
+    // Bootstrapping next to it would start an empty store and hide it;
+    // taking it over is done only when the annotation names its cluster.
+    let earlier: Vec<u32> = observed.claims.iter().copied().filter(|&k| k > 0).collect();
+    let held = observed
         .pods
         .values()
-        .find_map(|p| p.node.and_then(|n| n.cluster_id))
-    {
-        return Plan::Act(Step::RecordClusterId { cluster_id });
+        .find_map(|p| p.node.and_then(|n| n.cluster_id));
+    if let Some(cluster_id) = held {
+        return match desired.adopt {
+            // Only pod 0 ever ran: the operator stopped between
+            // bootstrapping it and recording that.
+            _ if earlier.is_empty() => Plan::Act(Step::RecordClusterId { cluster_id }),
+            Some(wanted) if wanted == cluster_id => Plan::Act(Step::RecordClusterId { cluster_id }),
+            Some(wanted) => Plan::Halt(HaltReason::AdoptionMismatch {
+                wanted,
+                found: cluster_id,
+            }),
+            None => Plan::Halt(HaltReason::DataWithoutRecord {
+                ordinals: earlier,
+                found: Some(cluster_id),
+            }),
+        };
     }
-    // Nothing is recorded, yet volumes above pod 0 exist: an earlier
-    // cluster of this name (its RaftCluster deleted and created again)
-    // left data. Bootstrapping next to it would start an empty store and
-    // hide that data.
-    let ordinals: Vec<u32> = observed.claims.iter().copied().filter(|&k| k > 0).collect();
-    if !ordinals.is_empty() {
-        return Plan::Halt(HaltReason::DataWithoutRecord { ordinals });
+    if !earlier.is_empty() {
+        // Pod 0's own volume is retained too: start pod 0 on it to learn
+        // which cluster the volumes hold (one member of several can
+        // neither elect itself nor be bootstrapped: it holds a cluster).
+        if observed.claims.contains(&0) {
+            if observed.statefulset_replicas.unwrap_or(0) == 0 {
+                return Plan::Act(Step::ScaleStatefulSet { replicas: 1 });
+            }
+            if observed.pods.get(&0).is_none_or(|pod| pod.node.is_none()) {
+                return Plan::Wait(WaitReason::PodNotReporting { ordinal: 0 });
+            }
+        }
+        return Plan::Halt(HaltReason::DataWithoutRecord {
+            ordinals: earlier,
+            found: None,
+        });
     }
     if observed.statefulset_replicas.unwrap_or(0) == 0 {
         return Plan::Act(Step::ScaleStatefulSet { replicas: 1 });
@@ -305,12 +346,19 @@ fn bootstrap(observed: &Observed) -> Plan {
 /// Without a leader: bring back pods of recorded members that the
 /// StatefulSet lost (growing it is always safe), halt if every volume is
 /// gone, or wait.
-fn no_leader(observed: &Observed, record: &Record) -> Plan {
+fn no_leader(observed: &Observed, desired: &DesiredState, record: &Record) -> Plan {
     let expected = observed.statefulset_replicas.unwrap_or(0);
-    if expected < record.statefulset_floor {
-        return Plan::Act(Step::ScaleStatefulSet {
-            replicas: record.statefulset_floor,
-        });
+    // A cluster taken over from retained volumes: its other members' pods
+    // start on their volumes (until they run there is no quorum).
+    let adopted = desired.adopt.is_some() && desired.adopt == record.cluster_id;
+    let claimed = observed.claims.last().map_or(0, |k| k + 1);
+    let floor = if adopted {
+        record.statefulset_floor.max(claimed)
+    } else {
+        record.statefulset_floor
+    };
+    if expected < floor {
+        return Plan::Act(Step::ScaleStatefulSet { replicas: floor });
     }
     let reports: Vec<_> = (0..expected)
         .map(|k| observed.pods.get(&k).and_then(|p| p.node))

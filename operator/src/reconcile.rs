@@ -15,7 +15,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use raftcfg_client::http::ClientError;
-use raftcfg_client::wire::{AddMemberRequest, LogIndex, MemberRole as WireRole, NodeId, Term};
+use raftcfg_client::wire::{
+    AddMemberRequest, ClusterId, LogIndex, MemberRole as WireRole, NodeId, Term,
+};
 
 use crate::crd::{
     ChangeKind, ChangeOutcome, MembershipChange, RECENT_CHANGES_KEPT, RaftCluster,
@@ -136,7 +138,9 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         now: Timestamp,
     ) -> Result<Outcome, ReconcileError> {
         let previous = cluster.status.clone().unwrap_or_default();
-        let valid = validate_name(&cluster.name_any()).and_then(|()| cluster.spec.validate());
+        let valid = validate_name(&cluster.name_any())
+            .and_then(|()| cluster.spec.validate())
+            .and_then(|()| adoption(cluster).map(drop));
         if let Err(problem) = valid {
             let status = status::invalid(cluster, &previous, &problem, now);
             if status.message != previous.message {
@@ -166,6 +170,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             replicas: cluster.spec.replicas as u32,
             config_hash: resources::config_hash(&cluster.spec),
             learner_timeout: Duration::from_secs(u64::from(cluster.spec.learner_timeout_seconds)),
+            adopt: adoption(cluster).unwrap_or_default(),
         };
         let plan = next_step(&observation.observed, &desired, &record);
         let mut status = status::observed(
@@ -534,6 +539,20 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             tracing::warn!(%error, "could not publish an event");
         }
     }
+}
+
+/// The cluster id the [`ADOPT_ANNOTATION`](resources::ADOPT_ANNOTATION)
+/// names, if the RaftCluster carries it.
+pub fn adoption(cluster: &RaftCluster) -> Result<Option<ClusterId>, String> {
+    let Some(text) = cluster.annotations().get(resources::ADOPT_ANNOTATION) else {
+        return Ok(None);
+    };
+    text.trim().parse().map(Some).map_err(|_| {
+        format!(
+            "the annotation {} is {text:?}, which is not a cluster id (the decimal id the Halted message names)",
+            resources::ADOPT_ANNOTATION
+        )
+    })
 }
 
 /// The record the planner needs, from the last status and this

@@ -13,6 +13,7 @@ use crate::planner::{
     CAUGHT_UP_LAG_ENTRIES, HaltReason, Plan, Record, RemoveReason, Step, WaitReason, is_quorum,
 };
 use crate::resources;
+use crate::resources::ADOPT_ANNOTATION;
 
 /// The status of a cluster whose spec cannot be carried out.
 pub fn invalid(
@@ -121,6 +122,7 @@ pub fn observed(
         Plan::Done => "UpToDate",
         Plan::Halt(HaltReason::AllVolumesLost) => "AllVolumesLost",
         Plan::Halt(HaltReason::DataWithoutRecord { .. }) => "DataWithoutRecord",
+        Plan::Halt(HaltReason::AdoptionMismatch { .. }) => "AdoptionMismatch",
     };
     let availability = if available {
         "a quorum of voters is healthy"
@@ -223,20 +225,32 @@ fn describe(
             Phase::Halted,
             "every pod came back with an empty volume: the cluster's data is gone; restore a snapshot into a new RaftCluster (the operator will not bootstrap again)".to_string(),
         ),
-        Plan::Halt(HaltReason::DataWithoutRecord { ordinals }) => {
+        Plan::Halt(HaltReason::DataWithoutRecord { ordinals, found }) => {
             let claims: Vec<String> = ordinals
                 .iter()
                 .map(|k| format!("data-{name}-{k}"))
                 .collect();
+            let adopt = match found {
+                Some(id) => format!(
+                    "to take them over (pod {name}-0 holds cluster {id}), annotate this RaftCluster: kubectl annotate rcfg/{name} {ADOPT_ANNOTATION}={id}; "
+                ),
+                None => String::new(),
+            };
             (
                 Phase::Halted,
                 format!(
-                    "no cluster is recorded, but the volume claims {} of an earlier cluster of this name exist; the operator will not bootstrap next to them: restore that data, or delete them all to start empty (kubectl delete pvc {})",
+                    "no cluster is recorded, but the volume claims {} of an earlier cluster of this name exist; the operator will not bootstrap next to them: {adopt}or delete them all to start empty (kubectl delete pvc {})",
                     claims.join(", "),
                     claims.join(" ")
                 ),
             )
         }
+        Plan::Halt(HaltReason::AdoptionMismatch { wanted, found }) => (
+            Phase::Halted,
+            format!(
+                "{ADOPT_ANNOTATION} names cluster {wanted}, but the retained volumes hold cluster {found}: nothing is taken over; correct the annotation or remove it"
+            ),
+        ),
         Plan::Wait(WaitReason::NoLeader) if first_leader => (
             Phase::Pending,
             "waiting for the first leader to be elected".into(),
@@ -420,6 +434,7 @@ mod tests {
     fn a_halt_over_an_earlier_clusters_data_names_every_claim() {
         let plan = Plan::Halt(HaltReason::DataWithoutRecord {
             ordinals: vec![1, 2, 3],
+            found: None,
         });
         let (phase, message) = describe(&test_cluster(3), &Observed::default(), &plan, false);
         assert_eq!(phase, Phase::Halted);

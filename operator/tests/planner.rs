@@ -270,7 +270,29 @@ fn want(replicas: u32) -> DesiredState {
         replicas,
         config_hash: NEW.to_string(),
         learner_timeout: Duration::from_secs(LEARNER_TIMEOUT_SECS),
+        adopt: None,
     }
+}
+
+/// The spec of a RaftCluster created again over the retained volumes of
+/// cluster `id`, annotated to take them over.
+fn adopting(id: ClusterId) -> DesiredState {
+    DesiredState {
+        adopt: Some(id),
+        ..want(3)
+    }
+}
+
+/// A RaftCluster deleted and created again: its StatefulSet at one pod,
+/// whose retained volume holds this cluster, and the volumes of pods 1 and
+/// 2 retained too.
+fn earlier_cluster() -> World {
+    nothing()
+        .sts(1)
+        .pod(0, node(0), Some(CLUSTER))
+        .claim(0)
+        .claim(1)
+        .claim(2)
 }
 
 /// What earlier reconciles recorded: this cluster's id, nothing in flight.
@@ -548,7 +570,65 @@ fn bootstrap_rows() -> Vec<Row> {
             unrecorded(),
             Plan::Halt(HaltReason::DataWithoutRecord {
                 ordinals: vec![1, 2],
+                found: None,
             }),
+        ),
+        row(
+            "a recreated RaftCluster whose pod 0 holds an earlier cluster with more volumes halts without the annotation",
+            earlier_cluster(),
+            want(3),
+            unrecorded(),
+            Plan::Halt(HaltReason::DataWithoutRecord {
+                ordinals: vec![1, 2],
+                found: Some(CLUSTER),
+            }),
+        ),
+        row(
+            "a RaftCluster created over retained volumes first starts pod 0 on its own to read them",
+            nothing().claim(0).claim(1).claim(2),
+            want(3),
+            unrecorded(),
+            scale(1),
+        ),
+        row(
+            "... and waits for it to answer",
+            nothing().sts(1).silent(0).claim(0).claim(1).claim(2),
+            want(3),
+            unrecorded(),
+            wait(WaitReason::PodNotReporting { ordinal: 0 }),
+        ),
+        row(
+            "the annotation naming that cluster takes it over: record its id",
+            earlier_cluster(),
+            adopting(CLUSTER),
+            unrecorded(),
+            act(Step::RecordClusterId {
+                cluster_id: CLUSTER,
+            }),
+        ),
+        row(
+            "an annotation naming another cluster takes nothing over",
+            earlier_cluster(),
+            adopting(ClusterId(999)),
+            unrecorded(),
+            Plan::Halt(HaltReason::AdoptionMismatch {
+                wanted: ClusterId(999),
+                found: CLUSTER,
+            }),
+        ),
+        row(
+            "once taken over, the StatefulSet grows over every retained volume so a quorum can start",
+            earlier_cluster(),
+            adopting(CLUSTER),
+            rec(),
+            scale(3),
+        ),
+        row(
+            "without the annotation a recorded cluster does not grow over stray volumes",
+            earlier_cluster(),
+            want(3),
+            rec(),
+            wait(WaitReason::NoLeader),
         ),
         row(
             "unrecorded cluster with only pod 0's volume bootstraps it",
@@ -1505,6 +1585,7 @@ fn kind(plan: &Plan) -> &'static str {
         Plan::Done => "Done",
         Plan::Halt(HaltReason::AllVolumesLost) => "Halt::AllVolumesLost",
         Plan::Halt(HaltReason::DataWithoutRecord { .. }) => "Halt::DataWithoutRecord",
+        Plan::Halt(HaltReason::AdoptionMismatch { .. }) => "Halt::AdoptionMismatch",
         Plan::Act(step) => match step {
             Step::ScaleStatefulSet { .. } => "ScaleStatefulSet",
             Step::Bootstrap => "Bootstrap",
@@ -1543,6 +1624,7 @@ fn the_table_expects_every_step_every_wait_reason_and_the_halt() {
         "Done",
         "Halt::AllVolumesLost",
         "Halt::DataWithoutRecord",
+        "Halt::AdoptionMismatch",
         "ScaleStatefulSet",
         "Bootstrap",
         "RecordClusterId",

@@ -362,6 +362,7 @@ impl Model {
             replicas: self.replicas,
             config_hash: hash_name(self.hash),
             learner_timeout: Duration::from_secs(LEARNER_TIMEOUT_SECS as u64),
+            adopt: None,
         }
     }
 

@@ -35,15 +35,15 @@ use platform::{MembershipCall, MembershipOperation, ProcessPlatform, RecordingNo
 use raftcfg_client::http::{Client, ClientOptions, Consistency, Credentials, Precondition};
 use raftcfg_client::wire::NodeId;
 use raftcfg_operator::crd::{
-    AuthSettings, ChangeKind, ChangeOutcome, MemberRole, RaftCluster, RaftClusterSpec,
-    RaftClusterStatus, TlsSettings,
+    AuthSettings, ChangeKind, ChangeOutcome, MemberRole, Phase as ClusterPhase, RaftCluster,
+    RaftClusterSpec, RaftClusterStatus, TlsSettings,
 };
 use raftcfg_operator::credentials::PASSWORD_KEY;
 use raftcfg_operator::observed::pod_name;
 use raftcfg_operator::pki::{Authority, CertifiedKey, LeafRequest, Usage, renewal_reason};
 use raftcfg_operator::reconcile::{Outcome, Reconciler};
 use raftcfg_operator::resources::{
-    config_hash, member_dns_names, member_secret_name, root_secret_name,
+    ADOPT_ANNOTATION, config_hash, member_dns_names, member_secret_name, root_secret_name,
 };
 use raftcfg_operator::world::Platform as _;
 use rustls::pki_types::pem::PemObject as _;
@@ -210,6 +210,69 @@ async fn operator_scales_a_cluster_with_tls_and_auth_one_to_three_and_back() {
         &load.tally.unexpected[..load.tally.unexpected.len().min(20)]
     );
     check_membership_calls(&calls);
+}
+
+/// A RaftCluster deleted by mistake leaves its volumes. Created again, it
+/// halts over them and says which cluster they hold; annotated with that
+/// cluster's id, it takes them over: the StatefulSet grows over every
+/// volume, the members find each other again, and every write acknowledged
+/// before the deletion is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_cluster_is_taken_over_from_its_volumes_when_annotated() {
+    let mut operator = Operator::new(cluster(3));
+    operator.converge("create 3").await;
+    let cluster_id = operator
+        .status()
+        .recorded_cluster_id()
+        .expect("a readable id")
+        .expect("a recorded id");
+    let endpoints = operator.platform().service_endpoints();
+    let writer = Client::new(endpoints.lock().unwrap().clone()).unwrap();
+    let keys: Vec<String> = (0..50).map(|i| format!("kept/{i}")).collect();
+    for key in &keys {
+        writer
+            .put(key, bytes::Bytes::from(key.clone()), Precondition::None)
+            .await
+            .expect("a write before the deletion");
+    }
+
+    operator.platform().delete_cluster().await;
+    operator.cluster = cluster(3);
+    let halted = operator.reconcile_until_stopped().await;
+    let message = halted.message.clone().unwrap_or_default();
+    assert_eq!(halted.phase, Some(ClusterPhase::Halted), "{message}");
+    let hint = format!("{ADOPT_ANNOTATION}={cluster_id}");
+    assert!(message.contains(&hint), "the message says how: {message}");
+    assert_eq!(
+        operator.platform().running().await,
+        [0],
+        "nothing grows over the volumes without the annotation"
+    );
+
+    operator
+        .cluster
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(ADOPT_ANNOTATION.to_owned(), cluster_id.to_string());
+    operator.converge("take the volumes over").await;
+    operator.check_pods_are_members().await;
+    assert_eq!(
+        operator.status().recorded_cluster_id().unwrap(),
+        Some(cluster_id),
+        "the same cluster, not a new one"
+    );
+    let lost = check_every_acknowledged_write(&operator, &keys).await;
+    assert!(lost.is_empty(), "lost after the take-over: {lost:?}");
+    assert!(
+        !operator
+            .phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .skip_while(|s| !s.starts_with("RecordClusterId"))
+            .any(|s| s == "Bootstrap"),
+        "no second bootstrap"
+    );
 }
 
 /// Someone puts a certificate with the wrong names in pod 1's slot of the
@@ -615,6 +678,30 @@ impl Operator {
                 .iter()
                 .all(|m| m.healthy && m.role == MemberRole::Voter)
             && running == (0..replicas as u32).collect::<Vec<_>>()
+    }
+
+    /// Reconciles until the operator stops (halts for a person), and
+    /// answers the status it wrote then.
+    async fn reconcile_until_stopped(&mut self) -> RaftClusterStatus {
+        let started = Instant::now();
+        loop {
+            let result = self
+                .reconciler
+                .reconcile(&self.cluster, Timestamp::now())
+                .await;
+            if let Some(status) = self.platform().last_status() {
+                self.cluster.status = Some(status);
+            }
+            if matches!(result, Ok(Outcome::Stopped)) {
+                return self.status();
+            }
+            assert!(
+                started.elapsed() < patience(PHASE_DEADLINE),
+                "the operator did not stop: {result:?}, {:?}",
+                self.status().message
+            );
+            tokio::time::sleep(RECONCILE_INTERVAL).await;
+        }
     }
 
     /// Every running pod `k` holds member `cfg-k` of the recorded cluster.

@@ -292,6 +292,21 @@ impl ProcessPlatform {
         start(slot, hash, args);
     }
 
+    /// `kubectl delete raftcluster`: the StatefulSet and its pods go (each
+    /// stopped as the kubelet stops it), the volumes stay
+    /// (`whenDeleted: Retain`), and the cluster's status goes with it.
+    pub async fn delete_cluster(&self) {
+        let mut set = self.set.lock().await;
+        for slot in set.slots.values_mut() {
+            if slot.node.is_running() {
+                self.stop(slot);
+            }
+        }
+        set.replicas = None;
+        set.template = None;
+        *self.status.lock().unwrap() = None;
+    }
+
     /// Takes pod `slot` out of the Service before it stops.
     fn leave_service(&self, slot: &Slot) {
         let url = slot.node.client_url();

@@ -58,6 +58,9 @@ pub const DATA_VOLUME: &str = "data";
 /// Pod template annotation carrying [`config_hash`] of the spec; a pod whose
 /// annotation differs from the spec's hash runs an old template.
 pub const CONFIG_HASH_ANNOTATION: &str = "raftcfg.io/config-hash";
+/// RaftCluster annotation naming the cluster id whose retained volumes
+/// (of an earlier RaftCluster of the same name) this one takes over.
+pub const ADOPT_ANNOTATION: &str = "raftcfg.io/adopt-cluster-id";
 /// The field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "raftcfg-operator";
 
