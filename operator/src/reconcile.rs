@@ -417,14 +417,14 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                 let url = leader_url();
                 let call = self.nodes.add_learner(&url, access, &request);
                 let change = intent(ChangeKind::AddLearner, *node_id, &name, "scale out", now);
-                self.change(cluster, status, change, &url, call, now)
+                self.change(cluster, status, change, "AddLearner", &url, call)
                     .await?;
             }
             Step::Promote { node_id, name } => {
                 let url = leader_url();
                 let call = self.nodes.promote(&url, access, *node_id);
                 let change = intent(ChangeKind::Promote, *node_id, name, "caught up", now);
-                self.change(cluster, status, change, &url, call, now)
+                self.change(cluster, status, change, "Promote", &url, call)
                     .await?;
             }
             Step::Remove {
@@ -434,13 +434,20 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             } => {
                 let url = leader_url();
                 let call = self.nodes.remove(&url, access, *node_id);
-                let why = match reason {
-                    RemoveReason::ScaleIn => "scale in",
-                    RemoveReason::VolumeLost => "its pod came back with an empty volume",
-                    RemoveReason::LearnerTimedOut => "it did not catch up before its deadline",
+                // A removal for a lost volume or a stuck learner is not
+                // routine: its Event says so in its reason.
+                let (why, event_reason) = match reason {
+                    RemoveReason::ScaleIn => ("scale in", "Remove"),
+                    RemoveReason::VolumeLost => {
+                        ("its pod came back with an empty volume", "RemoveVolumeLost")
+                    }
+                    RemoveReason::LearnerTimedOut => (
+                        "it did not catch up before its deadline",
+                        "RemoveLearnerTimedOut",
+                    ),
                 };
                 let change = intent(ChangeKind::Remove, *node_id, name, why, now);
-                self.change(cluster, status, change, &url, call, now)
+                self.change(cluster, status, change, event_reason, &url, call)
                     .await?;
             }
             Step::TransferLeadership { from, to } => {
@@ -468,7 +475,8 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         Ok(())
     }
 
-    /// Records `change` as in flight, asks for it, and records the answer.
+    /// Records `change` as in flight, asks for it, and records the answer
+    /// (its Event with `reason`).
     /// An answer that leaves the outcome unknown keeps it in flight: the
     /// next reconcile learns the outcome from the leader.
     async fn change(
@@ -476,17 +484,18 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         cluster: &mut RaftCluster,
         status: &mut RaftClusterStatus,
         change: MembershipChange,
+        reason: &str,
         url: &str,
         call: impl Future<Output = Result<raftcfg_client::wire::MembershipResponse, ClientError>>,
-        now: Timestamp,
     ) -> Result<(), ReconcileError> {
+        // The change was asked for now.
+        let now = change.started_at.0;
         status.membership_change = Some(change.clone());
         // Fenced by the resourceVersion read at the start of this
         // reconcile: if anyone (another operator replica during a lease
         // handover) wrote the cluster since, this fails and no change is
         // asked for.
         cluster.metadata.resource_version = self.platform.patch_status(cluster, status).await?;
-        let reason = format!("{:?}", change.kind);
         match call.await {
             Ok(answer) => {
                 let note = format!(
@@ -502,7 +511,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                 done.finished_at = Some(Time(now));
                 done.log_index = Some(answer.index.get());
                 remember(status, done);
-                self.event(cluster, false, &reason, note).await;
+                self.event(cluster, false, reason, note).await;
                 Ok(())
             }
             Err(error) if is_refusal(&error) => {

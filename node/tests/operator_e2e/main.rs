@@ -486,6 +486,13 @@ async fn replace_a_member_whose_volume_was_lost(operator: &mut Operator) {
         promoted < added && added < removed,
         "remove, then add, then promote: {changes:#?}"
     );
+    // Its Event stands apart from routine removals and names the member.
+    let events = operator.platform().events();
+    assert!(
+        events.iter().any(|e| e.reason == "RemoveVolumeLost"
+            && e.note.contains(&format!("node {old_id} ({victim_name})"))),
+        "a RemoveVolumeLost event names node {old_id} ({victim_name}): {events:#?}"
+    );
 }
 
 /// A new image (the same binary; only the configuration hash changes):
