@@ -216,14 +216,15 @@ check_rendering "cluster.create=true, watchNamespace=team-a, cluster.tls.issuerR
     --set cluster.tls.issuerRef.name=company-ca --set cluster.tls.issuerRef.kind=ClusterIssuer
 app_version=$(helm show chart "$chart" | sed -n 's/^appVersion: *//p' | tr -d "\"'")
 check_cluster "RaftCluster from default values" \
-    "raftcfg-system/config {\"auth\":{\"enabled\":true},\"image\":\"ghcr.io/raftcfg/raftcfg:$app_version\",\"replicas\":3,\"storage\":{\"size\":\"1Gi\"},\"tls\":{\"enabled\":true}}"
+    "raftcfg-system/config {\"auth\":{\"enabled\":true},\"image\":\"ghcr.io/raftcfg/raftcfg:$app_version\",\"recovery\":{\"gracePeriodSeconds\":300,\"quorumLoss\":\"Manual\"},\"replicas\":3,\"storage\":{\"size\":\"1Gi\"},\"tls\":{\"enabled\":true}}"
 check_cluster "RaftCluster with every value set" \
-    'team-a/store {"auth":{"enabled":false},"image":"example.com/raftcfg:1","replicas":5,"storage":{"size":"10Gi","storageClassName":"fast-ssd"},"tls":{"enabled":true,"issuerRef":{"group":"cert-manager.io","kind":"Issuer","name":"team-ca"}}}' \
+    'team-a/store {"auth":{"enabled":false},"image":"example.com/raftcfg:1","recovery":{"gracePeriodSeconds":60,"quorumLoss":"Automatic"},"replicas":5,"storage":{"size":"10Gi","storageClassName":"fast-ssd"},"tls":{"enabled":true,"issuerRef":{"group":"cert-manager.io","kind":"Issuer","name":"team-ca"}}}' \
     --set watchNamespace=team-a --set cluster.namespace=team-a --set cluster.name=store \
     --set cluster.replicas=5 --set cluster.image=example.com/raftcfg:1 \
     --set cluster.storage.size=10Gi --set cluster.storage.storageClassName=fast-ssd \
     --set cluster.tls.issuerRef.name=team-ca --set cluster.tls.issuerRef.kind=Issuer \
-    --set cluster.tls.issuerRef.group=cert-manager.io --set cluster.auth.enabled=false
+    --set cluster.tls.issuerRef.group=cert-manager.io --set cluster.auth.enabled=false \
+    --set cluster.recovery.quorumLoss=Automatic --set cluster.recovery.gracePeriodSeconds=60
 
 # 4. The values schema and the templates refuse bad values.
 check_rejected "replicaCount=0" "replicaCount" --set replicaCount=0
@@ -232,6 +233,8 @@ check_rejected "cluster.tls.issuerRef.kind=Nope" "cluster.tls.issuerRef.kind" \
     --set cluster.tls.issuerRef.kind=Nope
 check_rejected "cluster.replicas=10" "cluster.replicas" --set cluster.create=true --set cluster.replicas=10
 check_rejected "cluster.name=Config" "cluster.name" --set cluster.create=true --set cluster.name=Config
+check_rejected "cluster.recovery.quorumLoss=Sometimes" "cluster.recovery.quorumLoss" \
+    --set cluster.create=true --set cluster.recovery.quorumLoss=Sometimes
 check_rejected "cluster.namespace other than watchNamespace" "is not watchNamespace" \
     --set cluster.create=true --set watchNamespace=team-a --set cluster.namespace=team-b
 check_rejected "cluster.tls.issuerRef with cluster.tls.enabled=false" "tls.enabled is false" \

@@ -24,9 +24,9 @@ use crate::options::ClientOptions;
 use crate::request::{Call, Consistency, Precondition, Retry, node_status_call};
 use crate::watch;
 use crate::wire::{
-    AddMemberRequest, BootstrapResponse, ListResponse, MemberList, MembershipResponse, NodeId,
-    NodeStatus, TransferLeaderRequest, TransferLeaderResponse, UpdateMemberRequest,
-    UpdateMemberResponse, WatchEvent, WriteResponse,
+    AddMemberRequest, BootstrapResponse, ForceNewClusterResponse, ListResponse, MemberList,
+    MembershipResponse, NodeId, NodeStatus, TransferLeaderRequest, TransferLeaderResponse,
+    UpdateMemberRequest, UpdateMemberResponse, WatchEvent, WriteResponse,
 };
 
 /// The response header with the store's revision when a key was read.
@@ -373,6 +373,21 @@ impl Client {
             "bootstrap",
             Method::POST,
             &["v1", "cluster", "bootstrap"],
+            Retry::Pinned,
+        );
+        let (endpoint, response) = self.execute_on(&self.endpoints[..1], 0, &call).await?;
+        decode_json(&endpoint, response).await
+    }
+
+    /// Makes the node at the *first* endpoint its cluster's only voter,
+    /// keeping its data: the way back from a quorum lost for good (409
+    /// `has_leader` while it knows a leader, `not_a_voter` for a learner).
+    /// Never sent to another endpoint: the caller chose the survivor.
+    pub async fn force_new_cluster(&self) -> Result<ForceNewClusterResponse, ClientError> {
+        let call = Call::new(
+            "force new cluster",
+            Method::POST,
+            &["v1", "cluster", "force-new-cluster"],
             Retry::Pinned,
         );
         let (endpoint, response) = self.execute_on(&self.endpoints[..1], 0, &call).await?;

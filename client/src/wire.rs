@@ -240,6 +240,11 @@ pub struct NodeStatus {
     pub applied: LogIndex,
     /// Last log index.
     pub last_index: LogIndex,
+    /// The term of the last log entry: with `last_index`, how up to date
+    /// the log is (the most up-to-date survivor of a lost quorum is
+    /// recovered, see `POST /v1/cluster/force-new-cluster`).
+    #[serde(default)]
+    pub last_term: Term,
     /// The index the log is compacted to.
     pub snapshot_index: LogIndex,
     /// The leader it follows, if known.
@@ -324,6 +329,26 @@ pub struct BootstrapResponse {
     pub node_id: NodeId,
 }
 
+/// The answer to `POST /v1/cluster/force-new-cluster`: the node is now
+/// its cluster's only voter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForceNewClusterResponse {
+    /// The cluster, unchanged.
+    pub cluster_id: ClusterId,
+    /// The node that stayed.
+    pub node_id: NodeId,
+    /// The members removed.
+    pub removed: Vec<NodeId>,
+    /// The node's last log index before: every entry up to it is kept.
+    /// Entries the lost members committed after it are gone.
+    pub last_index: LogIndex,
+    /// Its term.
+    pub last_term: Term,
+    /// The commit index the node knew before: the entries after it and up
+    /// to `last_index` may never have been acknowledged, and are kept.
+    pub commit: LogIndex,
+}
+
 /// What a watch event reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -394,13 +419,18 @@ mod tests {
             commit: LogIndex(10),
             applied: LogIndex(9),
             last_index: LogIndex(11),
+            last_term: Term(2),
             snapshot_index: LogIndex(0),
             leader_id: Some(NodeId(7)),
             state_digest: None,
         };
-        let json = r#"{"node_id":7,"cluster_id":18446744073709551615,"name":"cfg-0","role":"leader","term":3,"commit":10,"applied":9,"last_index":11,"snapshot_index":0,"leader_id":7}"#;
+        let json = r#"{"node_id":7,"cluster_id":18446744073709551615,"name":"cfg-0","role":"leader","term":3,"commit":10,"applied":9,"last_index":11,"last_term":2,"snapshot_index":0,"leader_id":7}"#;
         assert_eq!(serde_json::to_string(&status).unwrap(), json);
         assert_eq!(serde_json::from_str::<NodeStatus>(json).unwrap(), status);
+        // A node from before `last_term` existed still reads.
+        let older = json.replace(r#""last_term":2,"#, "");
+        let read = serde_json::from_str::<NodeStatus>(&older).unwrap();
+        assert_eq!(read.last_term, Term(0));
 
         let list = MemberList {
             members: vec![Member {

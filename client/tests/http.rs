@@ -716,6 +716,7 @@ fn status(node_id: u64) -> NodeStatus {
         commit: LogIndex(10),
         applied: LogIndex(10),
         last_index: LogIndex(10),
+        last_term: Term(3),
         snapshot_index: LogIndex(0),
         leader_id: Some(NodeId(1)),
         state_digest: Some("ab".repeat(32)),

@@ -663,6 +663,7 @@ mod tests {
             commit: raftcfg_raft::LogIndex(0),
             applied: raftcfg_raft::LogIndex(0),
             last_index: raftcfg_raft::LogIndex(0),
+            last_term: raftcfg_raft::Term(0),
             snapshot_index: raftcfg_raft::LogIndex(0),
             membership: raftcfg_raft::Membership::default(),
             membership_change_pending: false,

@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use raftcfg_raft::{
-    BootstrapError, ClusterId, Config, Entry, HardState, LogIndex, LogStorage, LogStore, LogWrite,
-    Membership, MembershipChange, Message, NodeId, ProposalError, RawNode, ReadContext, ReadState,
-    ReadyHandler, Snapshot, SnapshotMetadata, StartError, Status, Term, bootstrap, handle_ready,
+    BootstrapError, ClusterId, Config, Entry, ForceError, ForcedCluster, HardState, LogIndex,
+    LogStorage, LogStore, LogWrite, Membership, MembershipChange, Message, NodeId, ProposalError,
+    RawNode, ReadContext, ReadState, ReadyHandler, Snapshot, SnapshotMetadata, StartError, Status,
+    Term, bootstrap, force_new_cluster, handle_ready,
 };
 
 use crate::codec;
@@ -47,6 +48,9 @@ pub enum ReplicaError {
     /// Bootstrapping was refused.
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
+    /// Forcing a new cluster was refused.
+    #[error(transparent)]
+    Force(#[from] ForceError),
     /// The driver thread could not be started.
     #[error("cannot start the driver thread: {0}")]
     Thread(String),
@@ -336,6 +340,25 @@ impl Replica {
         store.set_compaction_tail(self.compaction_tail);
         self.node = RawNode::new(self.config.clone(), store)?;
         Ok(())
+    }
+
+    /// Makes this member its cluster's only voter, keeping its log, its
+    /// state and its cluster id ([`force_new_cluster`]): the way back for
+    /// a cluster whose other voters are lost for good. The Raft node
+    /// starts again from the rewritten log and elects itself. A member
+    /// already alone is left running as it is (its election under way).
+    pub fn force_new_cluster(&mut self) -> Result<ForcedCluster, ReplicaError> {
+        let identity = self.node.storage().identity();
+        let expected = ExpectedIdentity::new(identity.name, identity.node_id);
+        let mut store = RocksLogStore::open(self.db.clone(), &expected)?;
+        let forced = force_new_cluster(&mut store, identity.node_id)?;
+        if forced.removed.is_empty() {
+            return Ok(forced);
+        }
+        store.set_compaction_tail(self.compaction_tail);
+        self.config.applied = self.kv.applied_index();
+        self.node = RawNode::new(self.config.clone(), store)?;
+        Ok(forced)
     }
 
     /// Founds a new one-member cluster whose state is the backup in the

@@ -515,6 +515,7 @@ async fn stand_in(id: u64, cluster: Option<u64>) -> String {
         commit: LogIndex(0),
         applied: LogIndex(0),
         last_index: LogIndex(0),
+        last_term: raftcfg_client::wire::Term(0),
         snapshot_index: LogIndex(0),
         leader_id: None,
         state_digest: None,

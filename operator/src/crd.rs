@@ -117,6 +117,49 @@ pub struct RaftClusterSpec {
     /// the cluster's auth as it finds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSettings>,
+    /// What the operator does when a majority of the voters is lost for
+    /// good (their volumes or nodes gone): wait for a person (`Manual`, the
+    /// default) or recover from the most up-to-date survivor once the
+    /// grace period is over (`Automatic`).
+    #[serde(default)]
+    pub recovery: RecoverySettings,
+}
+
+/// Recovery from a lost quorum (see README, "Recovering from a lost
+/// quorum").
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverySettings {
+    /// `Manual`: the operator only reports the loss; a person sets the
+    /// annotation `raftcfg.io/recover-quorum` to a new value to recover.
+    /// `Automatic`: the operator recovers on its own.
+    #[serde(default)]
+    pub quorum_loss: QuorumLossPolicy,
+    /// How long the cluster must have been without a leader, with fewer
+    /// than a quorum of voters holding their data, before anything is done
+    /// (in either mode): a quorum that comes back within it is waited for.
+    #[serde(default = "default_recovery_grace_seconds")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub grace_period_seconds: u32,
+}
+
+impl Default for RecoverySettings {
+    fn default() -> Self {
+        Self {
+            quorum_loss: QuorumLossPolicy::default(),
+            grace_period_seconds: default_recovery_grace_seconds(),
+        }
+    }
+}
+
+/// Who decides to recover from a lost quorum.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QuorumLossPolicy {
+    /// A person, with the `raftcfg.io/recover-quorum` annotation.
+    #[default]
+    Manual,
+    /// The operator, once the grace period is over.
+    Automatic,
 }
 
 /// TLS on the client port and mutual TLS on the peer port.
@@ -206,6 +249,10 @@ fn default_learner_timeout_seconds() -> u32 {
     600
 }
 
+fn default_recovery_grace_seconds() -> u32 {
+    300
+}
+
 /// The longest RaftCluster name: `<name>-<ordinal>` pods get a
 /// `controller-revision-hash` label of `<name>-` and a 10-character hash,
 /// which must fit a 63-character label value.
@@ -293,6 +340,9 @@ impl RaftClusterSpec {
             return Err(format!(
                 "podAnnotations may not set {key}; the operator owns it"
             ));
+        }
+        if !(1..=86_400).contains(&self.recovery.grace_period_seconds) {
+            return Err("recovery.gracePeriodSeconds must be between 1 and 86400".into());
         }
         if let Some(issuer) = self.tls.as_ref().and_then(|tls| tls.issuer_ref.as_ref())
             && (issuer.name.trim().is_empty() || issuer.group.trim().is_empty())
@@ -489,6 +539,41 @@ pub struct RaftClusterStatus {
     /// The spec generation this status reflects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The leader's commit index when the operator last saw a leader: what
+    /// a recovery from a lost quorum compares the survivor's log with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_commit_index: Option<u64>,
+    /// Since when no node has named a reachable leader (absent while one
+    /// does): the grace period of a recovery counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaderless_since: Option<Time>,
+    /// The last recovery from a lost quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recovery: Option<QuorumRecovery>,
+}
+
+/// A recovery from a lost quorum: which survivor the cluster was forced
+/// onto, and what may have been lost.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QuorumRecovery {
+    /// The survivor's pod.
+    pub survivor: String,
+    /// Its node id (decimal).
+    pub node_id: String,
+    /// Its last log index: every entry up to it was kept.
+    pub last_index: u64,
+    /// The term of that entry.
+    pub last_term: u64,
+    /// The voters removed (pod names).
+    pub lost_members: Vec<String>,
+    /// The indexes that may have been acknowledged and are lost.
+    pub possibly_lost: String,
+    /// `Automatic`, or the value of the `raftcfg.io/recover-quorum`
+    /// annotation that asked for it (a later recovery needs a new value).
+    pub trigger: String,
+    /// When.
+    pub at: Time,
 }
 
 /// An id recorded in status (as decimal text, so the CRD schema stays a
@@ -536,6 +621,22 @@ impl RaftClusterStatus {
                     UnreadableId::parse(field, &learner.node_id)?,
                     learner.since.clone(),
                 ))
+            })
+            .collect()
+    }
+}
+
+impl RaftClusterStatus {
+    /// The voters as last reported (node id and pod name); an error names
+    /// the first whose id does not parse.
+    pub fn recorded_voters(&self) -> Result<Vec<(NodeId, String)>, UnreadableId> {
+        self.members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.role == MemberRole::Voter)
+            .map(|(i, m)| {
+                let field = || format!("status.members[{i}].nodeId");
+                Ok((UnreadableId::parse(field, &m.node_id)?, m.name.clone()))
             })
             .collect()
     }
@@ -779,7 +880,7 @@ mod tests {
     fn validation_names_what_is_wrong() {
         assert_eq!(spec().validate(), Ok(()));
         type Breakage = fn(&mut RaftClusterSpec);
-        let cases: [(Breakage, &str); 6] = [
+        let cases: [(Breakage, &str); 7] = [
             (|s| s.replicas = 0, "replicas must be between 1 and 9"),
             (|s| s.replicas = 10, "replicas must be between 1 and 9"),
             (|s| s.image = " ".into(), "image must name"),
@@ -794,6 +895,10 @@ mod tests {
                         .insert("app.kubernetes.io/instance".into(), "x".into());
                 },
                 "podLabels may not set app.kubernetes.io/instance",
+            ),
+            (
+                |s| s.recovery.grace_period_seconds = 0,
+                "recovery.gracePeriodSeconds must be between 1 and 86400",
             ),
         ];
         for (break_it, expected) in cases {

@@ -16,7 +16,7 @@ use crate::crd::{RaftCluster, RaftClusterStatus};
 use crate::credentials::SecretData;
 use crate::observed::{ordinal_of, pod_name};
 use crate::resources::{
-    self, CLIENT_PORT, CONFIG_HASH_ANNOTATION, DATA_VOLUME, FIELD_MANAGER, namespace,
+    self, CLIENT_PORT, CONFIG_HASH_ANNOTATION, DATA_VOLUME, FIELD_MANAGER, SERVING_LABEL, namespace,
 };
 use crate::world::{Event, Platform, PlatformError, Pod, PodSet};
 
@@ -162,6 +162,7 @@ impl Platform for KubePlatform {
                     ordinal,
                     terminating: pod.metadata.deletion_timestamp.is_some(),
                     config_hash: pod.annotations().get(CONFIG_HASH_ANNOTATION).cloned(),
+                    serving: pod.labels().get(SERVING_LABEL).map(String::as_str) == Some("true"),
                     client_url,
                     peer_url: resources::peer_url(cluster, ordinal),
                     advertised_client_url: resources::client_url(cluster, ordinal),
@@ -197,6 +198,23 @@ impl Platform for KubePlatform {
             .await
             .map(|_| ())
             .map_err(|e| PlatformError::new(format!("delete pod {name}"), e))
+    }
+
+    async fn set_serving(
+        &self,
+        cluster: &RaftCluster,
+        ordinal: u32,
+        serving: bool,
+    ) -> Result<(), PlatformError> {
+        let name = pod_name(&cluster.name_any(), ordinal);
+        let patch = serde_json::json!({
+            "metadata": {"labels": {SERVING_LABEL: serving.to_string()}}
+        });
+        self.api::<KubePod>(cluster)
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(|e| PlatformError::new(format!("label pod {name}"), e))
     }
 
     async fn wipe_pod(&self, cluster: &RaftCluster, ordinal: u32) -> Result<(), PlatformError> {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use raftcfg_client::wire::{ClusterId, EntryCount, LogIndex, NodeId};
+use raftcfg_client::wire::{ClusterId, EntryCount, LogIndex, NodeId, Term};
 
 /// One pod of the StatefulSet, by ordinal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,6 +15,9 @@ pub struct PodObservation {
     pub terminating: bool,
     /// The configuration hash its template carried.
     pub config_hash: Option<String>,
+    /// The client Service may send it clients (see
+    /// [`SERVING_LABEL`](crate::resources::SERVING_LABEL)).
+    pub serving: bool,
     /// What the node in the pod says of itself; `None` while it does not
     /// answer.
     pub node: Option<NodeReport>,
@@ -27,6 +30,11 @@ pub struct NodeReport {
     pub node_id: NodeId,
     /// Its cluster, once bootstrapped or joined.
     pub cluster_id: Option<ClusterId>,
+    /// The term of its last log entry.
+    pub last_term: Term,
+    /// Its last log index: with `last_term`, how up to date its log is,
+    /// which it answers even without a leader.
+    pub last_index: LogIndex,
 }
 
 /// One member in the leader's list.

@@ -13,12 +13,18 @@
 //! 5. fewer members than replicas: grow the StatefulSet, add the new pod
 //!    as a learner;
 //! 6. more members than replicas: move leadership off the highest ordinal,
-//!    remove it, then shrink the StatefulSet;
+//!    wait until its pod is out of the client Service, remove it, then
+//!    shrink the StatefulSet;
 //! 7. pods with an old template: replace them one at a time, followers
 //!    first, the leader last after a transfer.
 //!
 //! Nothing is done while a quorum of voters is unhealthy, and no voter is
-//! removed unless the healthy voters left are a quorum. Nothing at all is
+//! removed unless the healthy voters left are a quorum. The one exception
+//! is recovery from a lost quorum ([`Step::ForceNewCluster`]): without a
+//! leader, with fewer than a quorum of the recorded voters still holding
+//! their data, once the grace period is over and the spec (or a person)
+//! allows it, the most up-to-date survivor becomes the only voter; the
+//! rules above then add the others back. Nothing at all is
 //! done while an id recorded in status does not parse
 //! ([`WaitReason::UnreadableStatus`]): a garbled cluster id must not read
 //! as "no cluster yet" and lead to a second bootstrap.
@@ -27,10 +33,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use raftcfg_client::wire::{ClusterId, EntryCount, NodeId};
+use raftcfg_client::wire::{ClusterId, EntryCount, LogIndex, NodeId, Term};
 
-use crate::crd::{ChangeKind, UnreadableId};
-use crate::observed::{LeaderView, Observed, ObservedMember, ordinal_of, pod_name};
+use crate::crd::{ChangeKind, QuorumLossPolicy, UnreadableId};
+use crate::observed::{LeaderView, NodeReport, Observed, ObservedMember, ordinal_of, pod_name};
 
 /// A member at most this many entries behind the leader's commit index is
 /// caught up (the node itself checks again when asked to promote).
@@ -50,6 +56,14 @@ pub struct DesiredState {
     /// The cluster whose retained volumes this RaftCluster takes over, as
     /// its `raftcfg.io/adopt-cluster-id` annotation names it.
     pub adopt: Option<ClusterId>,
+    /// Recovery from a lost quorum: who decides, and how long a quorum is
+    /// waited for first.
+    pub quorum_loss: QuorumLossPolicy,
+    /// The grace period.
+    pub recovery_grace: Duration,
+    /// A person asked for a recovery (the `raftcfg.io/recover-quorum`
+    /// annotation carries a value no recovery used yet).
+    pub recovery_approved: bool,
 }
 
 /// What earlier reconciles recorded in status.
@@ -68,6 +82,10 @@ pub struct Record {
     /// One above the highest ordinal of a member last recorded: the
     /// StatefulSet must be at least this large for the members to run.
     pub statefulset_floor: u32,
+    /// The voters last reported (node id, pod name).
+    pub voters: Vec<(NodeId, String)>,
+    /// Since when no leader was seen (`None`: one is seen now).
+    pub leaderless_since: Option<Timestamp>,
     /// The time of this reconcile.
     pub now: Timestamp,
 }
@@ -149,6 +167,18 @@ pub enum Step {
         /// The pod.
         ordinal: u32,
     },
+    /// Recover from a lost quorum: make the most up-to-date surviving
+    /// voter its cluster's only voter, keeping its data.
+    ForceNewCluster {
+        /// The survivor's pod.
+        ordinal: u32,
+        /// Its node.
+        node_id: NodeId,
+        /// The term of its last log entry.
+        last_term: Term,
+        /// Its last log index.
+        last_index: LogIndex,
+    },
 }
 
 /// Why a member is removed.
@@ -188,6 +218,13 @@ pub enum WaitReason {
         /// Entries behind.
         lag: EntryCount,
     },
+    /// A member leaving for a scale-in is still in the client Service: its
+    /// pod is taken out first (the reconcile relabels it), so clients stop
+    /// being sent to it before it is removed.
+    Draining {
+        /// The pod.
+        ordinal: u32,
+    },
     /// Removing this voter would leave fewer healthy voters than a quorum.
     RemovalUnsafe {
         /// The member.
@@ -208,6 +245,32 @@ pub enum WaitReason {
     /// An id the operator recorded in status does not parse; nothing is
     /// done (above all, no bootstrap) until a human corrects it.
     UnreadableStatus(UnreadableId),
+    /// Fewer than a quorum of the voters still hold their data and run:
+    /// no leader can be elected until they come back or the cluster is
+    /// recovered from a survivor.
+    QuorumLost {
+        /// Voters whose pods answer with their data.
+        survivors: usize,
+        /// All voters.
+        voters: usize,
+        /// What the recovery waits for.
+        until: RecoveryWait,
+    },
+}
+
+/// What a recovery from a lost quorum waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecoveryWait {
+    /// The grace period: a quorum may still come back. Then the operator
+    /// recovers on its own (`automatic`) or waits for a person.
+    GracePeriod {
+        /// Time left.
+        remaining: Duration,
+        /// The spec says `Automatic`.
+        automatic: bool,
+    },
+    /// A person's go-ahead (`Manual`): the annotation.
+    Approval,
 }
 
 /// Why the operator stopped.
@@ -258,7 +321,7 @@ pub fn next_step(observed: &Observed, desired: &DesiredState, record: &Record) -
             committed: shows_change(leader, kind, node_id),
         });
     }
-    if let Some(plan) = learner(leader, desired, record) {
+    if let Some(plan) = learner(observed, leader, desired, record) {
         return plan;
     }
     if let Some(plan) = lost_volume(observed, leader, desired) {
@@ -267,7 +330,7 @@ pub fn next_step(observed: &Observed, desired: &DesiredState, record: &Record) -
     let members = leader.members.len() as u32;
     let vacant = vacant_ordinal(leader, desired);
     if members > desired.replicas {
-        return scale_in(leader, desired);
+        return scale_in(observed, leader, desired);
     }
     if let Some(ordinal) = vacant {
         // Fewer members than replicas, or a member on an ordinal above
@@ -368,19 +431,96 @@ fn no_leader(observed: &Observed, desired: &DesiredState, record: &Record) -> Pl
             .iter()
             .all(|r| matches!(r, Some(node) if node.cluster_id.is_none()));
     if all_empty {
-        Plan::Halt(HaltReason::AllVolumesLost)
-    } else {
-        Plan::Wait(WaitReason::NoLeader)
+        return Plan::Halt(HaltReason::AllVolumesLost);
     }
+    match record.cluster_id {
+        Some(cluster_id) => quorum_loss(observed, desired, record, cluster_id),
+        None => None,
+    }
+    .unwrap_or(Plan::Wait(WaitReason::NoLeader))
+}
+
+/// Without a leader: if fewer than a quorum of the recorded voters still
+/// run with their data, wait out the grace period and the go-ahead, then
+/// force a new cluster on the survivor with the most up-to-date log (the
+/// highest last term, then index; the lowest ordinal among equals).
+/// `None` while a quorum runs (it will elect a leader) or no voter is
+/// left to recover from.
+fn quorum_loss(
+    observed: &Observed,
+    desired: &DesiredState,
+    record: &Record,
+    cluster_id: ClusterId,
+) -> Option<Plan> {
+    let voters = record.voters.len();
+    let survivors: Vec<(u32, NodeReport)> = record
+        .voters
+        .iter()
+        .filter_map(|(node_id, name)| {
+            let ordinal = ordinal_of(&desired.name, name)?;
+            let pod = observed.pods.get(&ordinal).filter(|p| !p.terminating)?;
+            let node = pod.node?;
+            (node.node_id == *node_id && node.cluster_id == Some(cluster_id))
+                .then_some((ordinal, node))
+        })
+        .collect();
+    if survivors.is_empty() || is_quorum(survivors.len(), voters) {
+        return None;
+    }
+    let lost = |until| {
+        Some(Plan::Wait(WaitReason::QuorumLost {
+            survivors: survivors.len(),
+            voters,
+            until,
+        }))
+    };
+    let since = record.leaderless_since.unwrap_or(record.now);
+    let waited = record.now.duration_since(since);
+    let waited = if waited.is_negative() {
+        Duration::ZERO
+    } else {
+        waited.unsigned_abs()
+    };
+    let automatic = desired.quorum_loss == QuorumLossPolicy::Automatic;
+    if waited < desired.recovery_grace {
+        return lost(RecoveryWait::GracePeriod {
+            remaining: desired.recovery_grace - waited,
+            automatic,
+        });
+    }
+    if !automatic && !desired.recovery_approved {
+        return lost(RecoveryWait::Approval);
+    }
+    let (ordinal, node) = survivors
+        .iter()
+        .max_by_key(|(ordinal, node)| {
+            (node.last_term, node.last_index, std::cmp::Reverse(*ordinal))
+        })
+        .copied()
+        .expect("at least one survivor");
+    Some(Plan::Act(Step::ForceNewCluster {
+        ordinal,
+        node_id: node.node_id,
+        last_term: node.last_term,
+        last_index: node.last_index,
+    }))
 }
 
 /// Step 3: promote or give up on a learner.
-fn learner(leader: &LeaderView, desired: &DesiredState, record: &Record) -> Option<Plan> {
+fn learner(
+    observed: &Observed,
+    leader: &LeaderView,
+    desired: &DesiredState,
+    record: &Record,
+) -> Option<Plan> {
     let learner = leader.members.iter().find(|m| !m.voter)?;
     let unwanted = ordinal_of(&desired.name, &learner.name).is_none_or(|k| k >= desired.replicas);
     if unwanted && leader.members.len() as u32 > desired.replicas {
         // The spec shrank while it was catching up: it need not finish.
-        return Some(Plan::Act(remove(learner, RemoveReason::ScaleIn)));
+        return Some(
+            draining(observed, desired, learner)
+                .unwrap_or_else(|| Plan::Act(remove(learner, RemoveReason::ScaleIn))),
+        );
     }
     let lag = leader.lag(learner);
     if learner.healthy && lag <= CAUGHT_UP_LAG_ENTRIES {
@@ -472,7 +612,7 @@ fn scale_out(
 }
 
 /// Step 6: the highest ordinal leaves, after handing over leadership.
-fn scale_in(leader: &LeaderView, desired: &DesiredState) -> Plan {
+fn scale_in(observed: &Observed, leader: &LeaderView, desired: &DesiredState) -> Plan {
     let victim = leader
         .members
         .iter()
@@ -481,13 +621,24 @@ fn scale_in(leader: &LeaderView, desired: &DesiredState) -> Plan {
     if victim.node_id == leader.leader_id {
         return transfer_from(leader, victim.node_id);
     }
-    if removal_keeps_quorum(leader, victim) {
-        Plan::Act(remove(victim, RemoveReason::ScaleIn))
-    } else {
-        Plan::Wait(WaitReason::RemovalUnsafe {
+    if !removal_keeps_quorum(leader, victim) {
+        return Plan::Wait(WaitReason::RemovalUnsafe {
             node_id: victim.node_id,
-        })
+        });
     }
+    draining(observed, desired, victim)
+        .unwrap_or_else(|| Plan::Act(remove(victim, RemoveReason::ScaleIn)))
+}
+
+/// A wait while `member`'s pod is still in the client Service; `None`
+/// once it is out (or has no pod to be in).
+fn draining(observed: &Observed, desired: &DesiredState, member: &ObservedMember) -> Option<Plan> {
+    let ordinal = ordinal_of(&desired.name, &member.name)?;
+    observed
+        .pods
+        .get(&ordinal)
+        .filter(|pod| pod.serving && !pod.terminating)
+        .map(|_| Plan::Wait(WaitReason::Draining { ordinal }))
 }
 
 /// Step 6, second half: pods above the members go once they are removed.

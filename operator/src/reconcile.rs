@@ -20,8 +20,8 @@ use raftcfg_client::wire::{
 };
 
 use crate::crd::{
-    ChangeKind, ChangeOutcome, MembershipChange, RECENT_CHANGES_KEPT, RaftCluster,
-    RaftClusterStatus, validate_name,
+    ChangeKind, ChangeOutcome, MembershipChange, QuorumLossPolicy, QuorumRecovery,
+    RECENT_CHANGES_KEPT, RaftCluster, RaftClusterStatus, validate_name,
 };
 use crate::credentials::{self, Access, Secured};
 use crate::metrics::Metrics;
@@ -153,6 +153,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         let secured = credentials::ensure(&self.platform, cluster, now.into()).await?;
         let access = &secured.access;
         let observation = self.observe(cluster, access).await?;
+        self.steer_clients(cluster, &observation).await?;
         // The budget counts voters: learners add nothing a quorum needs.
         let voters = observation
             .observed
@@ -171,6 +172,11 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
             config_hash: resources::config_hash(&cluster.spec),
             learner_timeout: Duration::from_secs(u64::from(cluster.spec.learner_timeout_seconds)),
             adopt: adoption(cluster).unwrap_or_default(),
+            quorum_loss: cluster.spec.recovery.quorum_loss,
+            recovery_grace: Duration::from_secs(u64::from(
+                cluster.spec.recovery.grace_period_seconds,
+            )),
+            recovery_approved: recovery_approval(cluster, &previous).is_some(),
         };
         let plan = next_step(&observation.observed, &desired, &record);
         let mut status = status::observed(
@@ -263,6 +269,28 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         Ok(Some(wanted.enabled))
     }
 
+    /// Lets the client Service send clients to every pod below
+    /// `spec.replicas` and to none at or above it: those hold members that
+    /// are leaving, and leave the Service before they are removed (the
+    /// planner waits for that). Pods the StatefulSet made before the label
+    /// existed get it here, before the Service selects on it.
+    async fn steer_clients(
+        &self,
+        cluster: &RaftCluster,
+        observation: &Observation,
+    ) -> Result<(), PlatformError> {
+        let replicas = cluster.spec.replicas as u32;
+        for pod in observation.pods.values().filter(|p| !p.terminating) {
+            let wanted = pod.ordinal < replicas;
+            if pod.serving != wanted {
+                self.platform
+                    .set_serving(cluster, pod.ordinal, wanted)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The StatefulSet, each pod's node report and the leader's view.
     pub async fn observe(
         &self,
@@ -303,9 +331,12 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                     ordinal: *ordinal,
                     terminating: pod.terminating,
                     config_hash: pod.config_hash.clone(),
+                    serving: pod.serving,
                     node: status.as_ref().map(|s| NodeReport {
                         node_id: s.node_id,
                         cluster_id: s.cluster_id,
+                        last_term: s.last_term,
+                        last_index: s.last_index,
                     }),
                 },
             );
@@ -471,6 +502,51 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                 let note = format!("pod {ordinal} replaced to apply the current template");
                 self.event(cluster, false, "ReplacePod", note).await;
             }
+            Step::ForceNewCluster { ordinal, .. } => {
+                let url = pod_url(observation, *ordinal)?;
+                let previous = cluster.status.clone().unwrap_or_default();
+                let answer = self
+                    .nodes
+                    .force_new_cluster(&url, access)
+                    .await
+                    .map_err(node_error("force new cluster", &url))?;
+                let survivor = pod_name(&cluster.name_any(), *ordinal);
+                let lost_members: Vec<String> = status
+                    .members
+                    .iter()
+                    .filter(|m| m.name != survivor)
+                    .map(|m| m.name.clone())
+                    .collect();
+                let possibly_lost = possibly_lost(previous.last_commit_index, answer.last_index);
+                let trigger = recovery_approval(cluster, &previous)
+                    .unwrap_or_else(|| format!("{:?}", QuorumLossPolicy::Automatic));
+                let note = format!(
+                    "quorum lost ({} gone): recovered from {survivor} (node {}), the only voter now, with every entry up to log index {} (term {}); {possibly_lost}; the others are added back as new members",
+                    lost_members.join(", "),
+                    answer.node_id,
+                    answer.last_index,
+                    answer.last_term
+                );
+                status.last_recovery = Some(QuorumRecovery {
+                    survivor,
+                    node_id: answer.node_id.to_string(),
+                    last_index: answer.last_index.get(),
+                    last_term: answer.last_term.get(),
+                    lost_members,
+                    possibly_lost,
+                    trigger,
+                    at: Time(now),
+                });
+                // The membership is now the survivor alone: recorded so,
+                // the next reconcile waits for its election rather than
+                // finding the quorum still lost.
+                status
+                    .members
+                    .retain(|m| m.name == pod_name(&cluster.name_any(), *ordinal));
+                status.replicas = status.members.len() as i32;
+                status.message = Some(note.clone());
+                self.event(cluster, true, "ForceNewCluster", note).await;
+            }
         }
         Ok(())
     }
@@ -564,6 +640,32 @@ pub fn adoption(cluster: &RaftCluster) -> Result<Option<ClusterId>, String> {
     })
 }
 
+/// The value of the [`RECOVER_ANNOTATION`](resources::RECOVER_ANNOTATION)
+/// if it approves a recovery: it is set and no recovery used it yet.
+pub fn recovery_approval(cluster: &RaftCluster, previous: &RaftClusterStatus) -> Option<String> {
+    let value = cluster
+        .annotations()
+        .get(resources::RECOVER_ANNOTATION)?
+        .trim();
+    let used = previous.last_recovery.as_ref().map(|r| r.trigger.as_str());
+    (!value.is_empty() && used != Some(value)).then(|| value.to_owned())
+}
+
+/// What a recovery from a survivor whose log ends at `kept` may have
+/// lost, given the last commit index the operator saw (`seen`).
+fn possibly_lost(seen: Option<u64>, kept: LogIndex) -> String {
+    match seen {
+        Some(commit) if commit > kept.get() => format!(
+            "entries {}..={commit} were committed (the operator last saw commit index {commit}) and are lost, as are any committed later",
+            kept.get() + 1
+        ),
+        Some(commit) => format!(
+            "the last commit index the operator saw ({commit}) is kept; entries after {kept} that the lost voters committed since are lost"
+        ),
+        None => format!("entries after {kept} that only the lost voters held are lost"),
+    }
+}
+
 /// The record the planner needs, from the last status and this
 /// observation: learners keep the time they were first seen. An id in
 /// status that does not parse is not dropped: it is the record's
@@ -621,12 +723,22 @@ pub fn record(
         .map(|k| k + 1)
         .max()
         .unwrap_or(0);
+    let voters = previous.recorded_voters().unwrap_or_else(|e| {
+        keep(e);
+        Vec::new()
+    });
+    let leaderless_since = match observed.leader {
+        Some(_) => None,
+        None => Some(previous.leaderless_since.as_ref().map_or(now, |t| t.0)),
+    };
     Record {
         cluster_id,
         change_in_flight,
         learner_since,
         unreadable,
         statefulset_floor,
+        voters,
+        leaderless_since,
         now,
     }
 }

@@ -10,10 +10,11 @@ use kube::ResourceExt;
 use crate::crd::{LearnerSince, MemberRole, MemberStatus, Phase, RaftCluster, RaftClusterStatus};
 use crate::observed::Observed;
 use crate::planner::{
-    CAUGHT_UP_LAG_ENTRIES, HaltReason, Plan, Record, RemoveReason, Step, WaitReason, is_quorum,
+    CAUGHT_UP_LAG_ENTRIES, HaltReason, Plan, Record, RecoveryWait, RemoveReason, Step, WaitReason,
+    is_quorum,
 };
 use crate::resources;
-use crate::resources::ADOPT_ANNOTATION;
+use crate::resources::{ADOPT_ANNOTATION, RECOVER_ANNOTATION};
 
 /// The status of a cluster whose spec cannot be carried out.
 pub fn invalid(
@@ -74,6 +75,13 @@ pub fn observed(
         },
         conditions: previous.conditions.clone(),
         observed_generation: cluster.metadata.generation,
+        last_commit_index: observed
+            .leader
+            .as_ref()
+            .map(|l| l.commit_index.get())
+            .or(previous.last_commit_index),
+        leaderless_since: record.leaderless_since.map(Time),
+        last_recovery: previous.last_recovery.clone(),
         ..RaftClusterStatus::default()
     };
     let mut available = false;
@@ -105,6 +113,19 @@ pub fn observed(
             .count() as i32;
         let voters: Vec<_> = leader.voters().collect();
         available = is_quorum(voters.iter().filter(|m| m.healthy).count(), voters.len());
+    } else {
+        // No leader to ask: the members stay as last reported (a recovery
+        // from a lost quorum needs the voters), none known to be healthy.
+        status.members = previous
+            .members
+            .iter()
+            .map(|m| MemberStatus {
+                healthy: false,
+                lag: None,
+                ..m.clone()
+            })
+            .collect();
+        status.replicas = status.members.len() as i32;
     }
     let first_leader = awaiting_first_leader(previous);
     let (phase, message) = describe(cluster, observed, plan, first_leader);
@@ -206,6 +227,7 @@ pub fn is_degrading(reason: &WaitReason, first_leader: bool) -> bool {
             | WaitReason::NoTransferTarget
             | WaitReason::ForeignData { .. }
             | WaitReason::UnreadableStatus(_)
+            | WaitReason::QuorumLost { .. }
     )
 }
 
@@ -278,6 +300,7 @@ fn describe(
                     Phase::Rolling
                 }
                 Step::ScaleStatefulSet { .. } if observed.leader.is_none() => Phase::Pending,
+                Step::ForceNewCluster { .. } => Phase::Degraded,
                 _ => Phase::Scaling,
             };
             (phase, step_sentence(&name, step))
@@ -328,6 +351,14 @@ fn step_sentence(name: &str, step: &Step) -> String {
         Step::ReplacePod { ordinal } => {
             format!("replacing {name}-{ordinal} with the current template")
         }
+        Step::ForceNewCluster {
+            ordinal,
+            node_id,
+            last_term,
+            last_index,
+        } => format!(
+            "recovering from the lost quorum: {name}-{ordinal} (node {node_id}, last log index {last_index}, term {last_term}) becomes the only voter"
+        ),
     }
 }
 
@@ -337,6 +368,9 @@ fn wait_sentence(name: &str, reason: &WaitReason) -> String {
             format!("waiting for {name}-{ordinal} to start and answer")
         }
         WaitReason::NoLeader => "waiting: no node reports a reachable leader".into(),
+        WaitReason::Draining { ordinal } => format!(
+            "waiting for {name}-{ordinal} to leave the client Service before its member is removed"
+        ),
         WaitReason::QuorumUnhealthy { healthy, voters } => format!(
             "waiting: only {healthy} of {voters} voters are healthy, fewer than a quorum; no step is taken"
         ),
@@ -362,6 +396,37 @@ fn wait_sentence(name: &str, reason: &WaitReason) -> String {
         WaitReason::UnreadableStatus(unreadable) => format!(
             "{unreadable}; the operator takes no step until the status is corrected (kubectl edit --subresource=status raftcluster {name})"
         ),
+        WaitReason::QuorumLost {
+            survivors,
+            voters,
+            until,
+        } => {
+            let lost = format!(
+                "quorum lost: only {survivors} of {voters} voters run with their data, so no leader can be elected"
+            );
+            let approve = format!(
+                "kubectl annotate --overwrite rcfg/{name} {RECOVER_ANNOTATION}=$(date +%s)"
+            );
+            match until {
+                RecoveryWait::GracePeriod {
+                    remaining,
+                    automatic: true,
+                } => format!(
+                    "{lost}; unless a quorum comes back, the operator recovers from the most up-to-date survivor in {}s (spec.recovery.quorumLoss: Automatic)",
+                    remaining.as_secs()
+                ),
+                RecoveryWait::GracePeriod {
+                    remaining,
+                    automatic: false,
+                } => format!(
+                    "{lost}; bring the lost voters back, or in {}s recovery from the most up-to-date survivor may be approved: {approve}",
+                    remaining.as_secs()
+                ),
+                RecoveryWait::Approval => format!(
+                    "{lost}; bring the lost voters back, or approve recovery from the most up-to-date survivor (entries only the lost voters held are lost): {approve}"
+                ),
+            }
+        }
     }
 }
 
@@ -378,6 +443,7 @@ pub fn step_name(step: &Step) -> &'static str {
         Step::TransferLeadership { .. } => "TransferLeadership",
         Step::WipePod { .. } => "WipePod",
         Step::ReplacePod { .. } => "ReplacePod",
+        Step::ForceNewCluster { .. } => "ForceNewCluster",
     }
 }
 
@@ -385,6 +451,7 @@ fn wait_name(reason: &WaitReason) -> &'static str {
     match reason {
         WaitReason::PodNotReporting { .. } => "PodNotReporting",
         WaitReason::NoLeader => "NoLeader",
+        WaitReason::Draining { .. } => "Draining",
         WaitReason::QuorumUnhealthy { .. } => "QuorumUnhealthy",
         WaitReason::ChangeInFlight => "ChangeInFlight",
         WaitReason::LearnerCatchingUp { .. } => "LearnerCatchingUp",
@@ -393,6 +460,7 @@ fn wait_name(reason: &WaitReason) -> &'static str {
         WaitReason::ForeignData { .. } => "ForeignData",
         WaitReason::MembersCatchingUp => "MembersCatchingUp",
         WaitReason::UnreadableStatus(_) => "UnreadableStatus",
+        WaitReason::QuorumLost { .. } => "QuorumLost",
     }
 }
 
@@ -459,6 +527,7 @@ mod tests {
             unreadable: None,
             statefulset_floor: 0,
             now: Timestamp::UNIX_EPOCH,
+            ..Record::default()
         };
         let observe = |previous: &RaftClusterStatus| {
             observed(

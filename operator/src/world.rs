@@ -14,8 +14,8 @@ use std::time::Duration;
 use raftcfg_client::StatusCode;
 use raftcfg_client::http::{Client, ClientError, ClientOptions};
 use raftcfg_client::wire::{
-    AddMemberRequest, BootstrapResponse, MemberList, MembershipResponse, NodeId, NodeStatus,
-    TransferLeaderResponse,
+    AddMemberRequest, BootstrapResponse, ForceNewClusterResponse, MemberList, MembershipResponse,
+    NodeId, NodeStatus, TransferLeaderResponse,
 };
 
 use crate::crd::{RaftCluster, RaftClusterStatus};
@@ -31,6 +31,9 @@ pub struct Pod {
     pub terminating: bool,
     /// The configuration hash its template carried.
     pub config_hash: Option<String>,
+    /// Whether it carries [`SERVING_LABEL`](crate::resources::SERVING_LABEL)`=true`,
+    /// so the client Service may send it clients.
+    pub serving: bool,
     /// Where its node's client API answers, once it has an address.
     pub client_url: Option<String>,
     /// Where its peers reach it (the address a new member is added with).
@@ -111,6 +114,14 @@ pub trait Platform: Send + Sync {
         &self,
         cluster: &RaftCluster,
         ordinal: u32,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// Sets a pod's [`SERVING_LABEL`](crate::resources::SERVING_LABEL):
+    /// whether the client Service may send it clients.
+    fn set_serving(
+        &self,
+        cluster: &RaftCluster,
+        ordinal: u32,
+        serving: bool,
     ) -> impl Future<Output = Result<(), PlatformError>> + Send;
     /// Deletes a pod's volume claim and then the pod, so it restarts empty.
     fn wipe_pod(
@@ -203,6 +214,13 @@ pub trait Nodes: Send + Sync {
         access: &Access,
         to: NodeId,
     ) -> impl Future<Output = Result<TransferLeaderResponse, ClientError>> + Send;
+    /// `POST /v1/cluster/force-new-cluster`: the node becomes its
+    /// cluster's only voter, keeping its data.
+    fn force_new_cluster(
+        &self,
+        url: &str,
+        access: &Access,
+    ) -> impl Future<Output = Result<ForceNewClusterResponse, ClientError>> + Send;
     /// `GET /v1/auth/status`: whether auth is on.
     fn auth_enabled(
         &self,
@@ -321,6 +339,14 @@ impl Nodes for HttpNodes {
         to: NodeId,
     ) -> Result<TransferLeaderResponse, ClientError> {
         self.client(url, access)?.transfer_leader(Some(to)).await
+    }
+
+    async fn force_new_cluster(
+        &self,
+        url: &str,
+        access: &Access,
+    ) -> Result<ForceNewClusterResponse, ClientError> {
+        self.client(url, access)?.force_new_cluster().await
     }
 
     async fn auth_enabled(&self, url: &str, access: &Access) -> Result<bool, ClientError> {

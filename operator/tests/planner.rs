@@ -19,16 +19,17 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use raftcfg_client::wire::{ClusterId, EntryCount, LogIndex, NodeId};
+use raftcfg_client::wire::{ClusterId, EntryCount, LogIndex, NodeId, Term};
 use raftcfg_operator::crd::{
-    ChangeKind, ChangeOutcome, LearnerSince, MembershipChange, RaftClusterStatus, UnreadableId,
+    ChangeKind, ChangeOutcome, LearnerSince, MembershipChange, QuorumLossPolicy, RaftClusterStatus,
+    UnreadableId,
 };
 use raftcfg_operator::observed::{
     LeaderView, NodeReport, Observed, ObservedMember, PodObservation, ordinal_of, pod_name,
 };
 use raftcfg_operator::planner::{
-    CAUGHT_UP_LAG_ENTRIES, DesiredState, HaltReason, Plan, Record, RemoveReason, Step, WaitReason,
-    next_step,
+    CAUGHT_UP_LAG_ENTRIES, DesiredState, HaltReason, Plan, Record, RecoveryWait, RemoveReason,
+    Step, WaitReason, next_step,
 };
 use raftcfg_operator::reconcile::record;
 
@@ -52,6 +53,8 @@ const COMMIT: LogIndex = LogIndex(1_000);
 const CAUGHT_UP: u64 = CAUGHT_UP_LAG_ENTRIES.get();
 /// The learner deadline the spec gives.
 const LEARNER_TIMEOUT_SECS: u64 = 60;
+/// How long the spec waits for a lost quorum to come back.
+const RECOVERY_GRACE_SECS: u64 = 120;
 
 /// The node id of the data on pod `k`'s original volume.
 fn node(k: u32) -> NodeId {
@@ -109,12 +112,29 @@ impl World {
                 ordinal: k,
                 terminating: false,
                 config_hash: Some(NEW.to_string()),
+                serving: true,
                 node: Some(NodeReport {
                     node_id,
                     cluster_id,
+                    last_term: Term(1),
+                    last_index: COMMIT,
                 }),
             },
         );
+        self
+    }
+
+    /// Pod `k`'s node reports its log ending at `index` in `term`.
+    fn log(mut self, k: u32, term: u64, index: u64) -> Self {
+        let node = self.pod_mut(k).node.as_mut().expect("a node that answers");
+        node.last_term = Term(term);
+        node.last_index = LogIndex(index);
+        self
+    }
+
+    /// Pod `k` is out of the client Service (labelled not serving).
+    fn drained(mut self, k: u32) -> Self {
+        self.pod_mut(k).serving = false;
         self
     }
 
@@ -271,6 +291,25 @@ fn want(replicas: u32) -> DesiredState {
         config_hash: NEW.to_string(),
         learner_timeout: Duration::from_secs(LEARNER_TIMEOUT_SECS),
         adopt: None,
+        quorum_loss: QuorumLossPolicy::Manual,
+        recovery_grace: Duration::from_secs(RECOVERY_GRACE_SECS),
+        recovery_approved: false,
+    }
+}
+
+/// The spec of `replicas`, recovering from a lost quorum on its own.
+fn automatic(replicas: u32) -> DesiredState {
+    DesiredState {
+        quorum_loss: QuorumLossPolicy::Automatic,
+        ..want(replicas)
+    }
+}
+
+/// The spec of `replicas` (`Manual`), with a recovery approved.
+fn approved(replicas: u32) -> DesiredState {
+    DesiredState {
+        recovery_approved: true,
+        ..want(replicas)
     }
 }
 
@@ -303,6 +342,8 @@ fn rec() -> Record {
         learner_since: Default::default(),
         unreadable: None,
         statefulset_floor: 0,
+        voters: Vec::new(),
+        leaderless_since: None,
         now: now(),
     }
 }
@@ -349,6 +390,9 @@ trait RecordExt {
     /// The learner of pod `k` was first seen `secs` seconds ago (negative:
     /// in the future).
     fn since(self, k: u32, secs: i64) -> Self;
+    /// Pods `0..n` hold the recorded voters, and no leader was seen for
+    /// `secs` seconds.
+    fn leaderless(self, n: u32, secs: i64) -> Self;
 }
 
 impl RecordExt for Record {
@@ -360,6 +404,12 @@ impl RecordExt for Record {
     fn since(mut self, k: u32, secs: i64) -> Self {
         let at = self.now - SignedDuration::from_secs(secs);
         self.learner_since.insert(node(k), at);
+        self
+    }
+
+    fn leaderless(mut self, n: u32, secs: i64) -> Self {
+        self.voters = (0..n).map(|k| (node(k), pod_name(NAME, k))).collect();
+        self.leaderless_since = Some(self.now - SignedDuration::from_secs(secs));
         self
     }
 }
@@ -706,6 +756,157 @@ fn bootstrap_rows() -> Vec<Row> {
     ]
 }
 
+/// Three voters of which only pod 0 kept its data (pods 1 and 2 came back
+/// empty), and no leader.
+fn lost_two_of_three() -> World {
+    nothing()
+        .sts(3)
+        .pod(0, node(0), Some(CLUSTER))
+        .pod(1, fresh(1), None)
+        .pod(2, fresh(2), None)
+}
+
+fn quorum_lost(survivors: usize, voters: usize, until: RecoveryWait) -> Plan {
+    wait(WaitReason::QuorumLost {
+        survivors,
+        voters,
+        until,
+    })
+}
+
+fn force(ordinal: u32, term: u64, index: u64) -> Plan {
+    act(Step::ForceNewCluster {
+        ordinal,
+        node_id: node(ordinal),
+        last_term: Term(term),
+        last_index: LogIndex(index),
+    })
+}
+
+/// Recovery from a lost quorum: never within the grace period, never while
+/// a quorum runs, only with `Automatic` or a person's approval, and from
+/// the survivor with the most up-to-date log.
+fn quorum_loss_rows() -> Vec<Row> {
+    let past_grace = RECOVERY_GRACE_SECS as i64 + 1;
+    vec![
+        row(
+            "quorum lost within the grace period: wait, it may come back",
+            lost_two_of_three(),
+            automatic(3),
+            rec().leaderless(3, 10),
+            quorum_lost(
+                1,
+                3,
+                RecoveryWait::GracePeriod {
+                    remaining: Duration::from_secs(RECOVERY_GRACE_SECS - 10),
+                    automatic: true,
+                },
+            ),
+        ),
+        row(
+            "Automatic, past the grace period: recover from the survivor",
+            lost_two_of_three(),
+            automatic(3),
+            rec().leaderless(3, past_grace),
+            force(0, 1, COMMIT.get()),
+        ),
+        row(
+            "Manual, past the grace period: wait for a person",
+            lost_two_of_three(),
+            want(3),
+            rec().leaderless(3, past_grace),
+            quorum_lost(1, 3, RecoveryWait::Approval),
+        ),
+        row(
+            "Manual and approved, but within the grace period: wait",
+            lost_two_of_three(),
+            approved(3),
+            rec().leaderless(3, 5),
+            quorum_lost(
+                1,
+                3,
+                RecoveryWait::GracePeriod {
+                    remaining: Duration::from_secs(RECOVERY_GRACE_SECS - 5),
+                    automatic: false,
+                },
+            ),
+        ),
+        row(
+            "Manual and approved, past the grace period: recover",
+            lost_two_of_three(),
+            approved(3),
+            rec().leaderless(3, past_grace),
+            force(0, 1, COMMIT.get()),
+        ),
+        row(
+            "a later last term wins over a longer log",
+            nothing()
+                .sts(5)
+                .pod(0, node(0), Some(CLUSTER))
+                .log(0, 5, 200)
+                .pod(3, node(3), Some(CLUSTER))
+                .log(3, 6, 150)
+                .pod(1, fresh(1), None),
+            automatic(5),
+            rec().leaderless(5, past_grace),
+            force(3, 6, 150),
+        ),
+        row(
+            "equal logs: the lowest ordinal",
+            nothing()
+                .sts(5)
+                .pod(4, node(4), Some(CLUSTER))
+                .log(4, 6, 150)
+                .pod(2, node(2), Some(CLUSTER))
+                .log(2, 6, 150),
+            automatic(5),
+            rec().leaderless(5, past_grace),
+            force(2, 6, 150),
+        ),
+        row(
+            "two of three voters run with their data: they will elect, nothing is forced",
+            lost_two_of_three().pod(1, node(1), Some(CLUSTER)),
+            automatic(3),
+            rec().leaderless(3, past_grace),
+            wait(WaitReason::NoLeader),
+        ),
+        row(
+            "silent and missing voters count as lost once the grace period is over",
+            nothing().sts(3).pod(0, node(0), Some(CLUSTER)).silent(1),
+            automatic(3),
+            rec().leaderless(3, past_grace),
+            force(0, 1, COMMIT.get()),
+        ),
+        row(
+            "a terminating survivor is no survivor: nothing to recover from",
+            lost_two_of_three().terminating(0),
+            automatic(3),
+            rec().leaderless(3, past_grace),
+            wait(WaitReason::NoLeader),
+        ),
+        row(
+            "without recorded voters nothing is forced",
+            lost_two_of_three(),
+            automatic(3),
+            Record {
+                voters: Vec::new(),
+                ..rec().leaderless(3, past_grace)
+            },
+            wait(WaitReason::NoLeader),
+        ),
+        row(
+            "a leader, whatever the record says: no recovery",
+            cluster(3).sick(1).sick(2),
+            automatic(3),
+            rec().leaderless(3, past_grace),
+            wait(WaitReason::QuorumUnhealthy {
+                healthy: 1,
+                voters: 3,
+            }),
+        ),
+    ]
+}
+
 /// No leader, no quorum: nothing is done.
 fn no_quorum_rows() -> Vec<Row> {
     vec![
@@ -971,14 +1172,21 @@ fn learner_rows() -> Vec<Row> {
         ),
         row(
             "a learner on an ordinal the spec no longer wants is removed, not promoted",
-            four().learner(3, 0),
+            four().learner(3, 0).drained(3),
             want(3),
             rec().since(3, 10),
             remove(3, RemoveReason::ScaleIn),
         ),
         row(
+            "a learner the spec no longer wants leaves the client Service before it is removed",
+            four().learner(3, 0),
+            want(3),
+            rec().since(3, 10),
+            wait(WaitReason::Draining { ordinal: 3 }),
+        ),
+        row(
             "a lagging learner the spec no longer wants is removed without waiting for its deadline",
-            four().learner(3, 500),
+            four().learner(3, 500).drained(3),
             want(2),
             rec().since(3, 10),
             remove(3, RemoveReason::ScaleIn),
@@ -1166,8 +1374,8 @@ fn scale_out_rows() -> Vec<Row> {
 fn scale_in_rows() -> Vec<Row> {
     vec![
         row(
-            "the highest ordinal follower is removed",
-            cluster(3),
+            "the highest ordinal follower is removed once out of the client Service",
+            cluster(3).drained(2),
             want(2),
             rec(),
             remove(2, RemoveReason::ScaleIn),
@@ -1201,8 +1409,22 @@ fn scale_in_rows() -> Vec<Row> {
             wait(WaitReason::NoTransferTarget),
         ),
         row(
+            "the highest ordinal follower still in the client Service leaves it first",
+            cluster(3),
+            want(2),
+            rec(),
+            wait(WaitReason::Draining { ordinal: 2 }),
+        ),
+        row(
+            "a scale-in target's pod that is terminating is in no Service: remove it",
+            cluster(3).terminating(2),
+            want(2),
+            rec(),
+            remove(2, RemoveReason::ScaleIn),
+        ),
+        row(
             "crash: leadership moved off the target but it was not removed yet: remove it",
-            cluster(3).leader(0),
+            cluster(3).leader(0).drained(2),
             want(2),
             rec(),
             remove(2, RemoveReason::ScaleIn),
@@ -1216,7 +1438,7 @@ fn scale_in_rows() -> Vec<Row> {
         ),
         row(
             "a sick scale-in target is removed: the healthy voters left are a quorum",
-            cluster(3).sick(2),
+            cluster(3).sick(2).drained(2),
             want(2),
             rec(),
             remove(2, RemoveReason::ScaleIn),
@@ -1230,7 +1452,7 @@ fn scale_in_rows() -> Vec<Row> {
         ),
         row(
             "two to one when pod 0 leads: remove pod 1",
-            cluster(2),
+            cluster(2).drained(1),
             want(1),
             rec(),
             remove(1, RemoveReason::ScaleIn),
@@ -1425,6 +1647,7 @@ fn all_rows() -> Vec<Row> {
         unreadable_record_rows(),
         bootstrap_rows(),
         no_quorum_rows(),
+        quorum_loss_rows(),
         change_in_flight_rows(),
         learner_rows(),
         lost_volume_rows(),
@@ -1544,6 +1767,11 @@ fn bootstrap_happens_once_on_pod_zero_and_never_again_once_recorded() {
 }
 
 #[test]
+fn a_lost_quorum_is_recovered_only_when_allowed_and_from_the_best_survivor() {
+    check(&quorum_loss_rows());
+}
+
+#[test]
 fn nothing_is_done_without_a_leader_and_a_healthy_quorum() {
     check(&no_quorum_rows());
 }
@@ -1602,6 +1830,7 @@ fn kind(plan: &Plan) -> &'static str {
             Step::TransferLeadership { .. } => "TransferLeadership",
             Step::WipePod { .. } => "WipePod",
             Step::ReplacePod { .. } => "ReplacePod",
+            Step::ForceNewCluster { .. } => "ForceNewCluster",
         },
         Plan::Wait(reason) => match reason {
             WaitReason::PodNotReporting { .. } => "Wait::PodNotReporting",
@@ -1610,10 +1839,12 @@ fn kind(plan: &Plan) -> &'static str {
             WaitReason::ChangeInFlight => "Wait::ChangeInFlight",
             WaitReason::LearnerCatchingUp { .. } => "Wait::LearnerCatchingUp",
             WaitReason::RemovalUnsafe { .. } => "Wait::RemovalUnsafe",
+            WaitReason::Draining { .. } => "Wait::Draining",
             WaitReason::NoTransferTarget => "Wait::NoTransferTarget",
             WaitReason::ForeignData { .. } => "Wait::ForeignData",
             WaitReason::MembersCatchingUp => "Wait::MembersCatchingUp",
             WaitReason::UnreadableStatus(_) => "Wait::UnreadableStatus",
+            WaitReason::QuorumLost { .. } => "Wait::QuorumLost",
         },
     }
 }
@@ -1638,16 +1869,19 @@ fn the_table_expects_every_step_every_wait_reason_and_the_halt() {
         "TransferLeadership",
         "WipePod",
         "ReplacePod",
+        "ForceNewCluster",
         "Wait::PodNotReporting",
         "Wait::NoLeader",
         "Wait::QuorumUnhealthy",
         "Wait::ChangeInFlight",
         "Wait::LearnerCatchingUp",
         "Wait::RemovalUnsafe",
+        "Wait::Draining",
         "Wait::NoTransferTarget",
         "Wait::ForeignData",
         "Wait::MembersCatchingUp",
         "Wait::UnreadableStatus",
+        "Wait::QuorumLost",
     ];
     let covered: BTreeSet<_> = all_rows().iter().map(|r| kind(&r.expected)).collect();
     let missing: Vec<_> = every.iter().filter(|k| !covered.contains(*k)).collect();

@@ -18,8 +18,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Reporter;
 use raftcfg_client::http::{ClientError, StatusCode};
 use raftcfg_client::wire::{
-    AddMemberRequest, BootstrapResponse, ClusterId, LogIndex, Member, MemberList, MemberRole,
-    MembershipResponse, NodeId, NodeStatus, Term, TransferLeaderResponse,
+    AddMemberRequest, BootstrapResponse, ClusterId, ForceNewClusterResponse, LogIndex, Member,
+    MemberList, MemberRole, MembershipResponse, NodeId, NodeStatus, Term, TransferLeaderResponse,
 };
 use raftcfg_operator::crd::{AuthSettings, IssuerKind, IssuerRef, RaftCluster, TlsSettings};
 use raftcfg_operator::credentials::Access;
@@ -344,6 +344,7 @@ async fn bootstrap_pod_0(ip: &str, url: &str) {
                             condition("Progressing", true, "Bootstrap", message, NOW),
                         ],
                         "observedGeneration": 4,
+                        "leaderlessSince": NOW,
                     }),
                 )
                 .await;
@@ -408,6 +409,7 @@ async fn a_garbled_cluster_id_in_status_is_degraded_and_kept_never_bootstrapped_
                             condition("Progressing", false, "UnreadableStatus", message, NOW),
                         ],
                         "observedGeneration": 4,
+                        "leaderlessSince": NOW,
                     }),
                 )
                 .await;
@@ -473,6 +475,7 @@ async fn a_healthy_one_member_cluster_asked_for_three_grows_its_statefulset_to_t
                         condition("Progressing", true, "ScaleStatefulSet", message, NOW),
                     ],
                     "observedGeneration": 4,
+                    "lastCommitIndex": 10,
                 }),
             )
             .await;
@@ -640,6 +643,8 @@ async fn a_promote_without_an_answer_stays_in_flight_and_is_recorded_committed_o
         json!([member_status(1, "Voter", 0), member_status(2, "Voter", 0)]),
     );
     fields.insert("message".into(), json!(message));
+    // The leader's commit index, as the last reconcile saw it.
+    fields.insert("lastCommitIndex".into(), json!(30));
     fields.insert(
         "conditions".into(),
         json!([
@@ -664,6 +669,8 @@ async fn a_promote_without_an_answer_stays_in_flight_and_is_recorded_committed_o
     change["finishedAt"] = json!(LATER);
     fields.insert("recentChanges".into(), json!([change]));
     fields.insert("message".into(), json!(message));
+    // The leader's commit index, as the last reconcile saw it.
+    fields.insert("lastCommitIndex".into(), json!(30));
     fields.insert(
         "conditions".into(),
         json!([
@@ -706,6 +713,8 @@ async fn a_promote_that_failed_with_a_server_error_is_recorded_failed_while_the_
     change["message"] = json!("the change did not take effect");
     fields.insert("recentChanges".into(), json!([change]));
     fields.insert("message".into(), json!(message));
+    // The leader's commit index, as the last reconcile saw it.
+    fields.insert("lastCommitIndex".into(), json!(30));
     fields.insert(
         "conditions".into(),
         json!([
@@ -900,6 +909,7 @@ async fn a_quorum_of_unhealthy_voters_stops_every_step_and_warns() {
                         condition("Progressing", false, "QuorumUnhealthy", message, NOW),
                     ],
                     "observedGeneration": 4,
+                    "lastCommitIndex": 100,
                 }),
             )
             .await;
@@ -971,6 +981,7 @@ async fn a_pod_holding_data_of_a_former_member_loses_its_claim_before_the_pod() 
                         condition("Progressing", true, "WipePod", message, NOW),
                     ],
                     "observedGeneration": 4,
+                    "lastCommitIndex": 10,
                 }),
             )
             .await;
@@ -983,6 +994,56 @@ async fn a_pod_holding_data_of_a_former_member_loses_its_claim_before_the_pod() 
             ordinal: 1,
             node_id: NodeId(9)
         })
+    );
+}
+
+/// Scaling 3 → 2: the reconcile labels pod 2 out of the client Service
+/// (before applying the Services), and waits rather than removing its
+/// member, which a later reconcile does once it sees the pod out. Pod 0,
+/// made before the label existed, is labelled in.
+#[tokio::test]
+async fn a_member_leaving_by_scale_in_leaves_the_client_service_before_it_is_removed() {
+    let log = mock_api::log();
+    let (client, mut api) = mock_api::client(&log);
+    let members = vec![
+        voter(1, true, 100),
+        voter(2, true, 100),
+        voter(3, true, 100),
+    ];
+    let nodes = FakeNodes::new(&log)
+        .node(&url(POD_0), node(1, Some(CLUSTER_ID), Some(1)))
+        .node(&url(POD_1), node(2, Some(CLUSTER_ID), Some(1)))
+        .node(&url(POD_2), node(3, Some(CLUSTER_ID), Some(1)))
+        .members(&url(POD_0), member_list(100, false, members));
+    let reconciler = reconciler(client, nodes);
+    let rc = cluster(2, json!({"clusterId": "7"}));
+    let ips = [POD_0, POD_1, POD_2];
+
+    let outcome = api
+        .run(
+            reconciler.reconcile(&rc, at(NOW)),
+            async |api: &mut MockApi| {
+                let statefulset = json_of(resources::statefulset(&rc, 3));
+                api.expect(get(STATEFULSET), ok(statefulset)).await;
+                let serving = [None, Some("true"), Some("true")];
+                let pods = labelled_pod_list(&rc, &ips, &serving);
+                api.expect(get(PODS), ok(pods)).await;
+                api.expect(get(CLAIMS), ok(claim_list(3))).await;
+                expect_serving_label(api, "/api/v1/namespaces/prod/pods/config-0", "true").await;
+                expect_serving_label(api, "/api/v1/namespaces/prod/pods/config-2", "false").await;
+                expect_apply(api, &rc, Some(3), 3).await;
+                let status = api.expect(apply_any(APPLY_STATUS), ok(json_of(&rc))).await;
+                assert_eq!(
+                    status["status"]["message"],
+                    "waiting for config-2 to leave the client Service before its member is removed"
+                );
+            },
+        )
+        .await;
+    assert_eq!(outcome.expect("the reconcile succeeds"), Outcome::Waiting);
+    assert!(
+        !entries(&log).iter().any(|call| call.starts_with("remove")),
+        "nothing is removed while the pod is in the Service"
     );
 }
 
@@ -1037,6 +1098,7 @@ async fn the_budget_counts_only_voters_while_a_learner_catches_up() {
                             condition("Progressing", true, "LearnerCatchingUp", message, NOW),
                         ],
                         "observedGeneration": 4,
+                        "lastCommitIndex": 1000,
                     }),
                 )
                 .await;
@@ -1044,6 +1106,152 @@ async fn the_budget_counts_only_voters_while_a_learner_catches_up() {
         )
         .await;
     assert_eq!(outcome.expect("the reconcile succeeds"), Outcome::Waiting);
+}
+
+/// Three voters recorded; pods 1 and 2 came back empty (new nodes 8 and
+/// 9), pod 0 still holds node 1 with log index 120 at term 6, and no
+/// leader was seen since [`EARLIER`], more than the grace period ago.
+fn quorum_lost(policy: &str, annotation: Option<&str>) -> (RaftCluster, FakeNodes, Log) {
+    let log = mock_api::log();
+    let survivor = NodeStatus {
+        last_index: LogIndex(120),
+        last_term: Term(6),
+        commit: LogIndex(100),
+        ..node(1, Some(CLUSTER_ID), None)
+    };
+    let empty = |id: u64, name: &str| NodeStatus {
+        name: name.into(),
+        ..node(id, None, None)
+    };
+    let nodes = FakeNodes::new(&log)
+        .node(&url(POD_0), survivor)
+        .node(&url(POD_1), empty(8, "config-1"))
+        .node(&url(POD_2), empty(9, "config-2"));
+    let mut rc = cluster(
+        3,
+        json!({
+            "clusterId": "7",
+            "members": [
+                member_status(1, "Voter", 0),
+                member_status(2, "Voter", 0),
+                member_status(3, "Voter", 0),
+            ],
+            "lastCommitIndex": 130,
+            "leaderlessSince": EARLIER,
+            "conditions": [condition("Available", false, "QuorumLost", NO_QUORUM, EARLIER)],
+        }),
+    );
+    rc.spec.recovery.quorum_loss = serde_json::from_value(json!(policy)).expect("a policy");
+    rc.spec.recovery.grace_period_seconds = 60;
+    if let Some(value) = annotation {
+        rc.metadata.annotations =
+            Some([(resources::RECOVER_ANNOTATION.to_owned(), value.to_owned())].into());
+    }
+    (rc, nodes, log)
+}
+
+/// `Automatic`: the operator forces a new cluster on the survivor and
+/// records what was kept and what may be lost, with a warning Event.
+#[tokio::test]
+async fn with_automatic_recovery_a_lost_quorum_is_recovered_from_the_survivor() {
+    let (rc, nodes, log) = quorum_lost("Automatic", None);
+    let (client, mut api) = mock_api::client(&log);
+    let reconciler = reconciler(client, nodes);
+
+    let outcome = api
+        .run(
+            reconciler.reconcile(&rc, at(NOW)),
+            async |api: &mut MockApi| {
+                expect_observe_and_apply(api, &rc, Some(3), &[POD_0, POD_1, POD_2], 0).await;
+                let event = api.expect(post(EVENTS), Answer::Echo).await;
+                assert_eq!(event["reason"], "ForceNewCluster");
+                assert_eq!(event["type"], "Warning");
+                let note = event["note"].as_str().expect("a note");
+                assert!(note.contains("recovered from config-0 (node 1)"), "{note}");
+                assert!(note.contains("entries 121..=130 were committed"), "{note}");
+                let status = api.expect(apply_any(APPLY_STATUS), ok(json_of(&rc))).await;
+                let recovery = &status["status"]["lastRecovery"];
+                assert_eq!(recovery["survivor"], "config-0");
+                assert_eq!(recovery["nodeId"], "1");
+                assert_eq!(recovery["lastIndex"], 120);
+                assert_eq!(recovery["lastTerm"], 6);
+                assert_eq!(recovery["lostMembers"], json!(["config-1", "config-2"]));
+                assert_eq!(recovery["trigger"], "Automatic");
+                assert_eq!(
+                    status["status"]["members"],
+                    json!([{"name": "config-0", "nodeId": "1", "role": "Voter", "healthy": false}]),
+                    "the survivor alone is the membership now (not yet seen leading)"
+                );
+                assert_eq!(status["status"]["phase"], "Degraded");
+            },
+        )
+        .await;
+    assert!(matches!(
+        outcome.expect("the reconcile succeeds"),
+        Outcome::Acted(Step::ForceNewCluster { ordinal: 0, .. })
+    ));
+    assert!(entries(&log).contains(&format!("force_new_cluster {}", url(POD_0))));
+}
+
+/// `Manual`: past the grace period the operator only says how to approve;
+/// the annotation approves one recovery, and a value already used does not
+/// approve another.
+#[tokio::test]
+async fn with_manual_recovery_a_lost_quorum_waits_for_the_annotation() {
+    for annotation in [None, Some("used-before")] {
+        let (mut rc, nodes, log) = quorum_lost("Manual", annotation);
+        if let Some(status) = &mut rc.status {
+            status.last_recovery = Some(
+                serde_json::from_value(json!({
+                    "survivor": "config-0", "nodeId": "1", "lastIndex": 5, "lastTerm": 1,
+                    "lostMembers": ["config-1"], "possiblyLost": "nothing",
+                    "trigger": "used-before", "at": EARLIER,
+                }))
+                .expect("a recovery"),
+            );
+        }
+        let (client, mut api) = mock_api::client(&log);
+        let reconciler = reconciler(client, nodes);
+        let outcome = api
+            .run(reconciler.reconcile(&rc, at(NOW)), async |api: &mut MockApi| {
+                expect_observe_and_apply(api, &rc, Some(3), &[POD_0, POD_1, POD_2], 0).await;
+                let event = api.expect(post(EVENTS), Answer::Echo).await;
+                assert_eq!(event["reason"], "Waiting");
+                let status = api.expect(apply_any(APPLY_STATUS), ok(json_of(&rc))).await;
+                let message = status["status"]["message"].as_str().expect("a message");
+                assert!(
+                    message.contains("only 1 of 3 voters run with their data")
+                        && message.contains("kubectl annotate --overwrite rcfg/config raftcfg.io/recover-quorum="),
+                    "{message}"
+                );
+            })
+            .await;
+        assert_eq!(outcome.expect("the reconcile succeeds"), Outcome::Waiting);
+        assert!(
+            !entries(&log)
+                .iter()
+                .any(|c| c.starts_with("force_new_cluster")),
+            "nothing is forced without a new annotation value ({annotation:?})"
+        );
+    }
+    let (rc, nodes, log) = quorum_lost("Manual", Some("2026-12-04"));
+    let (client, mut api) = mock_api::client(&log);
+    let reconciler = reconciler(client, nodes);
+    let outcome = api
+        .run(
+            reconciler.reconcile(&rc, at(NOW)),
+            async |api: &mut MockApi| {
+                expect_observe_and_apply(api, &rc, Some(3), &[POD_0, POD_1, POD_2], 0).await;
+                api.expect(post(EVENTS), Answer::Echo).await;
+                let status = api.expect(apply_any(APPLY_STATUS), ok(json_of(&rc))).await;
+                assert_eq!(status["status"]["lastRecovery"]["trigger"], "2026-12-04");
+            },
+        )
+        .await;
+    assert!(matches!(
+        outcome.expect("the reconcile succeeds"),
+        Outcome::Acted(Step::ForceNewCluster { ordinal: 0, .. })
+    ));
 }
 
 // ---------------------------------------------------------------------------
@@ -1115,6 +1323,7 @@ fn promote_intent() -> Value {
             condition("Progressing", true, "Promote", message, NOW),
         ],
         "observedGeneration": 4,
+        "lastCommitIndex": 20,
     })
 }
 
@@ -1130,16 +1339,29 @@ fn claim_list(n: usize) -> Value {
 }
 
 fn pod_list(rc: &RaftCluster, ips: &[&str]) -> Value {
+    let serving = vec![Some("true"); ips.len()];
+    labelled_pod_list(rc, ips, &serving)
+}
+
+/// Like [`pod_list`], each pod with its `raftcfg.io/serving` label as
+/// `serving` gives it (`None`: no such label).
+fn labelled_pod_list(rc: &RaftCluster, ips: &[&str], serving: &[Option<&str>]) -> Value {
     let hash = resources::config_hash(&rc.spec);
     let items: Vec<Value> = ips
         .iter()
+        .zip(serving)
         .enumerate()
-        .map(|(ordinal, ip)| {
+        .map(|(ordinal, (ip, serving))| {
+            let labels = match serving {
+                Some(value) => json!({"raftcfg.io/serving": value}),
+                None => json!({}),
+            };
             json!({
                 "metadata": {
                     "name": format!("config-{ordinal}"),
                     "namespace": "prod",
                     "annotations": {"raftcfg.io/config-hash": hash},
+                    "labels": labels,
                 },
                 "status": {"phase": "Running", "podIP": ip},
             })
@@ -1168,6 +1390,7 @@ fn node(node_id: u64, cluster_id: Option<u64>, leader_id: Option<u64>) -> NodeSt
         commit: LogIndex(0),
         applied: LogIndex(0),
         last_index: LogIndex(0),
+        last_term: Term(0),
         snapshot_index: LogIndex(0),
         leader_id: leader_id.map(NodeId),
         state_digest: None,
@@ -1339,6 +1562,23 @@ impl Nodes for FakeNodes {
         panic!("unexpected transfer_leader to {to} at {url}")
     }
 
+    async fn force_new_cluster(
+        &self,
+        url: &str,
+        _access: &Access,
+    ) -> Result<ForceNewClusterResponse, ClientError> {
+        self.record(format!("force_new_cluster {url}"));
+        let survivor = self.statuses.get(url).expect("a survivor that answers");
+        Ok(ForceNewClusterResponse {
+            cluster_id: survivor.cluster_id.expect("a member"),
+            node_id: survivor.node_id,
+            removed: Vec::new(),
+            last_index: survivor.last_index,
+            last_term: survivor.last_term,
+            commit: survivor.commit,
+        })
+    }
+
     async fn auth_enabled(&self, url: &str, _access: &Access) -> Result<bool, ClientError> {
         panic!("unexpected auth status at {url}")
     }
@@ -1439,6 +1679,7 @@ async fn expect_first_scale(api: &mut MockApi, rc: &RaftCluster, now: &str) {
                 condition("Progressing", true, "ScaleStatefulSet", message, now),
             ],
             "observedGeneration": 4,
+            "leaderlessSince": now,
         }),
     )
     .await;
@@ -1459,13 +1700,22 @@ async fn expect_observe_and_apply(
     ips: &[&str],
     members: u32,
 ) {
+    let statefulset = match replicas {
+        Some(n) => ok(json_of(resources::statefulset(rc, n))),
+        None => not_found(),
+    };
+    api.expect(get(STATEFULSET), statefulset).await;
+    api.expect(get(PODS), ok(pod_list(rc, ips))).await;
+    api.expect(get(CLAIMS), ok(claim_list(ips.len()))).await;
+    expect_apply(api, rc, replicas, members).await;
+}
+
+/// The applies of [`expect_observe_and_apply`], after the reads.
+async fn expect_apply(api: &mut MockApi, rc: &RaftCluster, replicas: Option<u32>, members: u32) {
     let statefulset = || match replicas {
         Some(n) => ok(json_of(resources::statefulset(rc, n))),
         None => not_found(),
     };
-    api.expect(get(STATEFULSET), statefulset()).await;
-    api.expect(get(PODS), ok(pod_list(rc, ips))).await;
-    api.expect(get(CLAIMS), ok(claim_list(ips.len()))).await;
     applied(
         api,
         APPLY_PEER_SERVICE,
@@ -1495,6 +1745,14 @@ async fn expect_observe_and_apply(
         )
         .await;
     }
+}
+
+/// A merge patch of the pod at `uri` setting its `raftcfg.io/serving`
+/// label to `value`, and nothing else.
+async fn expect_serving_label(api: &mut MockApi, uri: &'static str, value: &str) {
+    let patch = api.expect(merge_patch(uri), Answer::Echo).await;
+    let wanted = json!({"metadata": {"labels": {"raftcfg.io/serving": value}}});
+    assert_json(&patch, &wanted);
 }
 
 /// The status apply patch carrying `status`.

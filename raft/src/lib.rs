@@ -32,7 +32,8 @@
 //! flow-controlled replication with fast backtracking; commit only of
 //! current-term entries; single-server membership changes with learners;
 //! leadership transfer; snapshots and compaction; ReadIndex on leaders and
-//! followers; cluster and node identity on every message.
+//! followers; cluster and node identity on every message; and, for a
+//! quorum lost for good, [`force_new_cluster`] on a stopped member's store.
 
 mod config;
 mod config_history;
@@ -48,6 +49,7 @@ mod protocol;
 mod raw_node;
 mod read_index;
 mod ready;
+mod recovery;
 mod snapshot;
 mod storage;
 
@@ -63,6 +65,7 @@ pub use message::{Message, MessageBody, ReadContext};
 pub use protocol::{DropCounters, ReadState, Role};
 pub use raw_node::{MemberProgress, RawNode, Ready, Status};
 pub use ready::{ReadyHandler, handle_ready};
+pub use recovery::{ForceError, ForcedCluster, force_new_cluster};
 pub use snapshot::{Snapshot, SnapshotMetadata};
 pub use storage::{
     BootstrapError, HardState, LogStorage, LogStore, LogWrite, StorageError, bootstrap,

@@ -71,6 +71,9 @@ pub struct Status {
     pub applied: LogIndex,
     /// Last log index.
     pub last_index: LogIndex,
+    /// The term of the last log entry (with `last_index`, how up to date
+    /// the log is, as elections compare it).
+    pub last_term: Term,
     /// The index the log is compacted to.
     pub snapshot_index: LogIndex,
     /// The configuration in force.
@@ -291,6 +294,7 @@ impl<S: LogStorage> RawNode<S> {
             commit: raft.log.committed,
             applied: raft.log.applied,
             last_index: raft.log.last_index(),
+            last_term: raft.log.last_term(),
             snapshot_index: raft.log.snapshot_index(),
             membership: raft.configs.current().clone(),
             membership_change_pending: raft.configs.current_index() > raft.log.committed,

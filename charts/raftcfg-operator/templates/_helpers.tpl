@@ -74,8 +74,9 @@ The operator image, tagged with image.tag or the chart's appVersion.
 The RBAC rules the operator needs on RaftClusters and the objects it owns,
 wherever it watches them: a ClusterRole (all namespaces) or a Role (one
 namespace). Nothing more: it never updates a RaftCluster's spec, never
-creates pods (the StatefulSet does), only deletes the volumes of
-members it removed, and reads Secrets by name, never listing them.
+creates pods (the StatefulSet does) and changes only one label of theirs,
+only deletes the volumes of members it removed, and reads Secrets by name,
+never listing them.
 */}}
 {{- define "raftcfg-operator.watchRules" -}}
 # Exactly the calls the operator makes. RaftClusters are watched and read
@@ -103,11 +104,12 @@ members it removed, and reads Secrets by name, never listing them.
   resources: ["networkpolicies"]
   verbs: ["create", "patch", "delete"]
 # Pods are listed for health and identity, watched so that a pod that
-# starts, stops or turns ready is seen at once, and deleted one at a time
-# to roll them onto a new image or configuration.
+# starts, stops or turns ready is seen at once, patched to set the label
+# raftcfg.io/serving (a member leaving leaves the client Service first),
+# and deleted one at a time to roll them onto a new image or configuration.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 # Volume claims are listed (and watched, so a claim deleted by hand is seen
 # at once) so that nothing is bootstrapped next to an
 # earlier cluster's data, and one holding a removed member's data is deleted

@@ -466,6 +466,10 @@ mod tests {
         assert_eq!(need(&get, "/v1/watch"), Need::SignedIn);
         assert_eq!(need(&get, "/v1/cluster/members"), Need::SignedIn);
         assert_eq!(need(&Method::POST, "/v1/cluster/members"), Need::Root);
+        assert_eq!(
+            need(&Method::POST, "/v1/cluster/force-new-cluster"),
+            Need::Root
+        );
         assert_eq!(need(&get, "/v1/snapshot"), Need::Root);
         assert_eq!(need(&Method::POST, "/v1/auth/enable"), Need::Root);
         assert_eq!(need(&get, "/v1/auth/users"), Need::Root);

@@ -1,5 +1,5 @@
-//! `/v1/cluster`: the member list, membership changes, leadership transfer
-//! and bootstrap. A change asked of a follower is relayed to the leader
+//! `/v1/cluster`: the member list, membership changes, leadership transfer,
+//! bootstrap, and forcing a new cluster on the survivor of a lost quorum. A change asked of a follower is relayed to the leader
 //! over the peer port, as a write is, and answered with the status and code
 //! the leader would have given.
 
@@ -11,9 +11,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use raftcfg_client::wire::{
-    self, AddMemberRequest, BootstrapResponse, LeaderResponse, Member, MemberList, MemberRole,
-    MembershipResponse, TransferLeaderRequest, TransferLeaderResponse, UpdateMemberRequest,
-    UpdateMemberResponse,
+    self, AddMemberRequest, BootstrapResponse, ForceNewClusterResponse, LeaderResponse, Member,
+    MemberList, MemberRole, MembershipResponse, TransferLeaderRequest, TransferLeaderResponse,
+    UpdateMemberRequest, UpdateMemberResponse,
 };
 use raftcfg_raft::{MembershipChange, NodeId};
 use serde::de::DeserializeOwned;
@@ -293,18 +293,52 @@ pub async fn bootstrap(
     body: Bytes,
 ) -> Result<Json<BootstrapResponse>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
-    require_json(&headers, &body)?;
-    if !body.iter().all(u8::is_ascii_whitespace) && body.as_ref() != b"{}" {
-        return Err(ApiError::bad_request(
-            "bad_body",
-            "bootstrap takes no request body",
-        ));
-    }
+    require_no_body("bootstrap", &headers, &body)?;
     let cluster_id = state.node.bootstrap().await?;
     Ok(Json(BootstrapResponse {
         cluster_id: wire::ClusterId(cluster_id.get()),
         node_id: wire::NodeId(state.node.view().identity.node_id.get()),
     }))
+}
+
+/// `POST /v1/cluster/force-new-cluster`: make this node, a voter that
+/// knows no leader, its cluster's only voter, keeping its data (root only
+/// with auth on). For a quorum lost for good; the other members are then
+/// added back as new nodes.
+pub async fn force_new_cluster(
+    State(state): State<Arc<ApiState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ForceNewClusterResponse>, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    require_no_body("force-new-cluster", &headers, &body)?;
+    let forced = state.node.force_new_cluster().await?;
+    Ok(Json(ForceNewClusterResponse {
+        cluster_id: wire::ClusterId(forced.cluster_id.get()),
+        node_id: wire::NodeId(state.node.view().identity.node_id.get()),
+        removed: forced
+            .removed
+            .iter()
+            .map(|id| wire::NodeId(id.get()))
+            .collect(),
+        last_index: wire::LogIndex(forced.last_index.get()),
+        last_term: wire::Term(forced.last_term.get()),
+        commit: wire::LogIndex(forced.commit.get()),
+    }))
+}
+
+/// Refuses a body other than nothing or `{}` (as JSON, if any) for
+/// `action`, which takes none.
+fn require_no_body(action: &str, headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
+    require_json(headers, body)?;
+    if !body.iter().all(u8::is_ascii_whitespace) && body.as_ref() != b"{}" {
+        return Err(ApiError::bad_request(
+            "bad_body",
+            format!("{action} takes no request body"),
+        ));
+    }
+    Ok(())
 }
 
 /// Answers a membership change done here, or relays it to the leader.

@@ -104,6 +104,8 @@ impl From<DriverError> for ApiError {
             DriverError::AlreadyInitialized => {
                 Self::new(StatusCode::CONFLICT, "already_initialized", message)
             }
+            DriverError::HasLeader(_) => Self::new(StatusCode::CONFLICT, "has_leader", message),
+            DriverError::NotAVoter => Self::new(StatusCode::CONFLICT, "not_a_voter", message),
             DriverError::TransferInProgress | DriverError::TransferTimedOut(_) => {
                 Self::new(StatusCode::CONFLICT, "transfer_failed", message)
             }

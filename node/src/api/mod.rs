@@ -190,6 +190,10 @@ pub fn router(state: ApiState) -> Router {
             get(cluster::leader).post(cluster::transfer_leader),
         )
         .route("/v1/cluster/bootstrap", post(cluster::bootstrap))
+        .route(
+            "/v1/cluster/force-new-cluster",
+            post(cluster::force_new_cluster),
+        )
         .route("/v1/auth/status", get(auth::status))
         .route("/v1/auth/token", post(auth::issue_token))
         .route("/v1/auth/enable", post(auth::enable))

@@ -48,6 +48,7 @@ pub async fn status(
         // With a digest, the digest's index, so the two belong together.
         applied: wire::LogIndex(digest.map_or(status.applied, |(applied, _)| applied).get()),
         last_index: wire::LogIndex(status.last_index.get()),
+        last_term: wire::Term(status.last_term.get()),
         snapshot_index: wire::LogIndex(status.snapshot_index.get()),
         leader_id: status.leader_id.map(|id| wire::NodeId(id.get())),
         state_digest: digest.map(|(_, digest)| digest.to_string()),

@@ -288,6 +288,22 @@ pub enum MemberCommand {
     Remove(MemberIdArgs),
     /// Record a member's new URLs (after it moved); its name stays.
     Update(MemberUpdateArgs),
+    /// Recover from a quorum lost for good: make the voter at the first
+    /// endpoint its cluster's only voter, keeping its data and cluster id.
+    /// Entries only the lost voters held are gone. Then add the others back
+    /// as new nodes (with empty data directories).
+    ForceNewCluster(ForceNewClusterArgs),
+}
+
+/// `raftcfg member force-new-cluster`.
+#[derive(Debug, Args)]
+pub struct ForceNewClusterArgs {
+    /// Say that the other voters are lost for good. If they come back with
+    /// their data, two clusters of the same id each accept writes.
+    #[arg(long)]
+    pub confirm_quorum_lost: bool,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
 }
 
 /// `raftcfg bootstrap`.
@@ -656,7 +672,39 @@ async fn member(command: MemberCommand) -> anyhow::Result<()> {
                 answer.node_id, answer.name, answer.peer_url, answer.client_url
             );
         }
+        MemberCommand::ForceNewCluster(args) => force_new_cluster(args).await?,
     }
+    Ok(())
+}
+
+async fn force_new_cluster(args: ForceNewClusterArgs) -> anyhow::Result<()> {
+    if !args.confirm_quorum_lost {
+        anyhow::bail!(
+            "forcing a new cluster drops every other member; pass --confirm-quorum-lost once you are sure \
+             they are lost for good (if they come back with their data, two clusters accept writes)"
+        );
+    }
+    let answer = args.endpoints.client()?.force_new_cluster().await?;
+    let removed: Vec<String> = answer.removed.iter().map(ToString::to_string).collect();
+    println!(
+        "node {} is now the only voter of cluster {}; removed members: {}",
+        answer.node_id,
+        answer.cluster_id,
+        if removed.is_empty() {
+            "none (it was alone)".to_owned()
+        } else {
+            removed.join(", ")
+        }
+    );
+    println!(
+        "kept every entry up to log index {} (term {}); it knew entries up to {} were committed",
+        answer.last_index, answer.last_term, answer.commit
+    );
+    println!(
+        "entries the lost members committed after index {} are gone; add them back as new nodes \
+         (empty data directories) with `raftcfg member add`",
+        answer.last_index
+    );
     Ok(())
 }
 

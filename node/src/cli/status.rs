@@ -338,6 +338,7 @@ mod tests {
                 commit: LogIndex(100),
                 applied: LogIndex(applied),
                 last_index: LogIndex(110),
+                last_term: raftcfg_client::wire::Term(2),
                 snapshot_index: LogIndex(0),
                 leader_id: Some(NodeId(1)),
                 state_digest: Some(digest.to_owned()),

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 
-use raftcfg_raft::{ClusterId, LogIndex, MembershipChange, Message, NodeId, ProposalError, Status};
+use raftcfg_raft::{
+    ClusterId, ForcedCluster, LogIndex, MembershipChange, Message, NodeId, ProposalError, Status,
+};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::kv::{
@@ -54,6 +56,17 @@ pub enum DriverError {
     /// The node already belongs to a cluster.
     #[error("this node already belongs to a cluster")]
     AlreadyInitialized,
+    /// A new cluster is forced only on a node that knows no leader: this
+    /// one follows (or is) `0`, so a quorum is there. Nothing happened.
+    #[error(
+        "node {0} leads this cluster, so it has a quorum; a new cluster is forced only when the quorum is lost for good"
+    )]
+    HasLeader(NodeId),
+    /// Only a voter's data is recovered; nothing happened.
+    #[error(
+        "this node is a learner: its log may be far behind, so the cluster is not recovered from it; force a new cluster on a voter"
+    )]
+    NotAVoter,
     /// Another leadership transfer is under way.
     #[error("a leadership transfer is already in progress")]
     TransferInProgress,
@@ -224,6 +237,9 @@ pub(super) enum Request {
     Bootstrap {
         reply: oneshot::Sender<Result<ClusterId, DriverError>>,
     },
+    ForceNewCluster {
+        reply: oneshot::Sender<Result<ForcedCluster, DriverError>>,
+    },
     /// Answered once every request queued before it was handled.
     Barrier {
         reply: oneshot::Sender<Result<(), DriverError>>,
@@ -382,6 +398,15 @@ impl NodeHandle {
     pub async fn bootstrap(&self) -> Result<ClusterId, DriverError> {
         self.ask(DriverError::Unknown, |reply| Request::Bootstrap { reply })
             .await
+    }
+
+    /// Makes this node its cluster's only voter, keeping its data, if it
+    /// is a voter that knows no leader.
+    pub async fn force_new_cluster(&self) -> Result<ForcedCluster, DriverError> {
+        self.ask(DriverError::Unknown, |reply| Request::ForceNewCluster {
+            reply,
+        })
+        .await
     }
 
     /// Resolves once the driver handled every request sent before this

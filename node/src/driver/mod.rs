@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raftcfg_raft::{
-    MembershipChange, Message, MessageBody, NodeId, ProposalError, ReadContext, Role,
+    ForcedCluster, MembershipChange, Message, MessageBody, NodeId, ProposalError, ReadContext, Role,
 };
 use tokio::sync::watch;
 
@@ -380,11 +380,43 @@ impl Loop {
                     let _ = reply.send(Ok(cluster_id));
                 }
             }
+            Request::ForceNewCluster { reply } => {
+                let answer = self.force_new_cluster()?;
+                let _ = reply.send(answer);
+            }
             Request::Barrier { reply } => {
                 let _ = reply.send(Ok(()));
             }
         }
         Ok(())
+    }
+
+    /// Makes this node its cluster's only voter if it may be: it belongs
+    /// to a cluster, knows no leader (a quorum would have one), and votes.
+    /// The outer error is a storage failure, which stops the driver.
+    fn force_new_cluster(&mut self) -> Result<Result<ForcedCluster, DriverError>, ReplicaError> {
+        let status = self.replica.status();
+        if !self.initialized() {
+            return Ok(Err(DriverError::NotInitialized));
+        }
+        if let Some(leader) = status.leader_id {
+            return Ok(Err(DriverError::HasLeader(leader)));
+        }
+        if !status.membership.is_voter(status.id) {
+            return Ok(Err(DriverError::NotAVoter));
+        }
+        let forced = self.replica.force_new_cluster()?;
+        tracing::warn!(
+            cluster = %forced.cluster_id,
+            removed = ?forced.removed,
+            last_index = %forced.last_index,
+            commit = %forced.commit,
+            "forced a new cluster: this node is its only voter, keeping every entry up to the last index"
+        );
+        self.known_leader = None;
+        self.last_heard.clear();
+        self.publish();
+        Ok(Ok(forced))
     }
 
     /// Answers a request to a removed member: nothing is done, and peer
@@ -398,6 +430,7 @@ impl Loop {
             Request::TransferLeader { reply, .. } => drop(reply.send(Err(removed))),
             Request::UpdateMember { reply, .. } => drop(reply.send(Err(removed))),
             Request::Bootstrap { reply } => drop(reply.send(Err(removed))),
+            Request::ForceNewCluster { reply } => drop(reply.send(Err(removed))),
             Request::Barrier { reply } => drop(reply.send(Ok(()))),
             Request::Step { .. } => {}
         }

@@ -159,6 +159,10 @@ impl From<DriverError> for ForwardError {
             }
             DriverError::Removed => Self::Removed,
             DriverError::Forbidden(message) => Self::Forbidden(message),
+            // Forcing a new cluster is never forwarded.
+            error @ (DriverError::HasLeader(_) | DriverError::NotAVoter) => {
+                Self::Refused(error.to_string())
+            }
         }
     }
 }

@@ -10,13 +10,13 @@
 //! replaces a member whose volume was lost behind the operator's back, and
 //! replaces every pod for a new image. No acknowledged write may be lost,
 //! writers may see only retryable answers (503, timeouts, refused
-//! connections, and 410 `removed` from a removed member whose pod is not
-//! yet gone, as a Service routes to it until its readiness probe fails)
-//! and only briefly, and the operator must never ask for a
-//! membership change while another is in flight: each call starts after the
-//! previous one was answered, and no leader refuses one with
-//! `membership_change_in_progress` (the leader's own check that its log
-//! holds no uncommitted configuration entry).
+//! connections, and 410 `removed` for a request already on its way to a
+//! member as it was removed) and only briefly, and the operator must never
+//! ask for a membership change while another is in flight: each call
+//! starts after the previous one was answered, and no leader refuses one
+//! with `membership_change_in_progress` (the leader's own check that its
+//! log holds no uncommitted configuration entry). A member leaving for a
+//! scale-in is out of the client Service before its removal is asked for.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -35,15 +35,16 @@ use platform::{MembershipCall, MembershipOperation, ProcessPlatform, RecordingNo
 use raftcfg_client::http::{Client, ClientOptions, Consistency, Credentials, Precondition};
 use raftcfg_client::wire::NodeId;
 use raftcfg_operator::crd::{
-    AuthSettings, ChangeKind, ChangeOutcome, MemberRole, Phase as ClusterPhase, RaftCluster,
-    RaftClusterSpec, RaftClusterStatus, TlsSettings,
+    AuthSettings, ChangeKind, ChangeOutcome, MemberRole, Phase as ClusterPhase, QuorumLossPolicy,
+    RaftCluster, RaftClusterSpec, RaftClusterStatus, RecoverySettings, TlsSettings,
 };
 use raftcfg_operator::credentials::PASSWORD_KEY;
 use raftcfg_operator::observed::pod_name;
 use raftcfg_operator::pki::{Authority, CertifiedKey, LeafRequest, Usage, renewal_reason};
 use raftcfg_operator::reconcile::{Outcome, Reconciler};
 use raftcfg_operator::resources::{
-    ADOPT_ANNOTATION, config_hash, member_dns_names, member_secret_name, root_secret_name,
+    ADOPT_ANNOTATION, RECOVER_ANNOTATION, config_hash, member_dns_names, member_secret_name,
+    root_secret_name,
 };
 use raftcfg_operator::world::Platform as _;
 use rustls::pki_types::pem::PemObject as _;
@@ -273,6 +274,130 @@ async fn a_deleted_cluster_is_taken_over_from_its_volumes_when_annotated() {
             .any(|s| s == "Bootstrap"),
         "no second bootstrap"
     );
+}
+
+/// How long a test cluster waits for a lost quorum to come back.
+const RECOVERY_GRACE_SECS: u32 = 3;
+
+/// Three members under writes; then the two followers lose their volumes
+/// and their processes at once (each pod comes back empty, as the
+/// StatefulSet recreates it on a new volume). The leader, which holds
+/// every acknowledged write, survives. Answers the operator and the
+/// acknowledged keys.
+async fn lose_two_of_three(policy: QuorumLossPolicy) -> (Operator, Vec<String>, String) {
+    let mut cluster = cluster(3);
+    cluster.spec.recovery = RecoverySettings {
+        quorum_loss: policy,
+        grace_period_seconds: RECOVERY_GRACE_SECS,
+    };
+    let mut operator = Operator::new(cluster);
+    operator.converge("create 3").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = Writers::start(
+        WRITERS,
+        "before-loss",
+        operator.platform().service_endpoints(),
+        stop.clone(),
+        writer_http(None),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let load = writers.join().await;
+    assert!(load.acknowledged.len() >= 20, "the load did not run");
+    let survivor = operator.status().leader.expect("a leader");
+    for k in 0..3 {
+        if pod_name(NAME, k) != survivor {
+            operator.platform().lose_volume(k).await;
+        }
+    }
+    (operator, load.acknowledged, survivor)
+}
+
+/// After the recovery: it was recorded with the survivor and the trigger,
+/// announced by a warning Event, every acknowledged write is there, and
+/// the cluster is back at three voters (converge checked that).
+async fn check_recovered(operator: &Operator, keys: &[String], survivor: &str, trigger: &str) {
+    operator.check_pods_are_members().await;
+    let status = operator.status();
+    let recovery = status
+        .last_recovery
+        .clone()
+        .expect("the recovery is recorded");
+    assert_eq!(recovery.survivor, survivor);
+    assert_eq!(recovery.trigger, trigger);
+    assert_eq!(recovery.lost_members.len(), 2, "{recovery:?}");
+    let event = operator
+        .platform()
+        .events()
+        .into_iter()
+        .find(|e| e.reason == "ForceNewCluster")
+        .expect("a ForceNewCluster event");
+    assert!(event.warning);
+    assert!(event.note.contains(survivor), "{}", event.note);
+    let forced = operator
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter(|s| s.starts_with("ForceNewCluster"))
+        .count();
+    assert_eq!(forced, 1, "one recovery");
+    let lost = check_every_acknowledged_write(operator, keys).await;
+    assert!(lost.is_empty(), "lost in the recovery: {lost:?}");
+}
+
+/// `spec.recovery.quorumLoss: Automatic`: once the grace period is over
+/// the operator forces a new cluster on the survivor, then adds the two
+/// empty pods back one at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_quorum_is_recovered_automatically_from_the_survivor() {
+    let (mut operator, keys, survivor) = lose_two_of_three(QuorumLossPolicy::Automatic).await;
+    operator.converge("recover automatically").await;
+    check_recovered(&operator, &keys, &survivor, "Automatic").await;
+}
+
+/// `Manual`: past the grace period the operator only says how to approve,
+/// and does nothing; the annotation approves the recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_quorum_waits_for_the_annotation_in_manual_mode() {
+    let (mut operator, keys, survivor) = lose_two_of_three(QuorumLossPolicy::Manual).await;
+    let started = Instant::now();
+    let long_enough = Duration::from_secs(u64::from(RECOVERY_GRACE_SECS) + 4);
+    while started.elapsed() < long_enough {
+        let outcome = operator
+            .reconciler
+            .reconcile(&operator.cluster, Timestamp::now())
+            .await;
+        if let Some(status) = operator.platform().last_status() {
+            operator.cluster.status = Some(status);
+        }
+        if let Ok(Outcome::Acted(step)) = outcome {
+            assert!(
+                !matches!(
+                    step,
+                    raftcfg_operator::planner::Step::ForceNewCluster { .. }
+                ),
+                "recovered without approval"
+            );
+        }
+        tokio::time::sleep(RECONCILE_INTERVAL).await;
+    }
+    let status = operator.status();
+    let message = status.message.clone().unwrap_or_default();
+    assert_eq!(status.phase, Some(ClusterPhase::Degraded), "{message}");
+    assert!(
+        message.contains("quorum lost") && message.contains(RECOVER_ANNOTATION),
+        "the message says how to approve: {message}"
+    );
+    assert!(status.last_recovery.is_none());
+
+    operator
+        .cluster
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(RECOVER_ANNOTATION.to_owned(), "approved-1".to_owned());
+    operator.converge("recover once approved").await;
+    check_recovered(&operator, &keys, &survivor, "approved-1").await;
 }
 
 /// Someone puts a certificate with the wrong names in pod 1's slot of the
@@ -600,7 +725,11 @@ struct Phase {
 impl Operator {
     fn new(cluster: RaftCluster) -> Self {
         Self {
-            reconciler: Reconciler::new(ProcessPlatform::new(), RecordingNodes::new()),
+            reconciler: {
+                let platform = ProcessPlatform::new();
+                let nodes = RecordingNodes::new(platform.service_endpoints());
+                Reconciler::new(platform, nodes)
+            },
             cluster,
             phases: Vec::new(),
         }
@@ -1002,8 +1131,9 @@ async fn check_members_agree(operator: &Operator) {
     .await;
 }
 
-/// Each membership call started after the previous one was answered, and
-/// no leader refused one because another was in flight.
+/// Each membership call started after the previous one was answered, no
+/// leader refused one because another was in flight, and no member was
+/// removed while the client Service still sent it clients.
 fn check_membership_calls(calls: &[MembershipCall]) {
     assert!(!calls.is_empty(), "the operator changed no membership");
     for pair in calls.windows(2) {
@@ -1020,6 +1150,22 @@ fn check_membership_calls(calls: &[MembershipCall]) {
     assert!(
         refused.is_empty(),
         "the operator asked for a membership change while another was in flight: {refused:#?}"
+    );
+    let removals: Vec<_> = calls
+        .iter()
+        .filter(|c| matches!(c.operation, MembershipOperation::Remove))
+        .collect();
+    assert!(
+        removals.iter().all(|c| c.removed_url.is_some()),
+        "the leader did not list a member the operator removed: {removals:#?}"
+    );
+    let served: Vec<_> = removals
+        .iter()
+        .filter(|c| c.removed_while_in_service)
+        .collect();
+    assert!(
+        served.is_empty(),
+        "members were removed while the client Service still listed them: {served:#?}"
     );
 }
 

@@ -12,9 +12,10 @@
 //! - `persistentVolumeClaimRetentionPolicy.whenScaled: Delete`: scaling in
 //!   stops the pods above the new size and deletes their data directories;
 //! - `podManagementPolicy: Parallel`: every missing pod starts at once;
-//! - the client Service: its endpoints are the pods that answer `/readyz`
-//!   (over HTTPS unverified, as the kubelet probes), and a pod leaves them
-//!   before it stops;
+//! - the client Service: its endpoints are the pods labelled
+//!   `raftcfg.io/serving=true` (as each pod starts; the operator relabels
+//!   it) that answer `/readyz` (over HTTPS unverified, as the kubelet
+//!   probes), and a pod leaves them before it stops;
 //! - Secrets: each is a directory of files, one per key, as the kubelet
 //!   mounts one; with TLS on, a pod's `$(POD_NAME)` in its certificate
 //!   paths is its own name, as the kubelet expands it.
@@ -31,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use raftcfg_client::http::{ClientError, ClientOptions, ClientTls};
 use raftcfg_client::wire::{
-    AddMemberRequest, BootstrapResponse, LogIndex, MemberList, MembershipResponse, NodeId,
-    NodeStatus, TransferLeaderResponse,
+    AddMemberRequest, BootstrapResponse, ForceNewClusterResponse, LogIndex, MemberList,
+    MembershipResponse, NodeId, NodeStatus, TransferLeaderResponse,
 };
 use raftcfg_operator::crd::{RaftCluster, RaftClusterStatus};
 use raftcfg_operator::credentials::{Access, SecretData};
@@ -106,6 +107,9 @@ struct Slot {
     node: Node,
     /// The hash of the template its process started from, while it runs.
     config_hash: Option<String>,
+    /// Its `raftcfg.io/serving` label: true from the template when it
+    /// starts, then as the operator sets it.
+    serving: bool,
     /// How many times a process was started for it.
     starts: u32,
 }
@@ -170,15 +174,20 @@ impl ProcessPlatform {
         self.service.clone()
     }
 
-    /// Makes the Service's endpoints the running pods that answer
-    /// `/readyz` (a member that knows its leader and has applied what it
-    /// knows is committed). If none does, the running pods already listed
-    /// stay, as Kubernetes keeps an endpoint through a few failed probes.
+    /// Makes the Service's endpoints the running pods labelled serving
+    /// that answer `/readyz` (a member that knows its leader and has
+    /// applied what it knows is committed). If none does, the running
+    /// serving pods already listed stay, as Kubernetes keeps an endpoint
+    /// through a few failed probes (but not past a label change).
     pub async fn refresh_service(&self) {
         let set = self.set.lock().await;
         let mut ready = Vec::new();
         let mut running = Vec::new();
-        for slot in set.slots.values().filter(|s| s.node.is_running()) {
+        let serving = set
+            .slots
+            .values()
+            .filter(|s| s.node.is_running() && s.serving);
+        for slot in serving {
             let url = slot.node.client_url();
             let answer = self.probe.get(format!("{url}/readyz")).send().await;
             if matches!(&answer, Ok(r) if r.status().is_success()) {
@@ -402,6 +411,7 @@ impl Platform for ProcessPlatform {
                 ordinal: *ordinal,
                 terminating: false,
                 config_hash: slot.config_hash.clone(),
+                serving: slot.serving,
                 client_url: Some(slot.node.client_url()),
                 peer_url: slot.node.peer_url(),
                 advertised_client_url: slot.node.client_url(),
@@ -427,6 +437,24 @@ impl Platform for ProcessPlatform {
 
     async fn wipe_pod(&self, cluster: &RaftCluster, ordinal: u32) -> Result<(), PlatformError> {
         self.recreate(cluster, ordinal, true).await
+    }
+
+    async fn set_serving(
+        &self,
+        cluster: &RaftCluster,
+        ordinal: u32,
+        serving: bool,
+    ) -> Result<(), PlatformError> {
+        let mut set = self.set.lock().await;
+        let Some(slot) = set.slots.get_mut(&ordinal).filter(|s| s.node.is_running()) else {
+            let name = pod_name(&cluster_name(cluster), ordinal);
+            return Err(PlatformError::new(
+                format!("label pod {name}"),
+                format!("pod {name} not found"),
+            ));
+        };
+        slot.serving = serving;
+        Ok(())
     }
 
     async fn patch_status(
@@ -496,6 +524,7 @@ fn new_slot(dir: &Path, name: &str, ordinal: u32) -> Slot {
     Slot {
         node: Node::new(&name, dir.join(&name), &[]),
         config_hash: None,
+        serving: false,
         starts: 0,
     }
 }
@@ -517,6 +546,7 @@ fn start(slot: &mut Slot, config_hash: String, args: Vec<String>) {
     let runtime = tokio::runtime::Handle::current();
     tokio::task::block_in_place(|| runtime.block_on(slot.node.start()));
     slot.config_hash = Some(config_hash);
+    slot.serving = true;
     slot.starts += 1;
 }
 
@@ -549,6 +579,11 @@ pub struct MembershipCall {
     pub ended: Duration,
     /// The log index of the committed configuration entry, or the error.
     pub result: Result<LogIndex, CallError>,
+    /// For a removal: the member's client URL, if the leader listed it,
+    /// and whether the client Service listed it when the removal was
+    /// asked for.
+    pub removed_url: Option<String>,
+    pub removed_while_in_service: bool,
 }
 
 /// A failed call, as far as the test needs it.
@@ -569,18 +604,23 @@ impl MembershipCall {
 }
 
 /// [`HttpNodes`] that records every membership change asked for (and
-/// counts leadership transfers).
+/// counts leadership transfers), and for a removal whether the client
+/// Service still listed the member.
 pub struct RecordingNodes {
     inner: HttpNodes,
+    service: Arc<Mutex<Vec<String>>>,
     epoch: Instant,
     calls: Mutex<Vec<MembershipCall>>,
     transfers: Mutex<Vec<Result<NodeId, CallError>>>,
 }
 
 impl RecordingNodes {
-    pub fn new() -> Self {
+    /// A recorder that checks removals against `service`, the client
+    /// Service's endpoints ([`ProcessPlatform::service_endpoints`]).
+    pub fn new(service: Arc<Mutex<Vec<String>>>) -> Self {
         Self {
             inner: HttpNodes::new(),
+            service,
             epoch: Instant::now(),
             calls: Mutex::default(),
             transfers: Mutex::default(),
@@ -605,8 +645,12 @@ impl RecordingNodes {
         node_id: NodeId,
         url: &str,
         call: impl Future<Output = Result<MembershipResponse, ClientError>>,
+        removed_url: Option<String>,
     ) -> Result<MembershipResponse, ClientError> {
         let started = self.epoch.elapsed();
+        let removed_while_in_service = removed_url
+            .as_ref()
+            .is_some_and(|url| self.service.lock().unwrap().contains(url));
         let answer = call.await;
         let ended = self.epoch.elapsed();
         self.calls.lock().unwrap().push(MembershipCall {
@@ -616,14 +660,10 @@ impl RecordingNodes {
             started,
             ended,
             result: answer.as_ref().map(|a| a.index).map_err(call_error),
+            removed_url,
+            removed_while_in_service,
         });
         answer
-    }
-}
-
-impl Default for RecordingNodes {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -659,8 +699,14 @@ impl Nodes for RecordingNodes {
         request: &AddMemberRequest,
     ) -> Result<MembershipResponse, ClientError> {
         let call = self.inner.add_learner(url, access, request);
-        self.record(MembershipOperation::AddLearner, request.node_id, url, call)
-            .await
+        self.record(
+            MembershipOperation::AddLearner,
+            request.node_id,
+            url,
+            call,
+            None,
+        )
+        .await
     }
 
     async fn promote(
@@ -670,7 +716,7 @@ impl Nodes for RecordingNodes {
         node_id: NodeId,
     ) -> Result<MembershipResponse, ClientError> {
         let call = self.inner.promote(url, access, node_id);
-        self.record(MembershipOperation::Promote, node_id, url, call)
+        self.record(MembershipOperation::Promote, node_id, url, call, None)
             .await
     }
 
@@ -680,8 +726,14 @@ impl Nodes for RecordingNodes {
         access: &Access,
         node_id: NodeId,
     ) -> Result<MembershipResponse, ClientError> {
+        let members = self.inner.members(url, access).await?;
+        let removed_url = members
+            .members
+            .iter()
+            .find(|m| m.id == node_id)
+            .map(|m| m.client_url.clone());
         let call = self.inner.remove(url, access, node_id);
-        self.record(MembershipOperation::Remove, node_id, url, call)
+        self.record(MembershipOperation::Remove, node_id, url, call, removed_url)
             .await
     }
 
@@ -695,6 +747,14 @@ impl Nodes for RecordingNodes {
         let summary = answer.as_ref().map(|a| a.leader_id).map_err(call_error);
         self.transfers.lock().unwrap().push(summary);
         answer
+    }
+
+    async fn force_new_cluster(
+        &self,
+        url: &str,
+        access: &Access,
+    ) -> Result<ForceNewClusterResponse, ClientError> {
+        self.inner.force_new_cluster(url, access).await
     }
 
     async fn auth_enabled(&self, url: &str, access: &Access) -> Result<bool, ClientError> {

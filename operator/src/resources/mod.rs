@@ -61,6 +61,10 @@ pub const CONFIG_HASH_ANNOTATION: &str = "raftcfg.io/config-hash";
 /// RaftCluster annotation naming the cluster id whose retained volumes
 /// (of an earlier RaftCluster of the same name) this one takes over.
 pub const ADOPT_ANNOTATION: &str = "raftcfg.io/adopt-cluster-id";
+/// RaftCluster annotation approving a recovery from a lost quorum under
+/// `spec.recovery.quorumLoss: Manual`. Each new value approves one
+/// recovery (the value used is recorded in `status.lastRecovery.trigger`).
+pub const RECOVER_ANNOTATION: &str = "raftcfg.io/recover-quorum";
 /// The field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "raftcfg-operator";
 
@@ -92,6 +96,23 @@ pub fn labels(rc: &RaftCluster) -> BTreeMap<String, String> {
     let mut labels = selector_labels(rc);
     labels.insert(MANAGED_BY_LABEL.to_owned(), FIELD_MANAGER.to_owned());
     labels.insert(COMPONENT_LABEL.to_owned(), COMPONENT.to_owned());
+    labels
+}
+
+/// The pod label the client Service selects on besides the
+/// [`selector_labels`]: `"true"` on every pod the StatefulSet creates. The
+/// operator sets it to `"false"` on a pod whose member is leaving (its
+/// ordinal is at or above `spec.replicas`) before asking for the removal,
+/// so clients are no longer sent to a member about to stop serving them.
+/// It is not part of the StatefulSet's selector: changing it on a pod
+/// neither orphans nor replaces the pod.
+pub const SERVING_LABEL: &str = "raftcfg.io/serving";
+
+/// The client Service's selector: the [`selector_labels`] and
+/// [`SERVING_LABEL`]`=true`.
+pub fn client_selector_labels(rc: &RaftCluster) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(rc);
+    labels.insert(SERVING_LABEL.to_owned(), "true".to_owned());
     labels
 }
 
@@ -186,7 +207,7 @@ pub fn member_dns_names(rc: &RaftCluster, ordinal: u32) -> Vec<String> {
 /// A short hash of everything in the spec that shapes the pod template:
 /// the whole spec except `replicas`, `storage` (immutable, and in the claim
 /// template, not the pod template), `learnerTimeoutSeconds`,
-/// `networkPolicy` and `clientAccess`. The first
+/// `networkPolicy`, `clientAccess`, `auth` and `recovery`. The first
 /// 16 hex digits of the SHA-256 of its canonical JSON (object keys sorted,
 /// no whitespace), so it does not depend on field order.
 ///
@@ -202,6 +223,7 @@ pub fn config_hash(spec: &RaftClusterSpec) -> String {
             "networkPolicy",
             "clientAccess",
             "auth",
+            "recovery",
         ] {
             fields.remove(key);
         }

@@ -6,7 +6,8 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    CLIENT_PORT, PEER_PORT, client_service_name, object_meta, peer_service_name, selector_labels,
+    CLIENT_PORT, PEER_PORT, client_selector_labels, client_service_name, object_meta,
+    peer_service_name, selector_labels,
 };
 use crate::crd::RaftCluster;
 
@@ -36,13 +37,14 @@ pub fn peer_service(rc: &RaftCluster) -> Service {
 }
 
 /// The ClusterIP Service `<name>-client` on port 7379. Only ready pods
-/// (members that know their leader) receive traffic.
+/// (members that know their leader) that are not leaving (see
+/// [`SERVING_LABEL`](super::SERVING_LABEL)) receive traffic.
 pub fn client_service(rc: &RaftCluster) -> Service {
     Service {
         metadata: object_meta(rc, client_service_name(rc)),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
-            selector: Some(selector_labels(rc)),
+            selector: Some(client_selector_labels(rc)),
             ports: Some(vec![service_port("client", CLIENT_PORT)]),
             ..ServiceSpec::default()
         }),
@@ -93,7 +95,7 @@ mod tests {
     }
 
     #[test]
-    fn the_client_service_balances_over_ready_pods_only() {
+    fn the_client_service_balances_over_ready_pods_that_are_not_leaving() {
         let rc = test_cluster(3);
         let service = client_service(&rc);
         assert_eq!(service.metadata.name.as_deref(), Some("config-client"));
@@ -101,7 +103,9 @@ mod tests {
         assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
         assert_eq!(spec.cluster_ip, None);
         assert_eq!(spec.publish_not_ready_addresses, None);
-        assert_eq!(spec.selector, Some(selector_labels(&rc)));
+        let mut selector = selector_labels(&rc);
+        selector.insert("raftcfg.io/serving".into(), "true".into());
+        assert_eq!(spec.selector, Some(selector));
         assert_eq!(ports(&service), [("client".to_owned(), 7379)]);
     }
 }

@@ -21,8 +21,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt as _;
 
 use super::{
-    CA_CERT_KEY, CLIENT_PORT, CONFIG_HASH_ANNOTATION, DATA_DIR, PEER_PORT, TLS_DIR, config_hash,
-    labels, member_secret_name, object_meta, peer_service_name, scheme, selector_labels,
+    CA_CERT_KEY, CLIENT_PORT, CONFIG_HASH_ANNOTATION, DATA_DIR, PEER_PORT, SERVING_LABEL, TLS_DIR,
+    config_hash, labels, member_secret_name, object_meta, peer_service_name, scheme,
+    selector_labels,
 };
 use crate::crd::RaftCluster;
 
@@ -75,12 +76,13 @@ pub fn statefulset(rc: &RaftCluster, replicas: u32) -> StatefulSet {
 }
 
 /// The pod template: `spec.podLabels` under the operator's labels (which
-/// win), `spec.podAnnotations` plus the config hash, one container, and
+/// win) and [`SERVING_LABEL`]`=true`, `spec.podAnnotations` plus the config hash, one container, and
 /// the scheduling fields as given.
 fn pod_template(rc: &RaftCluster) -> PodTemplateSpec {
     let spec = &rc.spec;
     let mut pod_labels = spec.pod_labels.clone();
     pod_labels.extend(labels(rc));
+    pod_labels.insert(SERVING_LABEL.to_owned(), "true".to_owned());
     let mut annotations = spec.pod_annotations.clone();
     annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), config_hash(spec));
     let scheduling = &spec.scheduling;
@@ -626,6 +628,9 @@ mod tests {
         rc.spec
             .pod_labels
             .insert("app.kubernetes.io/name".into(), "other".into());
+        rc.spec
+            .pod_labels
+            .insert("raftcfg.io/serving".into(), "false".into());
         rc.spec.pod_labels.insert("team".into(), "infra".into());
         let sts = statefulset(&rc, 3);
         let pod_labels = template_meta(&sts).labels.as_ref().expect("labels");
@@ -635,6 +640,10 @@ mod tests {
         }
         assert_eq!(pod_labels["app.kubernetes.io/instance"], "config");
         assert_eq!(pod_labels["team"], "infra");
+        assert_eq!(
+            pod_labels["raftcfg.io/serving"], "true",
+            "new pods serve clients"
+        );
     }
 
     #[test]
