@@ -543,10 +543,16 @@ pub struct RaftClusterStatus {
     /// a recovery from a lost quorum compares the survivor's log with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_commit_index: Option<u64>,
-    /// Since when no node has named a reachable leader (absent while one
-    /// does): the grace period of a recovery counts from here.
+    /// Since when the quorum has been lost: no leader, and fewer than a
+    /// quorum of the voters running with their data. The grace period of a
+    /// recovery counts from here. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leaderless_since: Option<Time>,
+    pub quorum_lost_since: Option<Time>,
+    /// The value the `raftcfg.io/recover-quorum` annotation had when the
+    /// quorum was lost: it was set for an earlier incident, so it does not
+    /// approve this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_before_loss: Option<String>,
     /// The last recovery from a lost quorum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_recovery: Option<QuorumRecovery>,

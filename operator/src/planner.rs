@@ -61,8 +61,9 @@ pub struct DesiredState {
     pub quorum_loss: QuorumLossPolicy,
     /// The grace period.
     pub recovery_grace: Duration,
-    /// A person asked for a recovery (the `raftcfg.io/recover-quorum`
-    /// annotation carries a value no recovery used yet).
+    /// A person asked for this recovery: the `raftcfg.io/recover-quorum`
+    /// annotation carries a value set since the quorum was lost, which no
+    /// recovery used yet.
     pub recovery_approved: bool,
 }
 
@@ -84,8 +85,9 @@ pub struct Record {
     pub statefulset_floor: u32,
     /// The voters last reported (node id, pod name).
     pub voters: Vec<(NodeId, String)>,
-    /// Since when no leader was seen (`None`: one is seen now).
-    pub leaderless_since: Option<Timestamp>,
+    /// Since when the quorum has been seen lost (the grace period counts
+    /// from there); `None` when it was not, last time.
+    pub quorum_lost_since: Option<Timestamp>,
     /// The time of this reconcile.
     pub now: Timestamp,
 }
@@ -271,6 +273,13 @@ pub enum RecoveryWait {
     },
     /// A person's go-ahead (`Manual`): the annotation.
     Approval,
+    /// `Automatic`, but `silent` voters do not answer while their volume
+    /// claims remain: with them a quorum could come back, so only a
+    /// person's go-ahead (the annotation) recovers now.
+    Unconfirmed {
+        /// Voters whose pods do not answer.
+        silent: usize,
+    },
 }
 
 /// Why the operator stopped.
@@ -453,28 +462,30 @@ fn quorum_loss(
     cluster_id: ClusterId,
 ) -> Option<Plan> {
     let voters = record.voters.len();
-    let survivors: Vec<(u32, NodeReport)> = record
-        .voters
-        .iter()
-        .filter_map(|(node_id, name)| {
-            let ordinal = ordinal_of(&desired.name, name)?;
-            let pod = observed.pods.get(&ordinal).filter(|p| !p.terminating)?;
-            let node = pod.node?;
-            (node.node_id == *node_id && node.cluster_id == Some(cluster_id))
-                .then_some((ordinal, node))
-        })
-        .collect();
+    let mut survivors: Vec<(u32, NodeReport)> = Vec::new();
+    let mut lost = 0;
+    for (node_id, name) in &record.voters {
+        match voter_state(observed, desired, *node_id, name, cluster_id) {
+            VoterState::Survives(ordinal, node) => survivors.push((ordinal, node)),
+            VoterState::Lost => lost += 1,
+            VoterState::Unknown => {}
+        }
+    }
     if survivors.is_empty() || is_quorum(survivors.len(), voters) {
         return None;
     }
-    let lost = |until| {
+    // Voters that do not answer may come back with their data: only when
+    // even they could not make a quorum is the loss certain.
+    let silent = voters - survivors.len() - lost;
+    let certain = !is_quorum(survivors.len() + silent, voters);
+    let wait = |until| {
         Some(Plan::Wait(WaitReason::QuorumLost {
             survivors: survivors.len(),
             voters,
             until,
         }))
     };
-    let since = record.leaderless_since.unwrap_or(record.now);
+    let since = record.quorum_lost_since.unwrap_or(record.now);
     let waited = record.now.duration_since(since);
     let waited = if waited.is_negative() {
         Duration::ZERO
@@ -483,13 +494,18 @@ fn quorum_loss(
     };
     let automatic = desired.quorum_loss == QuorumLossPolicy::Automatic;
     if waited < desired.recovery_grace {
-        return lost(RecoveryWait::GracePeriod {
+        return wait(RecoveryWait::GracePeriod {
             remaining: desired.recovery_grace - waited,
             automatic,
         });
     }
-    if !automatic && !desired.recovery_approved {
-        return lost(RecoveryWait::Approval);
+    if !desired.recovery_approved {
+        if !automatic {
+            return wait(RecoveryWait::Approval);
+        }
+        if !certain {
+            return wait(RecoveryWait::Unconfirmed { silent });
+        }
     }
     let (ordinal, node) = survivors
         .iter()
@@ -504,6 +520,43 @@ fn quorum_loss(
         last_term: node.last_term,
         last_index: node.last_index,
     }))
+}
+
+/// What became of a recorded voter, as its pod shows it.
+enum VoterState {
+    /// Its pod answers as it, with this cluster's data.
+    Survives(u32, NodeReport),
+    /// Its data is gone: its volume claim is deleted, or its pod answers as
+    /// another node (an empty volume).
+    Lost,
+    /// Its pod does not answer (or is missing, or terminating) while its
+    /// claim remains: it may come back with its data.
+    Unknown,
+}
+
+fn voter_state(
+    observed: &Observed,
+    desired: &DesiredState,
+    node_id: NodeId,
+    name: &str,
+    cluster_id: ClusterId,
+) -> VoterState {
+    let Some(ordinal) = ordinal_of(&desired.name, name) else {
+        return VoterState::Unknown;
+    };
+    let node = observed
+        .pods
+        .get(&ordinal)
+        .filter(|p| !p.terminating)
+        .and_then(|p| p.node);
+    match node {
+        Some(node) if node.node_id == node_id && node.cluster_id == Some(cluster_id) => {
+            VoterState::Survives(ordinal, node)
+        }
+        Some(node) if node.node_id != node_id => VoterState::Lost,
+        _ if !observed.claims.contains(&ordinal) => VoterState::Lost,
+        _ => VoterState::Unknown,
+    }
 }
 
 /// Step 3: promote or give up on a learner.
@@ -631,9 +684,13 @@ fn scale_in(observed: &Observed, leader: &LeaderView, desired: &DesiredState) ->
 }
 
 /// A wait while `member`'s pod is still in the client Service; `None`
-/// once it is out (or has no pod to be in).
+/// once it is out (or has no pod to be in, or sits on an ordinal the spec
+/// keeps: its label stays on, so waiting would never end).
 fn draining(observed: &Observed, desired: &DesiredState, member: &ObservedMember) -> Option<Plan> {
     let ordinal = ordinal_of(&desired.name, &member.name)?;
+    if ordinal < desired.replicas {
+        return None;
+    }
     observed
         .pods
         .get(&ordinal)

@@ -153,7 +153,7 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
         let secured = credentials::ensure(&self.platform, cluster, now.into()).await?;
         let access = &secured.access;
         let observation = self.observe(cluster, access).await?;
-        self.steer_clients(cluster, &observation).await?;
+        self.steer_clients(cluster, &observation).await;
         // The budget counts voters: learners add nothing a quorum needs.
         let voters = observation
             .observed
@@ -273,22 +273,22 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
     /// `spec.replicas` and to none at or above it: those hold members that
     /// are leaving, and leave the Service before they are removed (the
     /// planner waits for that). Pods the StatefulSet made before the label
-    /// existed get it here, before the Service selects on it.
-    async fn steer_clients(
-        &self,
-        cluster: &RaftCluster,
-        observation: &Observation,
-    ) -> Result<(), PlatformError> {
+    /// existed get it here, before the Service selects on it. A label that
+    /// cannot be set (the pod just went) is logged and tried again next
+    /// time; it holds up nothing but that pod's removal.
+    async fn steer_clients(&self, cluster: &RaftCluster, observation: &Observation) {
         let replicas = cluster.spec.replicas as u32;
         for pod in observation.pods.values().filter(|p| !p.terminating) {
             let wanted = pod.ordinal < replicas;
-            if pod.serving != wanted {
-                self.platform
+            if pod.serving != wanted
+                && let Err(error) = self
+                    .platform
                     .set_serving(cluster, pod.ordinal, wanted)
-                    .await?;
+                    .await
+            {
+                tracing::warn!(%error, ordinal = pod.ordinal, "could not label a pod");
             }
         }
-        Ok(())
     }
 
     /// The StatefulSet, each pod's node report and the leader's view.
@@ -641,14 +641,15 @@ pub fn adoption(cluster: &RaftCluster) -> Result<Option<ClusterId>, String> {
 }
 
 /// The value of the [`RECOVER_ANNOTATION`](resources::RECOVER_ANNOTATION)
-/// if it approves a recovery: it is set and no recovery used it yet.
+/// if it approves a recovery now: the quorum is known to be lost, and the
+/// value is neither the one it had then (set for an earlier incident) nor
+/// one a recovery already used.
 pub fn recovery_approval(cluster: &RaftCluster, previous: &RaftClusterStatus) -> Option<String> {
-    let value = cluster
-        .annotations()
-        .get(resources::RECOVER_ANNOTATION)?
-        .trim();
+    previous.quorum_lost_since.as_ref()?;
+    let value = status::recover_annotation(cluster)?;
     let used = previous.last_recovery.as_ref().map(|r| r.trigger.as_str());
-    (!value.is_empty() && used != Some(value)).then(|| value.to_owned())
+    let stale = previous.approval_before_loss.as_deref();
+    (used != Some(value.as_str()) && stale != Some(value.as_str())).then_some(value)
 }
 
 /// What a recovery from a survivor whose log ends at `kept` may have
@@ -727,10 +728,7 @@ pub fn record(
         keep(e);
         Vec::new()
     });
-    let leaderless_since = match observed.leader {
-        Some(_) => None,
-        None => Some(previous.leaderless_since.as_ref().map_or(now, |t| t.0)),
-    };
+
     Record {
         cluster_id,
         change_in_flight,
@@ -738,7 +736,7 @@ pub fn record(
         unreadable,
         statefulset_floor,
         voters,
-        leaderless_since,
+        quorum_lost_since: previous.quorum_lost_since.as_ref().map(|t| t.0),
         now,
     }
 }

@@ -80,7 +80,6 @@ pub fn observed(
             .as_ref()
             .map(|l| l.commit_index.get())
             .or(previous.last_commit_index),
-        leaderless_since: record.leaderless_since.map(Time),
         last_recovery: previous.last_recovery.clone(),
         ..RaftClusterStatus::default()
     };
@@ -126,6 +125,19 @@ pub fn observed(
             })
             .collect();
         status.replicas = status.members.len() as i32;
+    }
+    // The grace period of a recovery counts from the first reconcile that
+    // saw the quorum lost; the annotation's value then approves nothing.
+    if matches!(
+        plan,
+        Plan::Wait(WaitReason::QuorumLost { .. }) | Plan::Act(Step::ForceNewCluster { .. })
+    ) {
+        status.quorum_lost_since = Some(record.quorum_lost_since.map_or(Time(now), Time));
+        status.approval_before_loss = if record.quorum_lost_since.is_some() {
+            previous.approval_before_loss.clone()
+        } else {
+            recover_annotation(cluster)
+        };
     }
     let first_leader = awaiting_first_leader(previous);
     let (phase, message) = describe(cluster, observed, plan, first_leader);
@@ -184,6 +196,12 @@ pub fn observed(
         now,
     );
     status
+}
+
+/// The [`RECOVER_ANNOTATION`]'s value, if it is set and not blank.
+pub fn recover_annotation(cluster: &RaftCluster) -> Option<String> {
+    let value = cluster.annotations().get(RECOVER_ANNOTATION)?.trim();
+    (!value.is_empty()).then(|| value.to_owned())
 }
 
 /// The learners' first-seen times, for status.
@@ -424,6 +442,9 @@ fn wait_sentence(name: &str, reason: &WaitReason) -> String {
                 ),
                 RecoveryWait::Approval => format!(
                     "{lost}; bring the lost voters back, or approve recovery from the most up-to-date survivor (entries only the lost voters held are lost): {approve}"
+                ),
+                RecoveryWait::Unconfirmed { silent } => format!(
+                    "{lost}; {silent} of them do not answer but keep their volume claims, so they may come back and the operator does not recover on its own; bring them back, delete the claims of those that are gone for good, or approve recovery from the most up-to-date survivor: {approve}"
                 ),
             }
         }

@@ -343,7 +343,7 @@ fn rec() -> Record {
         unreadable: None,
         statefulset_floor: 0,
         voters: Vec::new(),
-        leaderless_since: None,
+        quorum_lost_since: None,
         now: now(),
     }
 }
@@ -390,9 +390,9 @@ trait RecordExt {
     /// The learner of pod `k` was first seen `secs` seconds ago (negative:
     /// in the future).
     fn since(self, k: u32, secs: i64) -> Self;
-    /// Pods `0..n` hold the recorded voters, and no leader was seen for
-    /// `secs` seconds.
-    fn leaderless(self, n: u32, secs: i64) -> Self;
+    /// Pods `0..n` hold the recorded voters, and the quorum was first seen
+    /// lost `secs` seconds ago.
+    fn lost_for(self, n: u32, secs: i64) -> Self;
 }
 
 impl RecordExt for Record {
@@ -407,9 +407,9 @@ impl RecordExt for Record {
         self
     }
 
-    fn leaderless(mut self, n: u32, secs: i64) -> Self {
+    fn lost_for(mut self, n: u32, secs: i64) -> Self {
         self.voters = (0..n).map(|k| (node(k), pod_name(NAME, k))).collect();
-        self.leaderless_since = Some(self.now - SignedDuration::from_secs(secs));
+        self.quorum_lost_since = Some(self.now - SignedDuration::from_secs(secs));
         self
     }
 }
@@ -793,7 +793,7 @@ fn quorum_loss_rows() -> Vec<Row> {
             "quorum lost within the grace period: wait, it may come back",
             lost_two_of_three(),
             automatic(3),
-            rec().leaderless(3, 10),
+            rec().lost_for(3, 10),
             quorum_lost(
                 1,
                 3,
@@ -807,21 +807,21 @@ fn quorum_loss_rows() -> Vec<Row> {
             "Automatic, past the grace period: recover from the survivor",
             lost_two_of_three(),
             automatic(3),
-            rec().leaderless(3, past_grace),
+            rec().lost_for(3, past_grace),
             force(0, 1, COMMIT.get()),
         ),
         row(
             "Manual, past the grace period: wait for a person",
             lost_two_of_three(),
             want(3),
-            rec().leaderless(3, past_grace),
+            rec().lost_for(3, past_grace),
             quorum_lost(1, 3, RecoveryWait::Approval),
         ),
         row(
             "Manual and approved, but within the grace period: wait",
             lost_two_of_three(),
             approved(3),
-            rec().leaderless(3, 5),
+            rec().lost_for(3, 5),
             quorum_lost(
                 1,
                 3,
@@ -835,7 +835,7 @@ fn quorum_loss_rows() -> Vec<Row> {
             "Manual and approved, past the grace period: recover",
             lost_two_of_three(),
             approved(3),
-            rec().leaderless(3, past_grace),
+            rec().lost_for(3, past_grace),
             force(0, 1, COMMIT.get()),
         ),
         row(
@@ -848,7 +848,7 @@ fn quorum_loss_rows() -> Vec<Row> {
                 .log(3, 6, 150)
                 .pod(1, fresh(1), None),
             automatic(5),
-            rec().leaderless(5, past_grace),
+            rec().lost_for(5, past_grace),
             force(3, 6, 150),
         ),
         row(
@@ -860,28 +860,58 @@ fn quorum_loss_rows() -> Vec<Row> {
                 .pod(2, node(2), Some(CLUSTER))
                 .log(2, 6, 150),
             automatic(5),
-            rec().leaderless(5, past_grace),
+            rec().lost_for(5, past_grace),
             force(2, 6, 150),
         ),
         row(
             "two of three voters run with their data: they will elect, nothing is forced",
             lost_two_of_three().pod(1, node(1), Some(CLUSTER)),
             automatic(3),
-            rec().leaderless(3, past_grace),
+            rec().lost_for(3, past_grace),
             wait(WaitReason::NoLeader),
         ),
         row(
-            "silent and missing voters count as lost once the grace period is over",
+            "a silent voter and a missing one whose volume claims are gone are lost",
             nothing().sts(3).pod(0, node(0), Some(CLUSTER)).silent(1),
             automatic(3),
-            rec().leaderless(3, past_grace),
+            rec().lost_for(3, past_grace),
+            force(0, 1, COMMIT.get()),
+        ),
+        row(
+            "voters that do not answer but keep their claims may come back: Automatic waits",
+            nothing()
+                .sts(3)
+                .pod(0, node(0), Some(CLUSTER))
+                .silent(1)
+                .claim(0)
+                .claim(1)
+                .claim(2),
+            automatic(3),
+            rec().lost_for(3, past_grace),
+            quorum_lost(1, 3, RecoveryWait::Unconfirmed { silent: 2 }),
+        ),
+        row(
+            "one voter lost for sure and one silent with its claim: a quorum may still return",
+            lost_two_of_three().silent(2).claim(2),
+            automatic(3),
+            rec().lost_for(3, past_grace),
+            quorum_lost(1, 3, RecoveryWait::Unconfirmed { silent: 1 }),
+        ),
+        row(
+            "a person's approval recovers even while some voters only stay silent",
+            lost_two_of_three().silent(2).claim(2),
+            DesiredState {
+                recovery_approved: true,
+                ..automatic(3)
+            },
+            rec().lost_for(3, past_grace),
             force(0, 1, COMMIT.get()),
         ),
         row(
             "a terminating survivor is no survivor: nothing to recover from",
             lost_two_of_three().terminating(0),
             automatic(3),
-            rec().leaderless(3, past_grace),
+            rec().lost_for(3, past_grace),
             wait(WaitReason::NoLeader),
         ),
         row(
@@ -890,7 +920,7 @@ fn quorum_loss_rows() -> Vec<Row> {
             automatic(3),
             Record {
                 voters: Vec::new(),
-                ..rec().leaderless(3, past_grace)
+                ..rec().lost_for(3, past_grace)
             },
             wait(WaitReason::NoLeader),
         ),
@@ -898,7 +928,7 @@ fn quorum_loss_rows() -> Vec<Row> {
             "a leader, whatever the record says: no recovery",
             cluster(3).sick(1).sick(2),
             automatic(3),
-            rec().leaderless(3, past_grace),
+            rec().lost_for(3, past_grace),
             wait(WaitReason::QuorumUnhealthy {
                 healthy: 1,
                 voters: 3,

@@ -413,7 +413,7 @@ impl Model {
             // Recovery from a lost quorum is not modelled (planner.rs's
             // table covers it): with no voters recorded it never happens.
             voters: Vec::new(),
-            leaderless_since: None,
+            quorum_lost_since: None,
             now: self.now,
         };
         let plan = next_step(&observed, &self.desired(), &record);

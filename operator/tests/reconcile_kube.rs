@@ -344,7 +344,6 @@ async fn bootstrap_pod_0(ip: &str, url: &str) {
                             condition("Progressing", true, "Bootstrap", message, NOW),
                         ],
                         "observedGeneration": 4,
-                        "leaderlessSince": NOW,
                     }),
                 )
                 .await;
@@ -409,7 +408,6 @@ async fn a_garbled_cluster_id_in_status_is_degraded_and_kept_never_bootstrapped_
                             condition("Progressing", false, "UnreadableStatus", message, NOW),
                         ],
                         "observedGeneration": 4,
-                        "leaderlessSince": NOW,
                     }),
                 )
                 .await;
@@ -1137,7 +1135,7 @@ fn quorum_lost(policy: &str, annotation: Option<&str>) -> (RaftCluster, FakeNode
                 member_status(3, "Voter", 0),
             ],
             "lastCommitIndex": 130,
-            "leaderlessSince": EARLIER,
+            "quorumLostSince": EARLIER,
             "conditions": [condition("Available", false, "QuorumLost", NO_QUORUM, EARLIER)],
         }),
     );
@@ -1194,13 +1192,18 @@ async fn with_automatic_recovery_a_lost_quorum_is_recovered_from_the_survivor() 
 }
 
 /// `Manual`: past the grace period the operator only says how to approve;
-/// the annotation approves one recovery, and a value already used does not
-/// approve another.
+/// the annotation approves one recovery, and neither a value already used
+/// nor the value it had when the quorum was lost approves another.
 #[tokio::test]
 async fn with_manual_recovery_a_lost_quorum_waits_for_the_annotation() {
-    for annotation in [None, Some("used-before")] {
+    for (annotation, before_loss) in [
+        (None, None),
+        (Some("used-before"), None),
+        (Some("old"), Some("old")),
+    ] {
         let (mut rc, nodes, log) = quorum_lost("Manual", annotation);
         if let Some(status) = &mut rc.status {
+            status.approval_before_loss = before_loss.map(str::to_owned);
             status.last_recovery = Some(
                 serde_json::from_value(json!({
                     "survivor": "config-0", "nodeId": "1", "lastIndex": 5, "lastTerm": 1,
@@ -1679,7 +1682,6 @@ async fn expect_first_scale(api: &mut MockApi, rc: &RaftCluster, now: &str) {
                 condition("Progressing", true, "ScaleStatefulSet", message, now),
             ],
             "observedGeneration": 4,
-            "leaderlessSince": now,
         }),
     )
     .await;

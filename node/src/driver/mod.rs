@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raftcfg_raft::{
-    ForcedCluster, MembershipChange, Message, MessageBody, NodeId, ProposalError, ReadContext, Role,
+    ForceError, ForcedCluster, MembershipChange, Message, MessageBody, NodeId, ProposalError,
+    ReadContext, Role,
 };
 use tokio::sync::watch;
 
@@ -405,7 +406,17 @@ impl Loop {
         if !status.membership.is_voter(status.id) {
             return Ok(Err(DriverError::NotAVoter));
         }
-        let forced = self.replica.force_new_cluster()?;
+        let forced = match self.replica.force_new_cluster() {
+            Ok(forced) => forced,
+            // Checked above; a refusal here changed nothing either.
+            Err(ReplicaError::Force(ForceError::NotAVoter(_))) => {
+                return Ok(Err(DriverError::NotAVoter));
+            }
+            Err(ReplicaError::Force(ForceError::NotInitialized)) => {
+                return Ok(Err(DriverError::NotInitialized));
+            }
+            Err(error) => return Err(error),
+        };
         tracing::warn!(
             cluster = %forced.cluster_id,
             removed = ?forced.removed,
