@@ -337,3 +337,52 @@ fn large_entries_call_for_a_snapshot_by_bytes_and_keep_a_tail_of_bounded_bytes()
     }
     assert_eq!(cluster.value(2, "k19"), Some(Bytes::from(value)));
 }
+
+/// With a compaction tail that keeps every entry, the log still starts at
+/// index 1 after a snapshot; the next snapshot is due only a threshold
+/// after the stored one (not after the log's start), and the older
+/// snapshot's file goes.
+#[test]
+fn a_compaction_tail_does_not_make_the_next_snapshot_due_at_once() {
+    let mut cluster = Cluster::founded();
+    for n in 1..=3 {
+        let replica = cluster.replicas.remove(&n).unwrap();
+        let replica = replica
+            .with_snapshot_threshold(10)
+            .with_compaction_tail(1_000);
+        cluster.replicas.insert(n, replica);
+    }
+    cluster.elect(1);
+    for i in 0..40 {
+        let command = put(&format!("k{i}"), "v", Precondition::None);
+        cluster.replica(1).propose(&command).unwrap();
+        cluster.settle();
+    }
+    for n in 1..=3 {
+        let replica = &cluster.replicas[&n];
+        let first = replica.raft().storage().first_index().unwrap();
+        assert_eq!(
+            first,
+            LogIndex(1),
+            "replica {n}: the tail keeps every entry"
+        );
+        let stored = replica.raft().snapshot_index();
+        assert!(stored > LogIndex(10), "replica {n} stored no snapshot");
+        assert!(
+            !replica.snapshot_due(),
+            "replica {n}: a snapshot is due again right after the one at {stored}"
+        );
+        let files: Vec<_> = std::fs::read_dir(cluster.dirs[&n].path().join("snapshots"))
+            .unwrap()
+            .filter_map(|entry| {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                name.ends_with(".snap").then_some(name)
+            })
+            .collect();
+        assert_eq!(
+            files.len(),
+            1,
+            "replica {n} keeps old snapshot files: {files:?}"
+        );
+    }
+}

@@ -100,6 +100,21 @@ impl<S: LogStorage> RaftLog<S> {
         }
     }
 
+    /// The index of the latest snapshot, received or stored. With a
+    /// compaction tail kept the log starts before it, so this may be above
+    /// [`RaftLog::snapshot_index`].
+    pub(crate) fn latest_snapshot_index(&self) -> LogIndex {
+        match &self.unstable.snapshot {
+            Some(s) => s.metadata.index,
+            None => {
+                self.storage
+                    .snapshot_metadata()
+                    .unwrap_or_else(|e| fatal(e))
+                    .index
+            }
+        }
+    }
+
     pub(crate) fn last_index(&self) -> LogIndex {
         match self.unstable.last_index() {
             Some(index) => index,

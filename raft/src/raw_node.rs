@@ -172,7 +172,7 @@ impl<S: LogStorage> RawNode<S> {
             .raft
             .pending_compaction
             .as_ref()
-            .map_or(self.raft.log.snapshot_index(), |s| s.metadata.index);
+            .map_or(self.raft.log.latest_snapshot_index(), |s| s.metadata.index);
         if index <= snapshot {
             return Err(CompactError::AlreadyCompacted { index, snapshot });
         }
@@ -277,9 +277,11 @@ impl<S: LogStorage> RawNode<S> {
         self.raft.log.applied
     }
 
-    /// The index of the latest stored snapshot.
+    /// The index of the latest stored snapshot. With a compaction tail
+    /// kept, the log starts before it ([`Status::snapshot_index`] is where
+    /// the log is compacted to).
     pub fn snapshot_index(&self) -> LogIndex {
-        self.raft.log.snapshot_index()
+        self.raft.log.latest_snapshot_index()
     }
 
     /// The node's current state.
