@@ -502,52 +502,83 @@ impl<P: Platform, N: Nodes> Reconciler<P, N> {
                 let note = format!("pod {ordinal} replaced to apply the current template");
                 self.event(cluster, false, "ReplacePod", note).await;
             }
-            Step::ForceNewCluster { ordinal, .. } => {
-                let url = pod_url(observation, *ordinal)?;
-                let previous = cluster.status.clone().unwrap_or_default();
-                let answer = self
-                    .nodes
-                    .force_new_cluster(&url, access)
-                    .await
-                    .map_err(node_error("force new cluster", &url))?;
-                let survivor = pod_name(&cluster.name_any(), *ordinal);
-                let lost_members: Vec<String> = status
-                    .members
-                    .iter()
-                    .filter(|m| m.name != survivor)
-                    .map(|m| m.name.clone())
-                    .collect();
-                let possibly_lost = possibly_lost(previous.last_commit_index, answer.last_index);
-                let trigger = recovery_approval(cluster, &previous)
-                    .unwrap_or_else(|| format!("{:?}", QuorumLossPolicy::Automatic));
-                let note = format!(
-                    "quorum lost ({} gone): recovered from {survivor} (node {}), the only voter now, with every entry up to log index {} (term {}); {possibly_lost}; the others are added back as new members",
-                    lost_members.join(", "),
-                    answer.node_id,
-                    answer.last_index,
-                    answer.last_term
-                );
-                status.last_recovery = Some(QuorumRecovery {
-                    survivor,
-                    node_id: answer.node_id.to_string(),
-                    last_index: answer.last_index.get(),
-                    last_term: answer.last_term.get(),
-                    lost_members,
-                    possibly_lost,
-                    trigger,
-                    at: Time(now),
-                });
-                // The membership is now the survivor alone: recorded so,
-                // the next reconcile waits for its election rather than
-                // finding the quorum still lost.
-                status
-                    .members
-                    .retain(|m| m.name == pod_name(&cluster.name_any(), *ordinal));
-                status.replicas = status.members.len() as i32;
-                status.message = Some(note.clone());
-                self.event(cluster, true, "ForceNewCluster", note).await;
+            Step::ForceNewCluster {
+                ordinal,
+                node_id,
+                last_term,
+                last_index,
+            } => {
+                let survivor = (*ordinal, *node_id, *last_term, *last_index);
+                self.recover(cluster, observation, access, survivor, status, now)
+                    .await?;
             }
         }
+        Ok(())
+    }
+
+    /// Recovers from the lost quorum on the survivor `(ordinal, node id,
+    /// last term, last index)` as its node reported it. The decision goes
+    /// into status before the node is asked (fenced, as a membership change
+    /// is), so a recovery whose answer is lost is still on record; a
+    /// refusal (the node found a leader, or is no voter) takes it back.
+    async fn recover(
+        &self,
+        cluster: &mut RaftCluster,
+        observation: &Observation,
+        access: &Access,
+        (ordinal, node_id, last_term, last_index): (u32, NodeId, Term, LogIndex),
+        status: &mut RaftClusterStatus,
+        now: Timestamp,
+    ) -> Result<(), ReconcileError> {
+        let url = pod_url(observation, ordinal)?;
+        let previous = cluster.status.clone().unwrap_or_default();
+        let survivor = pod_name(&cluster.name_any(), ordinal);
+        let lost_members: Vec<String> = status
+            .members
+            .iter()
+            .filter(|m| m.name != survivor)
+            .map(|m| m.name.clone())
+            .collect();
+        let trigger = recovery_approval(cluster, &previous)
+            .unwrap_or_else(|| format!("{:?}", QuorumLossPolicy::Automatic));
+        let record = |(node_id, last_term, last_index): (NodeId, Term, LogIndex)| QuorumRecovery {
+            survivor: survivor.clone(),
+            node_id: node_id.to_string(),
+            last_index: last_index.get(),
+            last_term: last_term.get(),
+            lost_members: lost_members.clone(),
+            possibly_lost: possibly_lost(previous.last_commit_index, last_index),
+            trigger: trigger.clone(),
+            at: Time(now),
+        };
+        status.last_recovery = Some(record((node_id, last_term, last_index)));
+        cluster.metadata.resource_version = self.platform.patch_status(cluster, status).await?;
+        let answer = match self.nodes.force_new_cluster(&url, access).await {
+            Ok(answer) => answer,
+            Err(error) if is_refusal(&error) => {
+                status.last_recovery = previous.last_recovery.clone();
+                status.message = Some(format!("{survivor} did not recover the cluster: {error}"));
+                return Ok(());
+            }
+            Err(error) => return Err(node_error("force new cluster", &url)(error)),
+        };
+        let recovery = record((answer.node_id, answer.last_term, answer.last_index));
+        let note = format!(
+            "quorum lost ({} gone): recovered from {survivor} (node {}), the only voter now, with every entry up to log index {} (term {}); {}; the others are added back as new members",
+            lost_members.join(", "),
+            answer.node_id,
+            answer.last_index,
+            answer.last_term,
+            recovery.possibly_lost
+        );
+        status.last_recovery = Some(recovery);
+        // The membership is now the survivor alone: recorded so, the next
+        // reconcile waits for its election rather than finding the quorum
+        // still lost.
+        status.members.retain(|m| m.name == survivor);
+        status.replicas = status.members.len() as i32;
+        status.message = Some(note.clone());
+        self.event(cluster, true, "ForceNewCluster", note).await;
         Ok(())
     }
 

@@ -1161,6 +1161,13 @@ async fn with_automatic_recovery_a_lost_quorum_is_recovered_from_the_survivor() 
             reconciler.reconcile(&rc, at(NOW)),
             async |api: &mut MockApi| {
                 expect_observe_and_apply(api, &rc, Some(3), &[POD_0, POD_1, POD_2], 0).await;
+                // The decision is on record before the node is asked.
+                let pending = api.expect(apply_any(APPLY_STATUS), ok(json_of(&rc))).await;
+                assert_eq!(pending["status"]["lastRecovery"]["survivor"], "config-0");
+                assert_eq!(
+                    pending["status"]["members"].as_array().map(Vec::len),
+                    Some(3)
+                );
                 let event = api.expect(post(EVENTS), Answer::Echo).await;
                 assert_eq!(event["reason"], "ForceNewCluster");
                 assert_eq!(event["type"], "Warning");
@@ -1188,7 +1195,52 @@ async fn with_automatic_recovery_a_lost_quorum_is_recovered_from_the_survivor() 
         outcome.expect("the reconcile succeeds"),
         Outcome::Acted(Step::ForceNewCluster { ordinal: 0, .. })
     ));
-    assert!(entries(&log).contains(&format!("force_new_cluster {}", url(POD_0))));
+    let calls = entries(&log);
+    let forced = format!("force_new_cluster {}", url(POD_0));
+    let asked = calls
+        .iter()
+        .position(|c| *c == forced)
+        .expect("the node was asked");
+    assert_eq!(
+        calls[asked - 1],
+        line("PATCH", APPLY_STATUS),
+        "the status is written just before"
+    );
+}
+
+/// A survivor that refuses (it found a leader meanwhile) recovers nothing:
+/// the decision written before asking it is taken back.
+#[tokio::test]
+async fn a_survivor_that_refuses_to_recover_leaves_no_recovery_on_record() {
+    let (rc, nodes, log) = quorum_lost("Automatic", None);
+    let nodes = nodes.refuse_to_force(ClientError::Api {
+        endpoint: url(POD_0),
+        status: StatusCode::CONFLICT,
+        code: Some("has_leader".into()),
+        message: "node 2 leads this cluster, so it has a quorum".into(),
+        retry_after: None,
+    });
+    let (client, mut api) = mock_api::client(&log);
+    let reconciler = reconciler(client, nodes);
+    let outcome = api
+        .run(
+            reconciler.reconcile(&rc, at(NOW)),
+            async |api: &mut MockApi| {
+                expect_observe_and_apply(api, &rc, Some(3), &[POD_0, POD_1, POD_2], 0).await;
+                let pending = api.expect(apply_any(APPLY_STATUS), ok(json_of(&rc))).await;
+                assert_eq!(pending["status"]["lastRecovery"]["survivor"], "config-0");
+                let last = api.expect(apply_any(APPLY_STATUS), ok(json_of(&rc))).await;
+                assert!(last["status"].get("lastRecovery").is_none(), "{last}");
+                let message = last["status"]["message"].as_str().expect("a message");
+                assert!(message.contains("config-0 did not recover"), "{message}");
+                assert_eq!(last["status"]["members"].as_array().map(Vec::len), Some(3));
+            },
+        )
+        .await;
+    assert!(matches!(
+        outcome.expect("the reconcile succeeds"),
+        Outcome::Acted(Step::ForceNewCluster { ordinal: 0, .. })
+    ));
 }
 
 /// `Manual`: past the grace period the operator only says how to approve;
@@ -1245,6 +1297,7 @@ async fn with_manual_recovery_a_lost_quorum_waits_for_the_annotation() {
             reconciler.reconcile(&rc, at(NOW)),
             async |api: &mut MockApi| {
                 expect_observe_and_apply(api, &rc, Some(3), &[POD_0, POD_1, POD_2], 0).await;
+                api.expect(apply_any(APPLY_STATUS), ok(json_of(&rc))).await;
                 api.expect(post(EVENTS), Answer::Echo).await;
                 let status = api.expect(apply_any(APPLY_STATUS), ok(json_of(&rc))).await;
                 assert_eq!(status["status"]["lastRecovery"]["trigger"], "2026-12-04");
@@ -1456,6 +1509,8 @@ struct FakeNodes {
     members: HashMap<String, MemberList>,
     bootstrap: Mutex<Option<Result<BootstrapResponse, ClientError>>>,
     promote: Mutex<Option<Result<MembershipResponse, ClientError>>>,
+    /// Forcing a new cluster fails with this, if set.
+    force_refusal: Mutex<Option<ClientError>>,
 }
 
 impl FakeNodes {
@@ -1466,6 +1521,7 @@ impl FakeNodes {
             members: HashMap::new(),
             bootstrap: Mutex::new(None),
             promote: Mutex::new(None),
+            force_refusal: Mutex::new(None),
         }
     }
 
@@ -1481,6 +1537,11 @@ impl FakeNodes {
 
     fn bootstrap(self, answer: Result<BootstrapResponse, ClientError>) -> Self {
         *self.bootstrap.lock().expect("lock") = Some(answer);
+        self
+    }
+
+    fn refuse_to_force(self, error: ClientError) -> Self {
+        *self.force_refusal.lock().expect("lock") = Some(error);
         self
     }
 
@@ -1571,6 +1632,9 @@ impl Nodes for FakeNodes {
         _access: &Access,
     ) -> Result<ForceNewClusterResponse, ClientError> {
         self.record(format!("force_new_cluster {url}"));
+        if let Some(error) = self.force_refusal.lock().expect("lock").take() {
+            return Err(error);
+        }
         let survivor = self.statuses.get(url).expect("a survivor that answers");
         Ok(ForceNewClusterResponse {
             cluster_id: survivor.cluster_id.expect("a member"),
