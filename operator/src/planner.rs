@@ -264,7 +264,8 @@ pub enum WaitReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecoveryWait {
     /// The grace period: a quorum may still come back. Then the operator
-    /// recovers on its own (`automatic`) or waits for a person.
+    /// recovers on its own (`automatic`: the spec says so and the loss is
+    /// certain) or waits for a person.
     GracePeriod {
         /// Time left.
         remaining: Duration,
@@ -496,7 +497,8 @@ fn quorum_loss(
     if waited < desired.recovery_grace {
         return wait(RecoveryWait::GracePeriod {
             remaining: desired.recovery_grace - waited,
-            automatic,
+            // Only a certain loss is recovered on its own after it.
+            automatic: automatic && certain,
         });
     }
     if !desired.recovery_approved {

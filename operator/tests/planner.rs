@@ -878,6 +878,24 @@ fn quorum_loss_rows() -> Vec<Row> {
             force(0, 1, COMMIT.get()),
         ),
         row(
+            "within the grace period, silent voters with their claims make Automatic wait for a person",
+            nothing()
+                .sts(3)
+                .pod(0, node(0), Some(CLUSTER))
+                .silent(1)
+                .claim(1),
+            automatic(3),
+            rec().lost_for(3, 10),
+            quorum_lost(
+                1,
+                3,
+                RecoveryWait::GracePeriod {
+                    remaining: Duration::from_secs(RECOVERY_GRACE_SECS - 10),
+                    automatic: false,
+                },
+            ),
+        ),
+        row(
             "voters that do not answer but keep their claims may come back: Automatic waits",
             nothing()
                 .sts(3)

@@ -2,8 +2,13 @@
 //! configuration in force (the latest appended one) and can roll back to an
 //! earlier one when a conflicting suffix of its log is overwritten.
 
+use crate::entry::EntryPayload;
 use crate::ids::LogIndex;
 use crate::membership::Membership;
+use crate::storage::{LogStorage, StorageError};
+
+/// Entries read at a time while loading the history.
+const LOAD_BATCH_BYTES: u64 = 8 << 20;
 
 /// Configurations at or after the snapshot point, each with the index of the
 /// entry that introduced it. The first one is the snapshot's.
@@ -17,6 +22,25 @@ impl ConfigHistory {
         Self {
             configs: vec![(snapshot_index, membership)],
         }
+    }
+
+    /// The history `storage` holds: its snapshot's configuration, then
+    /// each configuration entry after the snapshot.
+    pub(crate) fn load<S: LogStorage>(storage: &S) -> Result<Self, StorageError> {
+        let snapshot = storage.snapshot_metadata()?;
+        let last = storage.last_index()?;
+        let mut configs = Self::new(snapshot.index, snapshot.membership);
+        let mut next = snapshot.index.next();
+        while next <= last {
+            let batch = storage.entries(next, last.next(), LOAD_BATCH_BYTES)?;
+            for entry in &batch {
+                if let EntryPayload::Config(change) = &entry.payload {
+                    configs.push(entry.index, change.config.clone());
+                }
+            }
+            next = next.plus(batch.len().max(1) as u64);
+        }
+        Ok(configs)
     }
 
     /// The configuration in force: the latest one appended.

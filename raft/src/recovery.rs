@@ -8,13 +8,11 @@
 
 use bytes::Bytes;
 
+use crate::config_history::ConfigHistory;
 use crate::entry::{Entry, EntryPayload};
 use crate::ids::{ClusterId, LogIndex, NodeId, Term};
 use crate::membership::{ConfigChange, Membership, MembershipChange};
 use crate::storage::{HardState, LogStore, LogWrite, StorageError};
-
-/// Entries read at a time while looking for the configuration in force.
-const SCAN_BYTES: u64 = 16 << 20;
 
 /// What [`force_new_cluster`] found and did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,7 +65,7 @@ pub fn force_new_cluster<S: LogStore>(
 ) -> Result<ForcedCluster, ForceError> {
     let hard_state = store.hard_state()?;
     let cluster_id = hard_state.cluster_id.ok_or(ForceError::NotInitialized)?;
-    let previous = current_membership(store)?;
+    let previous = ConfigHistory::load(store)?.current().clone();
     if !previous.is_voter(me) {
         return Err(ForceError::NotAVoter(me));
     }
@@ -117,27 +115,6 @@ pub fn force_new_cluster<S: LogStore>(
         commit: hard_state.commit,
         index,
     })
-}
-
-/// The configuration in force: the latest configuration entry of the log,
-/// or the snapshot's.
-fn current_membership<S: LogStore>(store: &S) -> Result<Membership, StorageError> {
-    let mut membership = store.snapshot_metadata()?.membership;
-    let last = store.last_index()?;
-    let mut next = store.first_index()?;
-    while next <= last {
-        let entries = store.entries(next, last.next(), SCAN_BYTES)?;
-        let Some(end) = entries.last().map(|e| e.index) else {
-            break;
-        };
-        for entry in entries {
-            if let EntryPayload::Config(change) = entry.payload {
-                membership = change.config;
-            }
-        }
-        next = end.next();
-    }
-    Ok(membership)
 }
 
 #[cfg(test)]

@@ -117,17 +117,7 @@ impl<S: LogStorage> Raft<S> {
                 commit: hard_state.commit,
             });
         }
-        let mut configs = ConfigHistory::new(snapshot.index, snapshot.membership.clone());
-        let mut next = snapshot.index.next();
-        while next <= last {
-            let batch = storage.entries(next, last.next(), 8 << 20)?;
-            for entry in &batch {
-                if let EntryPayload::Config(change) = &entry.payload {
-                    configs.push(entry.index, change.config.clone());
-                }
-            }
-            next = next.plus(batch.len().max(1) as u64);
-        }
+        let configs = ConfigHistory::load(&storage)?;
         let log = RaftLog::new(storage, hard_state.commit, config.applied)?;
         let mut raft = Self {
             id: config.id,
