@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use raftcfg_raft::{
-    BootstrapError, ClusterId, Config, Entry, ForceError, ForcedCluster, HardState, LogIndex,
-    LogStorage, LogStore, LogWrite, Membership, MembershipChange, Message, NodeId, ProposalError,
-    RawNode, ReadContext, ReadState, ReadyHandler, Snapshot, SnapshotMetadata, StartError, Status,
-    Term, bootstrap, force_new_cluster, handle_ready,
+    BootstrapError, ClusterId, Config, Entry, ForceError, ForcedCluster, HardState, LeaderSync,
+    LogIndex, LogStorage, LogStore, LogWrite, Membership, MembershipChange, Message, NodeId,
+    ProposalError, RawNode, ReadContext, ReadState, ReadyHandler, Snapshot, SnapshotMetadata,
+    StartError, Status, Term, bootstrap, force_new_cluster, handle_ready_with,
 };
 
 use crate::codec;
@@ -54,6 +54,9 @@ pub enum ReplicaError {
     /// The driver thread could not be started.
     #[error("cannot start the driver thread: {0}")]
     Thread(String),
+    /// Syncing the log on the syncer thread failed.
+    #[error("syncing the Raft log failed: {0}")]
+    Sync(String),
     /// A snapshot could not be installed into the key-value state.
     #[error("installing a snapshot failed: {0}")]
     Restore(#[from] RestoreError),
@@ -189,6 +192,8 @@ pub struct Replica {
     recent_entry_bytes: VecDeque<u64>,
     /// The snapshot index the files were last cleaned up for.
     cleaned_for: LogIndex,
+    /// When a leader's log writes are synced.
+    leader_sync: LeaderSync,
     effects: Effects,
 }
 
@@ -271,6 +276,7 @@ impl Replica {
             compaction_tail_bytes: u64::MAX,
             recent_entry_bytes: VecDeque::new(),
             cleaned_for: LogIndex(0),
+            leader_sync: LeaderSync::Inline,
             effects: Effects::default(),
         };
         replica.clean_up_snapshot_files()?;
@@ -300,6 +306,24 @@ impl Replica {
             0 => 0,
             half => self.node.storage().identity().node_id.get() % (half + 1),
         }
+    }
+
+    /// Syncs a leader's log writes as `sync` says. With
+    /// [`LeaderSync::Deferred`], whoever runs the replica syncs what
+    /// [`Replica::unsynced`] names and reports it with [`Replica::synced`].
+    pub fn with_leader_sync(mut self, sync: LeaderSync) -> Self {
+        self.leader_sync = sync;
+        self
+    }
+
+    /// The last entry stored but not yet synced, as (index, term).
+    pub fn unsynced(&self) -> Option<(LogIndex, Term)> {
+        self.node.unsynced()
+    }
+
+    /// The log is durable up to the entry (`index`, `term`).
+    pub fn synced(&mut self, index: LogIndex, term: Term) {
+        self.node.synced(index, term);
     }
 
     /// Keeps this many entries behind each snapshot when the log is
@@ -517,8 +541,8 @@ impl Replica {
                 entry_bytes: Vec::new(),
                 failure: None,
             };
-            let handled =
-                handle_ready(&mut self.node, &mut applier).map_err(ReplicaError::Persist)?;
+            let handled = handle_ready_with(&mut self.node, &mut applier, self.leader_sync)
+                .map_err(ReplicaError::Persist)?;
             let failure = applier.failure;
             let entry_bytes = applier.entry_bytes;
             self.remember_entry_sizes(entry_bytes);

@@ -64,7 +64,7 @@ pub use membership::{ConfigChange, Membership, MembershipChange};
 pub use message::{Message, MessageBody, ReadContext};
 pub use protocol::{DropCounters, ReadState, Role};
 pub use raw_node::{MemberProgress, RawNode, Ready, Status};
-pub use ready::{ReadyHandler, handle_ready};
+pub use ready::{LeaderSync, ReadyHandler, handle_ready, handle_ready_with};
 pub use recovery::{ForceError, ForcedCluster, force_new_cluster};
 pub use snapshot::{Snapshot, SnapshotMetadata};
 pub use storage::{

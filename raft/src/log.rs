@@ -263,16 +263,56 @@ impl<S: LogStorage> RaftLog<S> {
         self.unstable.snapshot.as_ref()
     }
 
-    /// Marks everything handed out for persistence as durable.
+    /// Marks everything handed out for persistence as durable, with every
+    /// entry stored before it.
     pub(crate) fn persisted_all(&mut self) {
+        self.stored_all();
+        self.persisted = self.stored_last();
+    }
+
+    /// Marks everything handed out for persistence as stored but not yet
+    /// durable: it is read from storage from now on, and counts as this
+    /// node's own copy only once [`RaftLog::synced_to`] says so.
+    pub(crate) fn stored_all(&mut self) {
         if let Some(s) = self.unstable.snapshot.take() {
-            self.persisted = self.persisted.max(s.metadata.index);
+            self.unstable.offset = self.unstable.offset.max(s.metadata.index.next());
         }
         if let Some(last) = self.unstable.entries.last() {
-            self.persisted = last.index;
             self.unstable.offset = last.index.next();
             self.unstable.entries.clear();
         }
+    }
+
+    /// The last index in storage, durable or not (before a received
+    /// snapshot still to be written, the durable index: storage is about
+    /// to be replaced).
+    pub(crate) fn stored_last(&self) -> LogIndex {
+        if !self.unstable.entries.is_empty() {
+            self.unstable.offset.prev()
+        } else if self.unstable.snapshot.is_some() {
+            self.persisted
+        } else {
+            self.storage.last_index().unwrap_or_else(|e| fatal(e))
+        }
+    }
+
+    /// Whether storage holds entries a sync has yet to make durable.
+    pub(crate) fn has_unsynced(&self) -> bool {
+        self.stored_last() > self.persisted
+    }
+
+    /// A sync made the stored log durable up to the entry (`index`, `term`):
+    /// raises the durable index if that entry is still in the log (an entry
+    /// overwritten since is not what was synced). Returns whether it rose.
+    pub(crate) fn synced_to(&mut self, index: LogIndex, term: Term) -> bool {
+        if index <= self.persisted || index > self.stored_last() {
+            return false;
+        }
+        if self.term(index) != Ok(term) {
+            return false;
+        }
+        self.persisted = index;
+        true
     }
 
     /// Committed entries the application has not applied, up to `max_bytes`.

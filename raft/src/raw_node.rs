@@ -234,12 +234,57 @@ impl<S: LogStorage> RawNode<S> {
     /// # Panics
     /// If there is no outstanding `Ready`.
     pub fn advance(&mut self) {
+        self.advance_with(true);
+    }
+
+    /// Like [`RawNode::advance`], for a `Ready` whose log write was stored
+    /// without a sync (a leader deferring its syncs, see
+    /// [`crate::LeaderSync::Deferred`]): its entries count as this node's
+    /// own copy only once [`RawNode::synced`] reports them durable.
+    pub fn advance_unsynced(&mut self) {
+        self.advance_with(false);
+    }
+
+    /// Whether storage holds entries a sync has yet to make durable.
+    pub fn has_unsynced(&self) -> bool {
+        self.raft.log.has_unsynced()
+    }
+
+    /// The last entry stored but not yet durable, as (index, term), if
+    /// any: what a sync run now would make durable.
+    pub fn unsynced(&self) -> Option<(LogIndex, Term)> {
+        let log = &self.raft.log;
+        if !log.has_unsynced() {
+            return None;
+        }
+        let last = log.stored_last();
+        let term = log
+            .term(last)
+            .unwrap_or_else(|e| panic!("the last stored entry has no term: {e}"));
+        Some((last, term))
+    }
+
+    /// A sync made the log durable up to the entry (`index`, `term`), which
+    /// [`RawNode::unsynced`] named: a leader may now count its own copy,
+    /// and commit.
+    pub fn synced(&mut self, index: LogIndex, term: Term) {
+        let raft = &mut self.raft;
+        if raft.log.synced_to(index, term) && raft.role == Role::Leader && raft.maybe_commit() {
+            raft.broadcast_append(true);
+        }
+    }
+
+    fn advance_with(&mut self, synced: bool) {
         let done = self
             .outstanding
             .take()
             .expect("advance() called without an outstanding Ready");
         let raft = &mut self.raft;
-        raft.log.persisted_all();
+        if synced {
+            raft.log.persisted_all();
+        } else {
+            raft.log.stored_all();
+        }
         self.persisted_hard_state = done.hard_state;
         if let Some(index) = done.snapshot_index {
             raft.log.applied = raft.log.applied.max(index);

@@ -14,7 +14,7 @@
 use crate::config::PlantedBug;
 use crate::entry::Entry;
 use crate::message::{Message, MessageBody, ReadContext};
-use crate::protocol::ReadState;
+use crate::protocol::{ReadState, Role};
 use crate::raw_node::RawNode;
 use crate::snapshot::Snapshot;
 use crate::storage::{LogStore, LogWrite, StorageError};
@@ -31,12 +31,37 @@ pub trait ReadyHandler {
     fn release_reads(&mut self, ready: Vec<ReadState>, dropped: Vec<ReadContext>);
 }
 
+/// When a leader's own log writes become durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LeaderSync {
+    /// Within [`handle_ready`], before it returns.
+    #[default]
+    Inline,
+    /// Later: a leader's `Ready` that keeps its term and vote and holds no
+    /// snapshot is stored without a sync, and the application syncs on
+    /// another thread and reports it with [`RawNode::synced`]. Meanwhile the
+    /// leader goes on stepping acknowledgments and taking proposals; its
+    /// own copy counts towards a commit only once synced, so an entry is
+    /// still committed only when a majority holds it durably. A node that
+    /// is not the leader syncs everything stored before it sends anything.
+    Deferred,
+}
+
 /// Carries out one `Ready`, if any: persist, send, apply, advance.
 /// Returns whether there was one. A storage error leaves the `Ready`
 /// unacknowledged: the node must stop and restart from its storage.
 pub fn handle_ready<S: LogStore, H: ReadyHandler>(
     node: &mut RawNode<S>,
     handler: &mut H,
+) -> Result<bool, StorageError> {
+    handle_ready_with(node, handler, LeaderSync::Inline)
+}
+
+/// [`handle_ready`], with a leader's syncs made as `sync` says.
+pub fn handle_ready_with<S: LogStore, H: ReadyHandler>(
+    node: &mut RawNode<S>,
+    handler: &mut H,
+    sync: LeaderSync,
 ) -> Result<bool, StorageError> {
     if !node.has_ready() {
         return Ok(false);
@@ -61,8 +86,24 @@ pub fn handle_ready<S: LogStore, H: ReadyHandler>(
         hard_state: ready.hard_state.as_ref(),
         compaction: ready.compaction.as_ref(),
     };
-    if !write.is_empty() {
-        node.storage_mut().persist(write)?;
+    let defer = sync == LeaderSync::Deferred
+        && node.role() == Role::Leader
+        && keeps_term_and_vote
+        && ready.snapshot.is_none()
+        && ready.compaction.is_none();
+    if defer {
+        if !write.is_empty() {
+            node.storage_mut().store(write)?;
+        }
+    } else {
+        if !write.is_empty() {
+            node.storage_mut().persist(write)?;
+        }
+        // What a leader stored unsynced must be durable before this node
+        // says anything as another role, or compacts.
+        if node.has_unsynced() {
+            node.storage_mut().sync()?;
+        }
     }
     if !messages.is_empty() {
         handler.send(messages);
@@ -76,7 +117,11 @@ pub fn handle_ready<S: LogStore, H: ReadyHandler>(
     if !ready.read_states.is_empty() || !ready.dropped_reads.is_empty() {
         handler.release_reads(ready.read_states, ready.dropped_reads);
     }
-    node.advance();
+    if defer {
+        node.advance_unsynced();
+    } else {
+        node.advance();
+    }
     Ok(true)
 }
 

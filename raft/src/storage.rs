@@ -94,6 +94,21 @@ impl LogWrite<'_> {
 pub trait LogStore: LogStorage {
     /// Make `write` durable, atomically.
     fn persist(&mut self, write: LogWrite<'_>) -> Result<(), StorageError>;
+
+    /// Write `write` atomically without waiting for the disk: what it holds
+    /// is read back at once, and made durable by the next [`LogStore::sync`]
+    /// or `persist`, or by a sync the application runs elsewhere (see
+    /// [`crate::LeaderSync::Deferred`]). A crash may lose it and every later
+    /// unsynced write, never part of one. A store that cannot defer syncs
+    /// persists instead.
+    fn store(&mut self, write: LogWrite<'_>) -> Result<(), StorageError> {
+        self.persist(write)
+    }
+
+    /// Make every earlier write durable.
+    fn sync(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 /// Makes an empty store a founding member of a new cluster: the founding

@@ -5,10 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::TrySendError;
 
 use raftcfg_raft::{
     ClusterId, ForcedCluster, LogIndex, MembershipChange, Message, NodeId, ProposalError, Status,
+    Term,
 };
 use tokio::sync::{broadcast, oneshot, watch};
 
@@ -215,6 +216,13 @@ pub(super) enum Request {
         consistency: Consistency,
         reply: oneshot::Sender<Result<QueryResult, DriverError>>,
     },
+    /// The syncer made the log durable up to (`index`, `term`), taking
+    /// `outcome`'s time, or failed.
+    Synced {
+        index: LogIndex,
+        term: Term,
+        outcome: Result<std::time::Duration, String>,
+    },
     Step {
         messages: Vec<Message>,
         sender_url: Option<String>,
@@ -249,7 +257,7 @@ pub(super) enum Request {
 /// A cloneable handle to a running driver.
 #[derive(Clone)]
 pub struct NodeHandle {
-    pub(super) requests: SyncSender<Request>,
+    pub(super) requests: super::syncer::SharedQueue,
     pub(super) view: watch::Receiver<NodeView>,
     /// Whether the driver stopped on its own: a channel apart from the
     /// view, so that waiting for it costs no wake-up per round.

@@ -15,6 +15,7 @@ mod config;
 mod directory;
 mod handle;
 mod snapshotter;
+mod syncer;
 mod transfer;
 mod waiters;
 
@@ -28,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raftcfg_raft::{
-    ForceError, ForcedCluster, MembershipChange, Message, MessageBody, NodeId, ProposalError,
-    ReadContext, Role,
+    ForceError, ForcedCluster, LeaderSync, MembershipChange, Message, MessageBody, NodeId,
+    ProposalError, ReadContext, Role,
 };
 use tokio::sync::watch;
 
@@ -42,6 +43,7 @@ pub use handle::{
     Query, QueryResult,
 };
 use snapshotter::Snapshotter;
+use syncer::Syncer;
 use transfer::Transfers;
 use waiters::{PendingRead, Waiter, Waiters};
 
@@ -129,6 +131,7 @@ pub fn start(
     .with_compaction_tail(policy.compaction_tail_entries);
     let (db, snapshots) = replica.snapshot_source();
     let (requests, inbox) = sync_channel(config.queue_capacity);
+    let requests = Arc::new(requests);
     let (internal_tx, internal) = channel();
     let snapshotter = Snapshotter::start(db.clone(), snapshots.clone(), {
         let internal_tx = internal_tx.clone();
@@ -137,10 +140,14 @@ pub fn start(
         }
     })
     .map_err(|e| ReplicaError::Thread(e.to_string()))?;
+    let syncer = Syncer::start(db.clone(), Arc::downgrade(&requests))
+        .map_err(|e| ReplicaError::Thread(e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
+    let replica = replica.with_leader_sync(LeaderSync::Deferred);
     let mut state = Loop::new(replica, config, outbox, metrics, stop.clone());
     state.internal = Some((internal_tx, internal));
     state.snapshotter = Some(snapshotter);
+    state.syncer = Some(syncer);
     let (view_tx, view) = watch::channel(state.view());
     state.published = Some(view_tx);
     let (failed_tx, failed) = watch::channel(false);
@@ -192,6 +199,8 @@ struct Loop {
     internal: Option<(Sender<Internal>, Receiver<Internal>)>,
     /// Writes snapshot files.
     snapshotter: Option<Snapshotter>,
+    /// Syncs what the leader stored without a sync.
+    syncer: Option<Syncer>,
     /// When the snapshotter began the file it is writing, if it is.
     snapshot_started: Option<Instant>,
     /// No new snapshot is started before this (after a failed one).
@@ -231,6 +240,7 @@ impl Loop {
             announcing: false,
             internal: None,
             snapshotter: None,
+            syncer: None,
             snapshot_started: None,
             next_snapshot_attempt: Instant::now(),
             removed,
@@ -244,6 +254,10 @@ impl Loop {
         let span = tracing::info_span!("node", id = %identity.node_id, member = %identity.name);
         let _entered = span.enter();
         let result = self.rounds(&inbox);
+        // The syncer may wait to hand in a sync: closing the queue first
+        // lets it stop.
+        drop(inbox);
+        self.syncer = None;
         if let Err(e) = &result {
             tracing::error!(error = %e, "the driver stopped");
             if let Some(view) = &self.published {
@@ -290,6 +304,7 @@ impl Loop {
             self.handle_internal()?;
             self.send_read_index();
             self.process()?;
+            self.ask_for_sync();
             self.after_round()?;
             self.notice_removal()?;
             self.start_snapshot_if_due();
@@ -388,8 +403,24 @@ impl Loop {
             Request::Barrier { reply } => {
                 let _ = reply.send(Ok(()));
             }
+            Request::Synced {
+                index,
+                term,
+                outcome,
+            } => {
+                let took = outcome.map_err(ReplicaError::Sync)?;
+                crate::metrics::observe(&self.metrics.fsync_seconds, took);
+                self.replica.synced(index, term);
+            }
         }
         Ok(())
+    }
+
+    /// Asks the syncer to make durable what the leader stored unsynced.
+    fn ask_for_sync(&mut self) {
+        if let (Some(syncer), Some((index, term))) = (&mut self.syncer, self.replica.unsynced()) {
+            syncer.request(index, term);
+        }
     }
 
     /// Makes this node its cluster's only voter if it may be: it belongs
@@ -443,7 +474,7 @@ impl Loop {
             Request::Bootstrap { reply } => drop(reply.send(Err(removed))),
             Request::ForceNewCluster { reply } => drop(reply.send(Err(removed))),
             Request::Barrier { reply } => drop(reply.send(Ok(()))),
-            Request::Step { .. } => {}
+            Request::Step { .. } | Request::Synced { .. } => {}
         }
     }
 

@@ -172,10 +172,15 @@ impl Db {
                 }
             }
         })?;
-        Ok(Self {
+        let db = Self {
             inner: Arc::new(db),
             faults,
-        })
+        };
+        // A leader's writes may wait for a sync (see `LeaderSync`). After a
+        // crash of the process alone they are still in the system's cache,
+        // readable but not durable: sync them before the log counts them.
+        db.sync_wal()?;
+        Ok(db)
     }
 
     /// A column family by name (one of the `CF_*` constants).
@@ -216,6 +221,14 @@ impl Db {
     /// next synced write makes it durable too (one write-ahead log).
     pub fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StorageError> {
         self.inner.write(batch).map_err(StorageError::WriteBatch)
+    }
+
+    /// Makes every write so far durable (the write-ahead log synced).
+    pub fn sync_wal(&self) -> Result<(), StorageError> {
+        if self.faults.skips_log_sync() {
+            return Ok(());
+        }
+        self.inner.flush_wal(true).map_err(StorageError::WriteBatch)
     }
 
     /// The underlying RocksDB handle, for iteration.

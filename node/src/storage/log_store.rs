@@ -492,6 +492,29 @@ impl LogStore for RocksLogStore {
     /// Writes everything in one synced batch, in the order of the write's
     /// fields; the cached bounds change only once the batch is durable.
     fn persist(&mut self, write: LogWrite<'_>) -> Result<(), RaftStorageError> {
+        self.write(write, true)
+    }
+
+    /// Like `persist`, without the sync.
+    fn store(&mut self, write: LogWrite<'_>) -> Result<(), RaftStorageError> {
+        self.write(write, false)
+    }
+
+    fn sync(&mut self) -> Result<(), RaftStorageError> {
+        let started = Instant::now();
+        self.db
+            .sync_wal()
+            .map_err(|e| failed("sync the Raft log", e))?;
+        self.sync_latencies.push(started.elapsed());
+        Ok(())
+    }
+}
+
+impl RocksLogStore {
+    /// Writes everything in one batch, in the order of the write's fields,
+    /// synced if `sync` (and if more than the commit index changed); the
+    /// cached bounds change only once the batch is written.
+    fn write(&mut self, write: LogWrite<'_>, sync: bool) -> Result<(), RaftStorageError> {
         if write.is_empty() {
             return Ok(());
         }
@@ -580,10 +603,10 @@ impl LogStore for RocksLogStore {
                         self.hard_state.cluster_id,
                     )
             });
-        if commit_only {
+        if commit_only || !sync {
             self.db
                 .write_unsynced(batch)
-                .map_err(|e| failed("persist the commit index", e))?;
+                .map_err(|e| failed("store the Raft log", e))?;
         } else {
             let started = Instant::now();
             if self.db.faults().skips_log_sync() {

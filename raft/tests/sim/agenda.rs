@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use raftcfg_raft::{Message, NodeId};
+use raftcfg_raft::{LogIndex, Message, NodeId, Term};
 
 /// Something scheduled to happen.
 pub enum Event {
@@ -16,6 +16,13 @@ pub enum Event {
     Ready {
         node: NodeId,
         incarnation: u32,
+    },
+    /// A leader's sync of its log, up to the entry (`index`, `term`), ends.
+    Synced {
+        node: NodeId,
+        incarnation: u32,
+        index: LogIndex,
+        term: Term,
     },
     /// A message arrives.
     Deliver(Message),

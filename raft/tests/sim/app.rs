@@ -28,8 +28,13 @@ pub struct ReadyDone {
 /// One node's application.
 pub struct App {
     id: NodeId,
-    /// Durable: survives a crash.
+    /// Durable: survives a crash (but see `synced`).
     pub state: StateMachine,
+    /// With deferred leader syncs, the state when the disk last had
+    /// nothing unsynced. The node's state shares the log's write-ahead log,
+    /// so a crash that loses log writes loses the state applied after them:
+    /// a state ahead of the durable commit index goes back to this.
+    pub synced: Option<StateMachine>,
     /// Messages to route once the `Ready` is done.
     pub outbox: Vec<Message>,
     /// Observations for the current step.
@@ -50,6 +55,7 @@ impl App {
         Self {
             id,
             state: StateMachine::default(),
+            synced: None,
             outbox: Vec::new(),
             notes: Vec::new(),
             done: ReadyDone::default(),

@@ -70,6 +70,8 @@ pub struct SimNode {
     /// The last observation of the running process.
     pub view: Option<View>,
     pub ready_scheduled: bool,
+    /// The last entry a sync was scheduled for (a leader deferring syncs).
+    pub sync_asked: Option<(LogIndex, Term)>,
     /// Sim time units per tick of this node's clock (clocks drift).
     pub tick_units: u64,
 }
@@ -82,12 +84,12 @@ impl SimNode {
     /// The durable storage, whether the process runs or not.
     pub fn storage(&self) -> &MemStorage {
         match &self.raft {
-            Some(raft) => raft.storage().store(),
+            Some(raft) => raft.storage().durable(),
             None => self
                 .parked
                 .as_ref()
                 .expect("a crashed node keeps its disk")
-                .store(),
+                .durable(),
         }
     }
 
@@ -98,7 +100,16 @@ impl SimNode {
     /// Kills the process: everything not persisted is lost.
     pub fn crash(&mut self) -> HardState {
         let raft = self.raft.take().expect("crash a running node");
-        self.parked = Some(raft.into_storage());
+        let mut disk = raft.into_storage();
+        disk.lose_unsynced();
+        let durable_commit = disk.durable().hard_state().expect("MemStorage").commit;
+        if self.app.state.applied > durable_commit
+            && let Some(synced) = self.app.synced.clone()
+        {
+            self.app.state = synced;
+        }
+        self.parked = Some(disk);
+        self.sync_asked = None;
         self.crash_in_ready = None;
         self.app.crash();
         self.view = None;
@@ -198,6 +209,7 @@ impl Cluster {
                 decommissioned: false,
                 view: None,
                 ready_scheduled: false,
+                sync_asked: None,
                 tick_units,
             },
         );

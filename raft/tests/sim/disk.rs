@@ -1,6 +1,7 @@
 //! [`SimDisk`]: a node's disk, the crate's `MemStorage` behind the faults a
 //! real disk and process have: a write that reports an error (having landed
-//! or not), and a process that dies part-way through a `Ready` ([`Fuse`]).
+//! or not), a process that dies part-way through a `Ready` ([`Fuse`]), and
+//! writes stored without a sync, which a crash loses.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -55,7 +56,10 @@ pub enum WriteFault {
 /// one (the fuse burning down at the write) loses it whole.
 #[derive(Clone, Debug)]
 pub struct SimDisk {
+    /// What is durable.
     store: MemStorage,
+    /// What is stored, if some of it is not synced yet.
+    unsynced: Option<MemStorage>,
     fuse: Fuse,
     /// The fault of the next write, if any.
     pub fault: Option<WriteFault>,
@@ -65,39 +69,89 @@ impl SimDisk {
     pub fn new(store: MemStorage, fuse: Fuse) -> Self {
         Self {
             store,
+            unsynced: None,
             fuse,
             fault: None,
         }
     }
 
-    pub fn store(&self) -> &MemStorage {
+    /// What survives a crash.
+    pub fn durable(&self) -> &MemStorage {
         &self.store
+    }
+
+    /// Whether some of what is stored is not durable yet.
+    pub fn has_unsynced(&self) -> bool {
+        self.unsynced.is_some()
+    }
+
+    /// The process died: what was not synced is gone.
+    pub fn lose_unsynced(&mut self) {
+        self.unsynced = None;
+    }
+
+    /// What the process reads: everything stored.
+    fn current(&self) -> &MemStorage {
+        self.unsynced.as_ref().unwrap_or(&self.store)
+    }
+
+    /// Carries out `write` on what is stored, with the planned fault; if
+    /// `sync`, everything stored becomes durable. A process already dead
+    /// (the fuse burnt down) writes nothing durable, but the rest of its
+    /// `Ready` reads what it believes it wrote; the node crashes after it.
+    fn write(&mut self, write: LogWrite<'_>, sync: bool) -> Result<(), StorageError> {
+        let alive = self.fuse.spend();
+        let fault = if alive { self.fault.take() } else { None };
+        if fault == Some(WriteFault::Lost) {
+            return Err(StorageError::Failed(
+                "simulated write error: nothing written".into(),
+            ));
+        }
+        match self.unsynced.take() {
+            // The common case: straight to disk, nothing to copy.
+            None if alive && sync => self.store.persist(write)?,
+            unsynced => {
+                let mut stored = unsynced.unwrap_or_else(|| self.store.clone());
+                stored.persist(write)?;
+                if alive && sync {
+                    self.store = stored;
+                } else {
+                    self.unsynced = Some(stored);
+                }
+            }
+        }
+        if fault == Some(WriteFault::Landed) {
+            return Err(StorageError::Failed(
+                "simulated sync error after the write landed".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
 impl LogStorage for SimDisk {
     fn hard_state(&self) -> Result<HardState, StorageError> {
-        self.store.hard_state()
+        self.current().hard_state()
     }
 
     fn snapshot(&self) -> Result<Snapshot, StorageError> {
-        self.store.snapshot()
+        self.current().snapshot()
     }
 
     fn snapshot_metadata(&self) -> Result<SnapshotMetadata, StorageError> {
-        self.store.snapshot_metadata()
+        self.current().snapshot_metadata()
     }
 
     fn first_index(&self) -> Result<LogIndex, StorageError> {
-        self.store.first_index()
+        self.current().first_index()
     }
 
     fn last_index(&self) -> Result<LogIndex, StorageError> {
-        self.store.last_index()
+        self.current().last_index()
     }
 
     fn term(&self, index: LogIndex) -> Result<Term, StorageError> {
-        self.store.term(index)
+        self.current().term(index)
     }
 
     fn entries(
@@ -106,28 +160,25 @@ impl LogStorage for SimDisk {
         high: LogIndex,
         max_bytes: u64,
     ) -> Result<Vec<Entry>, StorageError> {
-        self.store.entries(low, high, max_bytes)
+        self.current().entries(low, high, max_bytes)
     }
 }
 
 impl LogStore for SimDisk {
     fn persist(&mut self, write: LogWrite<'_>) -> Result<(), StorageError> {
-        if !self.fuse.spend() {
-            // The process died before the write: what `handle_ready` does
-            // next has no effect, so any answer will do.
-            return Ok(());
+        self.write(write, true)
+    }
+
+    fn store(&mut self, write: LogWrite<'_>) -> Result<(), StorageError> {
+        self.write(write, false)
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        if self.fuse.spend()
+            && let Some(stored) = self.unsynced.take()
+        {
+            self.store = stored;
         }
-        match self.fault.take() {
-            None => self.store.persist(write),
-            Some(WriteFault::Lost) => Err(StorageError::Failed(
-                "simulated write error: nothing written".into(),
-            )),
-            Some(WriteFault::Landed) => {
-                self.store.persist(write)?;
-                Err(StorageError::Failed(
-                    "simulated sync error after the write landed".into(),
-                ))
-            }
-        }
+        Ok(())
     }
 }

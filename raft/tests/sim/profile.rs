@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use raftcfg_raft::{Config, NodeId, PlantedBug};
+use raftcfg_raft::{Config, LeaderSync, NodeId, PlantedBug};
 
 use crate::sim::dice::Dice;
 
@@ -98,6 +98,9 @@ pub struct Profile {
     /// The application compacts once this many entries are applied past
     /// its last snapshot.
     pub compact_threshold_entries: u64,
+    /// How leaders sync their log writes: deferred on odd seeds (set by
+    /// the world, so that drawing it changes no other knob of a seed).
+    pub leader_sync: LeaderSync,
 }
 
 impl Profile {
@@ -161,6 +164,7 @@ impl Profile {
             },
             keys: dice.range(2, 12),
             compact_threshold_entries: dice.range(15, 200),
+            leader_sync: LeaderSync::Inline,
         }
     }
 
@@ -342,7 +346,7 @@ impl fmt::Display for Profile {
             "{:?}, {} nodes{}, election timeout {} ticks, heartbeat {} ticks, append {} B x{} \
              (in flight {} B), snapshot timeout {} ticks, apply {} B, ready delay {}, \
              drop {}‰, dup {}‰, delay +{}‰ up to {}, faults {:?}, ops {:?}, \
-             compact every {}, {} fault steps",
+             compact every {}, {} fault steps, leader sync {:?}",
             self.kind,
             self.cluster_size,
             if self.join_path { " (join path)" } else { "" },
@@ -362,6 +366,7 @@ impl fmt::Display for Profile {
             self.ops,
             self.compact_threshold_entries,
             self.fault_steps,
+            self.leader_sync,
         )?;
         if let Some(bug) = self.planted_bug {
             write!(f, ", planted bug {bug:?}")?;

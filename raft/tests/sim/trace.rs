@@ -203,6 +203,8 @@ pub enum TraceEvent {
     Deliver(MessageBrief),
     Lost(MessageBrief, &'static str),
     Ready(NodeId, ReadyDone),
+    /// A leader's deferred sync made its log durable up to the index.
+    Synced(NodeId, LogIndex),
     Role {
         node: NodeId,
         role: Role,
@@ -230,6 +232,7 @@ impl fmt::Display for TraceEvent {
             TraceEvent::Tick(n) => write!(f, "tick {n}"),
             TraceEvent::Deliver(m) => write!(f, "deliver {m}"),
             TraceEvent::Lost(m, why) => write!(f, "lost ({why}) {m}"),
+            TraceEvent::Synced(n, index) => write!(f, "synced {n} up to {index}"),
             TraceEvent::Ready(n, done) => {
                 write!(f, "ready {n}: sent {}", done.sent)?;
                 if let Some(index) = done.snapshot {
@@ -276,6 +279,7 @@ impl TraceEvent {
             TraceEvent::Tick(_)
             | TraceEvent::Deliver(_)
             | TraceEvent::Lost(..)
+            | TraceEvent::Synced(..)
             | TraceEvent::Ready(..) => false,
             TraceEvent::Operation { accepted, .. } => *accepted,
             _ => true,

@@ -6,7 +6,8 @@
 //! invariants.
 
 use raftcfg_raft::{
-    LogStorage, Membership, Message, MessageBody, NodeId, RawNode, Role, handle_ready,
+    LeaderSync, LogStorage, LogStore, Membership, Message, MessageBody, NodeId, RawNode, Role,
+    handle_ready_with,
 };
 
 use crate::sim::agenda::Agenda;
@@ -54,7 +55,10 @@ pub struct World {
 impl World {
     pub fn new(seed: u64, options: &Options, trace_capacity: usize) -> Self {
         let mut dice = Dice::new(seed);
-        let profile = Profile::draw(options.kind, options.planted_bug, &mut dice);
+        let mut profile = Profile::draw(options.kind, options.planted_bug, &mut dice);
+        if seed % 2 == 1 {
+            profile.leader_sync = LeaderSync::Deferred;
+        }
         let (cluster, joiners) = Cluster::found(&profile, &mut dice);
         let founders: Vec<NodeId> = cluster
             .nodes
@@ -205,6 +209,24 @@ impl World {
                 self.carry_out_ready(node);
                 Some(vec![node])
             }
+            Event::Synced {
+                node,
+                incarnation,
+                index,
+                term,
+            } => {
+                let sim_node = self.cluster.nodes.get_mut(&node)?;
+                if sim_node.incarnation != incarnation {
+                    return None;
+                }
+                let raft = sim_node.raft.as_mut()?;
+                raft.storage_mut()
+                    .sync()
+                    .expect("a simulated sync never fails");
+                raft.synced(index, term);
+                self.trace(TraceEvent::Synced(node, index));
+                Some(vec![node])
+            }
             Event::Deliver(message) => {
                 let to = message.to;
                 if self.network.blocked(&message) {
@@ -289,7 +311,7 @@ impl World {
             Some(ReadyCrash::WriteFails(fault)) => raft.storage_mut().fault = Some(fault),
             None => {}
         }
-        let result = handle_ready(raft, &mut node.app);
+        let result = handle_ready_with(raft, &mut node.app, self.profile.leader_sync);
         node.fuse.disarm();
         // A Ready without a write leaves its fault unused: it dies anyway.
         raft.storage_mut().fault = None;
@@ -306,6 +328,26 @@ impl World {
                 let _ = raft.compact(applied, node.app.state.encode());
             }
         }
+        let sync = raft
+            .unsynced()
+            .filter(|target| node.sync_asked != Some(*target));
+        if plan.is_none()
+            && let Some((index, term)) = sync
+        {
+            node.sync_asked = Some((index, term));
+            let incarnation = node.incarnation;
+            let delay = self.dice.range(0, 2 * self.profile.ready_delay_units + 4);
+            self.agenda.schedule(
+                self.now + delay,
+                Event::Synced {
+                    node: id,
+                    incarnation,
+                    index,
+                    term,
+                },
+            );
+        }
+        let node = self.cluster.node_mut(id);
         let outbox = std::mem::take(&mut node.app.outbox);
         let done = node.app.done;
         self.notes.append(&mut node.app.notes);
@@ -350,6 +392,9 @@ impl World {
         let Some(raft) = &node.raft else {
             return;
         };
+        if self.profile.leader_sync == LeaderSync::Deferred && !raft.storage().has_unsynced() {
+            node.app.synced = Some(node.app.state.clone());
+        }
         let status = raft.status();
         self.notes.push(Note::Status {
             node: id,

@@ -1,0 +1,94 @@
+//! [`Syncer`]: the thread that makes a leader's log writes durable. A
+//! leader stores its entries without a sync (`LeaderSync::Deferred`) and
+//! goes on stepping acknowledgments and taking proposals while this thread
+//! syncs the write-ahead log; the driver then counts the leader's own copy
+//! (`Replica::synced`). Requests made while a sync runs are served by one
+//! sync after it, so a busy leader syncs once per sync's time, not once
+//! per round.
+
+use std::sync::mpsc::{Sender, SyncSender, channel};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use raftcfg_raft::{LogIndex, Term};
+
+use super::handle::Request;
+use crate::storage::Db;
+
+/// The syncing thread. Dropping this stops it and waits for it, so the
+/// process never exits while the thread is inside RocksDB.
+pub(super) struct Syncer {
+    jobs: Option<Sender<(LogIndex, Term)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The last entry asked to be synced.
+    asked: Option<(LogIndex, Term)>,
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Syncer {
+    /// Starts the thread. It answers each sync with `Request::Synced` on
+    /// the driver's queue, held weakly so that the queue still closes when
+    /// every handle is gone (which stops the driver).
+    pub(super) fn start(db: Db, driver: Weak<SyncSender<Request>>) -> std::io::Result<Self> {
+        let (jobs, pending) = channel::<(LogIndex, Term)>();
+        let thread = std::thread::Builder::new()
+            .name("raftcfg-syncer".into())
+            .spawn(move || {
+                while let Ok(first) = pending.recv() {
+                    // Everything asked so far was stored before it was
+                    // asked for: one sync covers the latest.
+                    let (index, term) = pending.try_iter().last().unwrap_or(first);
+                    let started = Instant::now();
+                    let outcome = db
+                        .sync_wal()
+                        .map(|()| started.elapsed())
+                        .map_err(|e| e.to_string());
+                    let Some(driver) = driver.upgrade() else {
+                        return;
+                    };
+                    // Blocks while the queue is full; fails once the
+                    // driver has stopped and dropped it.
+                    if driver
+                        .send(Request::Synced {
+                            index,
+                            term,
+                            outcome,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            thread: Some(thread),
+            asked: None,
+        })
+    }
+
+    /// Asks for the log to be synced up to the entry (`index`, `term`),
+    /// unless that was already asked.
+    pub(super) fn request(&mut self, index: LogIndex, term: Term) {
+        if self.asked == Some((index, term)) {
+            return;
+        }
+        if let Some(jobs) = &self.jobs
+            && jobs.send((index, term)).is_ok()
+        {
+            self.asked = Some((index, term));
+        }
+    }
+}
+
+/// The driver's queue as its handles share it, so that a thread of the
+/// driver's own can hold it weakly.
+pub(super) type SharedQueue = Arc<SyncSender<Request>>;
