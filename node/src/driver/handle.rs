@@ -1,18 +1,18 @@
 //! [`NodeHandle`]: how the rest of the node (HTTP API, peer server) talks
-//! to the driver thread — requests in over a bounded channel, answers back
-//! over one-shot channels — and the types of those requests and answers.
+//! to the driver — requests in through its [`Queue`], answers back over
+//! one-shot channels — and the types of those requests and answers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::TrySendError;
 
 use raftcfg_raft::{
-    ClusterId, ForcedCluster, LogIndex, MembershipChange, Message, NodeId, ProposalError, Status,
-    Term,
+    ClusterId, ForcedCluster, LogIndex, MembershipChange, Message, MessageBody, NodeId,
+    ProposalError, Status, Term,
 };
 use tokio::sync::{broadcast, oneshot, watch};
 
+use super::queue::Queue;
 use crate::kv::{
     Change, ChangePage, Command, Key, KeyPrefix, KeyRecord, MemberAddress, Outcome, Page, Revision,
 };
@@ -205,7 +205,7 @@ impl NodeView {
     }
 }
 
-/// A request to the driver thread.
+/// A request to the driver.
 pub(super) enum Request {
     Propose {
         command: Command,
@@ -254,10 +254,30 @@ pub(super) enum Request {
     },
 }
 
+impl Request {
+    /// Whether a caller's thread may run the round for this request (see
+    /// `queue`): anything but a snapshot to install, whose cost grows with
+    /// the state's size and belongs on the driver thread.
+    pub(super) fn runs_inline(&self) -> bool {
+        match self {
+            Request::Step { messages, .. } => !messages
+                .iter()
+                .any(|message| matches!(message.body, MessageBody::InstallSnapshot { .. })),
+            _ => true,
+        }
+    }
+
+    /// Whether many of these in one round save work: proposals share one
+    /// write, linearizable reads one ReadIndex.
+    pub(super) fn batches(&self) -> bool {
+        matches!(self, Request::Propose { .. } | Request::Read { .. })
+    }
+}
+
 /// A cloneable handle to a running driver.
 #[derive(Clone)]
 pub struct NodeHandle {
-    pub(super) requests: super::syncer::SharedQueue,
+    pub(super) requests: Arc<Queue>,
     pub(super) view: watch::Receiver<NodeView>,
     /// Whether the driver stopped on its own: a channel apart from the
     /// view, so that waiting for it costs no wake-up per round.
@@ -438,9 +458,6 @@ impl NodeHandle {
     }
 
     fn send(&self, request: Request) -> Result<(), DriverError> {
-        self.requests.try_send(request).map_err(|e| match e {
-            TrySendError::Full(_) => DriverError::Busy,
-            TrySendError::Disconnected(_) => DriverError::Stopped,
-        })
+        self.requests.send(request)
     }
 }

@@ -1,19 +1,24 @@
 //! The driver: the one place where the rest of the node meets the Raft
-//! core. A dedicated thread owns the [`Replica`] and loops: wait for a
-//! request or the next tick, take every request queued meanwhile (so many
-//! proposals share one synced write — group commit), carry out the
-//! resulting `Ready`s in the core's order, then ship the outbox, answer
-//! the proposers whose entries were applied and the reads whose index was
-//! reached, and publish a fresh [`NodeView`].
+//! core. Its state (the [`Replica`] and what goes with it) is run in
+//! rounds: take every request queued meanwhile (so many proposals share
+//! one write — group commit), carry out the resulting `Ready`s in the
+//! core's order, then ship the outbox, answer the proposers whose entries
+//! were applied and the reads whose index was reached, and publish a fresh
+//! [`NodeView`].
 //!
-//! It is a thread rather than a tokio task because each round blocks on
-//! fsync; everything else talks to it through a [`NodeHandle`]. Work that
-//! costs the state's size never runs on it: a second thread writes the
-//! snapshot files (`snapshotter`), and the transport streams them.
+//! A round runs on the thread of the request that finds the state free
+//! (`queue`), or on the driver's own thread, which waits for queued
+//! requests and ticks. Rounds block on storage (a follower's fsync), so
+//! a task of the node's runtime may block for one; work that costs the
+//! state's size never runs in one from a task: installing a snapshot waits
+//! for the driver thread, a second thread writes the snapshot files
+//! (`snapshotter`), and the transport streams them. Everything else talks
+//! to the driver through a [`NodeHandle`].
 
 mod config;
 mod directory;
 mod handle;
+mod queue;
 mod snapshotter;
 mod syncer;
 mod transfer;
@@ -23,11 +28,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use crossbeam_channel::{Select, TryRecvError};
 use raftcfg_raft::{
     ForceError, ForcedCluster, LeaderSync, MembershipChange, Message, MessageBody, NodeId,
     ProposalError, ReadContext, Role,
@@ -36,6 +42,7 @@ use tokio::sync::watch;
 
 pub use config::{DriverConfig, SnapshotPolicy, Timing};
 use handle::Request;
+use queue::{Queue, Rounds};
 
 use directory::AddressBook;
 pub use handle::{
@@ -130,8 +137,7 @@ pub fn start(
     .with_change_log_retention(policy.watch_history_revisions)
     .with_compaction_tail(policy.compaction_tail_entries);
     let (db, snapshots) = replica.snapshot_source();
-    let (requests, inbox) = sync_channel(config.queue_capacity);
-    let requests = Arc::new(requests);
+    let (requests, inbox) = crossbeam_channel::bounded(config.queue_capacity);
     let (internal_tx, internal) = channel();
     let snapshotter = Snapshotter::start(db.clone(), snapshots.clone(), {
         let internal_tx = internal_tx.clone();
@@ -140,24 +146,32 @@ pub fn start(
         }
     })
     .map_err(|e| ReplicaError::Thread(e.to_string()))?;
-    let syncer = Syncer::start(db.clone(), Arc::downgrade(&requests))
-        .map_err(|e| ReplicaError::Thread(e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let replica = replica.with_leader_sync(LeaderSync::Deferred);
+    let tick = config.timing.tick;
     let mut state = Loop::new(replica, config, outbox, metrics, stop.clone());
+    state.inbox = Some(inbox.clone());
     state.internal = Some((internal_tx, internal));
     state.snapshotter = Some(snapshotter);
-    state.syncer = Some(syncer);
     let (view_tx, view) = watch::channel(state.view());
     state.published = Some(view_tx);
     let (failed_tx, failed) = watch::channel(false);
     state.failed = Some(failed_tx);
     let (changes, _) = tokio::sync::broadcast::channel(CHANGE_FEED_BATCHES);
     state.change_feed = Some(changes.clone());
-    let thread = std::thread::Builder::new()
-        .name("raftcfg-driver".into())
-        .spawn(move || state.run(inbox))
+    let span = state.span.clone();
+    let rounds = Arc::new(Rounds::new(state));
+    let requests = Arc::new(Queue::new(requests, rounds.clone()));
+    let syncer = Syncer::start(db.clone(), Arc::downgrade(&requests))
         .map_err(|e| ReplicaError::Thread(e.to_string()))?;
+    rounds.lock()?.as_mut().expect("not stopped yet").syncer = Some(syncer);
+    let thread = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("raftcfg-driver".into())
+            .spawn(move || span.in_scope(|| run(&rounds, inbox, tick, &stop)))
+            .map_err(|e| ReplicaError::Thread(e.to_string()))?
+    };
     Ok(Driver {
         handle: NodeHandle {
             requests,
@@ -172,7 +186,7 @@ pub fn start(
     })
 }
 
-/// The driver thread's state.
+/// The driver's state.
 struct Loop {
     replica: Replica,
     config: DriverConfig,
@@ -208,6 +222,15 @@ struct Loop {
     /// Whether this node was removed from its cluster (see
     /// [`Loop::notice_removal`]).
     removed: bool,
+    /// The queue's receiving end, for each round to take what waits.
+    inbox: Option<crossbeam_channel::Receiver<Request>>,
+    /// Whether every handle is gone (the driver then stops).
+    queue_closed: bool,
+    /// The failure a round met on another thread, for the driver thread
+    /// to stop on.
+    failure: Option<ReplicaError>,
+    /// The span every round runs in, whichever thread runs it.
+    span: tracing::Span,
 }
 
 impl Loop {
@@ -219,6 +242,9 @@ impl Loop {
         stop: Arc<AtomicBool>,
     ) -> Self {
         let known_leader = replica.status().leader_id;
+        // The span holds what never changes: a recorded field would be
+        // appended to the span's fields again at every change.
+        let identity = replica.identity();
         let removed = replica.kv().removed().contains(&replica.identity().node_id);
         let address_book = AddressBook::new(replica.identity().node_id, config.address.clone());
         Self {
@@ -244,71 +270,50 @@ impl Loop {
             snapshot_started: None,
             next_snapshot_attempt: Instant::now(),
             removed,
+            inbox: None,
+            queue_closed: false,
+            failure: None,
+            span: tracing::info_span!("node", id = %identity.node_id, member = %identity.name),
         }
     }
 
-    fn run(mut self, inbox: Receiver<Request>) -> Result<(), ReplicaError> {
-        let identity = self.replica.identity();
-        // The span holds what never changes: a recorded field would be
-        // appended to the span's fields again at every change.
-        let span = tracing::info_span!("node", id = %identity.node_id, member = %identity.name);
-        let _entered = span.enter();
-        let result = self.rounds(&inbox);
-        // The syncer may wait to hand in a sync: closing the queue first
-        // lets it stop.
-        drop(inbox);
-        self.syncer = None;
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "the driver stopped");
-            if let Some(view) = &self.published {
-                view.send_modify(|view| view.stopped = Some(e.to_string()));
+    /// One round: the requests waiting in the queue, then `own` (the
+    /// calling thread's), a tick if `tick`, then the Readys, the outbox,
+    /// the answers and a fresh view. A round with neither requests nor a
+    /// tick does nothing (another thread took what woke the driver).
+    fn round(&mut self, own: Option<Request>, tick: bool) -> Result<(), ReplicaError> {
+        let mut handled = 0;
+        while handled < MAX_REQUESTS_PER_ROUND {
+            let Some(inbox) = &self.inbox else { break };
+            match inbox.try_recv() {
+                Ok(request) => self.handle(request)?,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.queue_closed = true;
+                    break;
+                }
             }
-            if let Some(failed) = &self.failed {
-                failed.send_replace(true);
-            }
+            handled += 1;
         }
-        result
-    }
-
-    fn rounds(&mut self, inbox: &Receiver<Request>) -> Result<(), ReplicaError> {
-        let tick = self.config.timing.tick;
-        let mut next_tick = Instant::now() + tick;
-        loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
-            match inbox.recv_timeout(wait) {
-                Ok(request) => {
-                    self.handle(request)?;
-                    for request in inbox.try_iter().take(MAX_REQUESTS_PER_ROUND) {
-                        self.handle(request)?;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            }
-            if self.stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if now >= next_tick {
-                // A removed member no longer times out into elections.
-                if !self.removed {
-                    self.tick();
-                }
-                next_tick += tick;
-                // After a long stall, do not replay the missed ticks in a
-                // burst (that would look like an instant election timeout).
-                if now >= next_tick {
-                    next_tick = now + tick;
-                }
-            }
-            self.handle_internal()?;
-            self.send_read_index();
-            self.process()?;
-            self.ask_for_sync();
-            self.after_round()?;
-            self.notice_removal()?;
-            self.start_snapshot_if_due();
+        if let Some(request) = own {
+            self.handle(request)?;
+            handled += 1;
         }
+        // A removed member no longer times out into elections.
+        if tick && !self.removed {
+            self.tick();
+        }
+        if handled == 0 && !tick {
+            return Ok(());
+        }
+        self.handle_internal()?;
+        self.send_read_index();
+        self.process()?;
+        self.ask_for_sync();
+        self.after_round()?;
+        self.notice_removal()?;
+        self.start_snapshot_if_due();
+        Ok(())
     }
 
     fn handle(&mut self, request: Request) -> Result<(), ReplicaError> {
@@ -414,6 +419,11 @@ impl Loop {
             }
         }
         Ok(())
+    }
+
+    /// Whether a proposal or a read taken earlier waits for its answer.
+    fn answers_pending(&self) -> bool {
+        !self.waiters.is_empty() || !self.new_reads.is_empty()
     }
 
     /// Asks the syncer to make durable what the leader stored unsynced.
@@ -878,6 +888,78 @@ impl Loop {
             removed: self.removed,
             removed_members: Arc::new(self.replica.kv().removed().clone()),
             auth: self.replica.kv().auth().clone(),
+        }
+    }
+}
+
+/// The driver thread: runs rounds for queued requests and ticks until the
+/// node stops, then closes the queue and reports how it ended.
+fn run(
+    rounds: &Rounds,
+    inbox: crossbeam_channel::Receiver<Request>,
+    tick: Duration,
+    stop: &AtomicBool,
+) -> Result<(), ReplicaError> {
+    let result = drive(rounds, &inbox, tick, stop);
+    // No round runs after this. The syncer may wait to hand in a sync:
+    // closing the queue first lets it stop.
+    let Some(mut state) = rounds.take() else {
+        return result;
+    };
+    drop(inbox);
+    state.inbox = None;
+    state.syncer = None;
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "the driver stopped");
+        if let Some(view) = &state.published {
+            view.send_modify(|view| view.stopped = Some(e.to_string()));
+        }
+        if let Some(failed) = &state.failed {
+            failed.send_replace(true);
+        }
+    }
+    result
+}
+
+/// Waits for a queued request or the next tick, then runs a round, until
+/// a stop, a failure (of a round here or on another thread) or the last
+/// handle's drop.
+fn drive(
+    rounds: &Rounds,
+    inbox: &crossbeam_channel::Receiver<Request>,
+    tick: Duration,
+    stop: &AtomicBool,
+) -> Result<(), ReplicaError> {
+    let mut next_tick = Instant::now() + tick;
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        let mut queued = Select::new();
+        queued.recv(inbox);
+        // Ready or timed out, the round below finds out which.
+        let _ = queued.ready_timeout(wait);
+        let mut guard = rounds.lock()?;
+        let Some(state) = guard.as_mut() else {
+            return Ok(());
+        };
+        if let Some(failure) = state.failure.take() {
+            return Err(failure);
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let tick_due = now >= next_tick;
+        if tick_due {
+            next_tick += tick;
+            // After a long stall, do not replay the missed ticks in a
+            // burst (that would look like an instant election timeout).
+            if now >= next_tick {
+                next_tick = now + tick;
+            }
+        }
+        state.round(None, tick_due)?;
+        if state.queue_closed {
+            return Ok(());
         }
     }
 }

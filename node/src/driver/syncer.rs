@@ -6,13 +6,14 @@
 //! sync after it, so a busy leader syncs once per sync's time, not once
 //! per round.
 
-use std::sync::mpsc::{Sender, SyncSender, channel};
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
+use std::sync::mpsc::{Sender, channel};
 use std::time::Instant;
 
 use raftcfg_raft::{LogIndex, Term};
 
 use super::handle::Request;
+use super::queue::Queue;
 use crate::storage::Db;
 
 /// The syncing thread. Dropping this stops it and waits for it, so the
@@ -34,10 +35,10 @@ impl Drop for Syncer {
 }
 
 impl Syncer {
-    /// Starts the thread. It answers each sync with `Request::Synced` on
-    /// the driver's queue, held weakly so that the queue still closes when
-    /// every handle is gone (which stops the driver).
-    pub(super) fn start(db: Db, driver: Weak<SyncSender<Request>>) -> std::io::Result<Self> {
+    /// Starts the thread. It answers each sync with `Request::Synced`
+    /// through the driver's queue, held weakly so that the queue still
+    /// closes when every handle is gone (which stops the driver).
+    pub(super) fn start(db: Db, driver: Weak<Queue>) -> std::io::Result<Self> {
         let (jobs, pending) = channel::<(LogIndex, Term)>();
         let thread = std::thread::Builder::new()
             .name("raftcfg-syncer".into())
@@ -55,9 +56,9 @@ impl Syncer {
                         return;
                     };
                     // Blocks while the queue is full; fails once the
-                    // driver has stopped and dropped it.
+                    // driver has stopped.
                     if driver
-                        .send(Request::Synced {
+                        .send_waiting(Request::Synced {
                             index,
                             term,
                             outcome,
@@ -88,7 +89,3 @@ impl Syncer {
         }
     }
 }
-
-/// The driver's queue as its handles share it, so that a thread of the
-/// driver's own can hold it weakly.
-pub(super) type SharedQueue = Arc<SyncSender<Request>>;

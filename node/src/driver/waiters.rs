@@ -56,6 +56,13 @@ pub(super) struct Waiters {
 }
 
 impl Waiters {
+    /// Whether no proposal or read waits for an answer.
+    pub(super) fn is_empty(&self) -> bool {
+        self.proposals.is_empty()
+            && self.reads_awaiting_index.is_empty()
+            && self.reads_awaiting_apply.is_empty()
+    }
+
     /// Waits for the entry proposed at `index` in `term`.
     pub(super) fn add_proposal(&mut self, index: LogIndex, term: Term, waiter: Waiter) {
         self.proposals.insert(index, (term, waiter));

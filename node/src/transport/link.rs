@@ -1,5 +1,5 @@
-//! What the driver thread and a peer's task share about one peer: the open
-//! stream's socket, and whose turn it is to write.
+//! What the driver's rounds and a peer's task share about one peer: the
+//! open stream's socket, and whose turn it is to write.
 //!
 //! A frame the driver sends while the task has nothing queued and the
 //! socket takes it whole is written by the driver itself, with one
@@ -63,7 +63,7 @@ impl PeerLink {
         self.state.lock().expect("peer link lock is never poisoned")
     }
 
-    /// Sends `messages` (on the driver thread): written at once if the task
+    /// Sends `messages` (from a driver round): written at once if the task
     /// is idle, a stream is open and its socket takes the whole frame;
     /// queued for the task otherwise. Never blocks.
     pub(super) fn send(

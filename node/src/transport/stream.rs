@@ -295,7 +295,9 @@ fn asks_for_stream(headers: &HeaderMap) -> bool {
 }
 
 /// Hands every frame of a stream to the driver until the stream ends, a
-/// frame is refused, or the node stops.
+/// frame is refused, or the node stops. Frames that arrived whole while
+/// the last ones were being handled go to the driver together, so a
+/// follower busy with one fsync makes the next one for all of them.
 async fn receive(io: TokioIo<Upgraded>, state: &PeerState, sender_url: Option<String>) {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, io);
     let mut stopping = state.stopping.clone();
@@ -311,44 +313,80 @@ async fn receive(io: TokioIo<Upgraded>, state: &PeerState, sender_url: Option<St
             },
             _ = stopping.wait_for(|stop| *stop) => return,
         };
-        if length > state.limits.messages_bytes {
-            tracing::warn!(
-                ?sender_url,
-                length,
-                limit = state.limits.messages_bytes,
-                "closing a peer stream: a frame is longer than a batch may be"
-            );
-            return;
-        }
-        let Some(frame) = read_frame(&mut reader, state, length).await else {
-            tracing::debug!(
-                ?sender_url,
-                "closing a peer stream: a frame was cut off or too slow"
-            );
+        let Some(mut messages) = read_batch(&mut reader, state, &sender_url, length).await else {
             return;
         };
-        let batch = match codec::decode::<MessageBatch>(frame) {
-            Ok(batch) => batch,
-            Err(error) => {
-                tracing::warn!(?sender_url, %error, "closing a peer stream: undecodable messages");
+        let mut taken = length;
+        while let Some(length) = buffered_frame(&reader)
+            && taken + length <= state.limits.messages_bytes
+        {
+            // The length and the frame are in the buffer: no wait.
+            if reader.read_u32().await.is_err() {
                 return;
             }
-        };
-        // A member removed while its stream was open: ending the stream
-        // makes it reconnect, and the upgrade tells it why.
-        if batch
-            .0
-            .first()
-            .is_some_and(|m| state.node.saw_removed(m.from))
-        {
-            tracing::debug!(?sender_url, "closing a peer stream from a removed member");
-            return;
+            let Some(more) = read_batch(&mut reader, state, &sender_url, length).await else {
+                return;
+            };
+            messages.extend(more);
+            taken += length;
         }
-        if let Err(error) = state.node.step(batch.0, sender_url.clone()) {
+        if let Err(error) = state.node.step(messages, sender_url.clone()) {
             tracing::debug!(?sender_url, %error, "closing a peer stream: the driver takes no more");
             return;
         }
     }
+}
+
+/// The length of the next frame, if the reader holds all of it already.
+fn buffered_frame(reader: &BufReader<TokioIo<Upgraded>>) -> Option<usize> {
+    let buffered = reader.buffer();
+    let length = u32::from_be_bytes(buffered.get(..4)?.try_into().ok()?) as usize;
+    (buffered.len() >= 4 + length).then_some(length)
+}
+
+/// The messages of the frame of `length` bytes that comes next; `None`
+/// (the stream is to close) if it is too long, cut off, undecodable, or
+/// from a member that was removed.
+async fn read_batch(
+    reader: &mut BufReader<TokioIo<Upgraded>>,
+    state: &PeerState,
+    sender_url: &Option<String>,
+    length: usize,
+) -> Option<Vec<Message>> {
+    if length > state.limits.messages_bytes {
+        tracing::warn!(
+            ?sender_url,
+            length,
+            limit = state.limits.messages_bytes,
+            "closing a peer stream: a frame is longer than a batch may be"
+        );
+        return None;
+    }
+    let Some(frame) = read_frame(reader, state, length).await else {
+        tracing::debug!(
+            ?sender_url,
+            "closing a peer stream: a frame was cut off or too slow"
+        );
+        return None;
+    };
+    let batch = match codec::decode::<MessageBatch>(frame) {
+        Ok(batch) => batch,
+        Err(error) => {
+            tracing::warn!(?sender_url, %error, "closing a peer stream: undecodable messages");
+            return None;
+        }
+    };
+    // A member removed while its stream was open: ending the stream
+    // makes it reconnect, and the upgrade tells it why.
+    if batch
+        .0
+        .first()
+        .is_some_and(|m| state.node.saw_removed(m.from))
+    {
+        tracing::debug!(?sender_url, "closing a peer stream from a removed member");
+        return None;
+    }
+    Some(batch.0)
 }
 
 /// The next `length` bytes, read within the peer port's buffer budget and

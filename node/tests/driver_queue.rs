@@ -1,0 +1,106 @@
+//! The driver's queue (`driver::queue`): a request runs a round on its
+//! caller's thread when the driver is free and waits in the queue
+//! otherwise, and either way the requests of one caller are handled in the
+//! order it sent them.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use futures::future::maybe_done;
+use raftcfg_node::driver::NodeHandle;
+use raftcfg_node::kv::{Command, Key, Limits, Outcome, Precondition, Revision};
+use support::solo::Solo;
+
+/// Pairs of writes the caller sends back to back.
+const PAIRS: usize = 1_000;
+
+/// Threads that keep the driver busy with rounds of their own.
+const BUSY_THREADS: usize = 2;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writes_sent_back_to_back_are_applied_in_order_whoever_runs_their_rounds() {
+    let solo = Solo::start(true, |_| {}).await;
+    // Barriers run rounds on their threads, so the caller's first write
+    // often finds the driver busy and queues, and its second finds it free
+    // and runs at once: the queued one must still go first.
+    let done = Arc::new(AtomicBool::new(false));
+    let busy: Vec<_> = (0..BUSY_THREADS)
+        .map(|_| {
+            let (handle, done) = (solo.handle(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    futures::executor::block_on(handle.barrier()).unwrap();
+                }
+            })
+        })
+        .collect();
+    let handle = solo.handle();
+    let reversed = std::thread::spawn(move || {
+        futures::executor::block_on(async move {
+            let mut reversed = Vec::new();
+            for pair in 0..PAIRS {
+                let first = write(&handle, pair, "first").await;
+                let second = write(&handle, pair, "second").await;
+                let (first, second) = both(first, second).await;
+                if first >= second {
+                    reversed.push((pair, first, second));
+                }
+            }
+            reversed
+        })
+    })
+    .join()
+    .unwrap();
+    done.store(true, Ordering::Relaxed);
+    for thread in busy {
+        thread.join().unwrap();
+    }
+    assert!(
+        reversed.is_empty(),
+        "{} of {PAIRS} second writes were applied before the first of their pair \
+         (pair, first, second): {:?}",
+        reversed.len(),
+        &reversed[..reversed.len().min(5)]
+    );
+}
+
+type Pending = std::pin::Pin<
+    Box<
+        futures::future::MaybeDone<
+            std::pin::Pin<
+                Box<dyn Future<Output = Result<Outcome, raftcfg_node::driver::DriverError>> + Send>,
+            >,
+        >,
+    >,
+>;
+
+/// Sends a write of pair `pair` (it is sent at the first poll) without
+/// waiting for its answer.
+async fn write(handle: &NodeHandle, pair: usize, which: &str) -> Pending {
+    let command = Command::Put {
+        key: Key::parse(&format!("pair/{pair}/{which}"), &Limits::default()).unwrap(),
+        value: Bytes::from_static(b"v"),
+        precondition: Precondition::None,
+    };
+    let handle = handle.clone();
+    let future: std::pin::Pin<Box<dyn Future<Output = _> + Send>> =
+        Box::pin(async move { handle.propose(command).await });
+    let mut pending = Box::pin(maybe_done(future));
+    let _ = futures::poll!(pending.as_mut());
+    pending
+}
+
+/// The revisions of two writes sent earlier.
+async fn both(mut first: Pending, mut second: Pending) -> (Revision, Revision) {
+    let revision = async |pending: &mut Pending| {
+        pending.as_mut().await;
+        match pending.as_mut().take_output().unwrap() {
+            Ok(Outcome::Written { revision }) => revision,
+            other => panic!("a write came back {other:?}"),
+        }
+    };
+    (revision(&mut first).await, revision(&mut second).await)
+}
