@@ -9,11 +9,12 @@
 //! A round runs on the thread of the request that finds the state free
 //! (`queue`), or on the driver's own thread, which waits for queued
 //! requests and ticks. Rounds block on storage (a follower's fsync), so
-//! a task of the node's runtime may block for one; work that costs the
-//! state's size never runs in one from a task: installing a snapshot waits
-//! for the driver thread, a second thread writes the snapshot files
-//! (`snapshotter`), and the transport streams them. Everything else talks
-//! to the driver through a [`NodeHandle`].
+//! a task of the node's runtime may block for one. Work that costs the
+//! state's size stays off tasks: a snapshot to install waits for the
+//! driver thread (unless queued before a task's own request), a second
+//! thread writes the snapshot files (`snapshotter`), and the transport
+//! streams them. Everything else talks to the driver through a
+//! [`NodeHandle`].
 
 mod config;
 mod directory;

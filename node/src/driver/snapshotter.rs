@@ -1,5 +1,5 @@
 //! [`Snapshotter`]: the thread that writes snapshot files. Writing one
-//! reads the whole state, so it never runs on the driver thread: the
+//! reads the whole state, so it never runs in a driver round: the
 //! driver asks for one, goes on applying (the file comes from one RocksDB
 //! snapshot, so it is the state at the applied index stored in it), and
 //! adopts the file when the snapshotter hands it back.

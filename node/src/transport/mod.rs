@@ -6,8 +6,8 @@
 //!   queue and one task per peer, writing whatever queued up as one frame
 //!   of the peer's stream, reconnecting with exponential backoff — and the
 //!   client side of forwarding.
-//! - `link`: what the driver thread and a peer's task share, so that the
-//!   driver writes a frame itself when nothing is queued before it.
+//! - `link`: what the driver's rounds and a peer's task share, so that a
+//!   round writes a frame itself when nothing is queued before it.
 //! - `stream`: the long-lived, one-way streams of Raft messages between
 //!   members (an HTTP/1.1 upgrade on the peer port, then length-prefixed
 //!   frames), both ends.

@@ -338,7 +338,7 @@ async fn receive(io: TokioIo<Upgraded>, state: &PeerState, sender_url: Option<St
 }
 
 /// The length of the next frame, if the reader holds all of it already.
-fn buffered_frame(reader: &BufReader<TokioIo<Upgraded>>) -> Option<usize> {
+fn buffered_frame<R: AsyncRead>(reader: &BufReader<R>) -> Option<usize> {
     let buffered = reader.buffer();
     let length = u32::from_be_bytes(buffered.get(..4)?.try_into().ok()?) as usize;
     (buffered.len() >= 4 + length).then_some(length)
@@ -428,6 +428,31 @@ mod tests {
             assert_eq!(server_name(authority), Some(expected), "{authority}");
         }
         assert_eq!(server_name("bad host:7380"), None);
+    }
+
+    #[tokio::test]
+    async fn a_frame_counts_as_arrived_only_once_the_reader_holds_all_of_it() {
+        let (mut sender, receiver) = tokio::io::duplex(1 << 16);
+        let mut reader = BufReader::new(receiver);
+        let frame = |body: &[u8]| [&(body.len() as u32).to_be_bytes()[..], body].concat();
+        // Two whole frames, then the length and part of the body of a third.
+        let third = frame(b"third frame");
+        sender.write_all(&frame(b"first")).await.unwrap();
+        sender.write_all(&frame(b"second")).await.unwrap();
+        sender.write_all(&third[..7]).await.unwrap();
+        let read = async |reader: &mut BufReader<_>| {
+            let length = reader.read_u32().await.unwrap() as usize;
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).await.unwrap();
+            body
+        };
+        assert_eq!(read(&mut reader).await, b"first");
+        assert_eq!(buffered_frame(&reader), Some(6), "the second came whole");
+        assert_eq!(read(&mut reader).await, b"second");
+        assert_eq!(buffered_frame(&reader), None, "the third is cut short");
+        sender.write_all(&third[7..]).await.unwrap();
+        assert_eq!(read(&mut reader).await, b"third frame");
+        assert_eq!(buffered_frame(&reader), None, "nothing is left");
     }
 
     #[test]
