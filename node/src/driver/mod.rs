@@ -243,11 +243,9 @@ impl Loop {
         stop: Arc<AtomicBool>,
     ) -> Self {
         let known_leader = replica.status().leader_id;
-        // The span holds what never changes: a recorded field would be
-        // appended to the span's fields again at every change.
         let identity = replica.identity();
-        let removed = replica.kv().removed().contains(&replica.identity().node_id);
-        let address_book = AddressBook::new(replica.identity().node_id, config.address.clone());
+        let removed = replica.kv().removed().contains(&identity.node_id);
+        let address_book = AddressBook::new(identity.node_id, config.address.clone());
         Self {
             replica,
             config,
@@ -274,6 +272,8 @@ impl Loop {
             inbox: None,
             queue_closed: false,
             failure: None,
+            // The span holds what never changes: a recorded field would be
+            // appended to the span's fields again at every change.
             span: tracing::info_span!("node", id = %identity.node_id, member = %identity.name),
         }
     }

@@ -48,8 +48,8 @@ impl Rounds {
     /// cheap to handle; gives the request back otherwise. A proposal or
     /// a read runs here only while no other waits for its answer: under
     /// load they queue, so that one round takes many (one write for many
-    /// proposals, one ReadIndex for many reads). A failure of
-    /// the round is left for the driver thread, which stops on it.
+    /// proposals, one ReadIndex for many reads). A failure of the round is
+    /// left for the driver thread, which stops on it at its next wake-up.
     fn try_run(&self, request: Request) -> Result<(), Request> {
         if !request.runs_inline() {
             return Err(request);
