@@ -13,7 +13,10 @@
 # by the requests of the run, warm-up included); at the end, each process's
 # peak RSS. It prints the medians over the repetitions as one table with
 # raftcfg/etcd ratios, and, when `wrk` is installed (Debian's `wrk`), one
-# cross-check of the load generator at 16 connections.
+# cross-check of the load generator at 16 connections. When writes are
+# measured, each repetition also runs `raftcfg-tools floor` (the least a
+# write synced on two of three members takes here, with no HTTP, consensus
+# or database) in the same work directory, to set both systems against.
 #
 #   bench/compare-etcd.sh                 # the full comparison (~25 min)
 #   BENCH_REPS=1 BENCH_DURATION=3 BENCH_CONCURRENCY="1 16" BENCH_WORKLOADS=write bench/compare-etcd.sh
@@ -162,6 +165,13 @@ print(json.dumps(run))
 PY
 }
 
+run_floor() { # run_floor REP
+    echo "bench: rep $1 floor write concurrency 1" >&2
+    "$TOOLS" floor --dir "$WORK" --duration "$DURATION" --warmup "$WARMUP" --json \
+        | python3 -c 'import json, sys; run = json.load(sys.stdin); run.update(target="floor", workload="write", concurrency=1, rep=int(sys.argv[1])); print(json.dumps(run))' "$1" \
+        >>"$RESULTS"
+}
+
 for rep in $(seq 1 "$REPS"); do
     if [ $((rep % 2)) = 1 ]; then order="raftcfg etcd"; else order="etcd raftcfg"; fi
     for workload in $WORKLOADS; do
@@ -169,6 +179,7 @@ for rep in $(seq 1 "$REPS"); do
             for target in $order; do run "$rep" "$target" "$workload" "$c"; done
         done
     done
+    case " $WORKLOADS " in *" write "*) run_floor "$rep" ;; esac
 done
 
 RSS="$WORK/rss.txt"
@@ -195,6 +206,12 @@ for (target, workload, c) in sorted(runs, key=lambda k: (k[1], k[2])):
     print(f"{workload:<16} {c:>4} {med(r, 'throughput'):>10.0f} {med(e, 'throughput'):>9.0f} "
           f"{ratio:>6.2f} {med(r, 'p99_ms'):>9.2f}ms {med(e, 'p99_ms'):>7.2f}ms {p99:>9.2f} "
           f"{med(r, 'cpu_ms_per_op'):>7.3f}|{med(e, 'cpu_ms_per_op'):.3f}")
+floor, etcd_write = ("floor", "write", 1), ("etcd", "write", 1)
+if floor in runs:
+    line = f"floor (writes, 1 client, no HTTP/consensus/database): {med(floor, 'throughput'):.0f}/s, p99 {med(floor, 'p99_ms'):.2f}ms"
+    if etcd_write in runs:
+        line += f", {med(floor, 'throughput') / med(etcd_write, 'throughput'):.2f}x etcd"
+    print(line)
 for line in open(sys.argv[2]):
     target, kib = line.split()
     print(f"peak RSS {target}: {int(kib) / 1024:.0f} MiB")

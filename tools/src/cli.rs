@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{bench, check_history};
+use crate::{bench, check_history, floor};
 
 /// raftcfg-tools: check client histories and generate load.
 #[derive(Debug, Parser)]
@@ -24,6 +24,12 @@ pub enum Command {
     /// Check a recorded client history for linearizability; the exit status
     /// is the verdict: 0 linearizable, 1 not linearizable, 2 unknown.
     CheckHistory(check_history::CheckHistoryArgs),
+    /// Measure the least time a write synced on two of three members can
+    /// take on this machine (no HTTP, consensus or database).
+    Floor(floor::FloorArgs),
+    /// One member of `floor`'s pipeline (started by `floor` itself).
+    #[command(hide = true)]
+    FloorMember(floor::MemberArgs),
 }
 
 /// Parses the arguments, runs the command and turns its error into one line.
@@ -35,6 +41,8 @@ pub fn main() -> ExitCode {
             .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
             .and_then(|runtime| runtime.block_on(bench::run(args)))
             .map(|()| ExitCode::SUCCESS),
+        Command::Floor(args) => floor::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::FloorMember(args) => floor::run_member(&args).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         eprintln!("raftcfg-tools: error: {e:#}");
