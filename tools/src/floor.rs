@@ -96,11 +96,17 @@ pub struct FloorReport {
 
 /// Runs the pipeline and prints what it measured.
 pub fn run(args: &FloorArgs) -> anyhow::Result<()> {
-    if !(args.duration > 0.0 && args.warmup >= 0.0) {
-        bail!("--duration must be above 0 and --warmup at least 0 seconds");
+    let (Ok(warmup), Ok(duration)) = (
+        Duration::try_from_secs_f64(args.warmup),
+        Duration::try_from_secs_f64(args.duration),
+    ) else {
+        bail!("--warmup and --duration must be seconds from 0 to a few days");
+    };
+    if duration.is_zero() {
+        bail!("--duration must be above 0 seconds");
     }
     let dir = tempdir_in(&args.dir)?;
-    let report = measure(args, &dir.0)?;
+    let report = measure(args, &dir.0, warmup, duration)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -139,8 +145,14 @@ impl Drop for Members {
     }
 }
 
-fn measure(args: &FloorArgs, dir: &Path) -> anyhow::Result<FloorReport> {
+fn measure(
+    args: &FloorArgs,
+    dir: &Path,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<FloorReport> {
     let exe = std::env::current_exe().context("cannot find this program's path")?;
+    // Only the leader's output is read: its addresses.
     let spawn = |role: &str, log: &str, extra: &[String]| -> anyhow::Result<Child> {
         Command::new(&exe)
             .arg("floor-member")
@@ -148,7 +160,11 @@ fn measure(args: &FloorArgs, dir: &Path) -> anyhow::Result<FloorReport> {
             .arg("--log")
             .arg(dir.join(log))
             .args(extra)
-            .stdout(Stdio::piped())
+            .stdout(if role == "leader" {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .with_context(|| format!("cannot start the {role}"))
     };
@@ -177,8 +193,8 @@ fn measure(args: &FloorArgs, dir: &Path) -> anyhow::Result<FloorReport> {
     let mut write = vec![7u8; args.size as usize];
     let mut answer = [0u8; 1];
     let started = Instant::now();
-    let measured_from = started + Duration::from_secs_f64(args.warmup);
-    let end = measured_from + Duration::from_secs_f64(args.duration);
+    let measured_from = started + warmup;
+    let end = measured_from + duration;
     let mut latencies = Vec::new();
     let mut sequence = 0u64;
     loop {
@@ -197,7 +213,7 @@ fn measure(args: &FloorArgs, dir: &Path) -> anyhow::Result<FloorReport> {
         }
     }
     drop(members);
-    report(&mut latencies, args.duration)
+    report(&mut latencies, duration.as_secs_f64())
 }
 
 fn report(latencies: &mut [Duration], seconds: f64) -> anyhow::Result<FloorReport> {

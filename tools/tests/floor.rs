@@ -66,3 +66,16 @@ fn a_write_smaller_than_its_sequence_number_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--size"), "unexpected error: {stderr}");
 }
+
+#[test]
+fn a_duration_out_of_range_is_refused() {
+    for duration in ["0", "-1", "1e30", "NaN"] {
+        let output = floor(&[&format!("--duration={duration}")]);
+        assert!(!output.status.success(), "--duration {duration} was taken");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("--duration") && stderr.lines().count() == 1,
+            "--duration {duration}: unexpected error: {stderr}"
+        );
+    }
+}
