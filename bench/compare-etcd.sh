@@ -18,7 +18,7 @@
 # write synced on two of three members takes here, with no HTTP, consensus
 # or database) in the same work directory, to set both systems against.
 #
-#   bench/compare-etcd.sh                 # the full comparison (~25 min)
+#   bench/compare-etcd.sh                 # the full comparison (~17 min)
 #   BENCH_REPS=1 BENCH_DURATION=3 BENCH_CONCURRENCY="1 16" BENCH_WORKLOADS=write bench/compare-etcd.sh
 #
 # Needs etcd on PATH (installed with apt-get when run as root, with wrk).

@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 
 use crate::{bench, check_history, floor};
 
-/// raftcfg-tools: check client histories and generate load.
+/// raftcfg-tools: check client histories, generate load, and measure the
+/// floor of a replicated, synced write.
 #[derive(Debug, Parser)]
 #[command(name = "raftcfg-tools", version, about, propagate_version = true)]
 pub struct Cli {

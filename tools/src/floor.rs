@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use crate::bench::Histogram;
+
 /// How long a child may take to start, and the leader to see an
 /// acknowledgment, before the run fails.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -195,7 +197,7 @@ fn measure(
     let started = Instant::now();
     let measured_from = started + warmup;
     let end = measured_from + duration;
-    let mut latencies = Vec::new();
+    let mut latencies = Histogram::default();
     let mut sequence = 0u64;
     loop {
         let sent = Instant::now();
@@ -209,27 +211,24 @@ fn measure(
             .read_exact(&mut answer)
             .context("the leader did not answer")?;
         if sent >= measured_from {
-            latencies.push(sent.elapsed());
+            latencies.record(sent.elapsed());
         }
     }
     drop(members);
-    report(&mut latencies, duration.as_secs_f64())
+    report(&latencies, duration.as_secs_f64())
 }
 
-fn report(latencies: &mut [Duration], seconds: f64) -> anyhow::Result<FloorReport> {
-    if latencies.is_empty() {
+/// The run's figures, with the same percentiles as `bench` reports.
+fn report(latencies: &Histogram, seconds: f64) -> anyhow::Result<FloorReport> {
+    if latencies.count() == 0 {
         bail!("no write finished in the measured time");
     }
-    latencies.sort_unstable();
-    let quantile = |q: f64| {
-        let rank = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len());
-        latencies[rank - 1].as_secs_f64() * 1000.0
-    };
+    let ms = |q: f64| latencies.quantile(q).as_secs_f64() * 1000.0;
     Ok(FloorReport {
-        writes: latencies.len() as u64,
-        throughput: latencies.len() as f64 / seconds,
-        p50_ms: quantile(0.50),
-        p99_ms: quantile(0.99),
+        writes: latencies.count(),
+        throughput: latencies.count() as f64 / seconds,
+        p50_ms: ms(0.50),
+        p99_ms: ms(0.99),
     })
 }
 
