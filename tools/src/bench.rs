@@ -1,10 +1,10 @@
 //! `raftcfg-tools bench`: a closed-loop load generator for raftcfg or, for
 //! comparison, etcd (through its v3 JSON gateway).
 //!
-//! `concurrency` workers share one pooled HTTP client; worker `i` talks to
-//! endpoint `i mod n`. Each sends one request at a time for `warmup +
-//! duration` seconds; only requests that start after the warm-up are
-//! counted, their latencies recorded in a log-bucketed [`Histogram`]. For
+//! `concurrency` workers; worker `i` talks to endpoint `i mod n`, over a
+//! connection of its own for http:// (see `link`). Each sends one request
+//! at a time for `warmup + duration` seconds; only requests that start
+//! after the warm-up are counted, their latencies recorded in a log-bucketed [`Histogram`]. For
 //! read workloads every key is written once first. Failed requests are
 //! counted, and fatal only if every request failed. The result is one line
 //! (or, with `--json`, one JSON object that the comparison script parses).
@@ -17,15 +17,14 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use futures::StreamExt;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
+use reqwest::Method;
 use serde::Serialize;
 
-/// How long connecting may take before a request counts as failed.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// The most of an error body quoted in the first-error report.
-const MAX_QUOTED_BODY_CHARS: usize = 200;
+mod link;
+
+use link::{CONNECT_TIMEOUT, Call, Link};
 
 /// Options of `raftcfg-tools bench`.
 #[derive(Debug, clap::Args)]
@@ -130,12 +129,13 @@ impl Workload {
 
 /// Everything the workers share.
 struct Bench {
-    http: reqwest::Client,
+    /// reqwest's pooled client, for https:// endpoints.
+    pooled: reqwest::Client,
     /// The bearer token every request carries, if any.
     token: Option<String>,
+    request_timeout: Duration,
     target: Target,
-    /// Endpoints without a trailing slash.
-    endpoints: Vec<String>,
+    endpoints: Vec<reqwest::Url>,
     /// Key names (for raftcfg URLs) and their base64 (for etcd bodies).
     keys: Vec<(String, String)>,
     value: Bytes,
@@ -150,63 +150,62 @@ enum Op {
 }
 
 impl Bench {
-    /// Sends one request and reads its whole answer; an error says why it
-    /// failed.
-    async fn send(&self, endpoint: usize, key: usize, op: Op) -> Result<(), String> {
-        let base = &self.endpoints[endpoint];
-        let (name, name_base64) = &self.keys[key];
-        let request = match (self.target, op) {
-            (Target::Raftcfg, Op::Write) => self
-                .http
-                .put(format!("{base}/v1/kv/{name}"))
-                .body(self.value.clone()),
-            (Target::Raftcfg, Op::Read { serializable }) => {
-                let query = if serializable {
-                    "?consistency=serializable"
-                } else {
-                    ""
-                };
-                self.http.get(format!("{base}/v1/kv/{name}{query}"))
-            }
-            (Target::Etcd, Op::Write) => self
-                .http
-                .post(format!("{base}/v3/kv/put"))
-                .json(&serde_json::json!({"key": name_base64, "value": self.value_base64})),
-            (Target::Etcd, Op::Read { serializable }) => {
-                let mut body = serde_json::json!({"key": name_base64});
-                if serializable {
-                    body["serializable"] = serde_json::Value::Bool(true);
-                }
-                self.http.post(format!("{base}/v3/kv/range")).json(&body)
-            }
-        };
-        let request = match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        };
-        let response = request.send().await.map_err(|e| describe(&e))?;
-        let status = response.status();
-        // Read the body even on success so the connection can be reused.
-        let body = response.bytes().await.map_err(|e| describe(&e))?;
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&body);
-            let text: String = text.trim().chars().take(MAX_QUOTED_BODY_CHARS).collect();
-            return Err(format!("{base} answered {status}: {text}"));
-        }
-        Ok(())
+    /// Worker `worker`'s link to its endpoint, the `worker mod n`th.
+    fn link(&self, worker: usize) -> anyhow::Result<Link> {
+        let endpoint = &self.endpoints[worker % self.endpoints.len()];
+        Link::new(
+            endpoint,
+            &self.pooled,
+            self.token.as_deref(),
+            self.request_timeout,
+        )
+        .map_err(|e| anyhow::anyhow!(e))
     }
-}
 
-/// reqwest's error with its causes, which say what actually happened.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    /// The request that does `op` on key number `key`.
+    fn call(&self, key: usize, op: Op) -> Call {
+        let (name, name_base64) = &self.keys[key];
+        match (self.target, op) {
+            (Target::Raftcfg, Op::Write) => Call {
+                method: Method::PUT,
+                path: format!("/v1/kv/{name}"),
+                body: self.value.clone(),
+                json: false,
+            },
+            (Target::Raftcfg, Op::Read { serializable }) => Call {
+                method: Method::GET,
+                path: if serializable {
+                    format!("/v1/kv/{name}?consistency=serializable")
+                } else {
+                    format!("/v1/kv/{name}")
+                },
+                body: Bytes::new(),
+                json: false,
+            },
+            // Base64 needs no escaping in a JSON string.
+            (Target::Etcd, Op::Write) => Call {
+                method: Method::POST,
+                path: "/v3/kv/put".to_owned(),
+                body: format!(
+                    r#"{{"key":"{name_base64}","value":"{}"}}"#,
+                    self.value_base64
+                )
+                .into(),
+                json: true,
+            },
+            (Target::Etcd, Op::Read { serializable }) => Call {
+                method: Method::POST,
+                path: "/v3/kv/range".to_owned(),
+                body: if serializable {
+                    format!(r#"{{"key":"{name_base64}","serializable":true}}"#)
+                } else {
+                    format!(r#"{{"key":"{name_base64}"}}"#)
+                }
+                .into(),
+                json: true,
+            },
+        }
     }
-    text
 }
 
 /// One worker's tally.
@@ -276,7 +275,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
                 .with_context(|| format!("no certificate and key in {}", path.display()))?,
         );
     }
-    let http = http.build().context("cannot set up the HTTP client")?;
+    let pooled = http.build().context("cannot set up the HTTP client")?;
     let keys = (0..args.keys)
         .map(|i| {
             let name = format!("{}{i:08}", args.key_prefix);
@@ -286,8 +285,9 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         .collect();
     let value = Bytes::from(value_of_size(args.value_size));
     let bench = Arc::new(Bench {
-        http,
+        pooled,
         token: args.token.clone(),
+        request_timeout,
         target: args.target,
         endpoints,
         keys,
@@ -305,7 +305,8 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
     if op == Op::Write {
         // One write first, so an unreachable target fails at once.
         bench
-            .send(0, 0, Op::Write)
+            .link(0)?
+            .send(&bench.call(0, Op::Write))
             .await
             .map_err(|e| anyhow::anyhow!("the first write failed: {e}"))?;
     } else {
@@ -318,9 +319,9 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
     let workers: Vec<_> = (0..concurrency)
         .map(|worker| {
             let bench = bench.clone();
-            tokio::spawn(async move {
+            let mut link = bench.link(worker)?;
+            Ok(tokio::spawn(async move {
                 let mut rng = SmallRng::seed_from_u64(worker as u64);
-                let endpoint = worker % bench.endpoints.len();
                 let mut tally = Tally::default();
                 loop {
                     let start = Instant::now();
@@ -328,7 +329,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
                         break;
                     }
                     let key = rng.random_range(0..bench.keys.len());
-                    let result = bench.send(endpoint, key, op).await;
+                    let result = link.send(&bench.call(key, op)).await;
                     if start < measure_from {
                         continue;
                     }
@@ -341,9 +342,9 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
                     }
                 }
                 tally
-            })
+            }))
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     let mut total = Tally::default();
     for worker in workers {
         let tally = worker.await.context("a benchmark worker panicked")?;
@@ -386,29 +387,31 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
     })
 }
 
-/// An http(s) URL without a trailing slash (checked as the client checks
-/// its endpoints).
-fn check_endpoint(endpoint: &str) -> anyhow::Result<String> {
-    let url = raftcfg_client::parse_endpoint(endpoint)?;
-    Ok(raftcfg_client::show_endpoint(&url))
+/// An http(s) URL, checked as the client checks its endpoints.
+fn check_endpoint(endpoint: &str) -> anyhow::Result<reqwest::Url> {
+    Ok(raftcfg_client::parse_endpoint(endpoint)?)
 }
 
-/// Writes every key once, `concurrency` at a time, so reads find values.
+/// Writes every key once, `concurrency` workers at a time, so reads find
+/// values.
 async fn preload(bench: &Arc<Bench>, concurrency: usize) -> anyhow::Result<()> {
-    let mut writes = futures::stream::iter(0..bench.keys.len())
-        .map(|key| {
+    let workers = concurrency.min(bench.keys.len());
+    let writers: Vec<_> = (0..workers)
+        .map(|worker| {
             let bench = bench.clone();
-            async move {
-                let endpoint = key % bench.endpoints.len();
-                let result = bench.send(endpoint, key, Op::Write).await;
-                (key, result)
-            }
+            let mut link = bench.link(worker)?;
+            Ok(tokio::spawn(async move {
+                for key in (worker..bench.keys.len()).step_by(workers) {
+                    if let Err(e) = link.send(&bench.call(key, Op::Write)).await {
+                        bail!("writing {} before the reads failed: {e}", bench.keys[key].0);
+                    }
+                }
+                Ok(())
+            }))
         })
-        .buffer_unordered(concurrency);
-    while let Some((key, result)) = writes.next().await {
-        if let Err(e) = result {
-            bail!("writing {} before the reads failed: {e}", bench.keys[key].0);
-        }
+        .collect::<anyhow::Result<_>>()?;
+    for writer in writers {
+        writer.await.context("a preloading worker panicked")??;
     }
     Ok(())
 }
