@@ -287,10 +287,10 @@ impl<S: LogStorage> RawNode<S> {
         }
         self.persisted_hard_state = done.hard_state;
         if let Some(index) = done.snapshot_index {
-            raft.log.applied = raft.log.applied.max(index);
+            raft.log.applied_to(index);
         }
         if let Some(index) = done.applied_to {
-            raft.log.applied = raft.log.applied.max(index);
+            raft.log.applied_to(index);
         }
         if raft.role == Role::Leader && raft.maybe_commit() {
             raft.broadcast_append(true);
