@@ -6,7 +6,9 @@
 # keys). The secure cluster's load signs in as a user with a role on the
 # benchmark's keys, by bearer token (checked on every request). The two
 # are interleaved: each repetition runs every level on both, alternating
-# which goes first. Prints the medians and the secure/plain ratio.
+# which goes first. Prints the medians and the secure/plain ratio. Both
+# runs use the generator's pooled client (`--pooled`), which TLS needs, so
+# the generator costs both the same.
 #
 #   bench/tls-auth-cost.sh                                   # ~6 min
 #   BENCH_REPS=1 BENCH_DURATION=3 bench/tls-auth-cost.sh
@@ -124,7 +126,7 @@ RESULTS=$WORK/results.jsonl
 run() { # run REP SETUP WORKLOAD CONCURRENCY
     local rep=$1 setup=$2 workload=$3 level=$4
     local args=(bench --workload "$workload" --concurrency "$level" --duration "$DURATION"
-        --warmup "$WARMUP" --json)
+        --warmup "$WARMUP" --pooled --json)
     if [ "$setup" = plain ]; then
         args+=(--endpoints "$PLAIN_LEADER")
     else

@@ -69,6 +69,11 @@ pub struct BenchArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Share one pooled client among the workers over http:// too, as
+    /// over https:// (to compare plain and TLS runs at the same cost to
+    /// the generator); by default each worker owns a connection.
+    #[arg(long)]
+    pub pooled: bool,
     /// Trust only this CA (PEM) for https:// endpoints.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<std::path::PathBuf>,
@@ -134,6 +139,8 @@ struct Bench {
     /// The bearer token every request carries, if any.
     token: Option<String>,
     request_timeout: Duration,
+    /// Whether http:// endpoints go through `pooled` too.
+    always_pooled: bool,
     target: Target,
     endpoints: Vec<reqwest::Url>,
     /// Key names (for raftcfg URLs) and their base64 (for etcd bodies).
@@ -156,6 +163,7 @@ impl Bench {
         Link::new(
             endpoint,
             &self.pooled,
+            self.always_pooled,
             self.token.as_deref(),
             self.request_timeout,
         )
@@ -288,6 +296,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         pooled,
         token: args.token.clone(),
         request_timeout,
+        always_pooled: args.pooled,
         target: args.target,
         endpoints,
         keys,

@@ -22,6 +22,7 @@ struct Seen {
     host: Option<String>,
     content_type: Option<String>,
     authorization: Option<String>,
+    accept: Option<String>,
     body: Bytes,
 }
 
@@ -92,6 +93,7 @@ async fn answer(
         host: header("host"),
         content_type: header("content-type"),
         authorization: header("authorization"),
+        accept: header("accept"),
         body: Bytes::new(),
     };
     let body = request.into_body().collect().await?.to_bytes();
@@ -169,7 +171,26 @@ fn raftcfg_writes_are_puts_of_the_value_to_the_keys_and_only_answers_count() {
         );
         assert_eq!(seen.host.as_deref(), Some(address.to_string().as_str()));
         assert_eq!(seen.authorization.as_deref(), Some("Bearer secret-token"));
+        assert_eq!(seen.accept, None, "sent by the pooled client");
         assert_eq!(seen.body.len(), 100);
+    }
+}
+
+#[test]
+fn with_pooled_plain_requests_go_through_the_pooled_client() {
+    let (address, record) = serve(OK);
+    let report = report(&bench(
+        address,
+        &["--concurrency", "4", "--pooled", "--token", "secret-token"],
+    ));
+    assert!(report["ops"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    let record = record.lock().unwrap();
+    for seen in &record.requests {
+        assert_eq!(seen.method, "PUT");
+        assert_eq!(seen.authorization.as_deref(), Some("Bearer secret-token"));
+        // reqwest's default; a worker's own connection sends none.
+        assert_eq!(seen.accept.as_deref(), Some("*/*"));
     }
 }
 

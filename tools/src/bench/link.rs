@@ -4,7 +4,8 @@
 //! generator spends as little CPU per request as it can and leaves the
 //! machine to the servers it measures. After a failure the next request
 //! opens a new connection. Over HTTPS the workers share reqwest's pooled
-//! client, which brings TLS, a CA of the caller's and client certificates.
+//! client, which brings TLS, a CA of the caller's and client certificates
+//! (and over HTTP too with `--pooled`).
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -55,16 +56,17 @@ pub(super) enum Link {
 }
 
 impl Link {
-    /// The link to `endpoint`: a connection of its own for `http://`,
-    /// `pooled` for `https://`. `pooled` applies the request timeout
-    /// itself.
+    /// The link to `endpoint`: a connection of its own for `http://`
+    /// (unless `always_pooled`), `pooled` for `https://`. `pooled` applies
+    /// the request timeout itself.
     pub(super) fn new(
         endpoint: &reqwest::Url,
         pooled: &reqwest::Client,
+        always_pooled: bool,
         token: Option<&str>,
         request_timeout: Duration,
     ) -> Result<Self, String> {
-        if endpoint.scheme() == "https" {
+        if always_pooled || endpoint.scheme() == "https" {
             return Ok(Self::Pooled {
                 client: pooled.clone(),
                 base: raftcfg_client::show_endpoint(endpoint),
