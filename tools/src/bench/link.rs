@@ -46,7 +46,7 @@ pub(super) enum Link {
         /// Open, unless none was opened yet or the last one failed.
         connection: Option<Connection>,
     },
-    /// reqwest's pooled client, shared by the workers (HTTPS).
+    /// reqwest's pooled client, shared by the workers (HTTPS, or `--pooled`).
     Pooled {
         client: reqwest::Client,
         /// The endpoint without a trailing slash.
