@@ -4,11 +4,13 @@
 //! `concurrency` workers; worker `i` talks to endpoint `i mod n`, over a
 //! connection of its own for http:// (see `link`). Each sends one request
 //! at a time for `warmup + duration` seconds; only requests that start
-//! after the warm-up are counted, their latencies recorded in a log-bucketed [`Histogram`]. For
-//! read workloads every key is written once first. Failed requests are
-//! counted, and fatal only if every request failed. The result is one line
-//! (or, with `--json`, one JSON object that the comparison script parses).
-//! This module measures; it never retries a request.
+//! after the warm-up are counted, their latencies recorded in a
+//! log-bucketed [`Histogram`]. For read workloads every key is written
+//! once first. Failed requests are counted, and fatal only if every
+//! request failed. The result is one line (or, with `--json`, one JSON
+//! object that the comparison script parses). This module measures; it
+//! never retries a request (a worker whose connection closed opens another
+//! for its next one).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -134,7 +136,8 @@ impl Workload {
 
 /// Everything the workers share.
 struct Bench {
-    /// reqwest's pooled client, for https:// endpoints.
+    /// reqwest's pooled client, for https:// endpoints (and http:// ones
+    /// with `--pooled`).
     pooled: reqwest::Client,
     /// The bearer token every request carries, if any.
     token: Option<String>,
