@@ -478,6 +478,11 @@ impl Replica {
         self.node.tick();
     }
 
+    /// Sends followers the commit index a leader held back from them.
+    pub fn send_commit_notices(&mut self) {
+        self.node.send_commit_notices();
+    }
+
     /// Hands a peer's message to the Raft node.
     pub fn step(&mut self, message: Message) {
         self.node.step(message);

@@ -3,10 +3,13 @@
 
 mod support;
 
+use std::time::Duration;
+
 use raftcfg_client::wire::{BootstrapResponse, MemberList, NodeStatus, WriteResponse};
+use raftcfg_node::driver::Timing;
 use raftcfg_node::server::{NodeConfig, RunningNode, start};
 use serde_json::json;
-use support::wait_for;
+use support::{wait_for, wait_within};
 
 struct Cluster {
     nodes: Vec<RunningNode>,
@@ -16,13 +19,18 @@ struct Cluster {
 
 impl Cluster {
     async fn start(n: usize) -> Self {
+        Self::start_with(n, |_| {}).await
+    }
+
+    /// Starts `n` nodes, each configured by `configure`.
+    async fn start_with(n: usize, configure: impl Fn(&mut NodeConfig)) -> Self {
         let mut nodes = Vec::new();
         let mut dirs = Vec::new();
         for i in 1..=n {
             let dir = tempfile::tempdir().unwrap();
-            let node = start(NodeConfig::local(format!("n{i}"), dir.path()))
-                .await
-                .unwrap();
+            let mut config = NodeConfig::local(format!("n{i}"), dir.path());
+            configure(&mut config);
+            let node = start(config).await.unwrap();
             nodes.push(node);
             dirs.push(dir);
         }
@@ -259,6 +267,49 @@ async fn a_write_through_a_follower_is_read_linearizably_from_another() {
     );
     assert_eq!(response.text().await.unwrap(), "postgres://db");
 
+    for node in cluster.nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// A leader holds back a commit index that no append carries for at most
+/// the notice delay (1 ms by default). With heartbeats 2 s apart, an idle
+/// follower that learnt each commit only from a heartbeat would show a
+/// write within half a second about one time in four; it must show each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_follower_learns_each_commit_well_before_the_next_heartbeat() {
+    let cluster = Cluster::start_with(3, |config| {
+        config.timing = Timing {
+            tick: Duration::from_secs(1),
+            election_ticks: 3,
+            heartbeat_ticks: 2,
+            ..Timing::default()
+        };
+    })
+    .await;
+    cluster.form().await;
+    for n in 0..6 {
+        let value = format!("v{n}");
+        let response = cluster
+            .http
+            .put(cluster.url(0, "/v1/kv/notice"))
+            .body(value.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        let url = cluster.url(2, "/v1/kv/notice?consistency=serializable");
+        wait_within(
+            &format!("the follower to show write {n}"),
+            Duration::from_millis(500),
+            async || {
+                let response = cluster.http.get(&url).send().await.unwrap();
+                let shown = response.status() == 200 && response.text().await.unwrap() == value;
+                shown.then_some(())
+            },
+        )
+        .await;
+    }
     for node in cluster.nodes {
         node.shutdown().await.unwrap();
     }

@@ -55,6 +55,14 @@ pub struct Config {
     pub max_apply_bytes: u64,
     /// Index the application had applied when the node (re)started.
     pub applied: LogIndex,
+    /// Whether a leader holds back the messages that would carry only a
+    /// new commit index. Followers then learn it from the next append or
+    /// heartbeat, or when the application calls
+    /// [`crate::RawNode::send_commit_notices`], which it should do soon
+    /// after [`crate::RawNode::commit_notices_due`] turns true. Under load
+    /// the next append carries the commit index anyway, which spares a
+    /// message and its answer per follower and commit.
+    pub defer_commit_notices: bool,
     /// Plants a known bug (tests only).
     #[cfg(feature = "planted-bugs")]
     pub planted_bug: Option<PlantedBug>,
@@ -74,6 +82,7 @@ impl Config {
             snapshot_timeout_ticks: 600,
             max_apply_bytes: 16 << 20,
             applied: LogIndex(0),
+            defer_commit_notices: false,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }

@@ -37,6 +37,9 @@ pub struct Progress {
     pub(crate) recently_active: bool,
     /// The highest ReadIndex round the member acknowledged.
     pub(crate) read_round_acked: u64,
+    /// The highest commit index a message sent to the member lets it
+    /// learn (see [`crate::Config::defer_commit_notices`]).
+    pub(crate) commit_sent: LogIndex,
     /// Unacknowledged appends: (last index, bytes).
     inflight: VecDeque<(LogIndex, u64)>,
     inflight_bytes: u64,
@@ -51,6 +54,7 @@ impl Progress {
             probe_sent: false,
             recently_active: false,
             read_round_acked: 0,
+            commit_sent: LogIndex(0),
             inflight: VecDeque::new(),
             inflight_bytes: 0,
         }

@@ -270,7 +270,7 @@ impl<S: LogStorage> RawNode<S> {
     pub fn synced(&mut self, index: LogIndex, term: Term) {
         let raft = &mut self.raft;
         if raft.log.synced_to(index, term) && raft.role == Role::Leader && raft.maybe_commit() {
-            raft.broadcast_append(true);
+            raft.broadcast_commit();
         }
     }
 
@@ -293,8 +293,20 @@ impl<S: LogStorage> RawNode<S> {
             raft.log.applied_to(index);
         }
         if raft.role == Role::Leader && raft.maybe_commit() {
-            raft.broadcast_append(true);
+            raft.broadcast_commit();
         }
+    }
+
+    /// Whether this leader holds back a commit index some follower has yet
+    /// to learn (see [`Config::defer_commit_notices`]).
+    pub fn commit_notices_due(&self) -> bool {
+        self.raft.commit_notices_due()
+    }
+
+    /// Sends each follower the commit index it has yet to learn; the next
+    /// `Ready` carries the messages.
+    pub fn send_commit_notices(&mut self) {
+        self.raft.send_commit_notices();
     }
 
     /// The current term (cheaper than [`RawNode::status`]).

@@ -105,6 +105,12 @@ pub struct ServeArgs {
     /// Heartbeat interval, in ticks; less than the election timeout.
     #[arg(long, env = "RAFTCFG_HEARTBEAT_TICKS", default_value_t = Timing::default().heartbeat_ticks, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub heartbeat_ticks: u32,
+    /// How long, in milliseconds, a leader may hold back a new commit
+    /// index that no append or heartbeat carries (0: send it at once).
+    /// Under load the next append carries it; this bounds how far an idle
+    /// follower's state lags.
+    #[arg(long, env = "RAFTCFG_COMMIT_NOTICE_DELAY_MS", default_value_t = Timing::default().commit_notice_delay.as_millis() as u64, value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    pub commit_notice_delay_ms: u64,
     /// Snapshot the state and compact the log every this many entries.
     #[arg(long = "snapshot-threshold", env = "RAFTCFG_SNAPSHOT_THRESHOLD", default_value_t = SnapshotPolicy::default().threshold_entries, value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_threshold_entries: u64,
@@ -233,6 +239,7 @@ impl ServeArgs {
                 tick: Duration::from_millis(self.tick_ms),
                 election_ticks: self.election_ticks,
                 heartbeat_ticks: self.heartbeat_ticks,
+                commit_notice_delay: Duration::from_millis(self.commit_notice_delay_ms),
             },
             snapshots: SnapshotPolicy {
                 threshold_entries: self.snapshot_threshold_entries,

@@ -32,6 +32,11 @@ pub struct Timing {
     pub election_ticks: u32,
     /// Heartbeat interval, in ticks.
     pub heartbeat_ticks: u32,
+    /// How long a leader may hold back a new commit index that no append
+    /// or heartbeat carries (zero: it is sent at once). Followers apply
+    /// what they learn is committed, so this bounds how far behind an
+    /// idle follower's state stays.
+    pub commit_notice_delay: Duration,
 }
 
 impl Default for Timing {
@@ -42,6 +47,7 @@ impl Default for Timing {
             tick: Duration::from_millis(100),
             election_ticks: core.election_timeout_ticks,
             heartbeat_ticks: core.heartbeat_interval_ticks,
+            commit_notice_delay: Duration::from_millis(1),
         }
     }
 }
@@ -157,6 +163,7 @@ impl DriverConfig {
         config.heartbeat_interval_ticks = self.timing.heartbeat_ticks;
         config.max_inflight_bytes = MAX_INFLIGHT_BYTES_PER_PEER;
         config.snapshot_timeout_ticks = self.timing.ticks(SNAPSHOT_TIMEOUT);
+        config.defer_commit_notices = !self.timing.commit_notice_delay.is_zero();
         config
     }
 }
@@ -179,11 +186,13 @@ mod tests {
             tick: Duration::from_millis(50),
             election_ticks: 20,
             heartbeat_ticks: 2,
+            commit_notice_delay: Duration::from_millis(1),
         };
         let raft = config.raft_config(NodeId(7));
         assert_eq!(raft.id, NodeId(7));
         assert_eq!(raft.election_timeout_ticks, 20);
         assert_eq!(raft.heartbeat_interval_ticks, 2);
+        assert!(raft.defer_commit_notices);
         assert_eq!(raft.max_inflight_bytes, MAX_INFLIGHT_BYTES_PER_PEER);
         assert_eq!(
             raft.snapshot_timeout_ticks, 36_000,

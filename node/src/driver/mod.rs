@@ -19,6 +19,7 @@
 mod config;
 mod directory;
 mod handle;
+mod notices;
 mod queue;
 mod snapshotter;
 mod syncer;
@@ -43,6 +44,7 @@ use tokio::sync::watch;
 
 pub use config::{DriverConfig, SnapshotPolicy, Timing};
 use handle::Request;
+use notices::CommitNotices;
 use queue::{Queue, Rounds};
 
 use directory::AddressBook;
@@ -150,7 +152,8 @@ pub fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let replica = replica.with_leader_sync(LeaderSync::Deferred);
     let tick = config.timing.tick;
-    let mut state = Loop::new(replica, config, outbox, metrics, stop.clone());
+    let (notices, nudges) = CommitNotices::new(config.timing.commit_notice_delay);
+    let mut state = Loop::new(replica, config, outbox, metrics, stop.clone(), notices);
     state.inbox = Some(inbox.clone());
     state.internal = Some((internal_tx, internal));
     state.snapshotter = Some(snapshotter);
@@ -170,7 +173,7 @@ pub fn start(
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("raftcfg-driver".into())
-            .spawn(move || span.in_scope(|| run(&rounds, inbox, tick, &stop)))
+            .spawn(move || span.in_scope(|| run(&rounds, inbox, &nudges, tick, &stop)))
             .map_err(|e| ReplicaError::Thread(e.to_string()))?
     };
     Ok(Driver {
@@ -216,6 +219,8 @@ struct Loop {
     snapshotter: Option<Snapshotter>,
     /// Syncs what the leader stored without a sync.
     syncer: Option<Syncer>,
+    /// When a commit index held back from followers is sent.
+    notices: CommitNotices,
     /// When the snapshotter began the file it is writing, if it is.
     snapshot_started: Option<Instant>,
     /// No new snapshot is started before this (after a failed one).
@@ -241,6 +246,7 @@ impl Loop {
         outbox: Box<dyn Outbox>,
         metrics: Arc<Metrics>,
         stop: Arc<AtomicBool>,
+        notices: CommitNotices,
     ) -> Self {
         let known_leader = replica.status().leader_id;
         let identity = replica.identity();
@@ -266,6 +272,7 @@ impl Loop {
             internal: None,
             snapshotter: None,
             syncer: None,
+            notices,
             snapshot_started: None,
             next_snapshot_attempt: Instant::now(),
             removed,
@@ -279,9 +286,10 @@ impl Loop {
     }
 
     /// One round: the requests waiting in the queue, then `own` (the
-    /// calling thread's), a tick if `tick`, then the Readys, the outbox,
-    /// the answers and a fresh view. A round with neither requests nor a
-    /// tick does nothing (another thread took what woke the driver).
+    /// calling thread's), a tick if `tick`, a late commit index (see
+    /// [`CommitNotices`]), then the Readys, the outbox, the answers and a
+    /// fresh view. A round with none of these does nothing (another thread
+    /// took what woke the driver).
     fn round(&mut self, own: Option<Request>, tick: bool) -> Result<(), ReplicaError> {
         let mut handled = 0;
         while handled < MAX_REQUESTS_PER_ROUND {
@@ -304,12 +312,18 @@ impl Loop {
         if tick && !self.removed {
             self.tick();
         }
-        if handled == 0 && !tick {
+        let notices_late = self.notices.late(Instant::now());
+        if notices_late {
+            self.replica.send_commit_notices();
+        }
+        if handled == 0 && !tick && !notices_late {
             return Ok(());
         }
         self.handle_internal()?;
         self.send_read_index();
         self.process()?;
+        let due = self.replica.raft().commit_notices_due();
+        self.notices.after_round(due, Instant::now());
         self.ask_for_sync();
         self.after_round()?;
         self.notice_removal()?;
@@ -898,10 +912,11 @@ impl Loop {
 fn run(
     rounds: &Rounds,
     inbox: crossbeam_channel::Receiver<Request>,
+    nudges: &crossbeam_channel::Receiver<()>,
     tick: Duration,
     stop: &AtomicBool,
 ) -> Result<(), ReplicaError> {
-    let result = drive(rounds, &inbox, tick, stop);
+    let result = drive(rounds, &inbox, nudges, tick, stop);
     // No round runs after this. The syncer may wait to hand in a sync:
     // closing the queue first lets it stop.
     let Some(mut state) = rounds.take() else {
@@ -922,22 +937,26 @@ fn run(
     result
 }
 
-/// Waits for a queued request or the next tick, then runs a round, until
-/// a stop, a failure (of a round here or on another thread) or the last
-/// handle's drop.
+/// Waits for a queued request, the next tick or a held-back commit index's
+/// deadline, then runs a round, until a stop, a failure (of a round here or
+/// on another thread) or the last handle's drop.
 fn drive(
     rounds: &Rounds,
     inbox: &crossbeam_channel::Receiver<Request>,
+    nudges: &crossbeam_channel::Receiver<()>,
     tick: Duration,
     stop: &AtomicBool,
 ) -> Result<(), ReplicaError> {
     let mut next_tick = Instant::now() + tick;
+    let mut wake_at = next_tick;
     loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        let wait = wake_at.saturating_duration_since(Instant::now());
         let mut queued = Select::new();
         queued.recv(inbox);
+        queued.recv(nudges);
         // Ready or timed out, the round below finds out which.
         let _ = queued.ready_timeout(wait);
+        while nudges.try_recv().is_ok() {}
         let mut guard = rounds.lock()?;
         let Some(state) = guard.as_mut() else {
             return Ok(());
@@ -958,10 +977,12 @@ fn drive(
                 next_tick = now + tick;
             }
         }
+        state.notices.driver_awake();
         state.round(None, tick_due)?;
         if state.queue_closed {
             return Ok(());
         }
+        wake_at = state.notices.driver_sleeps_until(next_tick);
     }
 }
 

@@ -10,7 +10,7 @@ use crate::error::ProposalError;
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::membership::{ConfigChange, MembershipChange};
 use crate::message::{MessageBody, ReadContext};
-use crate::progress::ReplicationState;
+use crate::progress::{Progress, ReplicationState};
 use crate::storage::{LogStorage, StorageError};
 
 use super::{Raft, ReadState, Role};
@@ -265,6 +265,7 @@ impl<S: LogStorage> Raft<S> {
             .collect();
         for (id, matched) in targets {
             let commit = matched.min(self.log.committed);
+            self.commit_sent_to(id, commit);
             self.send(
                 id,
                 MessageBody::Heartbeat {
@@ -276,6 +277,52 @@ impl<S: LogStorage> Raft<S> {
     }
 
     // ---- replication ----
+
+    /// Records that `to` was sent a message that lets it learn `commit`.
+    fn commit_sent_to(&mut self, to: NodeId, commit: LogIndex) {
+        if let Some(progress) = self.progress.get_mut(&to) {
+            progress.commit_sent = progress.commit_sent.max(commit);
+        }
+    }
+
+    /// Whether the member behind `progress` holds entries it was not told
+    /// are committed.
+    fn commit_notice_due(&self, progress: &Progress) -> bool {
+        progress.matched.min(self.log.committed) > progress.commit_sent
+    }
+
+    /// Whether a held-back commit index is due to some follower (see
+    /// [`crate::Config::defer_commit_notices`]).
+    pub(crate) fn commit_notices_due(&self) -> bool {
+        self.role == Role::Leader
+            && self
+                .progress
+                .values()
+                .any(|progress| self.commit_notice_due(progress))
+    }
+
+    /// Sends the commit index to each follower it is due to, in an append
+    /// without entries if there are none to send.
+    pub(crate) fn send_commit_notices(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let due: Vec<NodeId> = self
+            .progress
+            .iter()
+            .filter(|(_, progress)| self.commit_notice_due(progress))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.send_append(id, true);
+        }
+    }
+
+    /// What a leader sends when its commit index advances: new entries to
+    /// every follower, and the commit index alone unless it is held back.
+    pub(crate) fn broadcast_commit(&mut self) {
+        self.broadcast_append(!self.config.defer_commit_notices);
+    }
 
     /// Sends new entries (and, with `with_commit`, the commit index even
     /// without entries) to every other member.
@@ -347,6 +394,8 @@ impl<S: LogStorage> Raft<S> {
             progress.sent_entries(sent_to, bytes.max(1));
         }
         let leader_commit = self.log.committed;
+        // The follower takes the commit index up to the last entry sent.
+        self.commit_sent_to(to, leader_commit.min(sent_to));
         self.send(
             to,
             MessageBody::AppendEntries {
@@ -401,7 +450,7 @@ impl<S: LogStorage> Raft<S> {
             _ => {}
         }
         if advanced && self.maybe_commit() {
-            self.broadcast_append(true);
+            self.broadcast_commit();
         } else {
             self.send_append(from, false);
         }

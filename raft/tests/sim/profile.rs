@@ -71,6 +71,9 @@ pub struct Profile {
     /// Ticks a leader waits for a sent snapshot to be taken.
     pub snapshot_timeout_ticks: u32,
     pub max_apply_bytes: u64,
+    /// Leaders hold back commit-only appends; the simulated application
+    /// sends them on each tick.
+    pub defer_commit_notices: bool,
     /// Range of sim time units per tick (each node draws its own rate).
     pub tick_units: (u64, u64),
     /// Longest wait between an input and the `Ready` that carries it out.
@@ -165,6 +168,7 @@ impl Profile {
             keys: dice.range(2, 12),
             compact_threshold_entries: dice.range(15, 200),
             leader_sync: LeaderSync::Inline,
+            defer_commit_notices: dice.chance(500),
         }
     }
 
@@ -335,6 +339,7 @@ impl Profile {
         config.snapshot_timeout_ticks = self.snapshot_timeout_ticks;
         config.max_apply_bytes = self.max_apply_bytes;
         config.planted_bug = self.planted_bug;
+        config.defer_commit_notices = self.defer_commit_notices;
         config
     }
 }
@@ -346,7 +351,7 @@ impl fmt::Display for Profile {
             "{:?}, {} nodes{}, election timeout {} ticks, heartbeat {} ticks, append {} B x{} \
              (in flight {} B), snapshot timeout {} ticks, apply {} B, ready delay {}, \
              drop {}‰, dup {}‰, delay +{}‰ up to {}, faults {:?}, ops {:?}, \
-             compact every {}, {} fault steps, leader sync {:?}",
+             compact every {}, {} fault steps, leader sync {:?}, deferred commit notices {}",
             self.kind,
             self.cluster_size,
             if self.join_path { " (join path)" } else { "" },
@@ -367,6 +372,7 @@ impl fmt::Display for Profile {
             self.compact_threshold_entries,
             self.fault_steps,
             self.leader_sync,
+            self.defer_commit_notices,
         )?;
         if let Some(bug) = self.planted_bug {
             write!(f, ", planted bug {bug:?}")?;

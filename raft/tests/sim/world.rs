@@ -195,7 +195,12 @@ impl World {
                 if sim_node.incarnation != incarnation {
                     return None;
                 }
-                sim_node.raft.as_mut()?.tick();
+                let raft = sim_node.raft.as_mut()?;
+                // The application's timer for held-back commit notices.
+                if raft.commit_notices_due() {
+                    raft.send_commit_notices();
+                }
+                raft.tick();
                 let units = sim_node.tick_units;
                 self.schedule(units, Event::Tick { node, incarnation });
                 self.trace(TraceEvent::Tick(node));

@@ -305,3 +305,121 @@ fn stale_append(bug: Option<PlantedBug>) {
         both
     );
 }
+
+fn deferring_notices(n: u64) -> Cluster {
+    let configs = (1..=n)
+        .map(|n| {
+            let mut c = config(n);
+            c.defer_commit_notices = true;
+            c
+        })
+        .collect();
+    let mut cluster = Cluster::with_configs(configs);
+    cluster.elect(1);
+    cluster.node(1).send_commit_notices();
+    cluster.deliver_all();
+    cluster
+}
+
+/// Delivers one round of appends and their answers: the leader commits.
+fn commit_one(cluster: &mut Cluster, data: &str) -> LogIndex {
+    let index = cluster.propose(1, data);
+    for message in cluster.take_messages() {
+        cluster.deliver(message);
+    }
+    for answer in cluster.take_messages() {
+        cluster.deliver(answer);
+    }
+    assert_eq!(cluster.node(1).status().commit, index);
+    index
+}
+
+#[test]
+fn a_leader_sends_a_new_commit_index_alone_unless_it_defers_notices() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(1);
+    let index = commit_one(&mut cluster, "x");
+    let messages = cluster.take_messages();
+    let notices = appends(&messages);
+    assert_eq!(notices.len(), 2, "one for each follower");
+    for notice in notices {
+        let MessageBody::AppendEntries {
+            entries,
+            leader_commit,
+            ..
+        } = &notice.body
+        else {
+            unreachable!()
+        };
+        assert!(entries.is_empty());
+        assert_eq!(*leader_commit, index);
+    }
+}
+
+#[test]
+fn a_deferred_commit_index_waits_until_the_leader_sends_the_notices() {
+    let mut cluster = deferring_notices(3);
+    let index = commit_one(&mut cluster, "x");
+    assert!(appends(&cluster.take_messages()).is_empty(), "held back");
+    assert!(cluster.node(1).commit_notices_due());
+    assert!(cluster.node(2).status().commit < index);
+
+    cluster.node(1).send_commit_notices();
+    let messages = cluster.take_messages();
+    assert_eq!(appends(&messages).len(), 2, "one for each follower");
+    assert!(!cluster.node(1).commit_notices_due());
+    for message in messages {
+        cluster.deliver(message);
+    }
+    assert_eq!(cluster.node(2).status().commit, index);
+    assert_eq!(cluster.node(3).status().commit, index);
+    cluster.flush();
+    assert_eq!(cluster.applied_commands(3), ["x"]);
+}
+
+#[test]
+fn a_deferred_commit_index_travels_with_the_next_append() {
+    let mut cluster = deferring_notices(3);
+    let first = commit_one(&mut cluster, "x");
+    assert!(cluster.node(1).commit_notices_due());
+    cluster.propose(1, "y");
+    let messages = cluster.take_messages();
+    // The append of `y` carries the commit of `x`: no notice is due.
+    assert!(!cluster.node(1).commit_notices_due());
+    for message in messages {
+        cluster.deliver(message);
+    }
+    assert_eq!(cluster.node(2).status().commit, first);
+    cluster.flush();
+    assert_eq!(cluster.applied_commands(2), ["x"]);
+}
+
+#[test]
+fn a_deferred_commit_index_travels_with_the_next_heartbeat() {
+    let mut cluster = deferring_notices(3);
+    let index = commit_one(&mut cluster, "x");
+    let heartbeat = cluster.node(1).status().commit;
+    assert_eq!(heartbeat, index);
+    cluster.tick_all(1);
+    assert!(!cluster.node(1).commit_notices_due());
+    assert_eq!(cluster.node(3).status().commit, index);
+}
+
+#[test]
+fn no_notice_is_due_to_a_follower_that_lacks_the_committed_entries() {
+    let mut cluster = deferring_notices(3);
+    cluster.isolate(3);
+    let index = commit_one(&mut cluster, "x");
+    // Only node 2 holds `x`: the notice is due to it alone.
+    cluster.node(1).send_commit_notices();
+    let messages = cluster.take_messages();
+    let notices: Vec<_> = appends(&messages)
+        .into_iter()
+        .filter(
+            |m| matches!(&m.body, MessageBody::AppendEntries { entries, .. } if entries.is_empty()),
+        )
+        .collect();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].to, id(2));
+    assert!(cluster.node(3).status().commit < index);
+}

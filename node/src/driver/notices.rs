@@ -1,0 +1,143 @@
+//! [`CommitNotices`]: when a leader sends a commit index it held back.
+//!
+//! The core holds back the appends that would carry nothing but a new
+//! commit index (`Config::defer_commit_notices`): under load the next
+//! append carries it anyway, which spares each follower a message and the
+//! leader its answer for every commit. A follower that is sent nothing
+//! else must still learn it soon (its reads and watches follow its applied
+//! state), so the first round to find it held back for `delay` sends it,
+//! and the driver thread wakes up for that deadline: a round on another
+//! thread nudges it when it would sleep past it.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+/// The deadline of a commit index held back from some follower.
+pub(super) struct CommitNotices {
+    delay: Duration,
+    /// Since when a held-back commit index has been due, if one is.
+    due_since: Option<Instant>,
+    /// When the driver thread wakes up next; `None` while it runs a round.
+    driver_wakes_at: Option<Instant>,
+    /// Wakes the driver thread (a channel of one, so nudges never pile up).
+    nudge: Sender<()>,
+}
+
+impl CommitNotices {
+    /// Notices held back at most `delay`; the driver thread takes its
+    /// nudges from the receiver returned.
+    pub(super) fn new(delay: Duration) -> (Self, Receiver<()>) {
+        let (nudge, nudges) = crossbeam_channel::bounded(1);
+        let notices = Self {
+            delay,
+            due_since: None,
+            driver_wakes_at: None,
+            nudge,
+        };
+        (notices, nudges)
+    }
+
+    /// Whether a commit index has been held back for `delay` by `now`:
+    /// the round then sends it.
+    pub(super) fn late(&self, now: Instant) -> bool {
+        self.due_since
+            .is_some_and(|since| now >= since + self.delay)
+    }
+
+    /// After a round, with `due` whether some follower still lacks the
+    /// commit index: starts its wait, and nudges the driver thread if it
+    /// would sleep past the deadline.
+    pub(super) fn after_round(&mut self, due: bool, now: Instant) {
+        if !due {
+            self.due_since = None;
+            return;
+        }
+        if self.due_since.is_some() {
+            return;
+        }
+        self.due_since = Some(now);
+        let deadline = now + self.delay;
+        if self.driver_wakes_at.is_some_and(|at| at > deadline) {
+            // Full means a nudge is already waiting.
+            let _ = self.nudge.try_send(());
+        }
+    }
+
+    /// The driver thread is running a round (it sets its next wake-up
+    /// after it).
+    pub(super) fn driver_awake(&mut self) {
+        self.driver_wakes_at = None;
+    }
+
+    /// When the driver thread, about to sleep, should wake up: at
+    /// `next_tick`, or sooner for a commit index held back.
+    pub(super) fn driver_sleeps_until(&mut self, next_tick: Instant) -> Instant {
+        let at = match self.due_since {
+            Some(since) => next_tick.min(since + self.delay),
+            None => next_tick,
+        };
+        self.driver_wakes_at = Some(at);
+        at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DELAY: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_commit_index_is_late_once_held_back_for_the_delay() {
+        let (mut notices, _nudges) = CommitNotices::new(DELAY);
+        let start = Instant::now();
+        assert!(!notices.late(start + DELAY), "nothing held back");
+        notices.after_round(true, start);
+        // A later round that still finds it due keeps the first deadline.
+        notices.after_round(true, start + DELAY / 2);
+        assert!(!notices.late(start + DELAY / 2));
+        assert!(notices.late(start + DELAY));
+        notices.after_round(false, start + DELAY);
+        assert!(!notices.late(start + DELAY * 10), "sent: nothing is due");
+    }
+
+    #[test]
+    fn the_driver_thread_wakes_for_the_deadline_or_the_tick_whichever_is_first() {
+        let (mut notices, _nudges) = CommitNotices::new(DELAY);
+        let start = Instant::now();
+        let tick = start + Duration::from_millis(100);
+        assert_eq!(notices.driver_sleeps_until(tick), tick);
+        notices.after_round(true, start);
+        assert_eq!(notices.driver_sleeps_until(tick), start + DELAY);
+        let soon = start + DELAY / 2;
+        assert_eq!(notices.driver_sleeps_until(soon), soon);
+    }
+
+    #[test]
+    fn a_driver_thread_asleep_past_the_deadline_is_nudged_once() {
+        let (mut notices, nudges) = CommitNotices::new(DELAY);
+        let start = Instant::now();
+        notices.driver_sleeps_until(start + Duration::from_millis(100));
+        notices.after_round(true, start);
+        notices.after_round(false, start);
+        notices.after_round(true, start);
+        assert_eq!(nudges.try_iter().count(), 1, "the channel holds one");
+    }
+
+    #[test]
+    fn a_driver_thread_that_wakes_in_time_or_is_awake_is_not_nudged() {
+        let (mut notices, nudges) = CommitNotices::new(DELAY);
+        let start = Instant::now();
+        notices.driver_sleeps_until(start + DELAY / 2);
+        notices.after_round(true, start);
+        assert!(nudges.try_recv().is_err(), "it wakes before the deadline");
+        notices.after_round(false, start);
+        notices.driver_awake();
+        notices.after_round(true, start);
+        assert!(
+            nudges.try_recv().is_err(),
+            "it sets its wake-up after its round"
+        );
+    }
+}
