@@ -982,7 +982,7 @@ fn drive(
         if state.queue_closed {
             return Ok(());
         }
-        wake_at = state.notices.driver_sleeps_until(next_tick);
+        wake_at = state.notices.driver_sleeps_until(next_tick, Instant::now());
     }
 }
 

@@ -7,7 +7,9 @@
 //! else must still learn it soon (its reads and watches follow its applied
 //! state), so the first round to find it held back for `delay` sends it,
 //! and the driver thread wakes up for that deadline: a round on another
-//! thread nudges it when it would sleep past it.
+//! thread nudges it when it would sleep past it. While commits keep coming
+//! the driver thread wakes every `delay` instead, so that it needs no
+//! nudge (a nudge per write would cost more than the wake-ups it spares).
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,8 @@ pub(super) struct CommitNotices {
     delay: Duration,
     /// Since when a held-back commit index has been due, if one is.
     due_since: Option<Instant>,
+    /// When a round last found one due.
+    last_due: Option<Instant>,
     /// When the driver thread wakes up next; `None` while it runs a round.
     driver_wakes_at: Option<Instant>,
     /// Wakes the driver thread (a channel of one, so nudges never pile up).
@@ -32,6 +36,7 @@ impl CommitNotices {
         let notices = Self {
             delay,
             due_since: None,
+            last_due: None,
             driver_wakes_at: None,
             nudge,
         };
@@ -53,6 +58,7 @@ impl CommitNotices {
             self.due_since = None;
             return;
         }
+        self.last_due = Some(now);
         if self.due_since.is_some() {
             return;
         }
@@ -70,12 +76,14 @@ impl CommitNotices {
         self.driver_wakes_at = None;
     }
 
-    /// When the driver thread, about to sleep, should wake up: at
-    /// `next_tick`, or sooner for a commit index held back.
-    pub(super) fn driver_sleeps_until(&mut self, next_tick: Instant) -> Instant {
-        let at = match self.due_since {
-            Some(since) => next_tick.min(since + self.delay),
-            None => next_tick,
+    /// When the driver thread, about to sleep at `now`, should wake up: at
+    /// `next_tick`, or sooner for a commit index held back, or after
+    /// `delay` if one was due within the last `delay`.
+    pub(super) fn driver_sleeps_until(&mut self, next_tick: Instant, now: Instant) -> Instant {
+        let at = match (self.due_since, self.last_due) {
+            (Some(since), _) => next_tick.min(since + self.delay),
+            (None, Some(last)) if now < last + self.delay => next_tick.min(now + self.delay),
+            (None, _) => next_tick,
         };
         self.driver_wakes_at = Some(at);
         at
@@ -107,18 +115,38 @@ mod tests {
         let (mut notices, _nudges) = CommitNotices::new(DELAY);
         let start = Instant::now();
         let tick = start + Duration::from_millis(100);
-        assert_eq!(notices.driver_sleeps_until(tick), tick);
+        assert_eq!(notices.driver_sleeps_until(tick, start), tick);
         notices.after_round(true, start);
-        assert_eq!(notices.driver_sleeps_until(tick), start + DELAY);
+        assert_eq!(notices.driver_sleeps_until(tick, start), start + DELAY);
         let soon = start + DELAY / 2;
-        assert_eq!(notices.driver_sleeps_until(soon), soon);
+        assert_eq!(notices.driver_sleeps_until(soon, start), soon);
+    }
+
+    #[test]
+    fn while_commits_keep_coming_the_driver_thread_wakes_every_delay() {
+        let (mut notices, nudges) = CommitNotices::new(DELAY);
+        let start = Instant::now();
+        let tick = start + Duration::from_millis(100);
+        notices.after_round(true, start);
+        // The next write's append carried it.
+        notices.after_round(false, start + DELAY / 4);
+        let now = start + DELAY / 2;
+        let wake = notices.driver_sleeps_until(tick, now);
+        assert_eq!(wake, now + DELAY);
+        // A commit now needs no nudge: the driver wakes in time.
+        notices.after_round(true, now);
+        assert!(nudges.try_recv().is_err());
+        // Idle for a whole delay: back to the tick.
+        notices.after_round(false, now);
+        let later = now + DELAY;
+        assert_eq!(notices.driver_sleeps_until(tick, later), tick);
     }
 
     #[test]
     fn a_driver_thread_asleep_past_the_deadline_is_nudged_once() {
         let (mut notices, nudges) = CommitNotices::new(DELAY);
         let start = Instant::now();
-        notices.driver_sleeps_until(start + Duration::from_millis(100));
+        notices.driver_sleeps_until(start + Duration::from_millis(100), start);
         notices.after_round(true, start);
         notices.after_round(false, start);
         notices.after_round(true, start);
@@ -129,7 +157,7 @@ mod tests {
     fn a_driver_thread_that_wakes_in_time_or_is_awake_is_not_nudged() {
         let (mut notices, nudges) = CommitNotices::new(DELAY);
         let start = Instant::now();
-        notices.driver_sleeps_until(start + DELAY / 2);
+        notices.driver_sleeps_until(start + DELAY / 2, start);
         notices.after_round(true, start);
         assert!(nudges.try_recv().is_err(), "it wakes before the deadline");
         notices.after_round(false, start);
