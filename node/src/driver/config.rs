@@ -40,7 +40,8 @@ pub struct Timing {
 }
 
 impl Default for Timing {
-    /// A 100 ms tick with the core's default timeouts (1 s, 100 ms).
+    /// A 100 ms tick with the core's default timeouts (1 s, 100 ms), and
+    /// commit notices held back at most 1 ms.
     fn default() -> Self {
         let core = Config::new(NodeId(0));
         Self {
