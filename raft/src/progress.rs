@@ -71,6 +71,20 @@ impl Progress {
         }
     }
 
+    /// Whether the member holds entries it was not told are committed, and
+    /// an append may go to it now (see
+    /// [`crate::Config::defer_commit_notices`]). A paused member learns
+    /// the commit index from the append that follows its next answer, or
+    /// from a heartbeat.
+    pub(crate) fn commit_notice_due(
+        &self,
+        committed: LogIndex,
+        max_appends: usize,
+        max_bytes: u64,
+    ) -> bool {
+        !self.is_paused(max_appends, max_bytes) && self.matched.min(committed) > self.commit_sent
+    }
+
     /// Records an append carrying entries up to `last` with `bytes` of data.
     pub(crate) fn sent_entries(&mut self, last: LogIndex, bytes: u64) {
         match self.state {
@@ -169,5 +183,31 @@ impl Progress {
     fn clear_inflight(&mut self) {
         self.inflight.clear();
         self.inflight_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_notice_is_due_for_held_entries_not_told_committed_unless_appends_are_paused() {
+        let mut progress = Progress::new(LogIndex(6));
+        progress.matched = LogIndex(5);
+        progress.become_replicate();
+        progress.commit_sent = LogIndex(3);
+        assert!(progress.commit_notice_due(LogIndex(10), 1, u64::MAX));
+        assert!(progress.commit_notice_due(LogIndex(4), 1, u64::MAX));
+        assert!(
+            !progress.commit_notice_due(LogIndex(3), 1, u64::MAX),
+            "told"
+        );
+        // A full pipeline: the append after its next answer carries it.
+        progress.sent_entries(LogIndex(7), 100);
+        assert!(!progress.commit_notice_due(LogIndex(10), 1, u64::MAX));
+        // So does a probe's answer.
+        progress.become_probe();
+        progress.sent_entries(LogIndex(7), 100);
+        assert!(!progress.commit_notice_due(LogIndex(10), 1, u64::MAX));
     }
 }

@@ -315,6 +315,7 @@ impl Loop {
         let notices_late = self.notices.late(Instant::now());
         if notices_late {
             self.replica.send_commit_notices();
+            self.notices.sent();
         }
         if handled == 0 && !tick && !notices_late {
             return Ok(());

@@ -50,6 +50,12 @@ impl CommitNotices {
             .is_some_and(|since| now >= since + self.delay)
     }
 
+    /// The round sent the notices that were late. One still due (to a
+    /// follower that could not be sent one) waits a whole delay again.
+    pub(super) fn sent(&mut self) {
+        self.due_since = None;
+    }
+
     /// After a round, with `due` whether some follower still lacks the
     /// commit index: starts its wait, and nudges the driver thread if it
     /// would sleep past the deadline.
@@ -108,6 +114,20 @@ mod tests {
         assert!(notices.late(start + DELAY));
         notices.after_round(false, start + DELAY);
         assert!(!notices.late(start + DELAY * 10), "sent: nothing is due");
+    }
+
+    #[test]
+    fn a_notice_still_due_after_the_late_ones_were_sent_waits_a_whole_delay_again() {
+        let (mut notices, _nudges) = CommitNotices::new(DELAY);
+        let start = Instant::now();
+        notices.after_round(true, start);
+        let late = start + DELAY;
+        assert!(notices.late(late));
+        notices.sent();
+        notices.after_round(true, late);
+        assert!(!notices.late(late + DELAY / 2));
+        let tick = start + Duration::from_millis(100);
+        assert_eq!(notices.driver_sleeps_until(tick, late), late + DELAY);
     }
 
     #[test]

@@ -285,10 +285,13 @@ impl<S: LogStorage> Raft<S> {
         }
     }
 
-    /// Whether the member behind `progress` holds entries it was not told
-    /// are committed.
+    /// Whether a commit notice may go to the member behind `progress`.
     fn commit_notice_due(&self, progress: &Progress) -> bool {
-        progress.matched.min(self.log.committed) > progress.commit_sent
+        progress.commit_notice_due(
+            self.log.committed,
+            self.config.max_inflight_appends,
+            self.config.max_inflight_bytes,
+        )
     }
 
     /// Whether a held-back commit index is due to some follower (see
