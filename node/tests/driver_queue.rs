@@ -1,12 +1,14 @@
 //! The driver's queue (`driver::queue`): a request runs a round on its
 //! caller's thread when the driver is free and waits in the queue
 //! otherwise, and either way the requests of one caller are handled in the
-//! order it sent them.
+//! order it sent them. One that waits is taken by the thread whose round
+//! made it wait, without the driver thread.
 
 mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::maybe_done;
@@ -64,6 +66,52 @@ async fn two_writes_sent_back_to_back_are_applied_in_order_whoever_runs_their_ro
          (pair, first, second): {:?}",
         reversed.len(),
         &reversed[..reversed.len().min(5)]
+    );
+}
+
+/// The driver thread's tick in the test below: it sleeps this long between
+/// rounds of its own, so a request left to it would wait about this long.
+const LONG_TICK: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_wait_for_another_threads_round_are_taken_without_the_driver_thread() {
+    let solo = Solo::start(false, |config| config.timing.tick = LONG_TICK).await;
+    // Threads sending a barrier at once, then waiting for each other: one
+    // often finds another's round running and queues, and then no later
+    // request of theirs comes to take it. No request rings the driver
+    // thread, which sleeps for the whole tick, so a queued barrier is
+    // answered in time only if the thread releasing the driver's state
+    // takes it.
+    const THREADS: usize = 4;
+    let together = Arc::new(std::sync::Barrier::new(THREADS));
+    let started = Instant::now();
+    let senders: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (handle, together) = (solo.handle(), together.clone());
+            std::thread::spawn(move || {
+                let mut slowest = Duration::ZERO;
+                for _ in 0..1_000 {
+                    together.wait();
+                    let sent = Instant::now();
+                    futures::executor::block_on(handle.barrier()).unwrap();
+                    slowest = slowest.max(sent.elapsed());
+                }
+                slowest
+            })
+        })
+        .collect();
+    let slowest = senders
+        .into_iter()
+        .map(|sender| sender.join().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        slowest < LONG_TICK / 4,
+        "a barrier waited {slowest:?}: for the driver thread's tick ({LONG_TICK:?})"
+    );
+    assert!(
+        started.elapsed() < LONG_TICK,
+        "the driver thread never ticked"
     );
 }
 

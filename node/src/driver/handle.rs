@@ -303,11 +303,12 @@ pub struct AppliedChanges {
 }
 
 impl NodeHandle {
-    /// Asks the driver to stop after its current round (within a tick).
-    /// Requests it has not answered are dropped: their callers see
-    /// `Stopped`, or `Unknown` for writes.
+    /// Asks the driver to stop after its current round. Requests it has
+    /// not answered are dropped: their callers see `Stopped`, or `Unknown`
+    /// for writes.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.requests.wake_driver();
     }
 
     /// The node as of the driver's last round.

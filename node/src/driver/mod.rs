@@ -35,7 +35,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crossbeam_channel::{Select, TryRecvError};
+use crossbeam_channel::TryRecvError;
 use raftcfg_raft::{
     ForceError, ForcedCluster, LeaderSync, MembershipChange, Message, MessageBody, NodeId,
     ProposalError, ReadContext, Role,
@@ -152,7 +152,10 @@ pub fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let replica = replica.with_leader_sync(LeaderSync::Deferred);
     let tick = config.timing.tick;
-    let (notices, nudges) = CommitNotices::new(config.timing.commit_notice_delay);
+    // Rings the driver thread: for a commit index held back, or a request
+    // queued for it (a channel of one, so rings never pile up).
+    let (doorbell, rings) = crossbeam_channel::bounded(1);
+    let notices = CommitNotices::new(config.timing.commit_notice_delay, doorbell.clone());
     let mut state = Loop::new(replica, config, outbox, metrics, stop.clone(), notices);
     state.inbox = Some(inbox.clone());
     state.internal = Some((internal_tx, internal));
@@ -164,7 +167,7 @@ pub fn start(
     let (changes, _) = tokio::sync::broadcast::channel(CHANGE_FEED_BATCHES);
     state.change_feed = Some(changes.clone());
     let span = state.span.clone();
-    let rounds = Arc::new(Rounds::new(state));
+    let rounds = Arc::new(Rounds::new(state, doorbell));
     let requests = Arc::new(Queue::new(requests, rounds.clone()));
     let syncer = Syncer::start(db.clone(), Arc::downgrade(&requests))
         .map_err(|e| ReplicaError::Thread(e.to_string()))?;
@@ -173,7 +176,7 @@ pub fn start(
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("raftcfg-driver".into())
-            .spawn(move || span.in_scope(|| run(&rounds, inbox, &nudges, tick, &stop)))
+            .spawn(move || span.in_scope(|| run(&rounds, inbox, &rings, tick, &stop)))
             .map_err(|e| ReplicaError::Thread(e.to_string()))?
     };
     Ok(Driver {
@@ -230,6 +233,9 @@ struct Loop {
     removed: bool,
     /// The queue's receiving end, for each round to take what waits.
     inbox: Option<crossbeam_channel::Receiver<Request>>,
+    /// Whether the last round left requests queued (it took as many as
+    /// one round may).
+    backlog: bool,
     /// Whether every handle is gone (the driver then stops).
     queue_closed: bool,
     /// The failure a round met on another thread, for the driver thread
@@ -277,6 +283,7 @@ impl Loop {
             next_snapshot_attempt: Instant::now(),
             removed,
             inbox: None,
+            backlog: false,
             queue_closed: false,
             failure: None,
             // The span holds what never changes: a recorded field would be
@@ -292,6 +299,7 @@ impl Loop {
     /// took what woke the driver).
     fn round(&mut self, own: Option<Request>, tick: bool) -> Result<(), ReplicaError> {
         let mut handled = 0;
+        self.backlog = false;
         while handled < MAX_REQUESTS_PER_ROUND {
             let Some(inbox) = &self.inbox else { break };
             match inbox.try_recv() {
@@ -304,6 +312,7 @@ impl Loop {
             }
             handled += 1;
         }
+        self.backlog = handled == MAX_REQUESTS_PER_ROUND;
         if let Some(request) = own {
             self.handle(request)?;
             handled += 1;
@@ -913,11 +922,11 @@ impl Loop {
 fn run(
     rounds: &Rounds,
     inbox: crossbeam_channel::Receiver<Request>,
-    nudges: &crossbeam_channel::Receiver<()>,
+    rings: &crossbeam_channel::Receiver<()>,
     tick: Duration,
     stop: &AtomicBool,
 ) -> Result<(), ReplicaError> {
-    let result = drive(rounds, &inbox, nudges, tick, stop);
+    let result = drive(rounds, rings, tick, stop);
     // No round runs after this. The syncer may wait to hand in a sync:
     // closing the queue first lets it stop.
     let Some(mut state) = rounds.take() else {
@@ -938,13 +947,12 @@ fn run(
     result
 }
 
-/// Waits for a queued request, the next tick or a held-back commit index's
-/// deadline, then runs a round, until a stop, a failure (of a round here or
-/// on another thread) or the last handle's drop.
+/// Waits for a ring (see `queue`), the next tick or a held-back commit
+/// index's deadline, then runs a round, until a stop, a failure (of a
+/// round here or on another thread) or the last handle's drop.
 fn drive(
     rounds: &Rounds,
-    inbox: &crossbeam_channel::Receiver<Request>,
-    nudges: &crossbeam_channel::Receiver<()>,
+    rings: &crossbeam_channel::Receiver<()>,
     tick: Duration,
     stop: &AtomicBool,
 ) -> Result<(), ReplicaError> {
@@ -952,12 +960,8 @@ fn drive(
     let mut wake_at = next_tick;
     loop {
         let wait = wake_at.saturating_duration_since(Instant::now());
-        let mut queued = Select::new();
-        queued.recv(inbox);
-        queued.recv(nudges);
-        // Ready or timed out, the round below finds out which.
-        let _ = queued.ready_timeout(wait);
-        while nudges.try_recv().is_ok() {}
+        // Rung or timed out, the round below finds out which.
+        let _ = rings.recv_timeout(wait);
         let mut guard = rounds.lock()?;
         let Some(state) = guard.as_mut() else {
             return Ok(());
@@ -984,6 +988,7 @@ fn drive(
             return Ok(());
         }
         wake_at = state.notices.driver_sleeps_until(next_tick, Instant::now());
+        rounds.release(guard);
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
 /// The deadline of a commit index held back from some follower.
 pub(super) struct CommitNotices {
@@ -29,18 +29,16 @@ pub(super) struct CommitNotices {
 }
 
 impl CommitNotices {
-    /// Notices held back at most `delay`; the driver thread takes its
-    /// nudges from the receiver returned.
-    pub(super) fn new(delay: Duration) -> (Self, Receiver<()>) {
-        let (nudge, nudges) = crossbeam_channel::bounded(1);
-        let notices = Self {
+    /// Notices held back at most `delay`; `nudge` wakes the driver thread
+    /// (a channel of one).
+    pub(super) fn new(delay: Duration, nudge: Sender<()>) -> Self {
+        Self {
             delay,
             due_since: None,
             last_due: None,
             driver_wakes_at: None,
             nudge,
-        };
-        (notices, nudges)
+        }
     }
 
     /// Whether a commit index has been held back for `delay` by `now`:
@@ -100,11 +98,16 @@ impl CommitNotices {
 mod tests {
     use super::*;
 
+    fn notices() -> (CommitNotices, crossbeam_channel::Receiver<()>) {
+        let (nudge, nudges) = crossbeam_channel::bounded(1);
+        (CommitNotices::new(DELAY, nudge), nudges)
+    }
+
     const DELAY: Duration = Duration::from_millis(1);
 
     #[test]
     fn a_commit_index_is_late_once_held_back_for_the_delay() {
-        let (mut notices, _nudges) = CommitNotices::new(DELAY);
+        let (mut notices, _nudges) = notices();
         let start = Instant::now();
         assert!(!notices.late(start + DELAY), "nothing held back");
         notices.after_round(true, start);
@@ -118,7 +121,7 @@ mod tests {
 
     #[test]
     fn a_notice_still_due_after_the_late_ones_were_sent_waits_a_whole_delay_again() {
-        let (mut notices, _nudges) = CommitNotices::new(DELAY);
+        let (mut notices, _nudges) = notices();
         let start = Instant::now();
         notices.after_round(true, start);
         let late = start + DELAY;
@@ -132,7 +135,7 @@ mod tests {
 
     #[test]
     fn the_driver_thread_wakes_for_the_deadline_or_the_tick_whichever_is_first() {
-        let (mut notices, _nudges) = CommitNotices::new(DELAY);
+        let (mut notices, _nudges) = notices();
         let start = Instant::now();
         let tick = start + Duration::from_millis(100);
         assert_eq!(notices.driver_sleeps_until(tick, start), tick);
@@ -144,7 +147,7 @@ mod tests {
 
     #[test]
     fn while_commits_keep_coming_the_driver_thread_wakes_every_delay() {
-        let (mut notices, nudges) = CommitNotices::new(DELAY);
+        let (mut notices, nudges) = notices();
         let start = Instant::now();
         let tick = start + Duration::from_millis(100);
         notices.after_round(true, start);
@@ -164,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_driver_thread_asleep_past_the_deadline_is_nudged_once() {
-        let (mut notices, nudges) = CommitNotices::new(DELAY);
+        let (mut notices, nudges) = notices();
         let start = Instant::now();
         notices.driver_sleeps_until(start + Duration::from_millis(100), start);
         notices.after_round(true, start);
@@ -175,7 +178,7 @@ mod tests {
 
     #[test]
     fn a_driver_thread_that_wakes_in_time_or_is_awake_is_not_nudged() {
-        let (mut notices, nudges) = CommitNotices::new(DELAY);
+        let (mut notices, nudges) = notices();
         let start = Instant::now();
         notices.driver_sleeps_until(start + DELAY / 2, start);
         notices.after_round(true, start);
