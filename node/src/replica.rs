@@ -31,7 +31,7 @@ use crate::kv::{
     Applied, Change, Command, KvStore, RestoreError, Revision, SnapshotDir, SnapshotError,
     SnapshotRef, write_snapshot_file,
 };
-use crate::storage::{Db, ExpectedIdentity, Identity, MemoryBudget, RocksLogStore, StorageError};
+use crate::storage::{Db, DbOptions, ExpectedIdentity, Identity, RocksLogStore, StorageError};
 
 /// Why a replica could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -207,11 +207,11 @@ impl Replica {
         fresh_node_id: NodeId,
         config: Config,
     ) -> Result<Self, ReplicaError> {
-        let memory = MemoryBudget::default();
-        Self::open_with(dir, name, fresh_node_id, config, memory, Faults::default())
+        let db = DbOptions::default();
+        Self::open_with(dir, name, fresh_node_id, config, db, Faults::default())
     }
 
-    /// [`Replica::open`] with RocksDB held within `memory`, and `faults`
+    /// [`Replica::open`] with RocksDB set up as `db` says, and `faults`
     /// planted (tests simulate power loss). Each step of the start is
     /// logged with how long it took.
     pub fn open_with(
@@ -219,11 +219,11 @@ impl Replica {
         name: &str,
         fresh_node_id: NodeId,
         mut config: Config,
-        memory: MemoryBudget,
+        db: DbOptions,
         faults: Faults,
     ) -> Result<Self, ReplicaError> {
         let step = Instant::now();
-        let db = Db::open_with(dir, memory, faults)?;
+        let db = Db::open_with(dir, db, faults)?;
         tracing::info!(elapsed_ms = ms(step), "opened RocksDB in {}", dir.display());
         let snapshots = SnapshotDir::open(dir).map_err(|source| ReplicaError::SnapshotDir {
             path: dir.join("snapshots"),

@@ -21,7 +21,7 @@ use crate::fd_budget::{self, FdBudget};
 use crate::http_serve::{self, ConnectionLimits};
 use crate::kv::{Limits, MemberAddress, SnapshotDir, check_member_url};
 use crate::metrics::Metrics;
-use crate::storage::MemoryBudget;
+use crate::storage::DbOptions;
 use crate::tls::{ReloadingTls, TlsFiles};
 use crate::transport::{PeerLimits, PeerState, SnapshotReceiver, Transport, peer_router};
 
@@ -66,8 +66,8 @@ pub struct NodeConfig {
     pub timing: Timing,
     /// When to snapshot and what to keep.
     pub snapshots: SnapshotPolicy,
-    /// RocksDB's memtables and block cache.
-    pub memory: MemoryBudget,
+    /// RocksDB's memory and write-ahead log files.
+    pub db: DbOptions,
     /// Key and value size limits.
     pub limits: Limits,
     /// The largest snapshot accepted from a leader, in bytes.
@@ -98,7 +98,10 @@ impl NodeConfig {
             peer_tls: None,
             timing: Timing::default(),
             snapshots: SnapshotPolicy::default(),
-            memory: MemoryBudget::default(),
+            db: DbOptions {
+                wal_file_bytes: DbOptions::SERVE_WAL_FILE_BYTES,
+                ..DbOptions::default()
+            },
             limits: Limits::default(),
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
             client_connections: ConnectionLimits::CLIENT_DEFAULTS,
@@ -120,7 +123,7 @@ impl NodeConfig {
         }
         self.timing.check().map_err(anyhow::Error::msg)?;
         self.snapshots.check().map_err(anyhow::Error::msg)?;
-        self.memory.check().map_err(anyhow::Error::msg)?;
+        self.db.check().map_err(anyhow::Error::msg)?;
         for (flag, url, tls) in [
             (
                 "--advertise-client",
@@ -248,7 +251,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let mut driver_config = DriverConfig::new(config.name.clone(), address.clone());
     driver_config.timing = config.timing;
     driver_config.snapshots = config.snapshots;
-    driver_config.memory = config.memory;
+    driver_config.db = config.db;
     driver_config.faults = config.faults;
     if config.faults.any() {
         tracing::warn!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use raftcfg_client::wire::{BootstrapResponse, MemberList, NodeStatus, WriteResponse};
 use raftcfg_node::driver::Timing;
 use raftcfg_node::server::{NodeConfig, RunningNode, start};
+use raftcfg_node::storage::DbOptions;
 use serde_json::json;
 use support::{wait_for, wait_within};
 
@@ -29,6 +30,8 @@ impl Cluster {
         for i in 1..=n {
             let dir = tempfile::tempdir().unwrap();
             let mut config = NodeConfig::local(format!("n{i}"), dir.path());
+            // Small log files: the default writes 128 MiB at each start.
+            config.db.wal_file_bytes = DbOptions::MIN_WAL_FILE_BYTES;
             configure(&mut config);
             let node = start(config).await.unwrap();
             nodes.push(node);

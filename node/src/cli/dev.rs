@@ -40,6 +40,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let name = format!("dev-{}", i + 1);
         let client_port = args.base_port + 100 * i;
         let mut config = NodeConfig::local(&name, args.data_dir.join(&name));
+        // Three nodes of a playground on one disk: no log files made at
+        // start (`raftcfg serve --wal-file-bytes`).
+        config.db.wal_file_bytes = 0;
         config.listen_client = SocketAddr::from(([127, 0, 0, 1], client_port));
         config.listen_peer = SocketAddr::from(([127, 0, 0, 1], client_port + 1));
         let node = server::start(config)

@@ -10,7 +10,7 @@ use crate::driver::{SnapshotPolicy, Timing};
 use crate::http_serve::ConnectionLimits;
 use crate::kv::Limits;
 use crate::server::{self, NodeConfig};
-use crate::storage::MemoryBudget;
+use crate::storage::{DbOptions, MemoryBudget};
 use crate::tls::TlsFiles;
 
 /// Options of `raftcfg serve`; each also reads a `RAFTCFG_*` variable.
@@ -136,6 +136,12 @@ pub struct ServeArgs {
     /// Size of the block cache the state's reads share, in bytes.
     #[arg(long, env = "RAFTCFG_BLOCK_CACHE_BYTES", default_value_t = MemoryBudget::default().block_cache_bytes)]
     pub block_cache_bytes: usize,
+    /// Size of each of the two write-ahead log files made at start for
+    /// RocksDB to overwrite, in bytes (0: none, RocksDB appends until it
+    /// has recycled files of its own). A sync after an overwrite is cheaper
+    /// than after an append; this is written to disk at every start.
+    #[arg(long, env = "RAFTCFG_WAL_FILE_BYTES", default_value_t = DbOptions::SERVE_WAL_FILE_BYTES)]
+    pub wal_file_bytes: u64,
     /// Largest key accepted, in bytes (at most 65536).
     #[arg(long, env = "RAFTCFG_MAX_KEY_BYTES", default_value_t = Limits::DEFAULT_MAX_KEY_BYTES)]
     pub max_key_bytes: usize,
@@ -248,9 +254,12 @@ impl ServeArgs {
                 compaction_tail_bytes: self.compaction_tail_bytes,
                 watch_history_revisions: self.watch_history_revisions,
             },
-            memory: MemoryBudget {
-                memtables_bytes: self.memtables_bytes,
-                block_cache_bytes: self.block_cache_bytes,
+            db: DbOptions {
+                memory: MemoryBudget {
+                    memtables_bytes: self.memtables_bytes,
+                    block_cache_bytes: self.block_cache_bytes,
+                },
+                wal_file_bytes: self.wal_file_bytes,
             },
             limits: Limits::new(self.max_key_bytes, self.max_value_bytes).map_err(|reason| {
                 anyhow::anyhow!("--max-key-bytes / --max-value-bytes: {reason}")
@@ -386,7 +395,7 @@ mod tests {
         let node = NodeConfig::local("n1", "/tmp/n1");
         assert_eq!(flags.timing, node.timing);
         assert_eq!(flags.snapshots, node.snapshots);
-        assert_eq!(flags.memory, node.memory);
+        assert_eq!(flags.db, node.db);
         assert_eq!(flags.client_connections, node.client_connections);
         assert_eq!(flags.limits, node.limits);
         assert_eq!(flags.max_snapshot_bytes, node.max_snapshot_bytes);

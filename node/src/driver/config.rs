@@ -10,7 +10,7 @@ use raftcfg_raft::{Config, NodeId};
 
 use crate::faults::Faults;
 use crate::kv::MemberAddress;
-use crate::storage::MemoryBudget;
+use crate::storage::DbOptions;
 
 /// Bytes of entries a leader has in flight to one follower at most. The
 /// entries travel as copies (queued, then encoded), so this bounds the
@@ -135,8 +135,8 @@ pub struct DriverConfig {
     pub timing: Timing,
     /// When to snapshot and what to keep.
     pub snapshots: SnapshotPolicy,
-    /// RocksDB's memtables and block cache.
-    pub memory: MemoryBudget,
+    /// RocksDB's memory and write-ahead log files.
+    pub db: DbOptions,
     /// Requests queued at most before callers get `Busy`.
     pub queue_capacity: usize,
     /// Faults the fault-injection tests plant (none in other builds).
@@ -151,7 +151,7 @@ impl DriverConfig {
             address,
             timing: Timing::default(),
             snapshots: SnapshotPolicy::default(),
-            memory: MemoryBudget::default(),
+            db: DbOptions::default(),
             queue_capacity: 65_536,
             faults: Faults::default(),
         }

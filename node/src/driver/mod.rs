@@ -131,7 +131,7 @@ pub fn start(
         &config.name,
         fresh_id,
         config.raft_config(fresh_id),
-        config.memory,
+        config.db,
         config.faults,
     )?
     .with_snapshot_threshold(policy.threshold_entries)

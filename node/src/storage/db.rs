@@ -43,6 +43,17 @@ pub enum StorageError {
         /// RocksDB's error.
         source: rocksdb::Error,
     },
+    /// The write-ahead log files made at open could not be written.
+    #[error(
+        "cannot write the two {bytes}-byte write-ahead log files made at start (--wal-file-bytes \
+         sets their size, 0 makes none): {source}"
+    )]
+    PrepareWal {
+        /// The size of each file.
+        bytes: u64,
+        /// RocksDB's error.
+        source: rocksdb::Error,
+    },
     /// A read failed.
     #[error("storage read failed: {0}")]
     Read(rocksdb::Error),
@@ -62,6 +73,66 @@ pub enum StorageError {
 
 /// The most write-ahead log RocksDB keeps before flushing memtables.
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
+
+/// Write-ahead log files RocksDB keeps for reuse once obsolete, instead of
+/// deleting them (see [`DbOptions::wal_file_bytes`]).
+const RECYCLED_WAL_FILES: usize = 2;
+
+/// The key in the default column family (used for nothing else) whose
+/// write and flush make RocksDB switch to another write-ahead log file.
+const WAL_SWITCH_KEY: &[u8] = b"raftcfg/wal-switch";
+
+/// How the node's RocksDB is set up: its memory, and the write-ahead log
+/// files made ready at open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DbOptions {
+    /// What RocksDB may hold in memory.
+    pub memory: MemoryBudget,
+    /// The size of the write-ahead log files made at open for RocksDB to
+    /// overwrite (`--wal-file-bytes`; 0 makes none). An `fdatasync` after
+    /// writing inside a file's size is cheaper than after an append,
+    /// which grows the file: the file system must then commit its journal
+    /// too. RocksDB overwrites only recycled log files, and recycles only
+    /// the files of the current open, so each open fills
+    /// `RECYCLED_WAL_FILES` files of this size and has RocksDB switch past
+    /// them. Later files are recycled as they become obsolete.
+    pub wal_file_bytes: u64,
+}
+
+impl Default for DbOptions {
+    /// No log files made at open: for tests and tools, which open many
+    /// short-lived databases. `raftcfg serve` makes them
+    /// ([`DbOptions::SERVE_WAL_FILE_BYTES`]).
+    fn default() -> Self {
+        Self {
+            memory: MemoryBudget::default(),
+            wal_file_bytes: 0,
+        }
+    }
+}
+
+impl DbOptions {
+    /// `raftcfg serve`'s default `--wal-file-bytes`.
+    pub const SERVE_WAL_FILE_BYTES: u64 = 64 << 20;
+    /// The smallest `--wal-file-bytes` accepted but 0.
+    pub const MIN_WAL_FILE_BYTES: u64 = 1 << 20;
+    /// The largest `--wal-file-bytes` accepted.
+    pub const MAX_WAL_FILE_BYTES: u64 = 1 << 30;
+
+    /// Why these options cannot run a node, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        self.memory.check()?;
+        let bytes = self.wal_file_bytes;
+        if bytes != 0 && !(Self::MIN_WAL_FILE_BYTES..=Self::MAX_WAL_FILE_BYTES).contains(&bytes) {
+            return Err(format!(
+                "--wal-file-bytes must be 0 or between {} and {}; got {bytes}",
+                Self::MIN_WAL_FILE_BYTES,
+                Self::MAX_WAL_FILE_BYTES
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The memory RocksDB may hold for writes and reads, whatever the state's
 /// size (`--memtables-bytes`, `--block-cache-bytes`).
@@ -122,16 +193,13 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the database in `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        Self::open_with(path, MemoryBudget::default(), Faults::default())
+        Self::open_with(path, DbOptions::default(), Faults::default())
     }
 
-    /// Opens the database in `path` within `memory`, with `faults` planted
-    /// (tests only).
-    pub fn open_with(
-        path: &Path,
-        memory: MemoryBudget,
-        faults: Faults,
-    ) -> Result<Self, StorageError> {
+    /// Opens the database in `path` as `config` says, with `faults`
+    /// planted (tests only).
+    pub fn open_with(path: &Path, config: DbOptions, faults: Faults) -> Result<Self, StorageError> {
+        let memory = config.memory;
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -145,6 +213,14 @@ impl Db {
         // a restart after kill -9 replays at most this much of it (by
         // default it may grow to several times all memtables together).
         options.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        // Recovery still stops at the first record of an older use of a
+        // recycled file: each record carries its file's number.
+        options.set_recycle_log_file_num(RECYCLED_WAL_FILES);
+        // Every column family flushed at once, with one switch of log
+        // files: flushed one after another, they left a file of a few
+        // writes between two switches, and a file is reused at the size it
+        // was written to (appends beyond it cost a journal commit again).
+        options.set_atomic_flush(true);
         // One budget for the memtables of every column family, so large
         // values (written to the log, the state and the change log alike)
         // cannot grow the process by a few hundred MiB of memtables.
@@ -172,15 +248,48 @@ impl Db {
                 }
             }
         })?;
-        let db = Self {
+        let opened = Self {
             inner: Arc::new(db),
             faults,
         };
         // A leader's writes may wait for a sync (see `LeaderSync`). After a
         // crash of the process alone they are still in the system's cache,
         // readable but not durable: sync them before the log counts them.
-        db.sync_wal()?;
-        Ok(db)
+        opened.sync_wal()?;
+        if config.wal_file_bytes > 0 {
+            opened
+                .prepare_wal_files(config.wal_file_bytes)
+                .map_err(|source| StorageError::PrepareWal {
+                    bytes: config.wal_file_bytes,
+                    source,
+                })?;
+        }
+        Ok(opened)
+    }
+
+    /// Leaves RocksDB writing into a recycled log file of at least `bytes`,
+    /// with another waiting (see [`DbOptions::wal_file_bytes`]): fills the
+    /// current file with log-only records (which reach no memtable), then
+    /// switches to the next, twice.
+    fn prepare_wal_files(&self, bytes: u64) -> Result<(), rocksdb::Error> {
+        const CHUNK: usize = 1 << 20;
+        let filler = vec![0u8; CHUNK];
+        for _ in 0..RECYCLED_WAL_FILES {
+            let mut written = 0;
+            while written < bytes {
+                let mut batch = WriteBatch::default();
+                batch.put_log_data(&filler);
+                self.inner.write(batch)?;
+                written += CHUNK as u64;
+            }
+            self.inner.put(WAL_SWITCH_KEY, b"")?;
+            // Flushing the default column family's memtable starts another
+            // log file; the full one, obsolete once every column family it
+            // holds writes of is flushed (all of them are, after open), is
+            // kept for reuse.
+            self.inner.flush()?;
+        }
+        Ok(())
     }
 
     /// A column family by name (one of the `CF_*` constants).
@@ -250,6 +359,143 @@ impl Db {
 mod tests {
     use super::*;
 
+    const WAL_FILE_BYTES: u64 = DbOptions::MIN_WAL_FILE_BYTES;
+
+    fn open_prepared(dir: &Path) -> Db {
+        let config = DbOptions {
+            wal_file_bytes: WAL_FILE_BYTES,
+            ..DbOptions::default()
+        };
+        Db::open_with(dir, config, Faults::default()).unwrap()
+    }
+
+    /// The sizes of the write-ahead log files in `dir`, oldest number first.
+    fn log_file_sizes(dir: &Path) -> Vec<u64> {
+        let mut logs: Vec<(String, u64)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap())
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+            .map(|entry| {
+                let size = entry.metadata().unwrap().len();
+                (entry.file_name().to_string_lossy().into_owned(), size)
+            })
+            .collect();
+        logs.sort();
+        logs.into_iter().map(|(_, size)| size).collect()
+    }
+
+    fn put_synced(db: &Db, keys: std::ops::Range<u32>) {
+        for i in keys {
+            let mut batch = WriteBatch::default();
+            batch.put_cf(db.cf(CF_KV), i.to_be_bytes(), [i as u8; 300]);
+            db.write_synced(batch).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_prepared_database_writes_inside_a_recycled_log_file_with_another_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_prepared(dir.path());
+        let sizes = log_file_sizes(dir.path());
+        assert!(
+            sizes.iter().filter(|size| **size >= WAL_FILE_BYTES).count() >= 2,
+            "two full files, the current one and one waiting: {sizes:?}"
+        );
+        let current = *sizes.last().unwrap();
+        assert!(
+            current >= WAL_FILE_BYTES,
+            "the current file is a full one: {sizes:?}"
+        );
+        put_synced(&db, 0..100);
+        let after = log_file_sizes(dir.path());
+        assert_eq!(
+            after.last(),
+            Some(&current),
+            "synced writes went inside the file, which did not grow: {sizes:?} then {after:?}"
+        );
+    }
+
+    #[test]
+    fn an_unprepared_database_appends_to_its_log_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let before = *log_file_sizes(dir.path()).last().unwrap();
+        put_synced(&db, 0..100);
+        let after = *log_file_sizes(dir.path()).last().unwrap();
+        assert!(after > before, "{before} then {after}");
+    }
+
+    #[test]
+    fn writes_in_a_recycled_log_file_are_recovered_and_its_older_records_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_prepared(dir.path());
+        // Past the recycled file's size too: the file grows beyond it.
+        let keys = 0..5_000u32;
+        put_synced(&db, keys.clone());
+        // Closed with the writes only in the log (memtables not flushed):
+        // the reopen replays the log, written over the filler of the
+        // previous use of its file.
+        drop(db);
+        let db = open_prepared(dir.path());
+        for i in keys.clone() {
+            assert_eq!(
+                db.get(CF_KV, &i.to_be_bytes()).unwrap(),
+                Some(vec![i as u8; 300]),
+                "key {i}"
+            );
+        }
+        assert_eq!(db.get(CF_KV, &keys.end.to_be_bytes()).unwrap(), None);
+        // And again, with fewer writes than the file holds.
+        put_synced(&db, 10_000..10_010);
+        drop(db);
+        let db = open_prepared(dir.path());
+        for i in (0..5_000u32).chain(10_000..10_010) {
+            assert!(
+                db.get(CF_KV, &i.to_be_bytes()).unwrap().is_some(),
+                "key {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_from_a_log_files_previous_use_is_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_prepared(dir.path());
+        let put_k = |value: &[u8]| {
+            let mut batch = WriteBatch::default();
+            batch.put_cf(db.cf(CF_KV), b"k", value);
+            db.write_synced(batch).unwrap();
+        };
+        // Each flush switches log files: this file is reused two switches
+        // on, with k = v1 right behind its first record.
+        put_synced(&db, 100..101);
+        put_k(b"v1");
+        db.raw().flush_cf(db.cf(CF_KV)).unwrap();
+        put_k(b"v2");
+        db.raw().flush_cf(db.cf(CF_KV)).unwrap();
+        // A record of the same size as the first, over it: k = v1 of the
+        // previous use follows it intact.
+        put_synced(&db, 0..1);
+        drop(db);
+        let db = open_prepared(dir.path());
+        assert_eq!(db.get(CF_KV, b"k").unwrap(), Some(b"v2".to_vec()));
+        assert!(db.get(CF_KV, &0u32.to_be_bytes()).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_log_file_size_is_zero_or_within_bounds() {
+        let with = |wal_file_bytes| DbOptions {
+            wal_file_bytes,
+            ..DbOptions::default()
+        };
+        assert!(with(0).check().is_ok());
+        assert!(with(DbOptions::MIN_WAL_FILE_BYTES).check().is_ok());
+        assert!(with(DbOptions::MAX_WAL_FILE_BYTES).check().is_ok());
+        let error = with(DbOptions::MIN_WAL_FILE_BYTES - 1).check().unwrap_err();
+        assert!(error.contains("--wal-file-bytes"), "{error}");
+        assert!(with(DbOptions::MAX_WAL_FILE_BYTES + 1).check().is_err());
+    }
+
     fn int_property(db: &Db, cf: &str, name: &str) -> u64 {
         db.raw()
             .property_int_value_cf(db.cf(cf), name)
@@ -264,7 +510,11 @@ mod tests {
             block_cache_bytes: 8 << 20,
             ..MemoryBudget::default()
         };
-        let db = Db::open_with(dir.path(), memory, Faults::default()).unwrap();
+        let config = DbOptions {
+            memory,
+            ..DbOptions::default()
+        };
+        let db = Db::open_with(dir.path(), config, Faults::default()).unwrap();
         let mut batch = WriteBatch::default();
         for i in 0..1_000u32 {
             batch.put_cf(db.cf(CF_KV), i.to_be_bytes(), [7u8; 1024]);

@@ -29,7 +29,7 @@ pub mod identity;
 pub mod log_store;
 pub mod terms;
 
-pub use db::{Db, MemoryBudget, StorageError};
+pub use db::{Db, DbOptions, MemoryBudget, StorageError};
 pub use identity::{ExpectedIdentity, Identity};
 pub use log_store::RocksLogStore;
 

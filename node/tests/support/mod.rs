@@ -100,6 +100,19 @@ impl Node {
         Client::with_options([self.client_url()], self.client_options()).expect("a valid endpoint")
     }
 
+    /// `--wal-file-bytes` at its smallest unless the test sets it: the
+    /// default writes 128 MiB at every start, too much for a suite that
+    /// starts hundreds of nodes. Recycled log files are used all the same.
+    fn wal_file_bytes(&self) -> Vec<String> {
+        if self.extra_args.iter().any(|arg| arg == "--wal-file-bytes") {
+            return Vec::new();
+        }
+        vec![
+            "--wal-file-bytes".into(),
+            raftcfg_node::storage::DbOptions::MIN_WAL_FILE_BYTES.to_string(),
+        ]
+    }
+
     /// Starts `raftcfg serve` and waits until its API answers. Panics with
     /// the end of the node's log if the process exits first or does not
     /// answer in time.
@@ -133,6 +146,7 @@ impl Node {
                 &format!("127.0.0.1:{}", self.client_port),
             ])
             .args(["--listen-peer", &format!("127.0.0.1:{}", self.peer_port)])
+            .args(self.wal_file_bytes())
             .args(&self.extra_args)
             .args(
                 self.advertise_peer
