@@ -966,7 +966,10 @@ fn drive(
         let Some(state) = guard.as_mut() else {
             return Ok(());
         };
+        // Stopping from here on: no thread but this one runs a round on a
+        // failed node while it is taken down.
         if let Some(failure) = state.failure.take() {
+            stop.store(true, Ordering::Relaxed);
             return Err(failure);
         }
         if stop.load(Ordering::Relaxed) {
@@ -983,7 +986,10 @@ fn drive(
             }
         }
         state.notices.driver_awake();
-        state.round(None, tick_due)?;
+        if let Err(failure) = state.round(None, tick_due) {
+            stop.store(true, Ordering::Relaxed);
+            return Err(failure);
+        }
         if state.queue_closed {
             return Ok(());
         }

@@ -16,7 +16,9 @@
 //! and, if set, runs another round. Each of the two writes (the mark, the
 //! release) before it reads (the lock, the mark), with a `SeqCst` fence
 //! between, so at least one sees the other's write: the queuing thread
-//! takes the lock, or the releasing thread sees the mark. Only what must
+//! takes the lock, or the releasing thread sees the mark. The mark is set
+//! (Release) after queuing and cleared (Acquire) before the round that
+//! takes what was queued, so that round sees it. Only what must
 //! run on the driver thread (a snapshot to install, a proposal or read to
 //! batch with others, anything while the driver stops or after a failure)
 //! rings it.
@@ -29,6 +31,9 @@ use crossbeam_channel::{Sender, TrySendError};
 use super::Loop;
 use super::handle::{DriverError, Request};
 use crate::replica::ReplicaError;
+
+/// Rounds one release of the lock runs at most for requests left to it.
+const ATTENDED_ROUNDS: usize = 2;
 
 /// The driver's state, or `None` once the driver thread has stopped.
 pub(super) struct Rounds {
@@ -72,10 +77,16 @@ impl Rounds {
     /// meanwhile were left for.
     pub(super) fn release(&self, guard: MutexGuard<'_, Option<Loop>>) {
         if guard.as_ref().is_some_and(|state| state.backlog) {
-            self.unattended.store(true, Ordering::Relaxed);
+            self.mark();
         }
         drop(guard);
         self.attend();
+    }
+
+    /// Marks the queue unattended, after queuing (Release: the thread that
+    /// clears the mark sees what was queued before it).
+    fn mark(&self) {
+        self.unattended.store(true, Ordering::Release);
     }
 
     /// Takes the state out, so that no round runs any more.
@@ -113,6 +124,7 @@ impl Rounds {
             .as_mut()
             .filter(|state| runnable(state) && !(request.batches() && state.answers_pending()))
         else {
+            self.release(guard);
             return Offer::ForDriver(request);
         };
         self.run_round(state, Some(request));
@@ -121,26 +133,45 @@ impl Rounds {
     }
 
     /// While the queue is marked unattended and no other thread holds the
-    /// lock, runs rounds for what waits (see the module documentation).
+    /// lock, runs rounds for what waits (see the module documentation): at
+    /// most `ATTENDED_ROUNDS`, then the driver thread is rung for the rest,
+    /// so that no caller's thread (the syncer's, a tokio worker) is kept
+    /// from its own work for long under load. Every release of the lock
+    /// here is followed by another look at the mark.
     fn attend(&self) {
+        let mut rounds = 0;
         loop {
             fence(Ordering::SeqCst);
             if !self.unattended.load(Ordering::Relaxed) {
                 return;
             }
-            let Ok(mut guard) = self.state.try_lock() else {
-                return;
-            };
-            self.unattended.store(false, Ordering::Relaxed);
-            let Some(state) = guard.as_mut().filter(|state| runnable(state)) else {
-                // Only the driver thread takes what waits now.
+            if rounds == ATTENDED_ROUNDS {
                 self.ring();
                 return;
-            };
-            self.run_round(state, None);
-            if state.backlog {
-                self.unattended.store(true, Ordering::Relaxed);
             }
+            let mut guard = match self.state.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::WouldBlock) => return,
+                Err(TryLockError::Poisoned(_)) => {
+                    // A round panicked: the driver thread stops on it.
+                    self.ring();
+                    return;
+                }
+            };
+            // Acquire: the round sees every request queued before a mark.
+            if self.unattended.swap(false, Ordering::Acquire) {
+                let Some(state) = guard.as_mut().filter(|state| runnable(state)) else {
+                    // Only the driver thread takes what waits now.
+                    self.ring();
+                    return;
+                };
+                self.run_round(state, None);
+                if state.backlog {
+                    self.mark();
+                }
+                rounds += 1;
+            }
+            drop(guard);
         }
     }
 
@@ -222,7 +253,7 @@ impl Queue {
             Offer::Ran => Ok(()),
             Offer::Busy(request) => {
                 enqueue(requests, request)?;
-                self.rounds.unattended.store(true, Ordering::Relaxed);
+                self.rounds.mark();
                 self.rounds.attend();
                 Ok(())
             }

@@ -104,7 +104,11 @@ impl Node {
     /// default writes 128 MiB at every start, too much for a suite that
     /// starts hundreds of nodes. Recycled log files are used all the same.
     fn wal_file_bytes(&self) -> Vec<String> {
-        if self.extra_args.iter().any(|arg| arg == "--wal-file-bytes") {
+        if self
+            .extra_args
+            .iter()
+            .any(|arg| arg.starts_with("--wal-file-bytes"))
+        {
             return Vec::new();
         }
         vec![
