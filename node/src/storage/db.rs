@@ -183,6 +183,19 @@ impl MemoryBudget {
     }
 }
 
+/// The size of the write-ahead log files to make at open: `wanted`, but
+/// at most an eighth of the `free` bytes (the two files then take a
+/// quarter), and none if that is below the smallest size. A small volume
+/// then still starts, with smaller files or none.
+fn fitting_wal_file_bytes(wanted: u64, free: u64) -> u64 {
+    let bytes = wanted.min(free / 8);
+    if bytes < DbOptions::MIN_WAL_FILE_BYTES {
+        0
+    } else {
+        bytes
+    }
+}
+
 /// The node's database, shared by the Raft log store and the key-value state.
 #[derive(Clone)]
 pub struct Db {
@@ -256,13 +269,24 @@ impl Db {
         // crash of the process alone they are still in the system's cache,
         // readable but not durable: sync them before the log counts them.
         opened.sync_wal()?;
-        if config.wal_file_bytes > 0 {
+        let bytes = match rustix::fs::statvfs(path) {
+            Ok(space) => {
+                fitting_wal_file_bytes(config.wal_file_bytes, space.f_bavail * space.f_frsize)
+            }
+            Err(_) => config.wal_file_bytes,
+        };
+        if bytes < config.wal_file_bytes {
+            tracing::warn!(
+                wanted = config.wal_file_bytes,
+                bytes,
+                "the disk has little free space: smaller write-ahead log files made at start \
+                 (--wal-file-bytes)"
+            );
+        }
+        if bytes > 0 {
             opened
-                .prepare_wal_files(config.wal_file_bytes)
-                .map_err(|source| StorageError::PrepareWal {
-                    bytes: config.wal_file_bytes,
-                    source,
-                })?;
+                .prepare_wal_files(bytes)
+                .map_err(|source| StorageError::PrepareWal { bytes, source })?;
         }
         Ok(opened)
     }
@@ -480,6 +504,20 @@ mod tests {
         let db = open_prepared(dir.path());
         assert_eq!(db.get(CF_KV, b"k").unwrap(), Some(b"v2".to_vec()));
         assert!(db.get(CF_KV, &0u32.to_be_bytes()).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_log_files_made_at_open_take_at_most_a_quarter_of_the_free_space() {
+        let wanted = DbOptions::SERVE_WAL_FILE_BYTES;
+        assert_eq!(fitting_wal_file_bytes(wanted, 100 << 30), wanted);
+        assert_eq!(fitting_wal_file_bytes(wanted, 80 << 20), 10 << 20);
+        assert_eq!(fitting_wal_file_bytes(wanted, 8 << 20), 1 << 20);
+        assert_eq!(
+            fitting_wal_file_bytes(wanted, (8 << 20) - 1),
+            0,
+            "below 1 MiB: none"
+        );
+        assert_eq!(fitting_wal_file_bytes(0, 100 << 30), 0);
     }
 
     #[test]
