@@ -137,9 +137,11 @@ pub struct ServeArgs {
     #[arg(long, env = "RAFTCFG_BLOCK_CACHE_BYTES", default_value_t = MemoryBudget::default().block_cache_bytes)]
     pub block_cache_bytes: usize,
     /// Size of each of the two write-ahead log files made at start for
-    /// RocksDB to overwrite, in bytes (0: none, RocksDB appends until it
-    /// has recycled files of its own). A sync after an overwrite is cheaper
-    /// than after an append; this is written to disk at every start.
+    /// RocksDB to write over, in bytes: at most an eighth of the disk's free
+    /// space each, and none below 1 MiB (0: none; RocksDB then appends
+    /// until it has recycled files of its own). A sync after writing inside
+    /// a file is cheaper than after an append; they are written at every
+    /// start.
     #[arg(long, env = "RAFTCFG_WAL_FILE_BYTES", default_value_t = DbOptions::SERVE_WAL_FILE_BYTES)]
     pub wal_file_bytes: u64,
     /// Largest key accepted, in bytes (at most 65536).

@@ -270,9 +270,10 @@ impl Db {
         // readable but not durable: sync them before the log counts them.
         opened.sync_wal()?;
         let bytes = match rustix::fs::statvfs(path) {
-            Ok(space) => {
-                fitting_wal_file_bytes(config.wal_file_bytes, space.f_bavail * space.f_frsize)
-            }
+            Ok(space) => fitting_wal_file_bytes(
+                config.wal_file_bytes,
+                space.f_bavail.saturating_mul(space.f_frsize),
+            ),
             Err(_) => config.wal_file_bytes,
         };
         if bytes < config.wal_file_bytes {
