@@ -18,6 +18,7 @@
 
 mod config;
 mod directory;
+mod doorbell;
 mod handle;
 mod notices;
 mod queue;
@@ -43,6 +44,7 @@ use raftcfg_raft::{
 use tokio::sync::watch;
 
 pub use config::{DriverConfig, SnapshotPolicy, Timing};
+use doorbell::Doorbell;
 use handle::Request;
 use notices::CommitNotices;
 use queue::{Queue, Rounds};
@@ -153,8 +155,8 @@ pub fn start(
     let replica = replica.with_leader_sync(LeaderSync::Deferred);
     let tick = config.timing.tick;
     // Rings the driver thread: for a commit index held back, or a request
-    // queued for it (a channel of one, so rings never pile up).
-    let (doorbell, rings) = crossbeam_channel::bounded(1);
+    // queued for it.
+    let doorbell = Arc::new(Doorbell::default());
     let notices = CommitNotices::new(config.timing.commit_notice_delay, doorbell.clone());
     let mut state = Loop::new(replica, config, outbox, metrics, stop.clone(), notices);
     state.inbox = Some(inbox.clone());
@@ -176,7 +178,7 @@ pub fn start(
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("raftcfg-driver".into())
-            .spawn(move || span.in_scope(|| run(&rounds, inbox, &rings, tick, &stop)))
+            .spawn(move || span.in_scope(|| run(&rounds, inbox, tick, &stop)))
             .map_err(|e| ReplicaError::Thread(e.to_string()))?
     };
     Ok(Driver {
@@ -922,11 +924,10 @@ impl Loop {
 fn run(
     rounds: &Rounds,
     inbox: crossbeam_channel::Receiver<Request>,
-    rings: &crossbeam_channel::Receiver<()>,
     tick: Duration,
     stop: &AtomicBool,
 ) -> Result<(), ReplicaError> {
-    let result = drive(rounds, rings, tick, stop);
+    let result = drive(rounds, tick, stop);
     // No round runs after this. The syncer may wait to hand in a sync:
     // closing the queue first lets it stop.
     let Some(mut state) = rounds.take() else {
@@ -950,18 +951,12 @@ fn run(
 /// Waits for a ring (see `queue`), the next tick or a held-back commit
 /// index's deadline, then runs a round, until a stop, a failure (of a
 /// round here or on another thread) or the last handle's drop.
-fn drive(
-    rounds: &Rounds,
-    rings: &crossbeam_channel::Receiver<()>,
-    tick: Duration,
-    stop: &AtomicBool,
-) -> Result<(), ReplicaError> {
+fn drive(rounds: &Rounds, tick: Duration, stop: &AtomicBool) -> Result<(), ReplicaError> {
     let mut next_tick = Instant::now() + tick;
     let mut wake_at = next_tick;
     loop {
-        let wait = wake_at.saturating_duration_since(Instant::now());
         // Rung or timed out, the round below finds out which.
-        let _ = rings.recv_timeout(wait);
+        rounds.doorbell().wait_until(wake_at);
         let mut guard = rounds.lock()?;
         let Some(state) = guard.as_mut() else {
             return Ok(());

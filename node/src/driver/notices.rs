@@ -13,7 +13,9 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use std::sync::Arc;
+
+use super::doorbell::Doorbell;
 
 /// The deadline of a commit index held back from some follower.
 pub(super) struct CommitNotices {
@@ -24,14 +26,13 @@ pub(super) struct CommitNotices {
     last_due: Option<Instant>,
     /// When the driver thread wakes up next; `None` while it runs a round.
     driver_wakes_at: Option<Instant>,
-    /// Wakes the driver thread (a channel of one, so nudges never pile up).
-    nudge: Sender<()>,
+    /// Wakes the driver thread.
+    nudge: Arc<Doorbell>,
 }
 
 impl CommitNotices {
-    /// Notices held back at most `delay`; `nudge` wakes the driver thread
-    /// (a channel of one).
-    pub(super) fn new(delay: Duration, nudge: Sender<()>) -> Self {
+    /// Notices held back at most `delay`; `nudge` wakes the driver thread.
+    pub(super) fn new(delay: Duration, nudge: Arc<Doorbell>) -> Self {
         Self {
             delay,
             due_since: None,
@@ -69,8 +70,7 @@ impl CommitNotices {
         self.due_since = Some(now);
         let deadline = now + self.delay;
         if self.driver_wakes_at.is_some_and(|at| at > deadline) {
-            // Full means a nudge is already waiting.
-            let _ = self.nudge.try_send(());
+            self.nudge.ring();
         }
     }
 
@@ -98,9 +98,9 @@ impl CommitNotices {
 mod tests {
     use super::*;
 
-    fn notices() -> (CommitNotices, crossbeam_channel::Receiver<()>) {
-        let (nudge, nudges) = crossbeam_channel::bounded(1);
-        (CommitNotices::new(DELAY, nudge), nudges)
+    fn notices() -> (CommitNotices, Arc<Doorbell>) {
+        let nudges = Arc::new(Doorbell::default());
+        (CommitNotices::new(DELAY, nudges.clone()), nudges)
     }
 
     const DELAY: Duration = Duration::from_millis(1);
@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(wake, now + DELAY);
         // A commit now needs no nudge: the driver wakes in time.
         notices.after_round(true, now);
-        assert!(nudges.try_recv().is_err());
+        assert!(!nudges.take_ring());
         // Idle for a whole delay: back to the tick.
         notices.after_round(false, now);
         let later = now + DELAY;
@@ -173,7 +173,8 @@ mod tests {
         notices.after_round(true, start);
         notices.after_round(false, start);
         notices.after_round(true, start);
-        assert_eq!(nudges.try_iter().count(), 1, "the channel holds one");
+        assert!(nudges.take_ring());
+        assert!(!nudges.take_ring(), "the rings folded into one");
     }
 
     #[test]
@@ -182,13 +183,10 @@ mod tests {
         let start = Instant::now();
         notices.driver_sleeps_until(start + DELAY / 2, start);
         notices.after_round(true, start);
-        assert!(nudges.try_recv().is_err(), "it wakes before the deadline");
+        assert!(!nudges.take_ring(), "it wakes before the deadline");
         notices.after_round(false, start);
         notices.driver_awake();
         notices.after_round(true, start);
-        assert!(
-            nudges.try_recv().is_err(),
-            "it sets its wake-up after its round"
-        );
+        assert!(!nudges.take_ring(), "it sets its wake-up after its round");
     }
 }

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use crossbeam_channel::{Sender, TrySendError};
 
 use super::Loop;
+use super::doorbell::Doorbell;
 use super::handle::{DriverError, Request};
 use crate::replica::ReplicaError;
 
@@ -41,8 +42,8 @@ pub(super) struct Rounds {
     /// Whether a request was queued while a round ran, for the thread
     /// that releases the lock to take.
     unattended: AtomicBool,
-    /// Wakes the driver thread (a channel of one, so rings never pile up).
-    doorbell: Sender<()>,
+    /// Wakes the driver thread.
+    doorbell: Arc<Doorbell>,
 }
 
 /// What became of a request offered to [`Rounds::try_run`].
@@ -57,7 +58,7 @@ enum Offer {
 }
 
 impl Rounds {
-    pub(super) fn new(state: Loop, doorbell: Sender<()>) -> Self {
+    pub(super) fn new(state: Loop, doorbell: Arc<Doorbell>) -> Self {
         Self {
             state: Mutex::new(Some(state)),
             unattended: AtomicBool::new(false),
@@ -99,8 +100,12 @@ impl Rounds {
 
     /// Wakes the driver thread.
     fn ring(&self) {
-        // Full means a ring is already waiting.
-        let _ = self.doorbell.try_send(());
+        self.doorbell.ring();
+    }
+
+    /// What the driver thread waits on.
+    pub(super) fn doorbell(&self) -> &Doorbell {
+        &self.doorbell
     }
 
     /// Runs a round with `request` on this thread if no round is running,
