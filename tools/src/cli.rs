@@ -38,8 +38,7 @@ pub fn main() -> ExitCode {
     let result = match Cli::parse().command {
         // The only command whose success has more than one exit status.
         Command::CheckHistory(args) => check_history::run(&args),
-        Command::Bench(args) => tokio::runtime::Runtime::new()
-            .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+        Command::Bench(args) => bench_runtime(args.concurrency)
             .and_then(|runtime| runtime.block_on(bench::run(args)))
             .map(|()| ExitCode::SUCCESS),
         Command::Floor(args) => floor::run(&args).map(|()| ExitCode::SUCCESS),
@@ -49,4 +48,32 @@ pub fn main() -> ExitCode {
         eprintln!("raftcfg-tools: error: {e:#}");
         ExitCode::FAILURE
     })
+}
+
+/// The load generator's runtime: a thread per request in flight, at most
+/// one per core. Threads beyond the requests in flight would only wake
+/// one another (each wake-up of a sleeping thread costs several µs on a
+/// small virtual machine, on the CPUs the measured servers need).
+fn bench_runtime(concurrency: u32) -> anyhow::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = (concurrency as usize).clamp(1, cores);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_load_generator_runs_a_thread_per_request_in_flight_up_to_the_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let workers = |concurrency| bench_runtime(concurrency).unwrap().metrics().num_workers();
+        assert_eq!(workers(1), 1);
+        assert_eq!(workers(0), 1, "never fewer than one");
+        assert_eq!(workers(u32::MAX), cores);
+    }
 }
