@@ -80,6 +80,11 @@ pub struct RaftClusterSpec {
     /// Raft timing and log compaction.
     #[serde(default)]
     pub raft: RaftTuning,
+    /// What each member's RocksDB may use: memory for its memtables and
+    /// block cache, disk for the log files it writes over. Absent fields
+    /// keep the node's defaults.
+    #[serde(default, skip_serializing_if = "EngineTuning::is_default")]
+    pub engine: EngineTuning,
     /// Where the pods may run.
     #[serde(default)]
     pub scheduling: Scheduling,
@@ -325,6 +330,7 @@ impl RaftClusterSpec {
         if raft.snapshot_threshold_entries < 100 {
             return Err("raft.snapshotThresholdEntries must be at least 100".into());
         }
+        self.engine.validate()?;
         if let Some(key) = self
             .pod_labels
             .keys()
@@ -419,6 +425,83 @@ pub struct StorageSpec {
     /// The StorageClass; the cluster's default class when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+}
+
+/// RocksDB's memory and log files, passed to every `raftcfg serve` (its
+/// `--memtables-bytes`, `--block-cache-bytes` and `--wal-file-bytes`).
+/// With the defaults a member holds about 100 MiB for RocksDB; raise them
+/// for a large state, and keep `resources.limits.memory` above their sum.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(cel, validation = Rule::new("!has(self.walFileBytes) || self.walFileBytes == 0 || self.walFileBytes >= 1048576").message("engine.walFileBytes must be 0 (no files) or between 1048576 (1 MiB) and 1073741824 (1 GiB)"))]
+pub struct EngineTuning {
+    /// Bytes all memtables may hold together (node default 64 MiB; at
+    /// least 4 MiB). One column family's memtable is flushed at half.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 4194304))]
+    pub memtables_bytes: Option<u64>,
+    /// Bytes of the block cache the state's reads share (node default
+    /// 32 MiB; at least 1 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1048576))]
+    pub block_cache_bytes: Option<u64>,
+    /// Bytes of each of the two write-ahead log files a member fills at
+    /// start for RocksDB to write over (node default 64 MiB, at most an
+    /// eighth of the volume's free space each); 0 for none, otherwise
+    /// 1 MiB to 1 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1073741824))]
+    pub wal_file_bytes: Option<u64>,
+}
+
+impl EngineTuning {
+    /// The smallest `memtablesBytes` a node accepts.
+    pub const MIN_MEMTABLES_BYTES: u64 = 4 << 20;
+    /// The smallest `blockCacheBytes` a node accepts.
+    pub const MIN_BLOCK_CACHE_BYTES: u64 = 1 << 20;
+    /// The smallest `walFileBytes` but 0 a node accepts.
+    pub const MIN_WAL_FILE_BYTES: u64 = 1 << 20;
+    /// The largest `walFileBytes` a node accepts.
+    pub const MAX_WAL_FILE_BYTES: u64 = 1 << 30;
+
+    /// Whether nothing is set (the section is then left out of the spec
+    /// the pods' configuration hash is taken from, so adding the field
+    /// replaced no pod).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Why a node would refuse these values, if it would.
+    fn validate(&self) -> Result<(), String> {
+        if self
+            .memtables_bytes
+            .is_some_and(|bytes| bytes < Self::MIN_MEMTABLES_BYTES)
+        {
+            return Err(format!(
+                "engine.memtablesBytes must be at least {}",
+                Self::MIN_MEMTABLES_BYTES
+            ));
+        }
+        if self
+            .block_cache_bytes
+            .is_some_and(|bytes| bytes < Self::MIN_BLOCK_CACHE_BYTES)
+        {
+            return Err(format!(
+                "engine.blockCacheBytes must be at least {}",
+                Self::MIN_BLOCK_CACHE_BYTES
+            ));
+        }
+        if self.wal_file_bytes.is_some_and(|bytes| {
+            bytes != 0 && !(Self::MIN_WAL_FILE_BYTES..=Self::MAX_WAL_FILE_BYTES).contains(&bytes)
+        }) {
+            return Err(format!(
+                "engine.walFileBytes must be 0 (no files) or between {} (1 MiB) and {} (1 GiB)",
+                Self::MIN_WAL_FILE_BYTES,
+                Self::MAX_WAL_FILE_BYTES
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Raft timing and log compaction, passed to every `raftcfg serve`.
@@ -886,7 +969,7 @@ mod tests {
     fn validation_names_what_is_wrong() {
         assert_eq!(spec().validate(), Ok(()));
         type Breakage = fn(&mut RaftClusterSpec);
-        let cases: [(Breakage, &str); 7] = [
+        let cases: [(Breakage, &str); 11] = [
             (|s| s.replicas = 0, "replicas must be between 1 and 9"),
             (|s| s.replicas = 10, "replicas must be between 1 and 9"),
             (|s| s.image = " ".into(), "image must name"),
@@ -905,6 +988,22 @@ mod tests {
             (
                 |s| s.recovery.grace_period_seconds = 0,
                 "recovery.gracePeriodSeconds must be between 1 and 86400",
+            ),
+            (
+                |s| s.engine.memtables_bytes = Some(1 << 20),
+                "engine.memtablesBytes must be at least 4194304",
+            ),
+            (
+                |s| s.engine.block_cache_bytes = Some(1024),
+                "engine.blockCacheBytes must be at least 1048576",
+            ),
+            (
+                |s| s.engine.wal_file_bytes = Some(4096),
+                "engine.walFileBytes must be 0 (no files) or between",
+            ),
+            (
+                |s| s.engine.wal_file_bytes = Some(2 << 30),
+                "engine.walFileBytes must be 0 (no files) or between",
             ),
         ];
         for (break_it, expected) in cases {
@@ -958,6 +1057,17 @@ mod tests {
         assert!(RaftTuning::validate_cel(&tuning, None).is_err());
         let tuning = serde_json::json!({"heartbeatIntervalMs": 100, "electionTimeoutMs": 1000, "snapshotThresholdEntries": 1000});
         assert!(RaftTuning::validate_cel(&tuning, None).is_ok());
+        for bad in [1, 4096, (1 << 20) - 1] {
+            let engine = serde_json::json!({"walFileBytes": bad});
+            assert!(EngineTuning::validate_cel(&engine, None).is_err(), "{bad}");
+        }
+        for good in [
+            serde_json::json!({}),
+            serde_json::json!({"walFileBytes": 0}),
+            serde_json::json!({"walFileBytes": 1 << 20, "memtablesBytes": 8 << 20}),
+        ] {
+            assert!(EngineTuning::validate_cel(&good, None).is_ok(), "{good}");
+        }
     }
 
     #[test]

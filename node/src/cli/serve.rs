@@ -424,4 +424,53 @@ mod tests {
             .expect("refused");
         assert!(error.to_string().contains("has a path"), "{error}");
     }
+
+    #[test]
+    fn every_variable_the_operator_sets_is_one_serve_reads() {
+        use clap::CommandFactory;
+        use raftcfg_operator::crd::{RaftCluster, RaftClusterSpec};
+
+        let read: Vec<String> = Command::command()
+            .get_arguments()
+            .filter_map(|arg| arg.get_env())
+            .map(|env| env.to_string_lossy().into_owned())
+            .collect();
+        // Every optional field that adds a variable is set.
+        let spec: RaftClusterSpec = serde_json::from_value(serde_json::json!({
+            "replicas": 3,
+            "image": "raftcfg:test",
+            "storage": {"size": "1Gi"},
+            "tls": {"enabled": true},
+            "engine": {"memtablesBytes": 8388608, "blockCacheBytes": 2097152, "walFileBytes": 0}
+        }))
+        .unwrap();
+        let mut cluster = RaftCluster::new("config", spec);
+        cluster.metadata.namespace = Some("prod".into());
+        cluster.metadata.uid = Some("uid-1".into());
+        let statefulset = raftcfg_operator::resources::statefulset(&cluster, 3);
+        let template = statefulset.spec.template.spec.unwrap();
+        let set: Vec<String> = template.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .map(|var| var.name.clone())
+            .filter(|name| name.starts_with("RAFTCFG_"))
+            .collect();
+        for name in [
+            "RAFTCFG_MEMTABLES_BYTES",
+            "RAFTCFG_WAL_FILE_BYTES",
+            "RAFTCFG_CERT_FILE",
+        ] {
+            assert!(
+                set.iter().any(|n| n == name),
+                "the operator no longer sets {name}"
+            );
+        }
+        for name in &set {
+            assert!(
+                read.contains(name),
+                "the operator sets {name}, which serve does not read"
+            );
+        }
+    }
 }

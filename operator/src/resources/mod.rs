@@ -456,6 +456,14 @@ mod tests {
         pod_labels.pod_labels.insert("team".into(), "infra".into());
         assert_ne!(config_hash(&pod_labels), base, "pod labels");
 
+        let mut engine = rc.spec.clone();
+        engine.engine.memtables_bytes = Some(128 << 20);
+        assert_ne!(config_hash(&engine), base, "engine tuning");
+        // An unset engine section is left out of what is hashed, so the
+        // field's arrival replaced no running pod.
+        let spec = serde_json::to_value(&rc.spec).unwrap();
+        assert!(spec.get("engine").is_none(), "{spec}");
+
         let mut replicas = rc.spec.clone();
         replicas.replicas = 5;
         assert_eq!(config_hash(&replicas), base, "replicas");

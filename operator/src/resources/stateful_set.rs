@@ -283,6 +283,16 @@ fn env(rc: &RaftCluster) -> Vec<EnvVar> {
         ),
         value_env("RAFTCFG_LOG_FORMAT", "json"),
     ];
+    let engine = &rc.spec.engine;
+    for (name, bytes) in [
+        ("RAFTCFG_MEMTABLES_BYTES", engine.memtables_bytes),
+        ("RAFTCFG_BLOCK_CACHE_BYTES", engine.block_cache_bytes),
+        ("RAFTCFG_WAL_FILE_BYTES", engine.wal_file_bytes),
+    ] {
+        if let Some(bytes) = bytes {
+            env.push(value_env(name, bytes.to_string()));
+        }
+    }
     env.extend(tls_env(rc));
     env
 }
@@ -617,6 +627,26 @@ mod tests {
         assert_eq!(env["RAFTCFG_ELECTION_TICKS"], "20");
         assert_eq!(env["RAFTCFG_SNAPSHOT_THRESHOLD"], "2500");
         assert_eq!(env["RAFTCFG_LOG_FORMAT"], "json");
+    }
+
+    #[test]
+    fn engine_tuning_reaches_the_node_through_its_environment_and_only_when_set() {
+        let mut rc = test_cluster(3);
+        let env = expanded_env(&statefulset(&rc, 3), "config-0", "prod");
+        for name in [
+            "RAFTCFG_MEMTABLES_BYTES",
+            "RAFTCFG_BLOCK_CACHE_BYTES",
+            "RAFTCFG_WAL_FILE_BYTES",
+        ] {
+            assert!(!env.contains_key(name), "{name} set without a value");
+        }
+        rc.spec.engine.memtables_bytes = Some(128 << 20);
+        rc.spec.engine.block_cache_bytes = Some(16 << 20);
+        rc.spec.engine.wal_file_bytes = Some(0);
+        let env = expanded_env(&statefulset(&rc, 3), "config-0", "prod");
+        assert_eq!(env["RAFTCFG_MEMTABLES_BYTES"], "134217728");
+        assert_eq!(env["RAFTCFG_BLOCK_CACHE_BYTES"], "16777216");
+        assert_eq!(env["RAFTCFG_WAL_FILE_BYTES"], "0");
     }
 
     #[test]
