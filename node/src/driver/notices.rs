@@ -11,9 +11,8 @@
 //! the driver thread wakes every `delay` instead, so that it needs no
 //! nudge (a nudge per write would cost more than the wake-ups it spares).
 
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::doorbell::Doorbell;
 
