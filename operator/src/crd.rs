@@ -454,6 +454,8 @@ pub struct EngineTuning {
     pub wal_file_bytes: Option<u64>,
 }
 
+/// The node's own bounds, repeated here because the operator does not
+/// build the node; a test of the node's `serve` keeps the two equal.
 impl EngineTuning {
     /// The smallest `memtablesBytes` a node accepts.
     pub const MIN_MEMTABLES_BYTES: u64 = 4 << 20;

@@ -473,4 +473,26 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_operator_checks_the_engine_bounds_the_node_checks() {
+        use raftcfg_operator::crd::EngineTuning;
+
+        assert_eq!(
+            EngineTuning::MIN_MEMTABLES_BYTES,
+            MemoryBudget::MIN_MEMTABLES_BYTES as u64
+        );
+        assert_eq!(
+            EngineTuning::MIN_BLOCK_CACHE_BYTES,
+            MemoryBudget::MIN_BLOCK_CACHE_BYTES as u64
+        );
+        assert_eq!(
+            EngineTuning::MIN_WAL_FILE_BYTES,
+            DbOptions::MIN_WAL_FILE_BYTES
+        );
+        assert_eq!(
+            EngineTuning::MAX_WAL_FILE_BYTES,
+            DbOptions::MAX_WAL_FILE_BYTES
+        );
+    }
 }
