@@ -22,6 +22,19 @@ have_libclang() {
         compgen -G '/usr/lib/*/libclang.so*' >/dev/null
 }
 
+# A fresh `make test` writes 4.6 GB to the target directory without
+# incremental compilation (as .ci/run builds), a few GB more with it. A
+# linker that runs out of disk dies of SIGBUS without a word about space,
+# so say it first.
+fresh_build_gb=8
+target_dir=${CARGO_TARGET_DIR:-target}
+probe=$target_dir
+while [[ ! -d $probe ]]; do probe=$(dirname "$probe"); done
+free_gb=$(($(df --output=avail -k "$probe" | tail -1) / 1024 / 1024))
+if [[ ! -d $target_dir/debug && $free_gb -lt $fresh_build_gb ]]; then
+    echo "install-build-deps: warning: $free_gb GB free for $target_dir; a fresh build needs about $fresh_build_gb GB" >&2
+fi
+
 missing=()
 if ! command -v clang >/dev/null || ! have_libclang; then
     missing+=(libclang-dev clang)
