@@ -130,6 +130,9 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let served = open_connection(stream, connection.clone(), shared.clone(), stopping.clone());
+        // hyper wakes the task from inside its own poll for each request
+        // with a body; `repoll` keeps that from becoming a yield.
+        let served = crate::repoll::repoll(served);
         connections.spawn(async move {
             served.await;
             // Its socket is closed now.

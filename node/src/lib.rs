@@ -33,6 +33,7 @@ pub mod ids;
 pub mod kv;
 pub mod metrics;
 pub mod replica;
+pub mod repoll;
 pub mod server;
 pub mod storage;
 pub mod tls;
