@@ -331,6 +331,7 @@ impl RaftClusterSpec {
             return Err("raft.snapshotThresholdEntries must be at least 100".into());
         }
         self.engine.validate()?;
+        self.check_memory_limit()?;
         if let Some(key) = self
             .pod_labels
             .keys()
@@ -359,11 +360,54 @@ impl RaftClusterSpec {
     }
 }
 
+impl RaftClusterSpec {
+    /// Refuses a memory limit below what a member's fixed buffers may take:
+    /// RocksDB's memtables and block cache, and
+    /// [`EngineTuning::MEMORY_BESIDES_ROCKSDB_BYTES`]. The kernel would kill
+    /// the member when they fill, under load.
+    fn check_memory_limit(&self) -> Result<(), String> {
+        let Some(limit) = self
+            .resources
+            .as_ref()
+            .and_then(|resources| resources.limits.as_ref())
+            .and_then(|limits| limits.get("memory"))
+        else {
+            return Ok(());
+        };
+        let bytes = quantity_value(&limit.0).map_err(|problem| {
+            format!(
+                "resources.limits.memory {:?} is not a size: {problem}",
+                limit.0
+            )
+        })?;
+        let needed =
+            self.engine.rocksdb_memory_bytes() + EngineTuning::MEMORY_BESIDES_ROCKSDB_BYTES;
+        if bytes < needed as f64 {
+            return Err(format!(
+                "resources.limits.memory {:?} is less than a member may use: {} MiB for RocksDB \
+                 (engine.memtablesBytes and engine.blockCacheBytes) and {} MiB for the rest of \
+                 the node; set at least {}Mi, or lower the engine's sizes",
+                limit.0,
+                self.engine.rocksdb_memory_bytes() >> 20,
+                EngineTuning::MEMORY_BESIDES_ROCKSDB_BYTES >> 20,
+                needed.div_ceil(1 << 20),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Checks `text` as a positive Kubernetes quantity: a decimal number
 /// (`1`, `1.5`, `.5`), then a binary suffix (`Ki` to `Ei`), a decimal one
 /// (`m`, `k`, `M` to `E`) or an exponent (`e3`, `E-2`), as the API server
 /// parses `resource.Quantity`.
 pub fn check_quantity(text: &str) -> Result<(), String> {
+    quantity_value(text).map(|_| ())
+}
+
+/// The value of a positive Kubernetes quantity (see [`check_quantity`]):
+/// `512Mi` is 536870912, `1.5G` is 1.5e9.
+pub fn quantity_value(text: &str) -> Result<f64, String> {
     let number_end = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
         .unwrap_or(text.len());
@@ -390,7 +434,31 @@ pub fn check_quantity(text: &str) -> Result<(), String> {
     if !positive {
         return Err("it is not more than zero".into());
     }
-    Ok(())
+    let scale = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        binary @ ("Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei") => {
+            let power = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
+                .iter()
+                .position(|unit| *unit == binary)
+                .unwrap_or(0);
+            1024f64.powi(i32::try_from(power).unwrap_or(0) + 1)
+        }
+        exponent => exponent[1..]
+            .parse::<i32>()
+            .map(|power| 10f64.powi(power))
+            .map_err(|_| format!("{exponent:?} is not an exponent"))?,
+    };
+    let value: f64 = unsigned
+        .parse()
+        .map_err(|_| format!("{unsigned:?} is not a number"))?;
+    Ok(value * scale)
 }
 
 /// When the kubelet pulls the image.
@@ -430,7 +498,8 @@ pub struct StorageSpec {
 /// RocksDB's memory and log files, passed to every `raftcfg serve` (its
 /// `--memtables-bytes`, `--block-cache-bytes` and `--wal-file-bytes`).
 /// With the defaults a member holds about 100 MiB for RocksDB; raise them
-/// for a large state, and keep `resources.limits.memory` above their sum.
+/// for a large state. A `resources.limits.memory` below their sum plus
+/// 128 MiB for the rest of the node is refused.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(cel, validation = Rule::new("!has(self.walFileBytes) || self.walFileBytes == 0 || self.walFileBytes >= 1048576").message("engine.walFileBytes must be 0 (no files) or between 1048576 (1 MiB) and 1073741824 (1 GiB)"))]
@@ -465,6 +534,24 @@ impl EngineTuning {
     pub const MIN_WAL_FILE_BYTES: u64 = 1 << 20;
     /// The largest `walFileBytes` a node accepts.
     pub const MAX_WAL_FILE_BYTES: u64 = 1 << 30;
+    /// A node's memtables when `memtablesBytes` is absent.
+    pub const DEFAULT_MEMTABLES_BYTES: u64 = 64 << 20;
+    /// A node's block cache when `blockCacheBytes` is absent.
+    pub const DEFAULT_BLOCK_CACHE_BYTES: u64 = 32 << 20;
+    /// What a member needs beside RocksDB's memory, at least: the 64 MiB
+    /// its peer port may buffer, 8 MiB of entries in flight to each
+    /// follower, and the process itself (its code, runtime and the
+    /// allocator's caches).
+    pub const MEMORY_BESIDES_ROCKSDB_BYTES: u64 = 128 << 20;
+
+    /// Bytes of memtables and block cache a member's RocksDB may hold.
+    pub fn rocksdb_memory_bytes(&self) -> u64 {
+        self.memtables_bytes
+            .unwrap_or(Self::DEFAULT_MEMTABLES_BYTES)
+            + self
+                .block_cache_bytes
+                .unwrap_or(Self::DEFAULT_BLOCK_CACHE_BYTES)
+    }
 
     /// Whether nothing is set (the section is then left out of the spec
     /// the pods' configuration hash is taken from, so adding the field
@@ -971,7 +1058,7 @@ mod tests {
     fn validation_names_what_is_wrong() {
         assert_eq!(spec().validate(), Ok(()));
         type Breakage = fn(&mut RaftClusterSpec);
-        let cases: [(Breakage, &str); 11] = [
+        let cases: [(Breakage, &str); 14] = [
             (|s| s.replicas = 0, "replicas must be between 1 and 9"),
             (|s| s.replicas = 10, "replicas must be between 1 and 9"),
             (|s| s.image = " ".into(), "image must name"),
@@ -1007,12 +1094,70 @@ mod tests {
                 |s| s.engine.wal_file_bytes = Some(2 << 30),
                 "engine.walFileBytes must be 0 (no files) or between",
             ),
+            (
+                |s| s.resources = Some(memory_limit("200Mi")),
+                "resources.limits.memory \"200Mi\" is less than a member may use: 96 MiB for \
+                 RocksDB (engine.memtablesBytes and engine.blockCacheBytes) and 128 MiB for the \
+                 rest of the node; set at least 224Mi",
+            ),
+            (
+                |s| {
+                    s.resources = Some(memory_limit("512Mi"));
+                    s.engine.memtables_bytes = Some(256 << 20);
+                    s.engine.block_cache_bytes = Some(256 << 20);
+                },
+                "set at least 640Mi",
+            ),
+            (
+                |s| s.resources = Some(memory_limit("lots")),
+                "resources.limits.memory \"lots\" is not a size",
+            ),
         ];
         for (break_it, expected) in cases {
             let mut spec = spec();
             break_it(&mut spec);
             let error = spec.validate().unwrap_err();
             assert!(error.contains(expected), "{error:?} lacks {expected:?}");
+        }
+    }
+
+    fn memory_limit(quantity: &str) -> ResourceRequirements {
+        ResourceRequirements {
+            limits: Some([("memory".to_string(), Quantity(quantity.into()))].into()),
+            ..ResourceRequirements::default()
+        }
+    }
+
+    #[test]
+    fn a_memory_limit_that_holds_rocksdb_and_the_node_is_accepted() {
+        for limit in ["224Mi", "512Mi", "1Gi", "234881024", "0.25Gi", "300M"] {
+            let mut spec = spec();
+            spec.resources = Some(memory_limit(limit));
+            assert_eq!(spec.validate(), Ok(()), "{limit}");
+        }
+        let mut spec = spec();
+        spec.resources = Some(ResourceRequirements::default());
+        assert_eq!(spec.validate(), Ok(()), "no limit, nothing to check");
+        spec.engine.memtables_bytes = Some(8 << 20);
+        spec.engine.block_cache_bytes = Some(8 << 20);
+        spec.resources = Some(memory_limit("144Mi"));
+        assert_eq!(spec.validate(), Ok(()), "smaller engine sizes need less");
+    }
+
+    #[test]
+    fn quantities_have_the_value_the_api_server_gives_them() {
+        for (text, value) in [
+            ("512Mi", 536_870_912.0),
+            ("1Gi", 1_073_741_824.0),
+            ("1.5G", 1.5e9),
+            ("100", 100.0),
+            ("1e3", 1000.0),
+            ("1E+9", 1e9),
+            (".5Ki", 512.0),
+            ("+2k", 2000.0),
+            ("250m", 0.25),
+        ] {
+            assert_eq!(quantity_value(text), Ok(value), "{text}");
         }
     }
 

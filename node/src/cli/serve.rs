@@ -475,7 +475,7 @@ mod tests {
     }
 
     #[test]
-    fn the_operator_checks_the_engine_bounds_the_node_checks() {
+    fn the_operator_checks_the_engine_bounds_and_defaults_the_node_has() {
         use raftcfg_operator::crd::EngineTuning;
 
         assert_eq!(
@@ -493,6 +493,16 @@ mod tests {
         assert_eq!(
             EngineTuning::MAX_WAL_FILE_BYTES,
             DbOptions::MAX_WAL_FILE_BYTES
+        );
+        // The operator's memory check counts the node's defaults.
+        let defaults = MemoryBudget::default();
+        assert_eq!(
+            EngineTuning::DEFAULT_MEMTABLES_BYTES,
+            defaults.memtables_bytes as u64
+        );
+        assert_eq!(
+            EngineTuning::DEFAULT_BLOCK_CACHE_BYTES,
+            defaults.block_cache_bytes as u64
         );
     }
 }
