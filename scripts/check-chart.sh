@@ -218,13 +218,25 @@ app_version=$(helm show chart "$chart" | sed -n 's/^appVersion: *//p' | tr -d "\
 check_cluster "RaftCluster from default values" \
     "raftcfg-system/config {\"auth\":{\"enabled\":true},\"image\":\"ghcr.io/raftcfg/raftcfg:$app_version\",\"recovery\":{\"gracePeriodSeconds\":300,\"quorumLoss\":\"Manual\"},\"replicas\":3,\"storage\":{\"size\":\"1Gi\"},\"tls\":{\"enabled\":true}}"
 check_cluster "RaftCluster with every value set" \
-    'team-a/store {"auth":{"enabled":false},"image":"example.com/raftcfg:1","recovery":{"gracePeriodSeconds":60,"quorumLoss":"Automatic"},"replicas":5,"storage":{"size":"10Gi","storageClassName":"fast-ssd"},"tls":{"enabled":true,"issuerRef":{"group":"cert-manager.io","kind":"Issuer","name":"team-ca"}}}' \
+    'team-a/store {"auth":{"enabled":false},"engine":{"blockCacheBytes":134217728,"memtablesBytes":268435456,"walFileBytes":0},"image":"example.com/raftcfg:1","recovery":{"gracePeriodSeconds":60,"quorumLoss":"Automatic"},"replicas":5,"resources":{"limits":{"memory":"1Gi"},"requests":{"cpu":"100m","memory":"512Mi"}},"storage":{"size":"10Gi","storageClassName":"fast-ssd"},"tls":{"enabled":true,"issuerRef":{"group":"cert-manager.io","kind":"Issuer","name":"team-ca"}}}' \
     --set watchNamespace=team-a --set cluster.namespace=team-a --set cluster.name=store \
     --set cluster.replicas=5 --set cluster.image=example.com/raftcfg:1 \
+    --set cluster.resources.limits.memory=1Gi --set cluster.resources.requests.cpu=100m \
+    --set cluster.resources.requests.memory=512Mi \
+    --set cluster.engine.memtablesBytes=268435456 --set cluster.engine.blockCacheBytes=134217728 \
+    --set cluster.engine.walFileBytes=0 \
     --set cluster.storage.size=10Gi --set cluster.storage.storageClassName=fast-ssd \
     --set cluster.tls.issuerRef.name=team-ca --set cluster.tls.issuerRef.kind=Issuer \
     --set cluster.tls.issuerRef.group=cert-manager.io --set cluster.auth.enabled=false \
     --set cluster.recovery.quorumLoss=Automatic --set cluster.recovery.gracePeriodSeconds=60
+# A values file gives numbers as floats; the engine's sizes must still be
+# written as integers.
+engine_values=$(mktemp)
+trap 'rm -f "$engine_values"' EXIT
+printf 'cluster:\n  engine:\n    memtablesBytes: 268435456\n' >"$engine_values"
+check_cluster "RaftCluster with engine sizes from a values file" \
+    "raftcfg-system/config {\"auth\":{\"enabled\":true},\"engine\":{\"memtablesBytes\":268435456},\"image\":\"ghcr.io/raftcfg/raftcfg:$app_version\",\"recovery\":{\"gracePeriodSeconds\":300,\"quorumLoss\":\"Manual\"},\"replicas\":3,\"storage\":{\"size\":\"1Gi\"},\"tls\":{\"enabled\":true}}" \
+    -f "$engine_values"
 
 # 4. The values schema and the templates refuse bad values.
 check_rejected "replicaCount=0" "replicaCount" --set replicaCount=0
@@ -232,6 +244,10 @@ check_rejected "cluster.tls.issuerRef.kind=Nope" "cluster.tls.issuerRef.kind" \
     --set cluster.create=true --set cluster.tls.issuerRef.name=company-ca \
     --set cluster.tls.issuerRef.kind=Nope
 check_rejected "cluster.replicas=10" "cluster.replicas" --set cluster.create=true --set cluster.replicas=10
+check_rejected "cluster.engine.memtablesBytes=1024" "cluster.engine.memtablesBytes|/cluster/engine/memtablesBytes" \
+    --set cluster.create=true --set cluster.engine.memtablesBytes=1024
+check_rejected "cluster.engine.cacheBytes (no such field)" "cacheBytes" \
+    --set cluster.create=true --set cluster.engine.cacheBytes=1048576
 check_rejected "cluster.name=Config" "cluster.name" --set cluster.create=true --set cluster.name=Config
 check_rejected "cluster.recovery.quorumLoss=Sometimes" "cluster.recovery.quorumLoss" \
     --set cluster.create=true --set cluster.recovery.quorumLoss=Sometimes
