@@ -358,9 +358,7 @@ impl RaftClusterSpec {
         }
         Ok(())
     }
-}
 
-impl RaftClusterSpec {
     /// Refuses a memory limit below what a member's fixed buffers may take:
     /// RocksDB's memtables and block cache, and
     /// [`EngineTuning::MEMORY_BESIDES_ROCKSDB_BYTES`]. The kernel would kill
@@ -380,8 +378,10 @@ impl RaftClusterSpec {
                 limit.0
             )
         })?;
-        let needed =
-            self.engine.rocksdb_memory_bytes() + EngineTuning::MEMORY_BESIDES_ROCKSDB_BYTES;
+        let needed = self
+            .engine
+            .rocksdb_memory_bytes()
+            .saturating_add(EngineTuning::MEMORY_BESIDES_ROCKSDB_BYTES);
         if bytes < needed as f64 {
             return Err(format!(
                 "resources.limits.memory {:?} is less than a member may use: {} MiB for RocksDB \
@@ -443,13 +443,12 @@ pub fn quantity_value(text: &str) -> Result<f64, String> {
         "T" => 1e12,
         "P" => 1e15,
         "E" => 1e18,
-        binary @ ("Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei") => {
-            let power = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
-                .iter()
-                .position(|unit| *unit == binary)
-                .unwrap_or(0);
-            1024f64.powi(i32::try_from(power).unwrap_or(0) + 1)
-        }
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
         exponent => exponent[1..]
             .parse::<i32>()
             .map(|power| 10f64.powi(power))
@@ -546,11 +545,13 @@ impl EngineTuning {
 
     /// Bytes of memtables and block cache a member's RocksDB may hold.
     pub fn rocksdb_memory_bytes(&self) -> u64 {
-        self.memtables_bytes
-            .unwrap_or(Self::DEFAULT_MEMTABLES_BYTES)
-            + self
-                .block_cache_bytes
-                .unwrap_or(Self::DEFAULT_BLOCK_CACHE_BYTES)
+        let memtables = self
+            .memtables_bytes
+            .unwrap_or(Self::DEFAULT_MEMTABLES_BYTES);
+        let cache = self
+            .block_cache_bytes
+            .unwrap_or(Self::DEFAULT_BLOCK_CACHE_BYTES);
+        memtables.saturating_add(cache)
     }
 
     /// Whether nothing is set (the section is then left out of the spec
@@ -1058,7 +1059,7 @@ mod tests {
     fn validation_names_what_is_wrong() {
         assert_eq!(spec().validate(), Ok(()));
         type Breakage = fn(&mut RaftClusterSpec);
-        let cases: [(Breakage, &str); 14] = [
+        let cases: [(Breakage, &str); 15] = [
             (|s| s.replicas = 0, "replicas must be between 1 and 9"),
             (|s| s.replicas = 10, "replicas must be between 1 and 9"),
             (|s| s.image = " ".into(), "image must name"),
@@ -1111,6 +1112,13 @@ mod tests {
             (
                 |s| s.resources = Some(memory_limit("lots")),
                 "resources.limits.memory \"lots\" is not a size",
+            ),
+            (
+                |s| {
+                    s.resources = Some(memory_limit("1Ei"));
+                    s.engine.memtables_bytes = Some(u64::MAX);
+                },
+                "is less than a member may use",
             ),
         ];
         for (break_it, expected) in cases {
