@@ -259,6 +259,7 @@ impl Replica {
         // members timing out together split their votes.
         config.seed = config.id.get();
         config.applied = kv.applied_index();
+        store.commit_at_least(config.applied)?;
         let step = Instant::now();
         let node = RawNode::new(config.clone(), store)?;
         tracing::info!(elapsed_ms = ms(step), "started the Raft node");
@@ -375,6 +376,7 @@ impl Replica {
         let identity = self.node.storage().identity();
         let expected = ExpectedIdentity::new(identity.name, identity.node_id);
         let mut store = RocksLogStore::open(self.db.clone(), &expected)?;
+        store.commit_at_least(self.kv.applied_index())?;
         let forced = force_new_cluster(&mut store, identity.node_id)?;
         if forced.removed.is_empty() {
             return Ok(forced);

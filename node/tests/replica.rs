@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use raftcfg_node::kv::{Command, Key, Limits, Outcome, Precondition, SnapshotRef};
 use raftcfg_node::replica::Replica;
+use raftcfg_node::storage::{Db, ExpectedIdentity, RocksLogStore};
 use raftcfg_raft::{
     ClusterId, Config, LogIndex, LogStorage as _, MembershipChange, MessageBody, NodeId,
     ReadContext, ReadState, Role, Snapshot,
@@ -209,6 +210,42 @@ fn a_restarted_replica_keeps_its_state_and_catches_up() {
         cluster.settle();
     }
     assert_eq!(cluster.value(3, "b"), Some(Bytes::from("2")));
+}
+
+#[test]
+fn a_leader_restarted_after_applying_starts_from_its_applied_index() {
+    let mut cluster = Cluster::founded();
+    cluster.elect(1);
+    let index = cluster
+        .replica(1)
+        .propose(&put("a", "1", Precondition::None))
+        .unwrap();
+    cluster.settle();
+    assert_eq!(cluster.replicas[&1].kv().applied_index(), index);
+    drop(cluster.replicas.remove(&1));
+    let dir = cluster.dirs[&1].path().to_owned();
+    // The commit index that only rose was not written: the state is ahead.
+    let stored = RocksLogStore::open(
+        Db::open(&dir).unwrap(),
+        &ExpectedIdentity::new("n1", NodeId(1)),
+    )
+    .unwrap()
+    .hard_state()
+    .unwrap();
+    assert!(stored.commit < index, "stored commit {}", stored.commit);
+
+    let reopened = Replica::open(&dir, "n1", NodeId(1), config()).unwrap();
+    assert_eq!(reopened.status().commit, index);
+    assert_eq!(reopened.kv().applied_index(), index);
+    cluster.replicas.insert(1, reopened);
+    assert_eq!(cluster.value(1, "a"), Some(Bytes::from("1")));
+    cluster.elect(2);
+    cluster
+        .replica(2)
+        .propose(&put("b", "2", Precondition::None))
+        .unwrap();
+    cluster.settle();
+    assert_eq!(cluster.value(1, "b"), Some(Bytes::from("2")));
 }
 
 #[test]

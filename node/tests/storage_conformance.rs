@@ -855,6 +855,68 @@ fn persist_refuses_a_commit_index_past_the_last_entry_and_changes_nothing() {
 }
 
 #[test]
+fn a_raised_commit_index_alone_is_stored_only_with_the_next_write() {
+    let dir = directory_with_a_log();
+    let mut store = open(dir.path(), &expected()).unwrap();
+    let committed_3 = store.hard_state().unwrap();
+    let committed_4 = HardState {
+        commit: LogIndex(4),
+        ..committed_3
+    };
+    store
+        .persist(LogWrite {
+            hard_state: Some(&committed_4),
+            ..write()
+        })
+        .unwrap();
+    assert_eq!(store.hard_state(), Ok(committed_4), "read back at once");
+    drop(store);
+    let mut store = open(dir.path(), &expected()).unwrap();
+    assert_eq!(store.hard_state(), Ok(committed_3), "not written by itself");
+
+    store
+        .persist(LogWrite {
+            hard_state: Some(&committed_4),
+            ..write()
+        })
+        .unwrap();
+    append(&mut store, &entries(6, 6, 3));
+    drop(store);
+    let store = open(dir.path(), &expected()).unwrap();
+    assert_eq!(
+        store.hard_state(),
+        Ok(committed_4),
+        "written with the entry"
+    );
+    assert_eq!(bounds(&store), (1, 6));
+}
+
+#[test]
+fn the_commit_index_is_raised_to_the_applied_index_within_the_log_only() {
+    let dir = directory_with_a_log();
+    let mut store = open(dir.path(), &expected()).unwrap();
+    store.commit_at_least(LogIndex(2)).unwrap();
+    assert_eq!(
+        store.hard_state().unwrap().commit,
+        LogIndex(3),
+        "never lowered"
+    );
+    store.commit_at_least(LogIndex(5)).unwrap();
+    assert_eq!(store.hard_state().unwrap().commit, LogIndex(5));
+    let reason = match store.commit_at_least(LogIndex(6)) {
+        Err(StorageError::Corrupt(reason)) => reason,
+        other => panic!("expected a corruption error, got {other:?}"),
+    };
+    assert!(reason.contains("applied up to 6"), "{reason}");
+    assert_eq!(store.hard_state().unwrap().commit, LogIndex(5));
+    // Raised in memory, it is stored with the next write.
+    append(&mut store, &entries(6, 6, 3));
+    drop(store);
+    let store = open(dir.path(), &expected()).unwrap();
+    assert_eq!(store.hard_state().unwrap().commit, LogIndex(5));
+}
+
+#[test]
 fn persist_refuses_entries_that_leave_a_gap() {
     let dir = directory_with_a_log();
     let mut store = open(dir.path(), &expected()).unwrap();

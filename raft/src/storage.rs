@@ -88,9 +88,14 @@ impl LogWrite<'_> {
 /// Durable log storage: `persist` must make the whole write durable (one
 /// synced batch) before it returns — with one allowance: a write that only
 /// raises the commit index (no entries, snapshot or compaction, same term
-/// and vote) may skip the sync, as long as it is atomic and ordered with
-/// the writes after it. A commit index lost in a crash is learnt again from
-/// the leader; nothing the node promised depends on it.
+/// and vote) may skip the sync, or be kept in memory and written with the
+/// next write, as long as [`LogStorage::hard_state`] returns it at once. A
+/// commit index lost in a crash is learnt again from the leader; nothing
+/// the node promised depends on it. An application that applied entries
+/// past the stored commit index must start the node with the commit index
+/// raised to its applied index (a [`Config::applied`] past it is refused).
+///
+/// [`Config::applied`]: crate::Config::applied
 pub trait LogStore: LogStorage {
     /// Make `write` durable, atomically.
     fn persist(&mut self, write: LogWrite<'_>) -> Result<(), StorageError>;

@@ -70,6 +70,10 @@ pub struct RocksLogStore {
     node_id: NodeId,
     name: String,
     hard_state: HardState,
+    /// Whether `hard_state`'s commit index was raised after the hard state
+    /// last written (see [`RocksLogStore::write`]); the next write that
+    /// stores anything stores it too.
+    commit_unwritten: bool,
     snapshot: SnapshotMetadata,
     /// The first entry held; at most `snapshot.index + 1` (less with a tail).
     first_index: LogIndex,
@@ -180,6 +184,7 @@ impl RocksLogStore {
             node_id: identity.node_id,
             name: identity.name,
             hard_state,
+            commit_unwritten: false,
             snapshot,
             first_index,
             last_index,
@@ -187,6 +192,27 @@ impl RocksLogStore {
             compaction_tail: 0,
             sync_latencies: Vec::new(),
         })
+    }
+
+    /// Raises the commit index to `applied`, the index the state was
+    /// applied to, if it is behind it: the commit index a write only raised
+    /// is not stored until the next write (see [`RocksLogStore::write`]), so
+    /// after a crash or a reopen the state may be ahead of the stored one.
+    /// Refuses an index past the log's end: the log then lost entries the
+    /// state was built from.
+    pub fn commit_at_least(&mut self, applied: LogIndex) -> Result<(), StorageError> {
+        if applied <= self.hard_state.commit {
+            return Ok(());
+        }
+        if applied > self.last_index {
+            return Err(StorageError::Corrupt(format!(
+                "the state was applied up to {applied} but the log ends at {}: entries are missing",
+                self.last_index
+            )));
+        }
+        self.hard_state.commit = applied;
+        self.commit_unwritten = true;
+        Ok(())
     }
 
     /// Keeps `entries` entries behind the snapshot index when compacting,
@@ -512,10 +538,29 @@ impl LogStore for RocksLogStore {
 
 impl RocksLogStore {
     /// Writes everything in one batch, in the order of the write's fields,
-    /// synced if `sync` (and if more than the commit index changed); the
-    /// cached bounds change only once the batch is written.
+    /// synced if `sync`; the cached bounds change only once the batch is
+    /// written.
+    ///
+    /// A write that only raises the commit index writes nothing: the new
+    /// index is kept in memory and stored with the next write (see
+    /// `LogStore`). A leader commits in a round of its own, whose other
+    /// write (the state applied) must come before its answer; a second
+    /// write there cost every lone write about 15 µs. The state's applied
+    /// index, written with the state, is the commit index a restart
+    /// starts from when it is ahead ([`RocksLogStore::commit_at_least`]).
     fn write(&mut self, write: LogWrite<'_>, sync: bool) -> Result<(), RaftStorageError> {
         if write.is_empty() {
+            return Ok(());
+        }
+        if let Some(raised) = write.hard_state.filter(|_| self.only_raises_commit(&write)) {
+            if raised.commit > self.last_index {
+                return Err(RaftStorageError::Failed(format!(
+                    "the commit index {} would be past the last log entry {}",
+                    raised.commit, self.last_index
+                )));
+            }
+            self.hard_state = *raised;
+            self.commit_unwritten = true;
             return Ok(());
         }
         let log = self.db.cf(CF_RAFT_LOG);
@@ -556,7 +601,10 @@ impl RocksLogStore {
             last = new_last.index;
         }
 
-        if let Some(hard_state) = write.hard_state {
+        if let Some(hard_state) = write
+            .hard_state
+            .or(self.commit_unwritten.then_some(&self.hard_state))
+        {
             batch.put_cf(meta, HARD_STATE_KEY, stored_value(hard_state));
         }
 
@@ -590,20 +638,7 @@ impl RocksLogStore {
         }
         batch.put_cf(meta, LAST_INDEX_KEY, stored_value(&last));
 
-        // Only the commit index changed: no sync (see `LogStore`). The
-        // state applied after it is written after it, in the same log.
-        let commit_only = write.snapshot.is_none()
-            && write.entries.is_empty()
-            && write.compaction.is_none()
-            && write.hard_state.is_some_and(|new| {
-                (new.term, new.vote, new.cluster_id)
-                    == (
-                        self.hard_state.term,
-                        self.hard_state.vote,
-                        self.hard_state.cluster_id,
-                    )
-            });
-        if commit_only || !sync {
+        if !sync {
             self.db
                 .write_unsynced(batch)
                 .map_err(|e| failed("store the Raft log", e))?;
@@ -640,6 +675,22 @@ impl RocksLogStore {
         if let Some(hard_state) = write.hard_state {
             self.hard_state = *hard_state;
         }
+        self.commit_unwritten = false;
         Ok(())
+    }
+
+    /// Whether `write` changes nothing but the commit index.
+    fn only_raises_commit(&self, write: &LogWrite<'_>) -> bool {
+        write.snapshot.is_none()
+            && write.entries.is_empty()
+            && write.compaction.is_none()
+            && write.hard_state.is_some_and(|new| {
+                (new.term, new.vote, new.cluster_id)
+                    == (
+                        self.hard_state.term,
+                        self.hard_state.vote,
+                        self.hard_state.cluster_id,
+                    )
+            })
     }
 }
