@@ -64,7 +64,8 @@ pub fn stored_value<T: Encode>(value: &T) -> Vec<u8> {
 ///
 /// The hard state, the snapshot's metadata, the last index and every
 /// entry's term ([`TermRuns`]) are cached in memory and updated only after
-/// a write succeeds; entries and snapshot data are read from the database.
+/// a write succeeds (but a commit index that alone rose, which waits for
+/// the next write); entries and snapshot data are read from the database.
 pub struct RocksLogStore {
     db: Db,
     node_id: NodeId,
