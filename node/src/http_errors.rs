@@ -1,5 +1,6 @@
 //! One error shape for both ports: every error answer is the JSON envelope
-//! `{"error": {"code", "message"}}`. [`json_errors`] wraps each router: it
+//! `{"error": {"code", "message"}}`. [`json_errors`] wraps each router
+//! (inside `http_metrics::tracked`, the routers' outermost layer): it
 //! refuses request targets and header blocks beyond the limits below with
 //! that envelope, and rewrites any error answer that is not JSON yet (an
 //! axum extractor's rejection, a peer route's plain text) into it, keeping

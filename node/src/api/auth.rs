@@ -1,7 +1,8 @@
 //! `/v1/auth`: turning authentication on and off, tokens for passwords,
-//! users and roles; and [`sign_in`], the layer that signs every request
-//! in and refuses, before its handler runs, those that need a signed-in
-//! caller or the root role and lack them (see [`crate::auth`]).
+//! users and roles; and [`sign_in`], the step of the client port's layer
+//! (`api::admit`) that signs every request in and refuses, before its
+//! handler runs, those that need a signed-in caller or the root role and
+//! lack them (see [`crate::auth`]).
 //!
 //! Open to all: `/healthz`, `/readyz`, `/metrics`, `/v1/node`,
 //! `/v1/auth/status` and `/v1/auth/token`. Signed in: keys (each handler

@@ -6,46 +6,43 @@
 //! unless that origin is allowed (`--allowed-origin`); and JSON bodies
 //! must say they are JSON, which a simple request cannot.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
 use super::error::ApiError;
 
-/// Refuses a state-changing request from a web page whose origin is not
-/// allowed.
-pub async fn refuse_foreign_origins(
-    State(state): State<Arc<ApiState>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The refusal of a state-changing request from a web page whose origin
+/// is not allowed, if `request` is one.
+pub fn foreign_origin_refusal(state: &ApiState, request: &Request) -> Option<Response> {
     let changes_state = !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if changes_state && let Some(origin) = request.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("(not text)");
-        if !state
-            .allowed_origins
-            .iter()
-            .any(|allowed| allowed == origin)
-        {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
-                format!(
-                    "requests from web pages at {origin} may not change anything; \
-                     allow the origin with --allowed-origin if it is yours"
-                ),
-            )
-            .into_response();
-        }
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|_| changes_state)?;
+    let origin = origin.to_str().unwrap_or("(not text)");
+    if state
+        .allowed_origins
+        .iter()
+        .any(|allowed| allowed == origin)
+    {
+        return None;
     }
-    next.run(request).await
+    Some(
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            format!(
+                "requests from web pages at {origin} may not change anything; \
+                 allow the origin with --allowed-origin if it is yours"
+            ),
+        )
+        .into_response(),
+    )
 }
 
 /// Refuses a non-empty body not sent as `application/json`.

@@ -167,7 +167,9 @@ const FORWARDED_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest cluster request: a tag, an id and a member address.
 const CLUSTER_REQUEST_BYTES: usize = 64 + 3 * (4 + MAX_ADDRESS_FIELD_BYTES);
 
-/// The peer port's router.
+/// The peer port's router. The server wraps it in
+/// [`crate::http_metrics::tracked`], which counts its requests and makes
+/// its error answers JSON envelopes.
 pub fn peer_router(state: PeerState) -> Router {
     Router::new()
         .route(STREAM_PATH, post(open_stream))
@@ -176,7 +178,6 @@ pub fn peer_router(state: PeerState) -> Router {
         // Streamed to disk and bounded by --max-snapshot-bytes there.
         .route(SNAPSHOT_PATH, post(snapshot))
         .fallback(not_a_client_port)
-        .layer(axum::middleware::from_fn(crate::http_errors::json_errors))
         .with_state(state)
 }
 
