@@ -5,8 +5,7 @@
 //! The same layer, the outermost of both ports' routers, makes their error
 //! answers JSON envelopes ([`crate::http_errors::json_errors`]): one
 //! layer instead of two, since every layer costs each request a boxed
-//! future and a clone of the services beneath it (two fewer layers on the
-//! client port made lone writes about 4% faster).
+//! future and a clone of the services beneath it.
 
 use std::sync::Arc;
 use std::time::Instant;
