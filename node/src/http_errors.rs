@@ -1,9 +1,9 @@
 //! One error shape for both ports: every error answer is the JSON envelope
-//! `{"error": {"code", "message"}}`. [`json_errors`] wraps each router
-//! (inside `http_metrics::tracked`, the routers' outermost layer): it
-//! refuses request targets and header blocks beyond the limits below with
-//! that envelope, and rewrites any error answer that is not JSON yet (an
-//! axum extractor's rejection, a peer route's plain text) into it, keeping
+//! `{"error": {"code", "message"}}`. Each port's one layer around its
+//! routes (`http_metrics::answer`) refuses request targets and header
+//! blocks beyond the limits below with that envelope ([`oversized`]), and
+//! rewrites any error answer that is not JSON yet (an axum extractor's
+//! rejection, a peer route's plain text) into it ([`enveloped`]), keeping
 //! its status and its text as the message.
 //!
 //! Requests too large for the HTTP layer to parse at all (a request target
@@ -14,7 +14,6 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use raftcfg_client::wire::ErrorBody;
 
@@ -35,12 +34,9 @@ pub const HYPER_MAX_HEADERS: usize = 100;
 /// The most bytes of a plain-text error answer kept as the message.
 const MAX_MESSAGE_BYTES: usize = 4096;
 
-/// Middleware for both routers: see the module doc.
-pub async fn json_errors(request: Request, next: Next) -> Response {
-    if let Some(refusal) = oversized(&request) {
-        return refusal;
-    }
-    let response = next.run(request).await;
+/// `response` as it is if it is no error or already JSON, else as the
+/// envelope with its status and its text as the message.
+pub async fn enveloped(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
         return response;
@@ -66,7 +62,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
 }
 
 /// The answer to a request whose target or headers are too large.
-fn oversized(request: &Request) -> Option<Response> {
+pub fn oversized(request: &Request) -> Option<Response> {
     let target = request
         .uri()
         .path_and_query()
@@ -174,11 +170,19 @@ mod tests {
                 "/json",
                 get(|| async { envelope(StatusCode::GONE, "gone for good".to_owned()) }),
             )
-            .layer(axum::middleware::from_fn(json_errors))
+    }
+
+    /// `app` as a port serves it: through the layer that makes envelopes.
+    fn served() -> Router {
+        crate::http_metrics::tracked(
+            app(),
+            std::sync::Arc::new(crate::metrics::Metrics::default()),
+            crate::metrics::PEER_PORT,
+        )
     }
 
     async fn call(request: Request) -> (StatusCode, serde_json::Value) {
-        let response = app().oneshot(request).await.unwrap();
+        let response = served().oneshot(request).await.unwrap();
         let status = response.status();
         assert!(is_json(&response), "{status} is not JSON");
         let body = axum::body::to_bytes(response.into_body(), usize::MAX)

@@ -1,11 +1,12 @@
 //! Counting and timing every HTTP request a port answers, by route,
-//! method and status ([`tracked`]). Labels are bounded: a path no route
+//! method and status ([`answer`]). Labels are bounded: a path no route
 //! matches is `unmatched`, a method the API does not use is `other`.
 //!
-//! The same layer, the outermost of both ports' routers, makes their error
-//! answers JSON envelopes ([`crate::http_errors::json_errors`]): one
-//! layer instead of two, since every layer costs each request a boxed
-//! future and a clone of the services beneath it.
+//! [`answer`] also makes the port's error answers JSON envelopes
+//! ([`crate::http_errors`]). It is each port's one layer around its
+//! routes: the peer port's through [`tracked`], the client port's inside
+//! its admission checks (`api::admit`). Every layer costs each request a
+//! boxed future and a clone of the services beneath it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,8 +19,7 @@ use axum::response::Response;
 
 use crate::metrics::{Metrics, Port, RouteLabels};
 
-/// `router` with each of its requests counted and timed as `port`'s, and
-/// its error answers made JSON envelopes.
+/// `router` with each of its requests answered through [`answer`].
 pub fn tracked(router: Router, metrics: Arc<Metrics>, port: Port) -> Router {
     router.layer(axum::middleware::from_fn_with_state((metrics, port), track))
 }
@@ -29,13 +29,32 @@ async fn track(
     request: Request,
     next: Next,
 ) -> Response {
+    answer(&metrics, port, request, |request| next.run(request)).await
+}
+
+/// Answers `request` with `handle`, counted and timed as `port`'s: a
+/// target or headers over the limits are refused first, and an error
+/// answer comes out as the JSON envelope.
+pub async fn answer<F, Answer>(
+    metrics: &Metrics,
+    port: Port,
+    request: Request,
+    handle: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Answer,
+    Answer: Future<Output = Response>,
+{
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = method_label(request.method()).to_owned();
     let started = Instant::now();
-    let response = crate::http_errors::json_errors(request, next).await;
+    let response = match crate::http_errors::oversized(&request) {
+        Some(refusal) => refusal,
+        None => crate::http_errors::enveloped(handle(request).await).await,
+    };
     metrics.http_request(
         RouteLabels {
             port,
