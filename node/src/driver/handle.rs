@@ -171,7 +171,7 @@ pub struct NodeView {
     pub status: Status,
     /// Every known member's address (the replicated directory, plus
     /// addresses learned before their entry was applied).
-    pub addresses: BTreeMap<NodeId, MemberAddress>,
+    pub addresses: Arc<BTreeMap<NodeId, MemberAddress>>,
     /// The key-value store's revision.
     pub revision: Revision,
     /// Peers this node heard from within an election timeout.

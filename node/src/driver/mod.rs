@@ -542,9 +542,10 @@ impl Loop {
     }
 
     /// Sends the view to the API's handlers.
-    fn publish(&self) {
+    fn publish(&mut self) {
+        let view = self.view();
         if let Some(published) = &self.published {
-            published.send_replace(self.view());
+            published.send_replace(view);
         }
     }
 
@@ -788,7 +789,7 @@ impl Loop {
 
     /// Carries out the Readys, shipping messages as soon as each allows.
     fn process(&mut self) -> Result<(), ReplicaError> {
-        let addresses = self.addresses();
+        let addresses = self.address_book.current(self.replica.kv().members());
         let reports = self.internal.as_ref().map(|(tx, _)| tx.clone());
         let Self {
             replica,
@@ -897,13 +898,13 @@ impl Loop {
         self.address_book.addresses(self.replica.kv().members())
     }
 
-    fn view(&self) -> NodeView {
+    fn view(&mut self) -> NodeView {
         let timeout = self.config.timing.election_timeout();
         let now = Instant::now();
         NodeView {
             identity: self.replica.identity(),
             status: self.replica.status(),
-            addresses: self.addresses(),
+            addresses: self.address_book.current(self.replica.kv().members()),
             revision: self.replica.kv().revision(),
             healthy_peers: self
                 .last_heard
