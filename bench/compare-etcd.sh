@@ -74,7 +74,10 @@ wait_until() { # wait_until DESCRIPTION COMMAND...
         if "$@" >/dev/null 2>&1; then return 0; fi
         sleep 0.2
     done
-    echo "timed out waiting for $what" >&2
+    echo "timed out waiting for $what; the last lines of each server's log:" >&2
+    for log in "$WORK"/*.log; do
+        [ -e "$log" ] && { echo "== $log" >&2; tail -n 15 "$log" >&2; }
+    done
     exit 1
 }
 
