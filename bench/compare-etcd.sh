@@ -41,6 +41,10 @@ RAFTCFG_BASE=${BENCH_RAFTCFG_PORT:-17379}
 ETCD_BASE=${BENCH_ETCD_PORT:-22379}
 MAX_STEAL=${BENCH_MAX_STEAL:-2}
 ATTEMPTS=${BENCH_ATTEMPTS:-3}
+[[ $MAX_STEAL =~ ^[0-9]+([.][0-9]+)?$ ]] \
+    || { echo "BENCH_MAX_STEAL must be a percentage such as 2 or 0.5; got '$MAX_STEAL'" >&2; exit 2; }
+[[ $ATTEMPTS =~ ^[1-9][0-9]*$ ]] \
+    || { echo "BENCH_ATTEMPTS must be a whole number of 1 or more; got '$ATTEMPTS'" >&2; exit 2; }
 
 missing=()
 command -v etcd >/dev/null || missing+=(etcd-server)
