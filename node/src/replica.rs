@@ -54,7 +54,7 @@ pub enum ReplicaError {
     /// The driver thread could not be started.
     #[error("cannot start the driver thread: {0}")]
     Thread(String),
-    /// Syncing the log on the syncer thread failed.
+    /// Syncing a leader's log (stored unsynced) failed.
     #[error("syncing the Raft log failed: {0}")]
     Sync(String),
     /// A snapshot could not be installed into the key-value state.

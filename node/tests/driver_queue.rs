@@ -2,7 +2,8 @@
 //! caller's thread when the driver is free and waits in the queue
 //! otherwise, and either way the requests of one caller are handled in the
 //! order it sent them. One that waits is taken by the thread whose round
-//! made it wait, without the driver thread.
+//! made it wait, without the driver thread. A lone write's round syncs the
+//! leader's log itself.
 
 mod support;
 
@@ -112,6 +113,38 @@ async fn requests_that_wait_for_another_threads_round_are_taken_without_the_driv
     assert!(
         started.elapsed() < LONG_TICK,
         "the driver thread never ticked"
+    );
+}
+
+/// Writes sent one at a time, each after the last was answered.
+const LONE_WRITES: usize = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_write_is_synced_by_its_own_round_and_answered_when_that_round_ends() {
+    // A one-member cluster commits a write once the leader's copy is
+    // durable. Had its round left the sync to the syncer thread, the write
+    // would still wait for that thread when its round ended; synced on the
+    // caller's thread, it is answered by then. Only a round of the driver
+    // thread's (a tick, every 10 ms) running at that moment makes a write
+    // queue instead.
+    let solo = Solo::start(true, |_| {}).await;
+    solo.settled_revision().await;
+    let handle = solo.handle();
+    let mut answered_at_once = 0;
+    for n in 0..LONE_WRITES {
+        let mut pending = write(&handle, n, "lone").await;
+        if pending.as_mut().output_mut().is_some() {
+            answered_at_once += 1;
+        }
+        pending.as_mut().await;
+        match pending.as_mut().take_output().unwrap() {
+            Ok(Outcome::Written { .. }) => {}
+            other => panic!("lone write {n} came back {other:?}"),
+        }
+    }
+    assert!(
+        answered_at_once >= LONE_WRITES / 2,
+        "only {answered_at_once} of {LONE_WRITES} lone writes were answered when their round ended"
     );
 }
 

@@ -300,6 +300,7 @@ impl Loop {
     /// fresh view. A round with none of these does nothing (another thread
     /// took what woke the driver).
     fn round(&mut self, own: Option<Request>, tick: bool) -> Result<(), ReplicaError> {
+        let idle = !self.answers_pending();
         let mut handled = 0;
         self.backlog = false;
         while handled < MAX_REQUESTS_PER_ROUND {
@@ -334,9 +335,11 @@ impl Loop {
         self.handle_internal()?;
         self.send_read_index();
         self.process()?;
+        // A write that came while nothing else was pending, alone.
+        let lone_write = idle && self.new_reads.is_empty() && self.waiters.one_proposal_only();
+        self.sync_leader_log(lone_write)?;
         let due = self.replica.raft().commit_notices_due();
         self.notices.after_round(due, Instant::now());
-        self.ask_for_sync();
         self.after_round()?;
         self.notice_removal()?;
         self.start_snapshot_if_due();
@@ -453,11 +456,25 @@ impl Loop {
         !self.waiters.is_empty() || !self.new_reads.is_empty()
     }
 
-    /// Asks the syncer to make durable what the leader stored unsynced.
-    fn ask_for_sync(&mut self) {
-        if let (Some(syncer), Some((index, term))) = (&mut self.syncer, self.replica.unsynced()) {
+    /// Makes durable what the leader stored unsynced: for a lone write, on
+    /// this thread and now, after the round sent the entries to the
+    /// followers; otherwise it asks the syncer thread.
+    fn sync_leader_log(&mut self, lone_write: bool) -> Result<(), ReplicaError> {
+        let (Some(syncer), Some((index, term))) = (&mut self.syncer, self.replica.unsynced())
+        else {
+            return Ok(());
+        };
+        if !lone_write {
             syncer.request(index, term);
+            return Ok(());
         }
+        let took = syncer
+            .sync_here()
+            .map_err(|e| ReplicaError::Sync(e.to_string()))?;
+        crate::metrics::observe(&self.metrics.fsync_seconds, took);
+        self.replica.synced(index, term);
+        // Commits if a follower's copy was counted already.
+        self.process()
     }
 
     /// Makes this node its cluster's only voter if it may be: it belongs

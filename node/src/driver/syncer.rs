@@ -1,20 +1,24 @@
-//! [`Syncer`]: the thread that makes a leader's log writes durable. A
-//! leader stores its entries without a sync (`LeaderSync::Deferred`) and
-//! goes on stepping acknowledgments and taking proposals while this thread
-//! syncs the write-ahead log; the driver then counts the leader's own copy
-//! (`Replica::synced`). Requests made while a sync runs are served by one
-//! sync after it, so a busy leader syncs once per sync's time, not once
-//! per round.
+//! [`Syncer`]: how a leader's log writes become durable. A leader stores
+//! its entries without a sync (`LeaderSync::Deferred`) and the driver
+//! counts its own copy once a sync reports them (`Replica::synced`).
+//!
+//! Under load the syncs run on a thread of their own, so the driver goes on
+//! stepping acknowledgments and taking proposals while the disk syncs;
+//! requests made while a sync runs are served by one sync after it, so a
+//! busy leader syncs once per sync's time, not once per round. A lone
+//! write's round syncs on its own thread instead ([`Syncer::sync_here`]):
+//! nothing else waits then, and the syncer thread's wake-up and its wait
+//! for a CPU would cost the write more than the sync.
 
 use std::sync::Weak;
 use std::sync::mpsc::{Sender, channel};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use raftcfg_raft::{LogIndex, Term};
 
 use super::handle::Request;
 use super::queue::Queue;
-use crate::storage::Db;
+use crate::storage::{Db, StorageError};
 
 /// The syncing thread. Dropping this stops it and waits for it, so the
 /// process never exits while the thread is inside RocksDB.
@@ -23,6 +27,8 @@ pub(super) struct Syncer {
     thread: Option<std::thread::JoinHandle<()>>,
     /// The last entry asked to be synced.
     asked: Option<(LogIndex, Term)>,
+    /// The database, for syncs on the caller's thread.
+    db: Db,
 }
 
 impl Drop for Syncer {
@@ -40,6 +46,7 @@ impl Syncer {
     /// closes when every handle is gone (which stops the driver).
     pub(super) fn start(db: Db, driver: Weak<Queue>) -> std::io::Result<Self> {
         let (jobs, pending) = channel::<(LogIndex, Term)>();
+        let own_db = db.clone();
         let thread = std::thread::Builder::new()
             .name("raftcfg-syncer".into())
             .spawn(move || {
@@ -73,6 +80,7 @@ impl Syncer {
             jobs: Some(jobs),
             thread: Some(thread),
             asked: None,
+            db: own_db,
         })
     }
 
@@ -87,5 +95,13 @@ impl Syncer {
         {
             self.asked = Some((index, term));
         }
+    }
+
+    /// Syncs everything stored so far on the calling thread, now; answers
+    /// how long the sync took.
+    pub(super) fn sync_here(&self) -> Result<Duration, StorageError> {
+        let started = Instant::now();
+        self.db.sync_wal()?;
+        Ok(started.elapsed())
     }
 }

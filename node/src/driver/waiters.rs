@@ -63,6 +63,13 @@ impl Waiters {
             && self.reads_awaiting_apply.is_empty()
     }
 
+    /// Whether one proposal waits, and nothing else.
+    pub(super) fn one_proposal_only(&self) -> bool {
+        self.proposals.len() == 1
+            && self.reads_awaiting_index.is_empty()
+            && self.reads_awaiting_apply.is_empty()
+    }
+
     /// Waits for the entry proposed at `index` in `term`.
     pub(super) fn add_proposal(&mut self, index: LogIndex, term: Term, waiter: Waiter) {
         self.proposals.insert(index, (term, waiter));
