@@ -17,7 +17,8 @@
 # to BENCH_ATTEMPTS times in all (default 3), the last kept whatever its
 # steal. At the end it records each process's peak RSS. It prints the
 # medians over the repetitions as one table with raftcfg/etcd ratios and
-# the most steal of any run kept behind each row, and, when `wrk` is
+# the most steal of any run kept behind each row (each run's own figures
+# are in its progress line on stderr), and, when `wrk` is
 # installed (Debian's `wrk`), one cross-check of the load generator at 16
 # connections. When writes are measured, each repetition also runs
 # `raftcfg-tools floor` (the least a write synced on two of three members
@@ -193,6 +194,8 @@ run["rep"] = rep
 run["steal_pct"] = float(sys.argv[7])
 run["cpu_ms_per_op"] = 1000.0 * ticks / per_sec / requests if requests else float("nan")
 print(json.dumps(run))
+print(f"bench:   {run['throughput']:,.0f}/s, p99 {run['p99_ms']:.2f} ms, "
+      f"{run['cpu_ms_per_op']:.3f} CPU ms/op, steal {run['steal_pct']}%", file=sys.stderr)
 PY
 }
 
